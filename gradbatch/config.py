@@ -1,0 +1,464 @@
+"""Job files: YAML → frozen, typed :class:`JobConfig` objects. Every validation message lives here.
+
+A file holds one job, or several under ``jobs:``; keys beside ``jobs:`` are shared defaults that
+each job may override. Every error names the YAML path, the value given and what is allowed::
+
+    grid.y[2]: expected a positive integer, got -4
+
+and nothing is computed or written until the whole file has validated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import yaml
+
+from .errors import ConfigError, ExpressionError
+from .expr import CONSTANTS, FUNCTIONS, parse
+from .functions import BUILTINS
+
+__all__ = [
+    "Axis", "Grid", "ExpressionSource", "VectorSource", "BuiltinSource", "CallableSource",
+    "FunctionSource", "Output", "Compression", "CompileMode", "JobConfig", "JobFile",
+    "load_config", "parse_config", "DEFAULT_CONFIG",
+]
+
+DEFAULT_CONFIG = Path(__file__).parent / "data" / "ripple.yaml"
+"""The small embedded job that ``gradbatch run`` runs when no file is given."""
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_RESERVED = {"jobs", "levels", "_tiles"}
+
+
+class Output(str, Enum):
+    """Fields a job can write. Scalar functions: value, gradient, magnitude, check.
+    Vector fields: components, divergence, curl, magnitude, check."""
+
+    VALUE = "value"
+    GRADIENT = "gradient"
+    MAGNITUDE = "magnitude"
+    CHECK = "check"
+    COMPONENTS = "components"
+    DIVERGENCE = "divergence"
+    CURL = "curl"
+
+
+SCALAR_OUTPUTS = (Output.VALUE, Output.GRADIENT, Output.MAGNITUDE, Output.CHECK)
+VECTOR_OUTPUTS = (Output.COMPONENTS, Output.DIVERGENCE, Output.CURL, Output.MAGNITUDE, Output.CHECK)
+DEFAULT_SCALAR_OUTPUTS = (Output.VALUE, Output.GRADIENT)
+DEFAULT_VECTOR_OUTPUTS = (Output.COMPONENTS, Output.DIVERGENCE, Output.CURL)
+
+
+class Compression(str, Enum):
+    LZ4 = "lz4"  # Blosc2 LZ4 + shuffle (hdf5plugin): fast, ~1.8x
+    ZSTD = "zstd"  # Blosc2 zstd level 1 + shuffle: smaller, slower
+    GZIP = "gzip"  # plain HDF5 deflate: slow, but readable without hdf5plugin
+    NONE = "none"
+
+
+class CompileMode(str, Enum):
+    AUTO = "auto"  # compile when the job is large enough to pay the compile time back
+    ON = "on"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid axis: ``points`` evenly spaced values from ``start`` to ``stop`` inclusive."""
+
+    name: str
+    start: float
+    stop: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """1 to 3 axes in the order the job gives them (the function's argument order).
+
+    Arrays are stored with the axes reversed (``(y, x)``, ``(z, y, x)``), as netCDF/CF and
+    image tools expect: the first axis varies fastest.
+    """
+
+    axes: tuple[Axis, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for a in self.axes:
+            n *= a.points
+        return n
+
+
+@dataclass(frozen=True)
+class ExpressionSource:
+    text: str
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuiltinSource:
+    name: str
+
+
+@dataclass(frozen=True)
+class CallableSource:
+    ref: str
+    base_dir: Path | None = None
+
+
+FunctionSource = Union[ExpressionSource, VectorSource, BuiltinSource, CallableSource]
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One validated job. ``where`` is its YAML path prefix, for messages (``jobs[1]``)."""
+
+    name: str
+    output: Path
+    function: FunctionSource
+    grid: Grid
+    params: Mapping[str, float] = field(default_factory=dict)
+    device: str = "auto"
+    dtype: str = "float32"
+    outputs: tuple[Output, ...] | None = None  # None: the default for the function's kind
+    tile: tuple[int, ...] | None = None  # per axis in grid order; None: engine default
+    compile: CompileMode = CompileMode.AUTO
+    compression: Compression = Compression.LZ4
+    pyramid: bool = True
+    threads: int = 1
+    where: str = ""
+    yaml: str = ""  # this job's settings as YAML, for provenance
+
+
+@dataclass(frozen=True)
+class JobFile:
+    path: Path | None
+    jobs: tuple[JobConfig, ...]
+    text: str = ""
+
+
+_JOB_KEYS = {
+    "name", "output", "function", "params", "grid", "device", "dtype", "outputs", "tile",
+    "compile", "compression", "pyramid", "threads", "description",
+}
+
+
+def load_config(path: str | Path | None = None, *, output: str | Path | None = None) -> JobFile:
+    """Read and validate a job file (the embedded example when ``path`` is None).
+
+    ``output`` overrides every job's output path (the CLI's ``-o``).
+    """
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such job file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read job file ({exc})") from None
+    stem = p.stem if path is not None else "ripple"
+    return parse_config(text, name=stem, source=p, output=output)
+
+
+def parse_config(
+    text: str,
+    *,
+    name: str = "job",
+    source: Path | None = None,
+    output: str | Path | None = None,
+) -> JobFile:
+    """Validate YAML ``text``. ``name`` is the default job name and output stem."""
+    label = f"{source}: " if source else ""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}expected a mapping of job settings, got {_show(data)}")
+    base_dir = source.parent.resolve() if source is not None else None
+    try:
+        if "jobs" in data:
+            jobs_raw = data["jobs"]
+            shared = {k: v for k, v in data.items() if k != "jobs"}
+            if not isinstance(jobs_raw, list) or not jobs_raw:
+                raise ConfigError(f"jobs: expected a non-empty list of jobs, got {_show(jobs_raw)}")
+            jobs = []
+            for i, raw in enumerate(jobs_raw):
+                if not isinstance(raw, dict):
+                    raise ConfigError(f"jobs[{i}]: expected a mapping, got {_show(raw)}")
+                merged = {**shared, **raw}
+                jobs.append(_job(merged, f"jobs[{i}]", f"{name}_{i}", name, base_dir, output))
+        else:
+            jobs = [_job(data, "", name, name, base_dir, output)]
+        seen: dict[tuple[str, str], str] = {}
+        for job in jobs:
+            key = (str(job.output.resolve()), job.name)
+            if key in seen:
+                raise ConfigError(
+                    f"{_at(job.where, 'name')}: job name {job.name!r} is used twice for "
+                    f"{job.output} (also at {seen[key] or 'top level'}); names must be unique per file"
+                )
+            seen[key] = job.where
+    except ConfigError as exc:
+        raise type(exc)(f"{label}{exc}") from None
+    return JobFile(source, tuple(jobs), text)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "nothing"
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _job(
+    d: dict[str, Any], where: str, default_name: str, stem: str, base_dir: Path | None,
+    output_override: str | Path | None,
+) -> JobConfig:
+    unknown = sorted(set(d) - _JOB_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{_at(where, unknown[0])}: unknown setting; allowed: {', '.join(sorted(_JOB_KEYS))}"
+        )
+    name = d.get("name", default_name if where else stem)
+    if not isinstance(name, str) or not _JOB_NAME.match(name) or name in _RESERVED:
+        raise ConfigError(
+            f"{_at(where, 'name')}: expected a job name of letters, digits, '_', '.', '-' "
+            f"(not {', '.join(sorted(_RESERVED))}), got {_show(name)}"
+        )
+    params = _params(d.get("params", {}), _at(where, "params"))
+    function_raw = d.get("function")
+    if function_raw is None:
+        raise ConfigError(f"{_at(where, 'function')}: missing; give an expression, a list of "
+                          "expressions, {builtin: NAME} or {callable: 'package.module:function'}")
+    function = _function(function_raw, _at(where, "function"), base_dir)
+    grid = _grid(d.get("grid"), _at(where, "grid"), function)
+    reserved = set(FUNCTIONS) | set(CONSTANTS) | _RESERVED
+    for a in grid.axes:
+        if a.name in reserved or a.name in params:
+            raise ConfigError(
+                f"{_at(where, 'grid')}.{a.name}: axis name {a.name!r} clashes with a function, "
+                "constant or parameter name"
+            )
+    for p in params:
+        if p in FUNCTIONS or p in CONSTANTS:
+            raise ConfigError(f"{_at(where, 'params')}.{p}: {p!r} is a built-in function or constant name")
+    _check_function(function, grid, params, _at(where, "function"))
+
+    device = d.get("device", "auto")
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ConfigError(f"{_at(where, 'device')}: expected auto, cpu, cuda or cuda:N, got {_show(device)}")
+    dtype = d.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"{_at(where, 'dtype')}: expected float32 or float64, got {_show(dtype)}")
+    outputs = _outputs(d.get("outputs"), _at(where, "outputs"), function, grid)
+    tile = _tile(d.get("tile"), _at(where, "tile"), grid)
+    compile_mode = _enum(CompileMode, d.get("compile", "auto"), _at(where, "compile"),
+                         {True: CompileMode.ON, False: CompileMode.OFF})
+    compression = _enum(Compression, d.get("compression", "lz4"), _at(where, "compression"),
+                        {False: Compression.NONE})
+    pyramid = d.get("pyramid", True)
+    if not isinstance(pyramid, bool):
+        raise ConfigError(f"{_at(where, 'pyramid')}: expected true or false, got {_show(pyramid)}")
+    threads = d.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"{_at(where, 'threads')}: expected a positive integer, got {_show(threads)}")
+
+    if output_override is not None:
+        out = Path(output_override)
+    else:
+        out_raw = d.get("output", f"{stem}.h5")
+        if not isinstance(out_raw, str) or not out_raw.strip():
+            raise ConfigError(f"{_at(where, 'output')}: expected a file path, got {_show(out_raw)}")
+        out = Path(out_raw)
+    if out.suffix not in (".h5", ".hdf5", ".nc"):
+        raise ConfigError(f"{_at(where, 'output')}: expected a path ending in .h5, .hdf5 or .nc, got {str(out)!r}")
+
+    settings = {k: v for k, v in d.items()}
+    settings["name"] = name
+    return JobConfig(
+        name=name, output=out, function=function, grid=grid, params=params, device=device,
+        dtype=dtype, outputs=outputs, tile=tile, compile=compile_mode, compression=compression,
+        pyramid=pyramid, threads=threads, where=where,
+        yaml=yaml.safe_dump(settings, sort_keys=False),
+    )
+
+
+def _params(raw: Any, where: str) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of name: number, got {_show(raw)}")
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or not _NAME.match(k):
+            raise ConfigError(f"{where}: parameter names must be identifiers, got {_show(k)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}.{k}: expected a number, got {_show(v)}")
+        out[k] = float(v)
+    return out
+
+
+def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
+    if isinstance(raw, str):
+        return ExpressionSource(raw)
+    if isinstance(raw, list):
+        if not raw or not all(isinstance(t, str) for t in raw):
+            raise ConfigError(f"{where}: a vector field is a list of expression strings, one per axis; got {_show(raw)}")
+        return VectorSource(tuple(raw))
+    if isinstance(raw, dict) and len(raw) == 1:
+        (kind, value), = raw.items()
+        if kind == "builtin":
+            if value not in BUILTINS:
+                raise ConfigError(f"{where}.builtin: unknown built-in {_show(value)}; "
+                                  f"allowed: {', '.join(sorted(BUILTINS))}")
+            return BuiltinSource(value)
+        if kind == "callable":
+            if not isinstance(value, str) or value.count(":") != 1:
+                raise ConfigError(f"{where}.callable: expected 'package.module:function', got {_show(value)}")
+            return CallableSource(value, base_dir)
+        if kind == "expression":
+            return _function(value, where + ".expression", base_dir)
+    raise ConfigError(
+        f"{where}: expected an expression string, a list of expressions, {{builtin: NAME}} or "
+        f"{{callable: 'package.module:function'}}, got {_show(raw)}"
+    )
+
+
+def _number(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        raise ConfigError(f"{where}: expected a finite number, got {_show(v)}")
+    return float(v)
+
+
+def _grid(raw: Any, where: str, function: FunctionSource) -> Grid:
+    if raw is None:
+        if isinstance(function, BuiltinSource):
+            b = BUILTINS[function.name]
+            n = b.dims[0] if len(b.dims) == 1 else 2
+            _, names = b.template(n)
+            return Grid(tuple(Axis(nm, lo, hi, 512 if n < 3 else 64)
+                              for nm, (lo, hi) in zip(names, b.domain(n))))
+        raise ConfigError(f"{where}: missing; give axis: [min, max, points] for 1 to 3 axes, "
+                          "e.g. {x: [-4, 4, 512], y: [-4, 4, 512]}")
+    if not isinstance(raw, dict) or not 1 <= len(raw) <= 3:
+        raise ConfigError(f"{where}: expected a mapping of 1 to 3 axes, name: [min, max, points], got {_show(raw)}")
+    axes = []
+    for name, spec in raw.items():
+        at = f"{where}.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(f"{where}: axis names must be identifiers, got {_show(name)}")
+        if not isinstance(spec, list) or len(spec) != 3:
+            raise ConfigError(f"{at}: expected [min, max, points], got {_show(spec)}")
+        lo, hi = _number(spec[0], f"{at}[0]"), _number(spec[1], f"{at}[1]")
+        pts = spec[2]
+        if isinstance(pts, bool) or not isinstance(pts, int) or pts < 2:
+            raise ConfigError(f"{at}[2]: expected a positive integer of at least 2, got {_show(pts)}")
+        if not lo < hi:
+            raise ConfigError(f"{at}: expected min < max, got min {lo:g} and max {hi:g}")
+        axes.append(Axis(name, lo, hi, pts))
+    return Grid(tuple(axes))
+
+
+def _check_function(function: FunctionSource, grid: Grid, params: Mapping[str, float], where: str) -> None:
+    """Parse expressions now, so a bad one fails before anything runs."""
+    try:
+        if isinstance(function, ExpressionSource):
+            parse(function.text, grid.names, params)
+        elif isinstance(function, VectorSource):
+            if len(function.texts) != grid.ndim:
+                raise ConfigError(f"{where}: a vector field needs one expression per axis "
+                                  f"({grid.ndim}: {', '.join(grid.names)}), got {len(function.texts)}")
+            for i, t in enumerate(function.texts):
+                try:
+                    parse(t, grid.names, params)
+                except ExpressionError as exc:
+                    raise ExpressionError(f"[{i}]: {exc}") from None
+    except ExpressionError as exc:
+        raise ExpressionError(f"{where}: {exc}") from None
+    if isinstance(function, BuiltinSource):
+        b = BUILTINS[function.name]
+        if grid.ndim not in b.dims:
+            raise ConfigError(f"{where}.builtin: {b.name} takes {' or '.join(map(str, b.dims))} "
+                              f"axes, the grid has {grid.ndim} ({', '.join(grid.names)})")
+
+
+def _outputs(raw: Any, where: str, function: FunctionSource, grid: Grid) -> tuple[Output, ...] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: expected a list of outputs, got {_show(raw)}")
+    out: list[Output] = []
+    for i, v in enumerate(raw):
+        try:
+            o = Output(v)
+        except ValueError:
+            raise ConfigError(f"{where}[{i}]: unknown output {_show(v)}; allowed: "
+                              f"{', '.join(o.value for o in Output)}") from None
+        if o not in out:
+            out.append(o)
+    kind = ("vector" if isinstance(function, VectorSource)
+            else None if isinstance(function, CallableSource) else "scalar")
+    if kind is not None:
+        check_outputs(tuple(out), kind, grid.ndim, where)
+    return tuple(out)
+
+
+def check_outputs(outputs: Sequence[Output], kind: str, ndim: int, where: str) -> None:
+    """Raise ConfigError if ``outputs`` do not suit a ``kind`` ('scalar'/'vector') function."""
+    allowed = SCALAR_OUTPUTS if kind == "scalar" else VECTOR_OUTPUTS
+    for o in outputs:
+        if o not in allowed:
+            raise ConfigError(f"{where}: {o.value!r} is not an output of a {kind} function; "
+                              f"allowed: {', '.join(a.value for a in allowed)}")
+        if o is Output.CURL and ndim == 1:
+            raise ConfigError(f"{where}: curl needs a 2D or 3D grid")
+
+
+def _tile(raw: Any, where: str, grid: Grid) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    values = [raw] * grid.ndim if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    if not isinstance(values, list) or len(values) != grid.ndim:
+        raise ConfigError(f"{where}: expected a power of two, or a list of {grid.ndim} of them "
+                          f"(one per axis), got {_show(raw)}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v & (v - 1):
+            raise ConfigError(f"{where}" + (f"[{i}]" if isinstance(raw, list) else "")
+                              + f": expected a power of two (1, 2, 4, ... 512 ...), got {_show(v)}")
+    return tuple(values)
+
+
+def _enum(cls: type[Enum], raw: Any, where: str, aliases: dict[Any, Enum]) -> Any:
+    if isinstance(raw, bool) and raw in aliases:
+        return aliases[raw]
+    try:
+        return cls(raw)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in cls)  # type: ignore[attr-defined]
+        raise ConfigError(f"{where}: expected one of {allowed}, got {_show(raw)}") from None

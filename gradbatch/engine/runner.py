@@ -1,0 +1,223 @@
+"""The tile loop: plan a job, then stream :class:`TileResult` objects, one per tile.
+
+Memory does not grow with the grid: one tile (plus the results waiting for the writer) is alive
+at a time. On CUDA, tile i's results are copied to pinned host memory on a side stream while
+tile i+1 computes; a CUDA out-of-memory error splits the tile into more pieces and retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSource, CallableSource,
+                      ExpressionSource, JobConfig, Output, VectorSource, check_outputs)
+from ..errors import EngineError, FunctionError
+from ..functions import (FieldFunction, from_builtin, from_callable, from_expression, from_vector,
+                         probe)
+from ..grid import Tile, TileLayout, axis_values, layout, level_count, tile_coords
+from ..pyramid import tile_levels
+from .device import resolve_device
+from .kernel import CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check, warm_up
+
+__all__ = ["JobPlan", "TileResult", "EvalStats", "plan_job", "resolve_function", "evaluate"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything needed to compute a job, resolved and validated."""
+
+    job: JobConfig
+    function: FieldFunction
+    device: torch.device
+    dtype: torch.dtype
+    outputs: tuple[Output, ...]
+    fields: tuple[str, ...]
+    layout: TileLayout
+    levels: int
+    axes: tuple[np.ndarray, ...]  # coordinates per axis, grid order, job dtype
+
+    @property
+    def check(self) -> bool:
+        return Output.CHECK in self.outputs
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """One computed tile: host arrays of its valid shape, and its pyramid pieces."""
+
+    tile: Tile
+    fields: dict[str, np.ndarray]
+    levels: list[dict[str, np.ndarray]]
+
+
+@dataclass
+class EvalStats:
+    """Filled in while :func:`evaluate` runs."""
+
+    tiles: int = 0
+    points: int = 0
+    compute_s: float = 0.0
+    compile_s: float = 0.0
+    compiled: bool = False
+    splits: int = 1
+    check: CheckStats | None = None
+
+
+def resolve_function(job: JobConfig) -> FieldFunction:
+    src = job.function
+    names = job.grid.names
+    if isinstance(src, ExpressionSource):
+        return from_expression(src.text, names, job.params)
+    if isinstance(src, VectorSource):
+        return from_vector(src.texts, names, job.params)
+    if isinstance(src, BuiltinSource):
+        return from_builtin(src.name, job.grid.ndim, job.params)
+    if isinstance(src, CallableSource):
+        where = f"{job.where}.function.callable" if job.where else "function.callable"
+        return from_callable(src.ref, src.base_dir, where)
+    raise TypeError(f"unknown function source {src!r}")
+
+
+def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPlan:
+    """Resolve device and function, check the function on a few points, fix the outputs.
+
+    ``device`` overrides the job's own setting (as the CLI's ``--device`` does).
+    """
+    dev = resolve_device(device if device is not None else job.device)
+    dtype = _DTYPES[job.dtype]
+    ff = probe(resolve_function(job), job.grid.ndim, dtype, dev)
+    where = f"{job.where}.outputs" if job.where else "outputs"
+    if job.outputs is None:
+        outputs = DEFAULT_SCALAR_OUTPUTS if ff.kind == "scalar" else DEFAULT_VECTOR_OUTPUTS
+        if ff.kind == "vector" and job.grid.ndim == 1:
+            outputs = tuple(o for o in outputs if o is not Output.CURL)
+    else:
+        outputs = job.outputs
+        check_outputs(outputs, ff.kind, job.grid.ndim, where)
+    names = tuple(field_names(ff, job.grid.names, outputs))
+    if not names:
+        raise EngineError(f"{where}: nothing to write; add value, gradient or another field")
+    lay = layout(job.grid, job.tile)
+    levels = level_count(lay) if job.pyramid else 0
+    axes = tuple(axis_values(job.grid, dtype))
+    return JobPlan(job, ff, dev, dtype, tuple(outputs), names, lay, levels, axes)
+
+
+def _run_split(kernel: Kernel, coords: tuple[torch.Tensor, ...], parts: int) -> dict[str, torch.Tensor]:
+    if parts == 1:
+        return kernel(coords)
+    pieces = [kernel(tuple(c[sl] for c in coords))
+              for sl in _slices(coords[0].shape[0], parts)]
+    return {k: torch.cat([p[k] for p in pieces], dim=0) for k in pieces[0]}
+
+
+def _slices(n: int, parts: int) -> list[slice]:
+    step = -(-n // parts)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _compute(kernel: Kernel, coords: tuple[torch.Tensor, ...], stats: EvalStats) -> dict[str, torch.Tensor]:
+    while True:
+        try:
+            return _run_split(kernel, coords, stats.splits)
+        except torch.cuda.OutOfMemoryError:
+            if stats.splits >= coords[0].shape[0]:
+                raise EngineError(
+                    f"CUDA out of memory even with the tile split into {stats.splits} pieces; "
+                    "use a smaller tile: setting"
+                ) from None
+            torch.cuda.empty_cache()
+            stats.splits *= 2
+
+
+def _crop(t: torch.Tensor, valid: tuple[int, ...]) -> torch.Tensor:
+    return t[tuple(slice(0, n) for n in valid)]
+
+
+def evaluate(
+    plan: JobPlan,
+    skip: set[int] | frozenset[int] = frozenset(),
+    stats: EvalStats | None = None,
+) -> Iterator[TileResult]:
+    """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers), in order."""
+    stats = stats if stats is not None else EvalStats()
+    job = plan.job
+    dev = plan.device
+    axes_dev = [torch.as_tensor(a, device=dev) for a in plan.axes]
+    todo = [t for t in plan.layout if t.flat not in skip]
+    if not todo:
+        return
+    points = sum(t.size for t in todo)
+    kernel = build_kernel(plan.function, job.grid.names, plan.outputs, job.compile, points)
+    steps = check_steps(plan.axes) if plan.check else ()
+    if plan.check and stats.check is None:
+        stats.check = CheckStats()
+    if kernel.compiled:
+        t0 = time.perf_counter()
+        kernel = warm_up(kernel, tile_coords(axes_dev, plan.layout, todo[0]), job.compile)
+        stats.compile_s = time.perf_counter() - t0
+    stats.compiled = kernel.compiled
+
+    cuda = dev.type == "cuda"
+    copy_stream = torch.cuda.Stream(dev) if cuda else None
+    pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event] | None = None
+    for tile in todo:
+        t_tile = time.perf_counter()
+        coords = tile_coords(axes_dev, plan.layout, tile)
+        try:
+            out = _compute(kernel, coords, stats)
+            if plan.check:
+                stats.check.merge(finite_difference_check(plan.function, coords, tile.shape, steps))
+        except (EngineError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as exc:
+            raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
+                                f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
+        out = {k: v.detach() for k, v in out.items()}
+        levels = tile_levels(out, tile.shape, plan.levels)
+        fields = {k: _crop(v, tile.shape) for k, v in out.items()}
+        if not cuda:
+            result = TileResult(tile, {k: v.numpy() for k, v in fields.items()},
+                                [{k: v.numpy() for k, v in lv.items()} for lv in levels])
+            stats.tiles += 1
+            stats.points += tile.size
+            stats.compute_s += time.perf_counter() - t_tile
+            yield result
+            continue
+        assert copy_stream is not None
+        copy_stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(copy_stream):
+            host_fields = {k: _to_pinned(v, copy_stream) for k, v in fields.items()}
+            host_levels = [{k: _to_pinned(v, copy_stream) for k, v in lv.items()} for lv in levels]
+            event = torch.cuda.Event()
+            event.record(copy_stream)
+        stats.compute_s += time.perf_counter() - t_tile
+        if pending is not None:
+            yield _finish(pending, stats)
+        pending = (tile, host_fields, host_levels, event)
+    if pending is not None:
+        yield _finish(pending, stats)
+
+
+def _to_pinned(v: torch.Tensor, stream: torch.cuda.Stream) -> torch.Tensor:
+    host = torch.empty(v.shape, dtype=v.dtype, pin_memory=True)
+    host.copy_(v, non_blocking=True)
+    v.record_stream(stream)
+    return host
+
+
+def _finish(pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event],
+            stats: EvalStats) -> TileResult:
+    tile, fields, levels, event = pending
+    event.synchronize()
+    stats.tiles += 1
+    stats.points += tile.size
+    return TileResult(tile, {k: v.numpy() for k, v in fields.items()},
+                      [{k: v.numpy() for k, v in lv.items()} for lv in levels])

@@ -1,0 +1,292 @@
+"""Where a job's function comes from: expressions, built-ins, user callables.
+
+Every source becomes a :class:`FieldFunction`: an elementwise torch function of one coordinate
+tensor per grid axis that returns either one tensor (a scalar field, whose gradient the engine
+takes) or one tensor per axis (a vector field, drawn as it is, whose divergence and curl the
+engine takes).
+
+Built-ins are written in the same safe expression language as user expressions, with their
+usual domain and their known minima as metadata.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .errors import ConfigError, FunctionError
+from .expr import Expr, parse
+
+__all__ = ["Minimum", "Builtin", "BUILTINS", "FieldFunction", "from_expression",
+           "from_vector", "from_builtin", "from_callable", "probe"]
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """A known minimum: ``point`` in axis order, ``value`` there; ``local`` if not global."""
+
+    point: tuple[float, ...]
+    value: float
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A named test function. ``template`` maps a dimension to (expression, variable names)."""
+
+    name: str
+    dims: tuple[int, ...]
+    template: Callable[[int], tuple[str, tuple[str, ...]]]
+    domain: Callable[[int], tuple[tuple[float, float], ...]]
+    minima: Callable[[int], tuple[Minimum, ...]]
+    description: str
+
+
+def _fixed(text: str, variables: tuple[str, ...]) -> Callable[[int], tuple[str, tuple[str, ...]]]:
+    return lambda n: (text, variables)
+
+
+def _box(lo: float, hi: float) -> Callable[[int], tuple[tuple[float, float], ...]]:
+    return lambda n: tuple((lo, hi) for _ in range(n))
+
+
+def _nvars(n: int) -> tuple[str, ...]:
+    return ("x", "y", "z")[:n]
+
+
+def _origin(value: float) -> Callable[[int], tuple[Minimum, ...]]:
+    return lambda n: (Minimum(tuple(0.0 for _ in range(n)), value),)
+
+
+def _minima(*items: Minimum) -> Callable[[int], tuple[Minimum, ...]]:
+    return lambda n: items
+
+
+_CUBIC_MIN = (-2.0 + math.sqrt(7.0)) / 3.0  # root of 3x^2 + 4x - 1 with f'' > 0
+
+BUILTINS: dict[str, Builtin] = {
+    b.name: b
+    for b in [
+        Builtin(
+            "sphere", (1, 2, 3),
+            lambda n: (" + ".join(f"{v}**2" for v in _nvars(n)), _nvars(n)),
+            _box(-2.0, 2.0), _origin(0.0), "sum of squares; seed 003's x0**2 + x1**2",
+        ),
+        Builtin(
+            "rastrigin", (1, 2, 3),
+            lambda n: (
+                f"{10 * n} + " + " + ".join(f"({v}**2 - 10*cos(2*pi*{v}))" for v in _nvars(n)),
+                _nvars(n),
+            ),
+            _box(-5.12, 5.12), _origin(0.0), "Rastrigin: a regular field of local minima",
+        ),
+        Builtin(
+            "rosenbrock", (2,), _fixed("(1 - x)**2 + 100*(y - x**2)**2", ("x", "y")),
+            lambda n: ((-2.0, 2.0), (-1.0, 3.0)), _minima(Minimum((1.0, 1.0), 0.0)),
+            "Rosenbrock's banana valley",
+        ),
+        Builtin(
+            "himmelblau", (2,), _fixed("(x**2 + y - 11)**2 + (x + y**2 - 7)**2", ("x", "y")),
+            _box(-5.0, 5.0),
+            _minima(
+                Minimum((3.0, 2.0), 0.0),
+                Minimum((-2.805118086952745, 3.131312518250573), 0.0),
+                Minimum((-3.779310253377747, -3.283185991286170), 0.0),
+                Minimum((3.584428340330492, -1.848126526964404), 0.0),
+            ),
+            "Himmelblau: four equal minima (seed 004)",
+        ),
+        Builtin(
+            "beale", (2,),
+            _fixed("(1.5 - x + x*y)**2 + (2.25 - x + x*y**2)**2 + (2.625 - x + x*y**3)**2",
+                   ("x", "y")),
+            _box(-4.5, 4.5), _minima(Minimum((3.0, 0.5), 0.0)), "Beale",
+        ),
+        Builtin(
+            "booth", (2,), _fixed("(x + 2*y - 7)**2 + (2*x + y - 5)**2", ("x", "y")),
+            _box(-10.0, 10.0), _minima(Minimum((1.0, 3.0), 0.0)), "Booth",
+        ),
+        Builtin(
+            "matyas", (2,), _fixed("0.26*(x**2 + y**2) - 0.48*x*y", ("x", "y")),
+            _box(-10.0, 10.0), _origin(0.0), "Matyas",
+        ),
+        Builtin(
+            "goldstein_price", (2,),
+            _fixed(
+                "(1 + (x + y + 1)**2*(19 - 14*x + 3*x**2 - 14*y + 6*x*y + 3*y**2))"
+                "*(30 + (2*x - 3*y)**2*(18 - 32*x + 12*x**2 + 48*y - 36*x*y + 27*y**2))",
+                ("x", "y"),
+            ),
+            _box(-2.0, 2.0), _minima(Minimum((0.0, -1.0), 3.0)), "Goldstein-Price",
+        ),
+        Builtin(
+            "easom", (2,), _fixed("-cos(x)*cos(y)*exp(-((x - pi)**2 + (y - pi)**2))", ("x", "y")),
+            _box(-2.0, 8.0), _minima(Minimum((math.pi, math.pi), -1.0)),
+            "Easom: a needle in a flat plain",
+        ),
+        Builtin(
+            "mccormick", (2,), _fixed("sin(x + y) + (x - y)**2 - 1.5*x + 2.5*y + 1", ("x", "y")),
+            lambda n: ((-1.5, 4.0), (-3.0, 4.0)),
+            _minima(Minimum((-0.5471975602214493, -1.5471975602214493), -1.9132229549810367)),
+            "McCormick",
+        ),
+        # The seeds' functions.
+        Builtin(
+            "cubic", (1,), _fixed("x**3 + 2*x**2 - x", ("x",)), _box(-3.0, 1.5),
+            _minima(Minimum((_CUBIC_MIN,), _CUBIC_MIN**3 + 2 * _CUBIC_MIN**2 - _CUBIC_MIN, True)),
+            "seed 000's cubic x^3 + 2x^2 - x",
+        ),
+        Builtin(
+            "ripple", (2,), _fixed("sin(sqrt((0.75*x)**2 + y**2 + 0.01))", ("x", "y")),
+            _box(-5.0, 5.0), _minima(), "seed 000's ripple sin(sqrt((0.75x)^2 + y^2 + 0.01))",
+        ),
+        Builtin(
+            "sin_xy", (2,), _fixed("sin(x*y)", ("x", "y")), _box(0.0, 4.0), _minima(),
+            "seeds 001 and 003: sin(xy)",
+        ),
+        Builtin(
+            "saddle", (2,), _fixed("x*y", ("x", "y")), _box(-2.0, 2.0), _minima(),
+            "seed 003's x0*x1: a saddle at the origin",
+        ),
+        Builtin(
+            "xyz", (3,), _fixed("x**2 + y**2 + exp(z) + x*y*z", ("x", "y", "z")),
+            _box(-1.0, 1.0), _minima(), "seed 001's function of three variables",
+        ),
+    ]
+}
+
+TensorFn = Callable[..., "torch.Tensor | tuple[torch.Tensor, ...]"]
+
+
+@dataclass(frozen=True)
+class FieldFunction:
+    """An elementwise function of the grid coordinates, ready for the engine.
+
+    ``fn(*coords)`` takes one tensor per axis (same shape, dtype, device) and returns one tensor
+    of that shape (``kind == "scalar"``) or a tuple of ``ncomp`` of them (``kind == "vector"``).
+    """
+
+    fn: TensorFn
+    kind: str
+    ncomp: int
+    source: str  # "expression" | "vector" | "builtin" | "callable"
+    text: str  # what it is, for provenance: the expression(s), builtin name or callable ref
+    minima: tuple[Minimum, ...] = ()
+
+
+def from_expression(text: str, axes: Sequence[str], params: Mapping[str, float]) -> FieldFunction:
+    expr = parse(text, axes, params)
+    return FieldFunction(expr, "scalar", 1, "expression", text)
+
+
+def from_vector(
+    texts: Sequence[str], axes: Sequence[str], params: Mapping[str, float]
+) -> FieldFunction:
+    exprs: tuple[Expr, ...] = tuple(parse(t, axes, params) for t in texts)
+
+    def vector(*coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(e(*coords) for e in exprs)
+
+    return FieldFunction(vector, "vector", len(exprs), "vector", "[" + ", ".join(texts) + "]")
+
+
+def from_builtin(name: str, ndim: int, params: Mapping[str, float]) -> FieldFunction:
+    b = BUILTINS[name]
+    text, variables = b.template(ndim)
+    expr = parse(text, variables, params)
+    return FieldFunction(expr, "scalar", 1, "builtin", f"{name}: {text}", b.minima(ndim))
+
+
+@contextmanager
+def _importable_from(base: Path | None) -> Iterator[None]:
+    if base is None:
+        yield
+        return
+    entry = str(base)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)
+        except ValueError:
+            pass
+
+
+def from_callable(ref: str, base_dir: Path | None = None, where: str = "function.callable") -> FieldFunction:
+    """Import ``"package.module:function"`` (user code: an explicit opt-in).
+
+    ``base_dir`` (the job file's folder) is searched first, so a ``myfuncs.py`` beside the job
+    file can be named as ``"myfuncs:f"``.
+    """
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"{where}: expected 'package.module:function', got {ref!r}")
+    with _importable_from(base_dir):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
+        except Exception as exc:  # the user's module raised while importing
+            raise FunctionError(
+                f"{where}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+    obj: object = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{where}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"{where}: {ref!r} is a {type(obj).__name__}, not a function")
+    fn = obj
+    kind, ncomp = "scalar", 1  # refined by probe()
+    return FieldFunction(fn, kind, ncomp, "callable", ref)
+
+
+def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device) -> FieldFunction:
+    """Call ``ff`` on a few points and check what it returns; fix ``kind`` for callables.
+
+    Raises :class:`FunctionError` naming the function when it fails or returns something that
+    is not one tensor per point (scalar) or one tensor per axis (vector).
+    """
+    coords = tuple(torch.linspace(0.1, 0.9, 4, dtype=dtype, device=device) for _ in range(ndim))
+    try:
+        out = ff.fn(*coords)
+    except Exception as exc:
+        raise FunctionError(f"{ff.source} {ff.text!r} failed: {type(exc).__name__}: {exc}") from exc
+    shape = coords[0].shape
+    if isinstance(out, torch.Tensor):
+        parts: tuple[object, ...] = (out,)
+        kind = "scalar"
+    elif isinstance(out, (tuple, list)):
+        parts = tuple(out)
+        kind = "vector"
+    else:
+        raise FunctionError(
+            f"{ff.source} {ff.text!r} returned {type(out).__name__}; expected a tensor "
+            f"(scalar field) or a tuple of {ndim} tensors (vector field)"
+        )
+    if kind == "vector" and len(parts) != ndim:
+        raise FunctionError(
+            f"{ff.source} {ff.text!r} returned {len(parts)} components; a vector field on a "
+            f"{ndim}-axis grid needs {ndim}, one per axis"
+        )
+    for p in parts:
+        if not isinstance(p, torch.Tensor) or p.shape != shape or not p.is_floating_point():
+            got = f"{p.dtype} tensor of shape {tuple(p.shape)}" if isinstance(p, torch.Tensor) \
+                else type(p).__name__
+            raise FunctionError(
+                f"{ff.source} {ff.text!r} must return floating-point tensors shaped like its "
+                f"inputs ({tuple(shape)}, elementwise); got {got}"
+            )
+    if ff.source == "callable":
+        return FieldFunction(ff.fn, kind, len(parts), ff.source, ff.text, ff.minima)
+    return ff

@@ -1,0 +1,143 @@
+"""Grid coordinates, array order and tiles.
+
+Array order is the grid's axis order reversed (netCDF/CF, image convention)::
+
+    grid: {x: [..., nx], y: [..., ny]}      ->  arrays of shape (ny, nx): value[j, i] = f(x[i], y[j])
+    grid: {x: ..., y: ..., z: ...}          ->  arrays of shape (nz, ny, nx)
+
+A job is computed tile by tile. Every tile has the same shape (so a compiled kernel is reused);
+edge tiles are padded by repeating the last coordinate and cropped after evaluation::
+
+    +--------+--------+----+        tile (ty, tx): powers of two, so the pyramid's 2x blocks
+    | (0, 0) | (0, 1) |(0,2|pad     never straddle two tiles
+    +--------+--------+----+
+    | (1, 0) | (1, 1) |(1,2|pad
+    +--------+--------+----+
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import Grid
+
+__all__ = ["Tile", "TileLayout", "layout", "axis_values", "tile_coords", "DEFAULT_TILE_POINTS",
+           "level_count", "level_shape", "level_axis_values"]
+
+DEFAULT_TILE_POINTS = {1: 1 << 18, 2: 512, 3: 64}
+"""Default tile side per grid dimensionality (2^18 points per tile in each case)."""
+
+MIN_LEVEL_SIDE = 256
+"""Pyramid levels stop once the largest side is at most this many points."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile. All tuples are in array order (reversed axes)."""
+
+    index: tuple[int, ...]  # position in the tile grid
+    flat: int  # row-major number of the tile, 0 .. len(layout) - 1
+    start: tuple[int, ...]  # first array index covered
+    shape: tuple[int, ...]  # valid (unpadded) shape
+
+    @property
+    def slices(self) -> tuple[slice, ...]:
+        return tuple(slice(s, s + n) for s, n in zip(self.start, self.shape))
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """How an array of ``shape`` is cut into tiles of ``tile`` (both in array order)."""
+
+    shape: tuple[int, ...]
+    tile: tuple[int, ...]
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(-(-n // t) for n, t in zip(self.shape, self.tile))
+
+    def __len__(self) -> int:
+        return math.prod(self.counts)
+
+    def tile_at(self, index: tuple[int, ...]) -> Tile:
+        start = tuple(i * t for i, t in zip(index, self.tile))
+        shape = tuple(min(t, n - s) for t, n, s in zip(self.tile, self.shape, start))
+        flat = int(np.ravel_multi_index(index, self.counts))
+        return Tile(index, flat, start, shape)
+
+    def __iter__(self) -> Iterator[Tile]:
+        for index in np.ndindex(*self.counts):
+            yield self.tile_at(tuple(int(i) for i in index))
+
+
+def layout(grid: Grid, tile: tuple[int, ...] | None = None) -> TileLayout:
+    """Tile layout for ``grid``; ``tile`` is per axis in grid order (None: the default).
+
+    A tile side never exceeds the next power of two above its axis length.
+    """
+    shape = tuple(a.points for a in reversed(grid.axes))
+    if tile is None:
+        want = (DEFAULT_TILE_POINTS[grid.ndim],) * grid.ndim
+    else:
+        want = tuple(reversed(tile))
+    sides = tuple(min(t, 1 << max(n - 1, 1).bit_length()) for t, n in zip(want, shape))
+    return TileLayout(shape, sides)
+
+
+def axis_values(grid: Grid, dtype: torch.dtype) -> list[np.ndarray]:
+    """Coordinates of each axis (grid order), exactly as the engine evaluates them."""
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    return [np.linspace(a.start, a.stop, a.points, dtype=np.float64).astype(np_dtype) for a in grid.axes]
+
+
+def tile_coords(
+    axes: list[torch.Tensor], lay: TileLayout, tile: Tile
+) -> tuple[torch.Tensor, ...]:
+    """Coordinate tensors for ``tile``, one per axis in grid order, each of shape ``lay.tile``.
+
+    ``axes`` are :func:`axis_values` as tensors on the target device. Each returned tensor is
+    contiguous (one leaf element per point, as autograd needs); padding repeats the last value.
+    """
+    ndim = len(axes)
+    out = []
+    for k, values in enumerate(axes):
+        dim = ndim - 1 - k  # array dimension of grid axis k
+        n = values.shape[0]
+        idx = torch.arange(tile.start[dim], tile.start[dim] + lay.tile[dim], device=values.device)
+        v = values[idx.clamp_(max=n - 1)]
+        view = [1] * ndim
+        view[dim] = lay.tile[dim]
+        out.append(v.view(view).expand(lay.tile).contiguous())
+    return tuple(out)
+
+
+def level_count(lay: TileLayout) -> int:
+    """How many 2x pyramid levels a layout supports (beyond level 0, the full grid)."""
+    max_by_tile = min(int(math.log2(t)) for t in lay.tile)
+    k = 0
+    while k < max_by_tile and max(level_shape(lay.shape, k)) > MIN_LEVEL_SIDE:
+        k += 1
+    return k
+
+
+def level_shape(shape: tuple[int, ...], level: int) -> tuple[int, ...]:
+    f = 1 << level
+    return tuple(-(-n // f) for n in shape)
+
+
+def level_axis_values(values: np.ndarray, level: int) -> np.ndarray:
+    """Mean of each block of ``2**level`` consecutive coordinates (the last block may be short)."""
+    f = 1 << level
+    starts = np.arange(0, values.shape[0], f)
+    sums = np.add.reduceat(values.astype(np.float64), starts)
+    counts = np.minimum(starts + f, values.shape[0]) - starts
+    return (sums / counts).astype(values.dtype)

@@ -1,0 +1,333 @@
+"""The HDF5 file: one group per job, one dataset per field, a pyramid, a per-tile done map.
+
+Layout (see docs/format.md for the full description)::
+
+    /                               attrs: gradbatch_format, gradbatch_version
+    /<job>/                         attrs: provenance (function, grid, dtype, device, versions,
+                                           timings, job YAML, complete ...)
+    /<job>/<axis>                   1D coordinates, HDF5 dimension scales
+    /<job>/<field>                  (… , y, x) arrays, chunked by tile, dims labelled by axis
+    /<job>/levels/<k>/<axis|field>  2^k block means, same layout
+    /<job>/_tiles/done              uint8 per tile: 1 once the tile's data is on disk
+
+A job writes to ``<output>.partial`` and the file is renamed to ``<output>`` only when every job
+of that file has finished, so a killed or failed run never leaves a file that looks complete.
+The writer holds the file in SWMR mode: readers may open it while tiles land, and a crash leaves
+the structure readable. A tile's done bit is set only after a flush has put its data on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from .config import Compression
+from .errors import StoreError
+from .grid import Tile, TileLayout, level_axis_values, level_shape
+
+__all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
+           "inspect", "read_field", "open_store"]
+
+FORMAT = "gradbatch/1"
+FLUSH_INTERVAL_S = 1.0
+CHUNK_CACHE_BYTES = 64 << 20
+
+
+def partial_path(path: Path) -> Path:
+    """Where a job file is written until it is complete."""
+    return path.with_name(path.name + ".partial")
+
+
+def _filters(compression: Compression) -> dict[str, Any]:
+    if compression is Compression.LZ4:
+        return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
+    if compression is Compression.ZSTD:
+        return dict(hdf5plugin.Blosc2(cname="zstd", clevel=1, filters=hdf5plugin.Blosc2.SHUFFLE))
+    if compression is Compression.GZIP:
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    return {}
+
+
+def _attr(value: Any) -> Any:
+    """Attributes HDF5 can hold: numbers and strings as they are, the rest as JSON text."""
+    if isinstance(value, str):
+        return str(value)  # plain str: h5py rejects subclasses such as torch's TorchVersion
+    if isinstance(value, (int, float, bool, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=h5py.string_dtype())
+    return json.dumps(value)
+
+
+@dataclass
+class JobWriter:
+    """Creates (or reopens, to resume) one job's group in a partial file and writes its tiles.
+
+    ``fields``: dataset names; ``axes``: (name, coordinates) in grid order; ``lay``: tile layout
+    in array order; ``levels``: pyramid levels beyond the full grid.
+    """
+
+    path: Path
+    job: str
+    fields: Sequence[str]
+    axes: Sequence[tuple[str, np.ndarray]]
+    lay: TileLayout
+    levels: int
+    compression: Compression
+    attrs: Mapping[str, Any]
+    _file: h5py.File | None = field(default=None, init=False, repr=False)
+    _pending: list[int] = field(default_factory=list, init=False, repr=False)
+    _last_flush: float = field(default=0.0, init=False, repr=False)
+
+    # -- opening ------------------------------------------------------------------------------
+    def open(self) -> set[int]:
+        """Create or reopen the group; returns the flat numbers of tiles already done."""
+        exists = self.path.exists()
+        try:
+            f = h5py.File(self.path, "a" if exists else "w", libver="latest",
+                          rdcc_nbytes=CHUNK_CACHE_BYTES)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open for writing ({exc}); if it is a damaged "
+                             "partial file from a killed run, start again with --overwrite") from None
+        try:
+            if "gradbatch_format" not in f.attrs:
+                f.attrs["gradbatch_format"] = FORMAT
+                from . import __version__
+                f.attrs["gradbatch_version"] = __version__
+            if self.job in f:
+                done = self._reopen(f[self.job])
+            else:
+                self._create(f)
+                done = set()
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
+        self._last_flush = time.monotonic()
+        return done
+
+    def _create(self, f: h5py.File) -> None:
+        g = f.create_group(self.job)
+        for k, v in self.attrs.items():
+            g.attrs[k] = _attr(v)
+        g.attrs["complete"] = False
+        g.attrs["fields"] = _attr(list(self.fields))
+        g.attrs["tile"] = _attr(list(self.lay.tile))
+        g.attrs["levels"] = self.levels
+        self._datasets(g, self.lay.shape, self.lay.tile, 0)
+        for k in range(1, self.levels + 1):
+            lg = g.create_group(f"levels/{k}")
+            lg.attrs["factor"] = 1 << k
+            chunks = tuple(max(1, t >> k) for t in self.lay.tile)
+            self._datasets(lg, level_shape(self.lay.shape, k), chunks, k)
+        t = g.create_group("_tiles")
+        t.create_dataset("done", shape=self.lay.counts, dtype="u1", fillvalue=0)
+
+    def _datasets(self, g: h5py.Group, shape: tuple[int, ...], chunks: tuple[int, ...], level: int) -> None:
+        dtype = self.axes[0][1].dtype
+        scales = []
+        for name, values in self.axes:
+            coords = level_axis_values(values, level) if level else values
+            d = g.create_dataset(name, data=coords)
+            d.make_scale(name)
+            scales.append(d)
+        filters = _filters(self.compression)
+        chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
+        for name in self.fields:
+            d = g.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks,
+                                 fillvalue=np.nan, **filters)
+            for dim, scale in enumerate(reversed(scales)):
+                d.dims[dim].attach_scale(scale)
+
+    def _reopen(self, g: h5py.Group) -> set[int]:
+        if g.attrs.get("complete", False):
+            raise StoreError(f"{self.path}: job {self.job!r} is already complete")
+        stored = g.attrs.get("job_yaml", "")
+        if stored != self.attrs.get("job_yaml", ""):
+            raise StoreError(
+                f"{self.path}: job {self.job!r} was started with different settings; "
+                "run again with --overwrite to start afresh"
+            )
+        if list(g.attrs.get("tile", [])) != list(self.lay.tile):
+            raise StoreError(f"{self.path}: job {self.job!r} was started with another tile shape")
+        done = np.asarray(g["_tiles/done"][...]).ravel()
+        return set(int(i) for i in np.flatnonzero(done))
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
+                   levels: Sequence[Mapping[str, np.ndarray]]) -> None:
+        """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once flushed."""
+        assert self._file is not None, "open() first"
+        g = self._file[self.job]
+        sl = tile.slices
+        for name in self.fields:
+            g[name][sl] = fields[name]
+        for k, level in enumerate(levels, start=1):
+            f = 1 << k
+            piece = level[self.fields[0]].shape
+            lsl = tuple(slice(s // f, s // f + n) for s, n in zip(tile.start, piece))
+            lg = g[f"levels/{k}"]
+            for name in self.fields:
+                lg[name][lsl] = level[name]
+        self._pending.append(tile.flat)
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Put written data on disk, then mark the tiles written before it as done."""
+        assert self._file is not None
+        self._file.flush()
+        if self._pending:
+            done = self._file[self.job]["_tiles/done"]
+            counts = self.lay.counts
+            for flat in self._pending:
+                done[np.unravel_index(flat, counts)] = 1
+            self._pending.clear()
+            self._file.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self.flush()
+            finally:
+                self._file.close()
+                self._file = None
+
+    def abandon(self) -> None:
+        """Close after a failure: flush what was written (resume picks it up) and close."""
+        if self._file is not None:
+            try:
+                self.close()
+            except Exception:  # the original failure matters more than a failed close
+                self._file = None
+
+    def finalize(self, attrs: Mapping[str, Any]) -> None:
+        """Record final attributes (timings, check results) and mark the job complete."""
+        with h5py.File(self.path, "r+", libver="latest") as f:
+            g = f[self.job]
+            done = g["_tiles/done"][...]
+            if not done.all():
+                raise StoreError(f"{self.path}: job {self.job!r} has {int((done == 0).sum())} "
+                                 "tiles missing; it cannot be marked complete")
+            for k, v in attrs.items():
+                g.attrs[k] = _attr(v)
+            g.attrs["complete"] = True
+
+
+def commit(partial: Path, final: Path) -> None:
+    """Give a finished partial file its final name (atomic on one filesystem)."""
+    os.replace(partial, final)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...] | None
+    compression: str
+    stored_bytes: int
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    name: str
+    complete: bool
+    attrs: dict[str, Any]
+    fields: tuple[FieldInfo, ...]
+    axes: tuple[tuple[str, float, float, int], ...]  # (name, first, last, points), grid order
+    levels: tuple[tuple[int, ...], ...]  # shape of each pyramid level
+    tiles_done: int
+    tiles_total: int
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    path: Path
+    format: str
+    version: str
+    jobs: tuple[JobInfo, ...]
+    partial: bool
+
+
+def open_store(path: str | Path) -> h5py.File:
+    """Open a gradbatch file for reading, with a clear error for anything else."""
+    p = Path(path)
+    if not p.exists():
+        hint = f"; a run in progress or interrupted writes {partial_path(p).name}" \
+            if partial_path(p).exists() else ""
+        raise StoreError(f"{p}: no such file{hint}")
+    if p.is_dir():
+        raise StoreError(f"{p}: is a folder, not an HDF5 file")
+    if not h5py.is_hdf5(p):
+        raise StoreError(f"{p}: not an HDF5 file")
+    try:
+        f = h5py.File(p, "r", libver="latest", swmr=True, rdcc_nbytes=CHUNK_CACHE_BYTES)
+    except OSError:
+        try:
+            f = h5py.File(p, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
+        except OSError as exc:
+            raise StoreError(f"{p}: cannot be opened ({exc})") from None
+    if f.attrs.get("gradbatch_format") != FORMAT:
+        found = f.attrs.get("gradbatch_format")
+        f.close()
+        what = f"format {found!r}" if found is not None else "no 'gradbatch_format' attribute"
+        raise StoreError(f"{p}: not a gradbatch file ({what}; expected {FORMAT!r})")
+    return f
+
+
+def inspect(path: str | Path) -> StoreInfo:
+    """What a gradbatch file (or a partial one) holds."""
+    p = Path(path)
+    with open_store(p) as f:
+        jobs = []
+        for name, g in f.items():
+            if not isinstance(g, h5py.Group):
+                continue
+            attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in g.attrs.items()}
+            field_names = [str(n) for n in attrs.get("fields", [])]
+            fields = []
+            for fn in field_names:
+                d = g[fn]
+                dims = tuple(dim.label or (dim[0].name.rsplit("/", 1)[-1] if len(dim) else "")
+                             for dim in d.dims)
+                fields.append(FieldInfo(fn, dims, d.shape, str(d.dtype), d.chunks,
+                                        str(attrs.get("compression", "")), d.id.get_storage_size()))
+            axis_names = [str(a) for a in attrs.get("axes", [])]
+            axes = tuple((a, float(g[a][0]), float(g[a][-1]), int(g[a].shape[0])) for a in axis_names)
+            nlev = int(attrs.get("levels", 0))
+            levels = tuple(g[f"levels/{k}/{field_names[0]}"].shape for k in range(1, nlev + 1)) \
+                if field_names else ()
+            done = g["_tiles/done"][...]
+            jobs.append(JobInfo(name, bool(attrs.get("complete", False)), attrs, tuple(fields),
+                                axes, levels, int(done.sum()), int(done.size)))
+        return StoreInfo(p, str(f.attrs["gradbatch_format"]), str(f.attrs.get("gradbatch_version", "")),
+                         tuple(jobs), p.name.endswith(".partial"))
+
+
+def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> np.ndarray:
+    """Read one whole field (or pyramid level) into memory. Mind the size of large jobs."""
+    with open_store(path) as f:
+        if job not in f:
+            raise StoreError(f"{path}: no job {job!r}; jobs: {', '.join(f.keys())}")
+        g = f[job] if level == 0 else f[job].get(f"levels/{level}")
+        if g is None:
+            raise StoreError(f"{path}: job {job!r} has no pyramid level {level}")
+        if field_name not in g:
+            names = [str(n) for n in f[job].attrs.get("fields", [])]
+            raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(names)}")
+        return g[field_name][...]
