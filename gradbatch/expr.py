@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 import torch
 
@@ -38,7 +39,9 @@ MAX_DEPTH = 100
 """Deepest nesting of sub-expressions accepted (parentheses, operators, calls)."""
 
 Value = Union[torch.Tensor, float]
-Node = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
+# A node maps the coordinate tuple to a tensor, or to a float where it is a constant: constants
+# stay Python floats so that ``x**2`` takes torch's fast scalar-exponent path.
+Node = Callable[[tuple[torch.Tensor, ...]], Value]
 
 
 def _minimum(*args: torch.Tensor) -> torch.Tensor:
@@ -56,7 +59,7 @@ def _maximum(*args: torch.Tensor) -> torch.Tensor:
 
 
 def _where(cond: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(_as_bool(cond), a, b)
+    return torch.where(cond if cond.dtype == torch.bool else cond != 0, a, b)
 
 
 def _clip(a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -107,21 +110,21 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., torch.Tensor]]] = {
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
-_BINOPS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    ast.Add: torch.add,
-    ast.Sub: torch.sub,
-    ast.Mult: torch.mul,
-    ast.Div: torch.div,
-    ast.Pow: torch.pow,
-    ast.Mod: torch.remainder,
+_BINOPS: dict[type, Callable[[Any, Any], torch.Tensor]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
 }
-_CMPOPS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    ast.Lt: torch.lt,
-    ast.LtE: torch.le,
-    ast.Gt: torch.gt,
-    ast.GtE: torch.ge,
-    ast.Eq: torch.eq,
-    ast.NotEq: torch.ne,
+_CMPOPS: dict[type, Callable[[Any, Any], torch.Tensor]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
 }
 # Friendly names for syntax people try that is not allowed.
 _FORBIDDEN = {
@@ -146,12 +149,31 @@ _FORBIDDEN = {
 }
 
 
-def _as_bool(v: torch.Tensor) -> torch.Tensor:
-    return v if v.dtype == torch.bool else v != 0
+def _tensor(v: Value, like: torch.Tensor) -> torch.Tensor:
+    """A tensor on ``like``'s device and dtype (0-d for a constant); bools become 0/1."""
+    if isinstance(v, torch.Tensor):
+        return v.to(like.dtype) if v.dtype == torch.bool else v
+    return torch.full((), v, dtype=like.dtype, device=like.device)
 
 
-def _as_num(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.to(like.dtype) if v.dtype == torch.bool else v
+def _num(v: Value, like: torch.Tensor) -> Value:
+    """Constants stay floats (fast scalar overloads); bool tensors become 0/1."""
+    if isinstance(v, torch.Tensor) and v.dtype == torch.bool:
+        return v.to(like.dtype)
+    return v
+
+
+def _as_bool(v: Value, like: torch.Tensor) -> torch.Tensor:
+    t = v if isinstance(v, torch.Tensor) else _tensor(v, like)
+    return t if t.dtype == torch.bool else t != 0
+
+
+def _pair(a: Value, b: Value, like: torch.Tensor) -> tuple[Value, Value]:
+    """Operands for a Python operator: at least one must be a tensor (never float ** float)."""
+    a, b = _num(a, like), _num(b, like)
+    if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+        a = _tensor(a, like)
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -174,7 +196,7 @@ class Expr:
             raise TypeError(f"expected {len(self.variables)} coordinate tensors, got {len(coords)}")
         out = self._root(coords)
         ref = coords[0]
-        out = _as_num(out, ref)
+        out = _tensor(out, ref)
         if out.shape != ref.shape:
             out = torch.broadcast_to(out, ref.shape)
         return out
@@ -322,7 +344,7 @@ class _Builder:
             return self._boolop(node)
         if isinstance(node, ast.IfExp):
             cond, a, b = self.build(node.test), self.build(node.body), self.build(node.orelse)
-            return lambda c: torch.where(_as_bool(cond(c)), a(c), b(c))
+            return lambda c: torch.where(_as_bool(cond(c), c[0]), _tensor(a(c), c[0]), _tensor(b(c), c[0]))
         if isinstance(node, ast.Call):
             return self._call(node)
         what = _FORBIDDEN.get(type(node), f"'{type(node).__name__}' syntax")
@@ -359,20 +381,20 @@ class _Builder:
             raise self.fail(node, f"operator {type(node.op).__name__} is not allowed:")
         left, right = self.build(node.left), self.build(node.right)
 
-        def run(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            ref = c[0]
-            return op(_as_num(left(c), ref), _as_num(right(c), ref))
+        def run(c: tuple[torch.Tensor, ...]) -> Value:
+            a, b = _pair(left(c), right(c), c[0])
+            return op(a, b)
 
         return run
 
     def _unaryop(self, node: ast.UnaryOp) -> Node:
         operand = self.build(node.operand)
         if isinstance(node.op, ast.USub):
-            return lambda c: torch.neg(_as_num(operand(c), c[0]))
+            return lambda c: torch.neg(_tensor(operand(c), c[0]))
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Not):
-            return lambda c: torch.logical_not(_as_bool(operand(c)))
+            return lambda c: torch.logical_not(_as_bool(operand(c), c[0]))
         raise self.fail(node, f"operator {type(node.op).__name__} is not allowed:")
 
     def _compare(self, node: ast.Compare) -> Node:
@@ -386,10 +408,10 @@ class _Builder:
 
         def run(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
             ref = c[0]
-            vals = [_as_num(o(c), ref) for o in operands]
-            out = ops[0](vals[0], vals[1])
+            vals = [o(c) for o in operands]
+            out = ops[0](*_pair(vals[0], vals[1], ref))
             for i in range(1, len(ops)):
-                out = torch.logical_and(out, ops[i](vals[i], vals[i + 1]))
+                out = torch.logical_and(out, ops[i](*_pair(vals[i], vals[i + 1], ref)))
             return out
 
         return run
@@ -399,9 +421,9 @@ class _Builder:
         combine = torch.logical_and if isinstance(node.op, ast.And) else torch.logical_or
 
         def run(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            out = _as_bool(parts[0](c))
+            out = _as_bool(parts[0](c), c[0])
             for p in parts[1:]:
-                out = combine(out, _as_bool(p(c)))
+                out = combine(out, _as_bool(p(c), c[0]))
             return out
 
         return run
@@ -424,23 +446,20 @@ class _Builder:
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             raise self.fail(node, f"{name}() takes {want} argument(s), got {n}:")
         args = [self.build(a) for a in node.args]
-        numeric = name != "where"
+        if name == "where":
+            def run_where(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
+                ref = c[0]
+                cond, a, b = (a(c) for a in args)
+                return torch.where(_as_bool(cond, ref), _tensor(a, ref), _tensor(b, ref))
+
+            return run_where
 
         def run(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
             ref = c[0]
-            vals = [a(c) for a in args]
-            if numeric:
-                vals = [_as_num(v, ref) for v in vals]
-            else:
-                vals = [vals[0]] + [_as_num(v, ref) for v in vals[1:]]
-            return fn(*vals)
+            return fn(*(_tensor(a(c), ref) for a in args))
 
         return run
 
 
 def _const(value: float) -> Node:
-    def run(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        ref = c[0]
-        return torch.full((), value, dtype=ref.dtype, device=ref.device)
-
-    return run
+    return lambda c: value

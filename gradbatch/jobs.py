@@ -224,8 +224,9 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     resumed_points = sum(plan.layout.tile_at(_index(plan, i)).size for i in done)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)
+    device = device_name(plan.device)
     say(f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
-        f"points, device {device_name(plan.device)}"
+        f"points, device {device}"
         + (" (auto)" if job.device == "auto" else "")
         + (f"; resuming, {len(done)} of {total_tiles} tiles done" if done else ""))
     stats = EvalStats()
@@ -258,7 +259,7 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
     computed_points = total_points - resumed_points
     final = {
-        "device": device_name(plan.device),
+        "device": device,
         "compiled": stats.compiled,
         "timings": {"wall_s": round(wall, 4), "compute_s": round(stats.compute_s, 4),
                     "write_s": round(thread.busy_s, 4), "compile_s": round(stats.compile_s, 4)},
@@ -274,7 +275,7 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         final["check_max_abs_error"] = c.max_abs_error
     writer.finalize(final)
     stored = _stored_bytes(part, job.name, plan.fields)
-    return JobReport(job.name, job.output, device_name(plan.device), plan.fields, plan.layout.shape,
+    return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
                      computed_points, stats.tiles, len(done), wall, stats.compute_s, thread.busy_s,
                      stats.compile_s, stats.compiled, stored, stats.check)
 

@@ -51,8 +51,15 @@ def field_names(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output
     return names
 
 
-def _jacobian(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """Values (one per component) and Jacobian rows ``jac[i][j] = d value_i / d coord_j``."""
+def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
+              ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """Values (one per component) and Jacobian rows ``jac[i][j] = d value_i / d coord_j``.
+
+    ``functional`` uses torch.func (what torch.compile traces); otherwise plain autograd, which
+    is as fast eagerly and has no first-call cost (torch.func's first call takes ~2 s).
+    """
+    if not functional:
+        return _jacobian_autograd(ff, coords)
     n = len(coords)
     if ff.kind == "scalar":
         def summed(*c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +76,25 @@ def _jacobian(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Tensor], li
     return list(values), rows
 
 
-def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords) -> dict[str, torch.Tensor]:
-    values, jac = _jacobian(ff, coords)
+def _jacobian_autograd(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    with torch.enable_grad():
+        leaves = [c.detach().requires_grad_(True) for c in coords]
+        out = ff.fn(*leaves)
+        values = [out] if ff.kind == "scalar" else list(out)
+        rows: list[list[torch.Tensor]] = []
+        for i, v in enumerate(values):
+            if not v.requires_grad:  # constant in every coordinate
+                rows.append([torch.zeros_like(c) for c in coords])
+                continue
+            grads = torch.autograd.grad(v, leaves, grad_outputs=torch.ones_like(v),
+                                        retain_graph=i < len(values) - 1, allow_unused=True)
+            rows.append([torch.zeros_like(c) if g is None else g for c, g in zip(coords, grads)])
+    return [v.detach() for v in values], rows
+
+
+def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords,
+              functional: bool = False) -> dict[str, torch.Tensor]:
+    values, jac = _jacobian(ff, coords, functional)
     out: dict[str, torch.Tensor] = {}
     n = len(axes)
     for o in outputs:
@@ -128,12 +152,15 @@ def build_kernel(
     def eager(*coords: torch.Tensor) -> dict[str, torch.Tensor]:
         return _assemble(ff, axes, outputs, coords)
 
+    def functional(*coords: torch.Tensor) -> dict[str, torch.Tensor]:
+        return _assemble(ff, axes, outputs, coords, functional=True)
+
     want = compile_mode is CompileMode.ON or (
         compile_mode is CompileMode.AUTO and points >= COMPILE_MIN_POINTS
     )
     if not want:
         return Kernel(eager, eager, False)
-    compiled = torch.compile(eager, fullgraph=True, dynamic=False)
+    compiled = torch.compile(functional, fullgraph=True, dynamic=False)
     return Kernel(compiled, eager, True)
 
 

@@ -1,0 +1,221 @@
+"""The command line: argument parsing and error printing only; each command is one library call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from . import __version__
+from .errors import GradbatchError
+
+__all__ = ["main"]
+
+
+class ProgressBar:
+    """``ripple  [#######.....]  57%  12.3 Mpts/s  ETA 4s`` on a terminal; sparse lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 28) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last = 0.0
+        self._last_pct = -1
+
+    def __call__(self, p: "Progress") -> None:  # noqa: F821 (imported lazily)
+        frac = p.points_done / p.points_total if p.points_total else 1.0
+        now = time.monotonic()
+        finished = p.tiles_done >= p.tiles_total
+        pct = int(frac * 100)
+        if self.tty:
+            if not finished and now - self._last < 0.1:
+                return
+            filled = int(frac * self.width)
+            eta = f"ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else \
+                f"in {_duration(p.elapsed_s)}"
+            line = (f"\r{p.job}  [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
+                    f"{p.points_per_s / 1e6:7.1f} Mpts/s  {p.tiles_done}/{p.tiles_total} tiles  {eta}   ")
+            self.stream.write(line + ("\n" if finished else ""))
+            self.stream.flush()
+        elif finished or pct // 10 > self._last_pct // 10 and now - self._last >= 2.0:
+            eta = f", ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else ""
+            self.stream.write(f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, "
+                              f"{p.points_per_s / 1e6:.1f} Mpts/s{eta})\n")
+            self.stream.flush()
+            self._last_pct = pct
+        self._last = now
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "?"
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(s), 60)
+    return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .jobs import run
+
+    if args.config is None:
+        print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)",
+              file=sys.stderr)
+    reports = run(args.config, output=args.output, resume=args.resume, overwrite=args.overwrite,
+                  device=args.device, progress=None if args.quiet else ProgressBar(),
+                  log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    for r in reports:
+        raw = r.points * len(r.fields) * 4
+        check = ""
+        if r.check is not None:
+            check = f", gradient check: max |autograd - central difference| = {r.check.max_abs_error:.2e}"
+        print(f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
+              f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
+              f"{_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .store import inspect
+
+    info = inspect(args.file)
+    if args.json:
+        print(json.dumps({
+            "path": str(info.path), "format": info.format, "version": info.version,
+            "jobs": [{"name": j.name, "complete": j.complete, "attrs": j.attrs,
+                      "fields": [f.__dict__ for f in j.fields], "axes": j.axes,
+                      "levels": j.levels, "tiles_done": j.tiles_done, "tiles_total": j.tiles_total}
+                     for j in info.jobs]}, indent=2, default=str))
+        return 0
+    print(f"{info.path}  ({info.format}, written by gradbatch {info.version})")
+    for j in info.jobs:
+        a = j.attrs
+        state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
+        print(f"\njob {j.name}  [{state}]")
+        print(f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})")
+        for name, first, last, n in j.axes:
+            print(f"  axis {name:<6} {first:g} .. {last:g}, {n} points")
+        print(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
+              f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
+        timings = a.get("timings")
+        if timings:
+            t = json.loads(timings)
+            print(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
+                  f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
+                  f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
+        if "check" in a:
+            c = json.loads(a["check"])
+            print(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
+                  f"at {tuple(round(v, 6) for v in c['at'])}")
+        minima = json.loads(a.get("minima", "[]"))
+        if minima:
+            print("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
+        print(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
+        print("  fields")
+        for f in j.fields:
+            raw = 4 * _prod(f.shape) if f.dtype == "float32" else 8 * _prod(f.shape)
+            print(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
+                  f"{_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
+        if j.levels:
+            print(f"  pyramid    {len(j.levels)} levels: " + ", ".join(' x '.join(map(str, s)) for s in j.levels))
+    return 0
+
+
+def _prod(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import benchmark, format_table
+    from .engine import available_devices
+
+    devices = available_devices()
+    if not torch.cuda.is_available():
+        print("no CUDA device here: benchmarking the CPU only", file=sys.stderr)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = args.methods.split(",")
+    for m in methods:
+        if m not in ("eager", "compiled"):
+            raise SystemExit(f"gradbatch bench: --methods: unknown method {m!r}; allowed: eager, compiled")
+    rows = benchmark(sizes, methods, devices, repeat=args.repeat,
+                     log=None if args.json else (lambda m: print(m, file=sys.stderr)))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def _cmd_builtins(args: argparse.Namespace) -> int:
+    from .functions import BUILTINS
+
+    for b in BUILTINS.values():
+        n = 2 if 2 in b.dims else b.dims[0]
+        text, _ = b.template(n)
+        dims = "/".join(f"{d}D" for d in b.dims)
+        print(f"{b.name:<16} {dims:<9} {b.description}\n{'':<26} {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradbatch", description="Exact gradient fields on large grids.")
+    p.add_argument("--version", action="version", version=f"gradbatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the jobs of a YAML job file")
+    r.add_argument("config", nargs="?", help="job file (default: the embedded ripple example)")
+    r.add_argument("-o", "--output", help="output HDF5 path for every job (overrides output:)")
+    r.add_argument("--resume", action="store_true", help="finish an interrupted run's .partial file")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--device", help="override every job's device: auto, cpu, cuda, cuda:N")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=_cmd_run)
+
+    i = sub.add_parser("info", help="describe what a gradbatch HDF5 file holds")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_info)
+
+    b = sub.add_parser("bench", help="engine throughput on every device present (CPU vs GPU)")
+    b.add_argument("--sizes", default="1024,4096", help="grid sides, comma-separated (default 1024,4096)")
+    b.add_argument("--methods", default="eager,compiled", help="eager, compiled or both")
+    b.add_argument("--repeat", type=int, default=3, help="timed repeats per case (best is kept)")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.set_defaults(func=_cmd_bench)
+
+    f = sub.add_parser("builtins", help="list the built-in functions")
+    f.set_defaults(func=_cmd_builtins)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GradbatchError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; an unfinished output stays as <output>.partial: "
+              "run again with --resume to finish it", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
