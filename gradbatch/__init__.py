@@ -11,7 +11,7 @@ The whole pipeline, as a notebook would use it::
 
 from ._version import __version__
 from .config import JobConfig, JobFile, load_config, parse_config
-from .engine import available_devices, evaluate, plan_job, resolve_device
+from .engine import available_devices, compute, evaluate, plan_job, resolve_device, value_and_jacobian
 from .errors import (ConfigError, DeviceError, EngineError, ExpressionError, FunctionError,
                      GradbatchError, StoreError)
 from .expr import Expr, parse
@@ -21,7 +21,7 @@ from .store import inspect, read_field
 
 __all__ = [
     "__version__", "JobConfig", "JobFile", "load_config", "parse_config", "available_devices",
-    "evaluate", "plan_job", "resolve_device", "ConfigError", "DeviceError", "EngineError",
+    "compute", "value_and_jacobian", "evaluate", "plan_job", "resolve_device", "ConfigError", "DeviceError", "EngineError",
     "ExpressionError", "FunctionError", "GradbatchError", "StoreError", "Expr", "parse",
     "BUILTINS", "JobReport", "Progress", "run", "run_jobs", "inspect", "read_field",
 ]

@@ -1,11 +1,11 @@
 """The engine: device choice, value and gradient of a tile, the tile loop."""
 
 from .device import available_devices, device_name, resolve_device
-from .kernel import COMPILE_MIN_POINTS, CheckStats, Kernel, build_kernel, field_names
-from .runner import EvalStats, JobPlan, TileResult, evaluate, plan_job, resolve_function
+from .kernel import COMPILE_MIN_POINTS, CheckStats, Kernel, build_kernel, field_names, value_and_jacobian
+from .runner import EvalStats, JobPlan, TileResult, compute, evaluate, plan_job, resolve_function
 
 __all__ = [
     "available_devices", "device_name", "resolve_device", "COMPILE_MIN_POINTS", "CheckStats",
     "Kernel", "build_kernel", "field_names", "EvalStats", "JobPlan", "TileResult", "evaluate",
-    "plan_job", "resolve_function",
+    "plan_job", "resolve_function", "compute", "value_and_jacobian",
 ]

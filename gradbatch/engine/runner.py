@@ -24,7 +24,11 @@ from ..pyramid import tile_levels
 from .device import resolve_device
 from .kernel import CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check, warm_up
 
-__all__ = ["JobPlan", "TileResult", "EvalStats", "plan_job", "resolve_function", "evaluate"]
+__all__ = ["JobPlan", "TileResult", "EvalStats", "plan_job", "resolve_function", "evaluate",
+           "compute", "COMPUTE_MAX_POINTS"]
+
+COMPUTE_MAX_POINTS = 64 * 1024 * 1024
+"""Largest job :func:`compute` assembles in memory; bigger ones belong in a file."""
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -221,3 +225,33 @@ def _finish(pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.T
     stats.points += tile.size
     return TileResult(tile, {k: v.numpy() for k, v in fields.items()},
                       [{k: v.numpy() for k, v in lv.items()} for lv in levels])
+
+
+def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
+    """Every field of a (small) job as in-memory arrays, for notebooks and tests.
+
+    Arrays are in array order (axes reversed, ``(y, x)``). With ``levels``, pyramid levels are
+    added as ``"<field>@<k>"``. Jobs above :data:`COMPUTE_MAX_POINTS` points are refused: run
+    them into an HDF5 file instead.
+    """
+    size = plan.job.grid.size
+    if size > COMPUTE_MAX_POINTS:
+        raise EngineError(f"compute() holds whole fields in memory and takes at most "
+                          f"{COMPUTE_MAX_POINTS:,} points; this job has {size:,}: use run_jobs()")
+    np_dtype = plan.axes[0].dtype
+    out = {name: np.empty(plan.layout.shape, dtype=np_dtype) for name in plan.fields}
+    shapes = {k: tuple(-(-n // (1 << k)) for n in plan.layout.shape) for k in range(1, plan.levels + 1)}
+    if levels:
+        for k, shape in shapes.items():
+            for name in plan.fields:
+                out[f"{name}@{k}"] = np.empty(shape, dtype=np_dtype)
+    for r in evaluate(plan):
+        for name, arr in r.fields.items():
+            out[name][r.tile.slices] = arr
+        if levels:
+            for k, lv in enumerate(r.levels, start=1):
+                f = 1 << k
+                for name, arr in lv.items():
+                    sl = tuple(slice(s // f, s // f + n) for s, n in zip(r.tile.start, arr.shape))
+                    out[f"{name}@{k}"][sl] = arr
+    return out
