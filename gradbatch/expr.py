@@ -347,6 +347,10 @@ class _Builder:
             return lambda c: torch.where(_as_bool(cond(c), c[0]), _tensor(a(c), c[0]), _tensor(b(c), c[0]))
         if isinstance(node, ast.Call):
             return self._call(node)
+        if isinstance(node, ast.Attribute):  # point at the '.name', the offending token
+            col = self.columns[min(node.value.end_col_offset or 0, len(self.columns) - 1)] + 1
+            raise ExpressionError(f"attribute access is not allowed: '.{node.attr}' at column {col}",
+                                  text=self.text, column=col)
         what = _FORBIDDEN.get(type(node), f"'{type(node).__name__}' syntax")
         raise self.fail(node, f"{what} is not allowed:")
 
@@ -429,6 +433,8 @@ class _Builder:
         return run
 
     def _call(self, node: ast.Call) -> Node:
+        if isinstance(node.func, ast.Attribute):
+            self.build(node.func)  # raises: attribute access is named as the offence
         if not isinstance(node.func, ast.Name):
             raise self.fail(node.func, "only calls of named functions are allowed, not")
         name = node.func.id

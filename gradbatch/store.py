@@ -30,6 +30,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from ._h5clear import clear_write_flags, held_by_another_process
 from .config import Compression
 from .errors import StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
@@ -65,6 +66,9 @@ def _attr(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return np.array(value, dtype=h5py.string_dtype())
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return np.asarray(value)
     return json.dumps(value)
 
 
@@ -91,13 +95,7 @@ class JobWriter:
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> set[int]:
         """Create or reopen the group; returns the flat numbers of tiles already done."""
-        exists = self.path.exists()
-        try:
-            f = h5py.File(self.path, "a" if exists else "w", libver="latest",
-                          rdcc_nbytes=CHUNK_CACHE_BYTES)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot open for writing ({exc}); if it is a damaged "
-                             "partial file from a killed run, start again with --overwrite") from None
+        f = self._open_for_writing()
         try:
             if "gradbatch_format" not in f.attrs:
                 f.attrs["gradbatch_format"] = FORMAT
@@ -115,6 +113,28 @@ class JobWriter:
         self._file = f
         self._last_flush = time.monotonic()
         return done
+
+    def _open_for_writing(self) -> h5py.File:
+        exists = self.path.exists()
+        for attempt in range(2):
+            try:
+                return h5py.File(self.path, "a" if exists else "w", libver="latest",
+                                 rdcc_nbytes=CHUNK_CACHE_BYTES)
+            except OSError as exc:
+                if attempt == 0 and exists and "already open for write" in str(exc):
+                    # A writer killed mid-run leaves its "open" flags set. Clear them only if
+                    # no live process holds the file (HDF5 keeps an flock while writing).
+                    if held_by_another_process(self.path):
+                        raise StoreError(f"{self.path}: another process is writing this file") from None
+                    try:
+                        clear_write_flags(self.path)
+                    except (OSError, ValueError) as why:
+                        raise StoreError(f"{self.path}: cannot recover the file of a killed run "
+                                         f"({why}); start again with --overwrite") from None
+                    continue
+                raise StoreError(f"{self.path}: cannot open for writing ({exc}); if it is a damaged "
+                                 "partial file from a killed run, start again with --overwrite") from None
+        raise AssertionError("unreachable")
 
     def _create(self, f: h5py.File) -> None:
         g = f.create_group(self.job)
@@ -158,7 +178,7 @@ class JobWriter:
                 f"{self.path}: job {self.job!r} was started with different settings; "
                 "run again with --overwrite to start afresh"
             )
-        if list(g.attrs.get("tile", [])) != list(self.lay.tile):
+        if [int(t) for t in g.attrs.get("tile", [])] != list(self.lay.tile):
             raise StoreError(f"{self.path}: job {self.job!r} was started with another tile shape")
         done = np.asarray(g["_tiles/done"][...]).ravel()
         return set(int(i) for i in np.flatnonzero(done))

@@ -1,0 +1,209 @@
+"""Whole jobs into HDF5: the file's layout, crash safety, resume, and overwrite rules."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import gradbatch
+from gradbatch.config import parse_config
+from gradbatch.errors import FunctionError, StoreError
+from gradbatch.store import partial_path
+
+from .conftest import assert_files_equal, compute_fields
+
+JOB = ("name: wave\nfunction: 'sin(3*x) * cos(2*y) + x*y'\n"
+       "grid: {x: [-2, 2, 300], y: [-1, 1, 200]}\ntile: 64\n"
+       "outputs: [value, gradient, magnitude, check]\n")
+
+
+def _run(text: str, out: Path, **kw: object) -> list[gradbatch.JobReport]:
+    return gradbatch.run_jobs(parse_config(text, output=out), **kw)
+
+
+def test_run_writes_a_complete_self_describing_file(in_tmp: Path) -> None:
+    (report,) = _run(JOB, in_tmp / "wave.h5")
+    assert report.points == 60_000 and report.tiles_computed == 20 and report.tiles_resumed == 0
+    assert report.check is not None and report.check.max_abs_error < 1e-6
+    assert not partial_path(in_tmp / "wave.h5").exists()
+    with h5py.File(in_tmp / "wave.h5", "r") as f:
+        assert f.attrs["gradbatch_format"] == "gradbatch/1"
+        g = f["wave"]
+        assert g.attrs["complete"] and list(g.attrs["axes"]) == ["x", "y"]
+        assert list(g.attrs["fields"]) == ["value", "grad_x", "grad_y", "magnitude"]
+        assert g["value"].shape == (200, 300) and g["value"].chunks == (64, 64)
+        assert [d.label for d in g["value"].dims] == ["", ""]  # dims are named by their scales
+        assert g["value"].dims[0][0].name == "/wave/y" and g["value"].dims[1][0].name == "/wave/x"
+        assert "sin(3*x)" in g.attrs["job_yaml"] and g.attrs["torch_version"]
+        assert g["_tiles/done"][...].all()
+        np.testing.assert_array_equal(g["x"][...], np.linspace(-2, 2, 300, dtype=np.float32))
+    expected = compute_fields(JOB)
+    for name, arr in expected.items():
+        np.testing.assert_array_equal(gradbatch.read_field(in_tmp / "wave.h5", "wave", name), arr)
+
+
+def test_xarray_reads_fields_with_named_dims_and_coordinates(in_tmp: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    import hdf5plugin  # noqa: F401  (registers the Blosc2 filter for HDF5)
+
+    _run(JOB.replace("300]", "600]"), in_tmp / "wave.h5")
+    ds = xr.open_dataset(in_tmp / "wave.h5", engine="h5netcdf", group="wave")
+    assert ds["value"].dims == ("y", "x") and ds.sizes == {"y": 200, "x": 600}
+    assert float(ds["x"][0]) == -2.0 and float(ds["y"][-1]) == 1.0
+    point = ds["value"].sel(x=0.5, y=-0.5, method="nearest")
+    x, y = float(point["x"]), float(point["y"])
+    assert float(point) == pytest.approx(np.sin(3 * x) * np.cos(2 * y) + x * y, abs=1e-5)
+    level = xr.open_dataset(in_tmp / "wave.h5", engine="h5netcdf", group="wave/levels/1")
+    assert level["value"].dims == ("y", "x") and level.sizes == {"y": 100, "x": 300}
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd", "lz4"])
+def test_every_compression_stores_the_same_numbers(in_tmp: Path, compression: str) -> None:
+    _run(JOB + f"compression: {compression}\n", in_tmp / "c.h5")
+    np.testing.assert_array_equal(gradbatch.read_field(in_tmp / "c.h5", "wave", "grad_y"),
+                                  compute_fields(JOB)["grad_y"])
+
+
+def test_several_jobs_in_one_file(in_tmp: Path) -> None:
+    text = ("output: two.h5\ngrid: {x: [0, 1, 50]}\njobs:\n"
+            "  - {name: a, function: 'x^2'}\n  - {name: b, function: 'exp(x)', outputs: [gradient]}\n")
+    gradbatch.run_jobs(parse_config(text))
+    info = gradbatch.inspect(in_tmp / "two.h5")
+    assert [j.name for j in info.jobs] == ["a", "b"] and all(j.complete for j in info.jobs)
+    assert [f.name for f in info.jobs[1].fields] == ["grad_x"]
+
+
+def test_existing_output_is_kept_unless_overwrite(in_tmp: Path) -> None:
+    out = in_tmp / "wave.h5"
+    out.write_bytes(b"precious")
+    with pytest.raises(StoreError, match="exists; pass --overwrite"):
+        _run(JOB, out)
+    assert out.read_bytes() == b"precious"
+    _run(JOB, out, overwrite=True)
+    assert gradbatch.inspect(out).jobs[0].complete
+
+
+def test_bad_function_fails_before_anything_is_written(in_tmp: Path) -> None:
+    text = JOB + "jobs:\n  - {name: ok}\n  - {name: bad, function: {callable: 'nowhere_mod:f'}}\n"
+    with pytest.raises(gradbatch.ConfigError, match="cannot import module"):
+        gradbatch.run_jobs(parse_config(text.replace("name: wave\n", ""), output=in_tmp / "w.h5"))
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_interrupted_run_leaves_a_partial_file_and_resume_matches(in_tmp: Path) -> None:
+    out = in_tmp / "wave.h5"
+
+    def stop_after_7(p: gradbatch.Progress) -> None:
+        if p.tiles_done >= 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(JOB, out, progress=stop_after_7)
+    assert not out.exists() and partial_path(out).exists()
+    info = gradbatch.inspect(partial_path(out))
+    assert not info.jobs[0].complete and 0 < info.jobs[0].tiles_done < 20
+
+    with pytest.raises(StoreError, match="pass --resume to finish it"):
+        _run(JOB, out)
+    with pytest.raises(StoreError, match="different settings"):
+        _run(JOB.replace("cos(2*y)", "cos(3*y)"), out, resume=True)
+    (report,) = _run(JOB, out, resume=True)
+    assert report.tiles_resumed == info.jobs[0].tiles_done
+    assert report.tiles_computed == 20 - report.tiles_resumed
+    _run(JOB, in_tmp / "straight.h5")
+    assert_files_equal(out, in_tmp / "straight.h5", "wave")
+
+
+def test_failure_mid_run_leaves_no_complete_looking_file(in_tmp: Path) -> None:
+    (in_tmp / "flaky.py").write_text(
+        "import torch\ncalls = 0\n"
+        "def f(x, y):\n    global calls\n    calls += 1\n"
+        "    if calls == 6:\n        raise RuntimeError('sensor offline')\n    return x * y\n")
+    text = (f"name: flaky\nfunction: {{callable: 'flaky:f'}}\ngrid: {{x: [0, 1, 256], y: [0, 1, 256]}}\n"
+            "tile: 64\n")
+    with pytest.raises(FunctionError, match="sensor offline"):
+        gradbatch.run_jobs(parse_config(text, source=in_tmp / "job.yaml", output=in_tmp / "flaky.h5"))
+    assert not (in_tmp / "flaky.h5").exists()
+    assert not gradbatch.inspect(partial_path(in_tmp / "flaky.h5")).jobs[0].complete
+
+
+SLOW_MODULE = "import time, torch\ndef slow(x, y):\n    time.sleep(0.04)\n    return torch.sin(x) * y + x**2\n"
+
+
+def _tiles_done(path: Path) -> int:
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            return int(f["slow/_tiles/done"][...].sum())
+    except (OSError, KeyError):
+        return 0
+
+
+def test_killed_process_leaves_no_complete_file_and_resume_is_identical(in_tmp: Path) -> None:
+    """SIGKILL the real CLI mid-run: the output name never appears; --resume finishes it."""
+    (in_tmp / "slowmod.py").write_text(SLOW_MODULE)
+    job = in_tmp / "slow.yaml"
+    job.write_text("name: slow\nfunction: {callable: 'slowmod:slow'}\n"
+                   "grid: {x: [-1, 1, 256], y: [-1, 1, 256]}\ntile: 32\n")
+    out, part = in_tmp / "slow.h5", partial_path(in_tmp / "slow.h5")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gradbatch", "run", str(job), "-q"],
+                            cwd=in_tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _tiles_done(part) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and part.exists()
+    done_before = _tiles_done(part)
+    assert 5 <= done_before < 64
+
+    (report,) = gradbatch.run(job, resume=True)
+    assert report.tiles_resumed >= done_before
+    assert out.exists() and not part.exists()
+    gradbatch.run(job, output=in_tmp / "straight.h5")
+    assert_files_equal(out, in_tmp / "straight.h5", "slow")
+
+
+def test_resume_without_a_partial_file_and_with_a_complete_output(in_tmp: Path) -> None:
+    out = in_tmp / "wave.h5"
+    _run(JOB, out, resume=True)  # nothing to resume: a fresh run
+    assert gradbatch.inspect(out).jobs[0].complete
+    assert _run(JOB, out, resume=True) == []  # complete already: nothing to do
+
+
+@pytest.mark.slow
+def test_compiled_kernel_matches_eager(in_tmp: Path) -> None:
+    text = JOB.replace("check]", "check]\ncompile: on\ndtype: float64")
+    plan = gradbatch.plan_job(parse_config(text).jobs[0], "cpu")
+    compiled = gradbatch.compute(plan)
+    eager = compute_fields(text.replace("compile: on", "compile: off"))
+    for k in eager:
+        np.testing.assert_allclose(compiled[k], eager[k], rtol=1e-9, atol=1e-12)
+
+
+def test_gpu_job_file_matches_cpu(in_tmp: Path, device: str) -> None:
+    _run(JOB + "dtype: float64\n", in_tmp / "cpu.h5", device="cpu")
+    _run(JOB + "dtype: float64\n", in_tmp / "dev.h5", device=device)
+    a = gradbatch.read_field(in_tmp / "cpu.h5", "wave", "grad_x")
+    b = gradbatch.read_field(in_tmp / "dev.h5", "wave", "grad_x")
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_cuda_requested_without_cuda_is_an_error(in_tmp: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(gradbatch.DeviceError, match="CUDA is not available"):
+        _run(JOB + "device: cuda\n", in_tmp / "x.h5")
+    assert list(in_tmp.iterdir()) == []
