@@ -18,10 +18,10 @@ __all__ = ["main"]
 class ProgressBar:
     """``ripple  [#######.....]  57%  12.3 Mpts/s  ETA 4s`` on a terminal; sparse lines otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 28) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, width: int = 28) -> None:
+        self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self._last = 0.0
         self._last_pct = -1
 

@@ -119,7 +119,7 @@ class JobWriter:
         for attempt in range(2):
             try:
                 return h5py.File(self.path, "a" if exists else "w", libver="latest",
-                                 rdcc_nbytes=CHUNK_CACHE_BYTES)
+                                 rdcc_nbytes=CHUNK_CACHE_BYTES, track_order=True)
             except OSError as exc:
                 if attempt == 0 and exists and "already open for write" in str(exc):
                     # A writer killed mid-run leaves its "open" flags set. Clear them only if

@@ -1,0 +1,99 @@
+"""The command line: thin, with errors as `Name: message` and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradbatch.cli import main
+
+SMALL = "name: tiny\nfunction: 'x^2 + y'\ngrid: {x: [-1, 1, 40], y: [0, 1, 30]}\noutputs: [value, gradient, check]\n"
+
+
+def test_run_then_info(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (in_tmp / "tiny.yaml").write_text(SMALL)
+    assert main(["run", "tiny.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny.h5:tiny: 1,200 points" in out and "gradient check" in out
+    assert "tiny: 100%" in err and "wrote tiny.h5" in err
+    assert main(["info", "tiny.h5"]) == 0
+    out, _ = capsys.readouterr()
+    assert "job tiny  [complete]" in out and "axis x      -1 .. 1, 40 points" in out
+    assert "grad_y       (y, x) 30 x 40 float32" in out
+    assert main(["info", "tiny.h5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["jobs"][0]["fields"][0]["name"] == "value"
+
+
+def test_run_without_a_file_runs_the_embedded_example(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-q"]) == 0
+    assert (in_tmp / "ripple.h5").exists()
+    assert "embedded example" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, files, message",
+    [
+        (["run", "missing.yaml"], {}, "ConfigError: missing.yaml: no such job file"),
+        (["run", "bad.yaml"], {"bad.yaml": "function: 'x.y'\ngrid: {x: [0, 1, 4]}\n"},
+         "ExpressionError: bad.yaml: function: attribute access is not allowed: '.y' at column 2"),
+        (["run", "bad.yaml"], {"bad.yaml": "function: x\ngrid: {x: [0, 1, -4]}\n"},
+         "ConfigError: bad.yaml: grid.x[2]: expected a positive integer of at least 2, got -4"),
+        (["info", "nothere.h5"], {}, "StoreError: nothere.h5: no such file"),
+        (["info", "text.h5"], {"text.h5": "not hdf5"}, "StoreError: text.h5: not an HDF5 file"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(in_tmp: Path, capsys: pytest.CaptureFixture[str],
+                                        argv: list[str], files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (in_tmp / name).write_text(text)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_foreign_hdf5_file_is_refused(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import h5py
+
+    with h5py.File(in_tmp / "other.h5", "w") as f:
+        f["data"] = [1, 2, 3]
+    assert main(["info", "other.h5"]) == 2
+    assert "not a gradbatch file (no 'gradbatch_format' attribute" in capsys.readouterr().err
+
+
+def test_device_override_to_missing_cuda(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (in_tmp / "tiny.yaml").write_text(SMALL)
+    assert main(["run", "tiny.yaml", "--device", "cuda"]) == 2
+    assert "DeviceError: device 'cuda' was asked for but CUDA is not available" in capsys.readouterr().err
+
+
+def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--sizes", "64", "--methods", "eager", "--repeat", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    cpu = [r for r in rows if r["device"].startswith("cpu")]
+    assert cpu[0]["size"] == 64 and cpu[0]["points_per_s"] > 0 and cpu[0]["speedup_vs_cpu"] == 1.0
+
+
+def test_builtins_lists_every_function(capsys: pytest.CaptureFixture[str]) -> None:
+    from gradbatch.functions import BUILTINS
+
+    assert main(["builtins"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in BUILTINS)
+
+
+def test_module_entry_point_prints_no_traceback(in_tmp: Path) -> None:
+    (in_tmp / "bad.yaml").write_text("function: '__import__(\"os\")'\ngrid: {x: [0, 1, 4]}\n")
+    proc = subprocess.run([sys.executable, "-m", "gradbatch", "run", "bad.yaml"], cwd=in_tmp,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ExpressionError: bad.yaml: function: unknown function '__import__'")
+    assert "Traceback" not in proc.stderr
