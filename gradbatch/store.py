@@ -246,8 +246,25 @@ class JobWriter:
 
 
 def commit(partial: Path, final: Path) -> None:
-    """Give a finished partial file its final name (atomic on one filesystem)."""
+    """Make a finished partial file durable, then give it its final name (atomic on one
+    filesystem), then make the rename durable: a crash never leaves a complete-looking name on
+    data that did not reach the disk."""
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(partial, final)
+    try:
+        dfd = os.open(final.parent if str(final.parent) else ".", os.O_RDONLY)
+    except OSError:
+        return  # a folder that cannot be opened (some filesystems): the rename itself is done
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass  # fsync on a folder is unsupported on some filesystems
+    finally:
+        os.close(dfd)
 
 
 # -- reading ------------------------------------------------------------------------------------
