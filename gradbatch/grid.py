@@ -26,7 +26,8 @@ import torch
 
 from .config import Grid
 
-__all__ = ["Tile", "TileLayout", "layout", "axis_values", "tile_coords", "DEFAULT_TILE_POINTS",
+__all__ = ["Tile", "TileLayout", "layout", "axis_values", "tile_axes", "expand_axes", "tile_coords",
+           "DEFAULT_TILE_POINTS",
            "level_count", "level_shape", "level_axis_values"]
 
 DEFAULT_TILE_POINTS = {1: 1 << 18, 2: 512, 3: 64}
@@ -99,25 +100,40 @@ def axis_values(grid: Grid, dtype: torch.dtype) -> list[np.ndarray]:
     return [np.linspace(a.start, a.stop, a.points, dtype=np.float64).astype(np_dtype) for a in grid.axes]
 
 
-def tile_coords(
-    axes: list[torch.Tensor], lay: TileLayout, tile: Tile
-) -> tuple[torch.Tensor, ...]:
-    """Coordinate tensors for ``tile``, one per axis in grid order, each of shape ``lay.tile``.
+def tile_axes(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[torch.Tensor, ...]:
+    """The tile's coordinates along each axis (grid order): 1D tensors of the padded tile side.
 
-    ``axes`` are :func:`axis_values` as tensors on the target device. Each returned tensor is
-    contiguous (one leaf element per point, as autograd needs); padding repeats the last value.
+    ``axes`` are :func:`axis_values` as tensors on the target device; padding repeats the last
+    value. :func:`expand_axes` turns them into one value per point.
     """
     ndim = len(axes)
     out = []
     for k, values in enumerate(axes):
         dim = ndim - 1 - k  # array dimension of grid axis k
-        n = values.shape[0]
         idx = torch.arange(tile.start[dim], tile.start[dim] + lay.tile[dim], device=values.device)
-        v = values[idx.clamp_(max=n - 1)]
-        view = [1] * ndim
-        view[dim] = lay.tile[dim]
-        out.append(v.view(view).expand(lay.tile).contiguous())
+        out.append(values[idx.clamp_(max=values.shape[0] - 1)])
     return tuple(out)
+
+
+def expand_axes(axes1d: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """One coordinate tensor per axis (grid order), each of the full tile shape in array order.
+
+    Each is contiguous: one leaf element per point, as autograd needs. Pure torch, so a compiled
+    kernel can build the coordinates inside its graph.
+    """
+    ndim = len(axes1d)
+    shape = tuple(axes1d[ndim - 1 - d].shape[0] for d in range(ndim))
+    out = []
+    for k, v in enumerate(axes1d):
+        view = [1] * ndim
+        view[ndim - 1 - k] = v.shape[0]
+        out.append(v.view(view).expand(shape).contiguous())
+    return tuple(out)
+
+
+def tile_coords(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[torch.Tensor, ...]:
+    """Coordinate tensors for ``tile``, one per axis in grid order, each of shape ``lay.tile``."""
+    return expand_axes(tile_axes(axes, lay, tile))
 
 
 def level_count(lay: TileLayout) -> int:

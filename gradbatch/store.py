@@ -90,6 +90,8 @@ class JobWriter:
     attrs: Mapping[str, Any]
     _file: h5py.File | None = field(default=None, init=False, repr=False)
     _pending: list[int] = field(default_factory=list, init=False, repr=False)
+    _groups: dict[tuple[int, tuple[int, ...]], tuple[dict[str, np.ndarray], int]] = field(
+        default_factory=dict, init=False, repr=False)
     _last_flush: float = field(default=0.0, init=False, repr=False)
 
     # -- opening ------------------------------------------------------------------------------
@@ -148,8 +150,7 @@ class JobWriter:
         for k in range(1, self.levels + 1):
             lg = g.create_group(f"levels/{k}")
             lg.attrs["factor"] = 1 << k
-            chunks = tuple(max(1, t >> k) for t in self.lay.tile)
-            self._datasets(lg, level_shape(self.lay.shape, k), chunks, k)
+            self._datasets(lg, level_shape(self.lay.shape, k), self._level_chunk(k), k)
         t = g.create_group("_tiles")
         t.create_dataset("done", shape=self.lay.counts, dtype="u1", fillvalue=0)
 
@@ -181,27 +182,92 @@ class JobWriter:
         if [int(t) for t in g.attrs.get("tile", [])] != list(self.lay.tile):
             raise StoreError(f"{self.path}: job {self.job!r} was started with another tile shape")
         done = np.asarray(g["_tiles/done"][...]).ravel()
-        return set(int(i) for i in np.flatnonzero(done))
+        return self.complete_groups(set(int(i) for i in np.flatnonzero(done)))
 
     # -- writing ------------------------------------------------------------------------------
+    # Pyramid chunks: level k keeps the tile's extent in the last dimension, so one chunk spans
+    # 2^k consecutive tiles (the order tiles are computed in) and holds their level-k pieces:
+    #
+    #     tiles along the last dim:  | t0 | t1 | t2 | t3 |      level 0: one chunk per tile
+    #     level 1 chunks:            | t0 t1   | t2 t3   |      (rows halved, columns shared)
+    #     level 2 chunks:            | t0 t1 t2 t3       |
+    #
+    # A chunk is buffered until all its tiles have arrived, then written whole: few, large
+    # chunks instead of one tiny chunk per tile and level. Tiles are marked done when their
+    # deepest-level chunk is written, so a resumed run never finds a half-filled chunk.
+    def _level_chunk(self, k: int) -> tuple[int, ...]:
+        shape = level_shape(self.lay.shape, k)
+        chunk = tuple(max(1, t >> k) for t in self.lay.tile[:-1]) + (self.lay.tile[-1],)
+        return tuple(min(c, n) for c, n in zip(chunk, shape))
+
+    def _group_tiles(self, index: tuple[int, ...], k: int) -> list[tuple[int, ...]]:
+        """The tiles whose level-k pieces share a chunk with tile ``index``."""
+        f = 1 << k
+        first = (index[-1] // f) * f
+        last = min(first + f, self.lay.counts[-1])
+        return [index[:-1] + (i,) for i in range(first, last)]
+
+    def complete_groups(self, done: set[int]) -> set[int]:
+        """Keep only done tiles whose whole deepest-level chunk group is done."""
+        if self.levels == 0:
+            return done
+        counts = self.lay.counts
+        keep = set()
+        for flat in done:
+            index = tuple(int(i) for i in np.unravel_index(flat, counts))
+            group = [int(np.ravel_multi_index(t, counts)) for t in self._group_tiles(index, self.levels)]
+            if all(g in done for g in group):
+                keep.add(flat)
+        return keep
+
     def write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
                    levels: Sequence[Mapping[str, np.ndarray]]) -> None:
-        """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once flushed."""
+        """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
+        data and its pyramid chunks are flushed."""
         assert self._file is not None, "open() first"
         g = self._file[self.job]
         sl = tile.slices
         for name in self.fields:
-            g[name][sl] = fields[name]
+            g[name].write_direct(np.ascontiguousarray(fields[name]), dest_sel=sl)
+        finished: list[tuple[int, ...]] = [tile.index] if not levels else []
         for k, level in enumerate(levels, start=1):
-            f = 1 << k
-            piece = level[self.fields[0]].shape
-            lsl = tuple(slice(s // f, s // f + n) for s, n in zip(tile.start, piece))
-            lg = g[f"levels/{k}"]
-            for name in self.fields:
-                lg[name][lsl] = level[name]
-        self._pending.append(tile.flat)
+            done_group = self._add_to_group(g, tile, k, level)
+            if done_group and k == len(levels):
+                finished = self._group_tiles(tile.index, k)
+        counts = self.lay.counts
+        self._pending.extend(int(np.ravel_multi_index(t, counts)) for t in finished)
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
+
+    def _add_to_group(self, g: h5py.Group, tile: Tile, k: int, level: Mapping[str, np.ndarray]) -> bool:
+        """Put a tile's level-k piece into its chunk buffer; write the chunk once it is full."""
+        f = 1 << k
+        chunk = self._level_chunk(k)
+        shape = level_shape(self.lay.shape, k)
+        group = tile.index[:-1] + (tile.index[-1] // f,)
+        # where the chunk starts in the level array, and its (edge-clipped) shape
+        start = tuple(s // f for s in tile.start[:-1]) + (group[-1] * chunk[-1],)
+        size = tuple(min(c, n - s) for c, n, s in zip(chunk, shape, start))
+        key = (k, group)
+        if key not in self._groups:
+            dtype = self.axes[0][1].dtype
+            self._groups[key] = ({n: np.full(size, np.nan, dtype=dtype) for n in self.fields}, 0)
+        buffers, arrived = self._groups[key]
+        piece = level[self.fields[0]].shape
+        offset = (0,) * (len(start) - 1) + (tile.start[-1] // f - start[-1],)
+        inner = tuple(slice(o, o + n) for o, n in zip(offset, piece))
+        for name in self.fields:
+            buffers[name][inner] = level[name]
+        arrived += 1
+        if arrived < len(self._group_tiles(tile.index, k)):
+            self._groups[key] = (buffers, arrived)
+            return False
+        del self._groups[key]
+        lg = g[f"levels/{k}"]
+        dest = tuple(slice(s, s + n) for s, n in zip(start, size))
+        for name in self.fields:
+            lg[name].write_direct(buffers[name], dest_sel=dest)
+        return True
 
     def flush(self) -> None:
         """Put written data on disk, then mark the tiles written before it as done."""

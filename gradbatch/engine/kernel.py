@@ -19,6 +19,7 @@ from torch.func import grad_and_value, vjp
 from ..config import CompileMode, Output
 from ..errors import EngineError
 from ..functions import FieldFunction
+from ..grid import expand_axes
 
 __all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats",
            "finite_difference_check", "check_steps", "COMPILE_MIN_POINTS"]
@@ -142,14 +143,19 @@ def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output],
 
 @dataclass
 class Kernel:
-    """Callable ``kernel(coords) -> {field name: tensor}`` for a tile; maybe compiled."""
+    """Callable ``kernel(axes1d) -> {field name: tensor}`` for a tile; maybe compiled.
+
+    ``axes1d``: the tile's coordinates along each axis (1D, grid order, see
+    :func:`~gradbatch.grid.tile_axes`); fields come back in the tile's array shape. The
+    coordinate grids are built inside the kernel, so a compiled kernel fuses that work too.
+    """
 
     fn: TileFn
     eager: TileFn
     compiled: bool
 
-    def __call__(self, coords: Coords) -> dict[str, torch.Tensor]:
-        return self.fn(*coords)
+    def __call__(self, axes1d: Coords) -> dict[str, torch.Tensor]:
+        return self.fn(*axes1d)
 
 
 def build_kernel(
@@ -162,11 +168,11 @@ def build_kernel(
     """The tile function for ``ff``. ``points`` (the job's size) decides ``compile: auto``."""
     outputs = tuple(o for o in outputs if o is not Output.CHECK)
 
-    def eager(*coords: torch.Tensor) -> dict[str, torch.Tensor]:
-        return _assemble(ff, axes, outputs, coords)
+    def eager(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        return _assemble(ff, axes, outputs, expand_axes(axes1d))
 
-    def functional(*coords: torch.Tensor) -> dict[str, torch.Tensor]:
-        return _assemble(ff, axes, outputs, coords, functional=True)
+    def functional(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        return _assemble(ff, axes, outputs, expand_axes(axes1d), functional=True)
 
     want = compile_mode is CompileMode.ON or (
         compile_mode is CompileMode.AUTO and points >= COMPILE_MIN_POINTS
@@ -177,12 +183,12 @@ def build_kernel(
     return Kernel(compiled, eager, True)
 
 
-def warm_up(kernel: Kernel, coords: Coords, compile_mode: CompileMode) -> Kernel:
+def warm_up(kernel: Kernel, axes1d: Coords, compile_mode: CompileMode) -> Kernel:
     """Run the kernel once; if compiling fails, fall back to eager (``auto``) or raise (``on``)."""
     if not kernel.compiled:
         return kernel
     try:
-        kernel(coords)
+        kernel(axes1d)
         return kernel
     except Exception as exc:  # compilation is an optimisation: any failure of it is reported
         if compile_mode is CompileMode.ON:

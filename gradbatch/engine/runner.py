@@ -19,7 +19,7 @@ from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSou
 from ..errors import EngineError, FunctionError
 from ..functions import (FieldFunction, from_builtin, from_callable, from_expression, from_vector,
                          probe)
-from ..grid import Tile, TileLayout, axis_values, layout, level_count, tile_coords
+from ..grid import Tile, TileLayout, axis_values, expand_axes, layout, level_count, tile_axes
 from ..pyramid import tile_levels
 from .device import resolve_device
 from .kernel import CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check, warm_up
@@ -114,11 +114,12 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
     return JobPlan(job, ff, dev, dtype, tuple(outputs), names, lay, levels, axes)
 
 
-def _run_split(kernel: Kernel, coords: tuple[torch.Tensor, ...], parts: int) -> dict[str, torch.Tensor]:
+def _run_split(kernel: Kernel, axes1d: tuple[torch.Tensor, ...], parts: int) -> dict[str, torch.Tensor]:
+    """Run the kernel on the tile in ``parts`` slabs along array dimension 0 (the last axis)."""
     if parts == 1:
-        return kernel(coords)
-    pieces = [kernel(tuple(c[sl] for c in coords))
-              for sl in _slices(coords[0].shape[0], parts)]
+        return kernel(axes1d)
+    *rest, last = axes1d
+    pieces = [kernel((*rest, last[sl])) for sl in _slices(last.shape[0], parts)]
     return {k: torch.cat([p[k] for p in pieces], dim=0) for k in pieces[0]}
 
 
@@ -127,12 +128,12 @@ def _slices(n: int, parts: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _compute(kernel: Kernel, coords: tuple[torch.Tensor, ...], stats: EvalStats) -> dict[str, torch.Tensor]:
+def _compute(kernel: Kernel, axes1d: tuple[torch.Tensor, ...], stats: EvalStats) -> dict[str, torch.Tensor]:
     while True:
         try:
-            return _run_split(kernel, coords, stats.splits)
+            return _run_split(kernel, axes1d, stats.splits)
         except torch.cuda.OutOfMemoryError:
-            if stats.splits >= coords[0].shape[0]:
+            if stats.splits >= axes1d[-1].shape[0]:
                 raise EngineError(
                     f"CUDA out of memory even with the tile split into {stats.splits} pieces; "
                     "use a smaller tile: setting"
@@ -165,7 +166,7 @@ def evaluate(
         stats.check = CheckStats()
     if kernel.compiled:
         t0 = time.perf_counter()
-        kernel = warm_up(kernel, tile_coords(axes_dev, plan.layout, todo[0]), job.compile)
+        kernel = warm_up(kernel, tile_axes(axes_dev, plan.layout, todo[0]), job.compile)
         stats.compile_s = time.perf_counter() - t0
     stats.compiled = kernel.compiled
 
@@ -174,11 +175,12 @@ def evaluate(
     pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event] | None = None
     for tile in todo:
         t_tile = time.perf_counter()
-        coords = tile_coords(axes_dev, plan.layout, tile)
+        axes1d = tile_axes(axes_dev, plan.layout, tile)
         try:
-            out = _compute(kernel, coords, stats)
+            out = _compute(kernel, axes1d, stats)
             if plan.check:
-                stats.check.merge(finite_difference_check(plan.function, coords, tile.shape, steps))
+                stats.check.merge(finite_difference_check(plan.function, expand_axes(axes1d),
+                                                          tile.shape, steps))
         except (EngineError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as exc:
