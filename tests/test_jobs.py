@@ -207,3 +207,38 @@ def test_cuda_requested_without_cuda_is_an_error(in_tmp: Path) -> None:
     with pytest.raises(gradbatch.DeviceError, match="CUDA is not available"):
         _run(JOB + "device: cuda\n", in_tmp / "x.h5")
     assert list(in_tmp.iterdir()) == []
+
+
+PYRAMID_JOB = ("name: deep\nfunction: 'sin(x) * cos(3*y) + where(x > 2.5, sqrt(-x), 0)'\n"
+               "grid: {x: [-3, 3, 1100], y: [-2, 2, 700]}\ntile: 64\noutputs: [value, gradient]\n")
+
+
+def test_stored_pyramid_levels_equal_the_engines_levels(in_tmp: Path) -> None:
+    _run(PYRAMID_JOB, in_tmp / "deep.h5")
+    expected = compute_fields(PYRAMID_JOB, levels=True)
+    info = gradbatch.inspect(in_tmp / "deep.h5").jobs[0]
+    assert info.levels == ((350, 550), (175, 275), (88, 138))  # 3 levels: sides > 256 get halved
+    with h5py.File(in_tmp / "deep.h5", "r") as f:
+        for k in (1, 2, 3):
+            lg = f[f"deep/levels/{k}"]
+            assert lg["value"].chunks == (64 >> k, 64)  # rows halved, one chunk per 2^k tiles
+            for name in ("value", "grad_x", "grad_y"):
+                np.testing.assert_array_equal(lg[name][...], expected[f"{name}@{k}"], err_msg=f"{name}@{k}")
+
+
+def test_resume_mid_row_with_pyramid_groups_is_identical(in_tmp: Path) -> None:
+    """Interrupt inside a row and inside a deepest-level chunk group (8 tiles wide here)."""
+    out = in_tmp / "deep.h5"
+
+    def stop_after_27(p: gradbatch.Progress) -> None:
+        if p.tiles_done >= 27:  # 18 tiles a row: row 1, inside its first group of 8
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(PYRAMID_JOB, out, progress=stop_after_27)
+    done = gradbatch.inspect(partial_path(out)).jobs[0].tiles_done
+    assert done >= 18 and done % 18 in (0, 8, 16)  # only whole groups (8, 8, 2 a row) are done
+    (report,) = _run(PYRAMID_JOB, out, resume=True)
+    assert report.tiles_resumed == done
+    _run(PYRAMID_JOB, in_tmp / "straight.h5")
+    assert_files_equal(out, in_tmp / "straight.h5", "deep")
