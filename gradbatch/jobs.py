@@ -225,9 +225,11 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     old_threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     device = device_name(plan.device)
+    chosen = ""
+    if job.device == "auto":
+        chosen = " (device: auto, CUDA found)" if plan.device.type == "cuda" else " (device: auto, no CUDA here)"
     say(f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
-        f"points, device {device}"
-        + (" (auto)" if job.device == "auto" else "")
+        f"points, on {device}{chosen}"
         + (f"; resuming, {len(done)} of {total_tiles} tiles done" if done else ""))
     stats = EvalStats()
     t0 = time.perf_counter()

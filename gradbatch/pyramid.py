@@ -47,11 +47,14 @@ def tile_levels(
 
     ``fields``: name -> tensor of the padded tile shape; ``valid``: the unpadded shape.
     Returns one dict per level with tensors cropped to that level's valid shape.
+
+    On the CPU, full tiles without NaN take a fast path; choosing it needs one host-side check
+    per field, which on CUDA would stall the stream, so CUDA always takes the exact masked path.
     """
     if levels <= 0:
         return []
     some = next(iter(fields.values()))
-    full = tuple(some.shape) == tuple(valid)
+    full = tuple(some.shape) == tuple(valid) and some.device.type == "cpu"
     out: list[dict[str, torch.Tensor]] = [{} for _ in range(levels)]
     slow: dict[str, torch.Tensor] = {}
     for name, v in fields.items():
