@@ -45,10 +45,15 @@ def main() -> None:
     print(f"seed 003 per-point loop      : {loop_rate / 1e6:8.4f} Mpts/s (at {args.loop_size}^2, "
           f"{t_loop:.1f} s; extrapolated {pts / loop_rate / 3600:.1f} h for {n}^2)", flush=True)
 
-    rows = benchmark([n], ["eager", "compiled"], [torch.device("cpu")], repeat=args.repeat,
-                     log=lambda m: print(m, flush=True))
     result = {"size": n, "numpy_meshgrid_pts_per_s": np_rate, "numpy_chunked_pts_per_s": chunk_rate,
               "seed003_loop_pts_per_s": loop_rate}
+    rows = benchmark([n], ["eager", "compiled"], [torch.device("cpu")], repeat=args.repeat,
+                     log=lambda m: print(m, flush=True))
+    both = benchmark([n], ["compiled"], [torch.device("cpu")], repeat=args.repeat, threads=2,
+                     log=lambda m: print(m, flush=True))
+    result["engine_compiled_2threads_pts_per_s"] = both[0].points_per_s
+    print(f"engine compiled, 2 threads   : {both[0].points_per_s / 1e6:8.1f} Mpts/s "
+          f"= {both[0].points_per_s / np_rate:5.2f}x numpy (seeds' way, which uses one core)", flush=True)
     for r in rows:
         result[f"engine_{r.method}_pts_per_s"] = r.points_per_s
         result[f"engine_{r.method}_compile_s"] = r.compile_s

@@ -3,25 +3,59 @@
 The whole pipeline, as a notebook would use it::
 
     import gradbatch
-    jobs = gradbatch.load_config("configs/ripple.yaml")      # YAML -> typed JobConfig objects
-    reports = gradbatch.run_jobs(jobs, overwrite=True)       # tiles on CPU/CUDA -> ripple.h5
-    info = gradbatch.inspect("ripple.h5")                    # what the file holds
+    jobs = gradbatch.load_config("configs/seed000_ripple.yaml")   # YAML -> typed JobConfig objects
+    reports = gradbatch.run_jobs(jobs, overwrite=True)            # tiles on CPU/CUDA -> ripple.h5
+    info = gradbatch.inspect("ripple.h5")                         # what the file holds
     value = gradbatch.read_field("ripple.h5", "ripple", "value")
+
+Names are imported on first use, so reading files (``gradbatch.store``, ``gradbatch.grid``)
+never imports torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .config import JobConfig, JobFile, load_config, parse_config
-from .engine import available_devices, compute, evaluate, plan_job, resolve_device, value_and_jacobian
 from .errors import (ConfigError, DeviceError, EngineError, ExpressionError, FunctionError,
                      GradbatchError, StoreError)
-from .expr import Expr, parse
-from .functions import BUILTINS
-from .jobs import JobReport, Progress, run, run_jobs
-from .store import inspect, read_field
+
+# public name -> module that defines it
+_LAZY = {
+    "JobConfig": "config", "JobFile": "config", "load_config": "config", "parse_config": "config",
+    "available_devices": "engine", "compute": "engine", "evaluate": "engine", "plan_job": "engine",
+    "resolve_device": "engine", "value_and_jacobian": "engine",
+    "Expr": "expr", "parse": "expr",
+    "BUILTINS": "functions",
+    "JobReport": "jobs", "Progress": "jobs", "run": "jobs", "run_jobs": "jobs",
+    "inspect": "store", "read_field": "store",
+}
 
 __all__ = [
-    "__version__", "JobConfig", "JobFile", "load_config", "parse_config", "available_devices",
-    "compute", "value_and_jacobian", "evaluate", "plan_job", "resolve_device", "ConfigError", "DeviceError", "EngineError",
-    "ExpressionError", "FunctionError", "GradbatchError", "StoreError", "Expr", "parse",
-    "BUILTINS", "JobReport", "Progress", "run", "run_jobs", "inspect", "read_field",
+    "__version__", "ConfigError", "DeviceError", "EngineError", "ExpressionError", "FunctionError",
+    "GradbatchError", "StoreError", *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradbatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
+    from .config import JobConfig, JobFile, load_config, parse_config
+    from .engine import (available_devices, compute, evaluate, plan_job, resolve_device,
+                         value_and_jacobian)
+    from .expr import Expr, parse
+    from .functions import BUILTINS
+    from .jobs import JobReport, Progress, run, run_jobs
+    from .store import inspect, read_field

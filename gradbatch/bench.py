@@ -58,12 +58,34 @@ def benchmark(
     expression: str = BENCH_EXPRESSION,
     dtype: str = "float32",
     repeat: int = 3,
+    threads: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchRow]:
-    """Measure points/s of value + gradient for every (device, method, size)."""
+    """Measure points/s of value + gradient for every (device, method, size).
+
+    ``threads``: CPU intra-op threads while measuring (jobs use 1 by default: the writer
+    thread has the other core).
+    """
     say = log or (lambda msg: None)
     rows: list[BenchRow] = []
-    for device in devices or available_devices():
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = _measure(sizes, methods, devices or available_devices(), expression, dtype, repeat, say)
+    finally:
+        torch.set_num_threads(old_threads)
+    cpu = {(r.method, r.size): r.points_per_s for r in rows if r.device.startswith("cpu")}
+    return [
+        BenchRow(**{**r.as_dict(), "speedup_vs_cpu": r.points_per_s / cpu[(r.method, r.size)]})
+        if (r.method, r.size) in cpu else r
+        for r in rows
+    ]
+
+
+def _measure(sizes: Sequence[int], methods: Sequence[str], devices: Sequence[torch.device],
+             expression: str, dtype: str, repeat: int, say: Callable[[str], None]) -> list[BenchRow]:
+    rows: list[BenchRow] = []
+    for device in devices:
         for method in methods:
             for size in sizes:
                 plan = _plan(size, method, device, expression, dtype)
@@ -84,12 +106,7 @@ def benchmark(
                 row = BenchRow(device_name(device), method, size, points, best, points / best, compile_s)
                 say(f"  {row.device:<28} {method:<9} {size:>6}^2  {row.points_per_s / 1e6:8.1f} Mpts/s")
                 rows.append(row)
-    cpu = {(r.method, r.size): r.points_per_s for r in rows if r.device.startswith("cpu")}
-    return [
-        BenchRow(**{**r.as_dict(), "speedup_vs_cpu": r.points_per_s / cpu[(r.method, r.size)]})
-        if (r.method, r.size) in cpu else r
-        for r in rows
-    ]
+    return rows
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:

@@ -153,7 +153,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for m in methods:
         if m not in ("eager", "compiled"):
             raise SystemExit(f"gradbatch bench: --methods: unknown method {m!r}; allowed: eager, compiled")
-    rows = benchmark(sizes, methods, devices, repeat=args.repeat,
+    rows = benchmark(sizes, methods, devices, repeat=args.repeat, threads=args.threads,
                      log=None if args.json else (lambda m: print(m, file=sys.stderr)))
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", default="1024,4096", help="grid sides, comma-separated (default 1024,4096)")
     b.add_argument("--methods", default="eager,compiled", help="eager, compiled or both")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats per case (best is kept)")
+    b.add_argument("--threads", type=int, default=1, help="CPU threads while measuring (default 1, as jobs use)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.set_defaults(func=_cmd_bench)
 

@@ -1,4 +1,4 @@
-"""Grid coordinates, array order and tiles.
+"""Grid coordinates, array order and tiles (numpy only: readers of files use it too).
 
 Array order is the grid's axis order reversed (netCDF/CF, image convention)::
 
@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
 
-from .config import Grid
+if TYPE_CHECKING:
+    from .config import Grid
 
-__all__ = ["Tile", "TileLayout", "layout", "axis_values", "tile_axes", "expand_axes", "tile_coords",
-           "DEFAULT_TILE_POINTS",
+__all__ = ["Tile", "TileLayout", "layout", "axis_values", "DEFAULT_TILE_POINTS",
            "level_count", "level_shape", "level_axis_values"]
 
 DEFAULT_TILE_POINTS = {1: 1 << 18, 2: 512, 3: 64}
@@ -94,46 +93,10 @@ def layout(grid: Grid, tile: tuple[int, ...] | None = None) -> TileLayout:
     return TileLayout(shape, sides)
 
 
-def axis_values(grid: Grid, dtype: torch.dtype) -> list[np.ndarray]:
-    """Coordinates of each axis (grid order), exactly as the engine evaluates them."""
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    return [np.linspace(a.start, a.stop, a.points, dtype=np.float64).astype(np_dtype) for a in grid.axes]
-
-
-def tile_axes(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[torch.Tensor, ...]:
-    """The tile's coordinates along each axis (grid order): 1D tensors of the padded tile side.
-
-    ``axes`` are :func:`axis_values` as tensors on the target device; padding repeats the last
-    value. :func:`expand_axes` turns them into one value per point.
-    """
-    ndim = len(axes)
-    out = []
-    for k, values in enumerate(axes):
-        dim = ndim - 1 - k  # array dimension of grid axis k
-        idx = torch.arange(tile.start[dim], tile.start[dim] + lay.tile[dim], device=values.device)
-        out.append(values[idx.clamp_(max=values.shape[0] - 1)])
-    return tuple(out)
-
-
-def expand_axes(axes1d: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """One coordinate tensor per axis (grid order), each of the full tile shape in array order.
-
-    Each is contiguous: one leaf element per point, as autograd needs. Pure torch, so a compiled
-    kernel can build the coordinates inside its graph.
-    """
-    ndim = len(axes1d)
-    shape = tuple(axes1d[ndim - 1 - d].shape[0] for d in range(ndim))
-    out = []
-    for k, v in enumerate(axes1d):
-        view = [1] * ndim
-        view[ndim - 1 - k] = v.shape[0]
-        out.append(v.view(view).expand(shape).contiguous())
-    return tuple(out)
-
-
-def tile_coords(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[torch.Tensor, ...]:
-    """Coordinate tensors for ``tile``, one per axis in grid order, each of shape ``lay.tile``."""
-    return expand_axes(tile_axes(axes, lay, tile))
+def axis_values(grid: Grid, dtype: str) -> list[np.ndarray]:
+    """Coordinates of each axis (grid order), exactly as the engine evaluates them:
+    ``linspace`` in float64, then cast to ``dtype`` ("float32" or "float64")."""
+    return [np.linspace(a.start, a.stop, a.points, dtype=np.float64).astype(dtype) for a in grid.axes]
 
 
 def level_count(lay: TileLayout) -> int:

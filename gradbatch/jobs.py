@@ -217,7 +217,7 @@ class _WriterThread(threading.Thread):
 def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None]) -> JobReport:
     job = plan.job
     writer = JobWriter(part, job.name, plan.fields, list(zip(job.grid.names, plan.axes)),
-                       plan.layout, plan.levels, job.compression, _provenance(plan))
+                       plan.layout, plan.levels, job.compression.value, _provenance(plan))
     done = writer.open()
     total_tiles = len(plan.layout)
     total_points = job.grid.size

@@ -31,7 +31,6 @@ import hdf5plugin
 import numpy as np
 
 from ._h5clear import clear_write_flags, held_by_another_process
-from .config import Compression
 from .errors import StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
@@ -48,12 +47,13 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def _filters(compression: Compression) -> dict[str, Any]:
-    if compression is Compression.LZ4:
+def _filters(compression: str) -> dict[str, Any]:
+    """HDF5 filter settings for ``compression`` ("lz4", "zstd", "gzip" or "none")."""
+    if compression == "lz4":
         return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
-    if compression is Compression.ZSTD:
+    if compression == "zstd":
         return dict(hdf5plugin.Blosc2(cname="zstd", clevel=1, filters=hdf5plugin.Blosc2.SHUFFLE))
-    if compression is Compression.GZIP:
+    if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
     return {}
 
@@ -86,7 +86,7 @@ class JobWriter:
     axes: Sequence[tuple[str, np.ndarray]]
     lay: TileLayout
     levels: int
-    compression: Compression
+    compression: str  # "lz4" | "zstd" | "gzip" | "none"
     attrs: Mapping[str, Any]
     _file: h5py.File | None = field(default=None, init=False, repr=False)
     _pending: list[int] = field(default_factory=list, init=False, repr=False)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gradbatch.config import parse_config
-from gradbatch.grid import axis_values, layout, level_axis_values, level_count, tile_coords
+from gradbatch.engine.coords import tile_coords
+from gradbatch.grid import axis_values, layout, level_axis_values, level_count
 from gradbatch.pyramid import tile_levels
 
 from .conftest import compute_fields
@@ -38,7 +39,7 @@ def test_default_tiles_shrink_to_small_grids() -> None:
 def test_tile_coordinates_pad_by_repeating_the_last_value() -> None:
     grid = _grid("{x: [0, 4, 5], y: [10, 12, 3]}")
     lay = layout(grid, (4, 4))
-    axes = [torch.as_tensor(a) for a in axis_values(grid, torch.float64)]
+    axes = [torch.as_tensor(a) for a in axis_values(grid, "float64")]
     x, y = tile_coords(axes, lay, lay.tile_at((0, 1)))  # second tile along x
     assert x.shape == (4, 4) and x.is_contiguous()
     np.testing.assert_array_equal(x[0].numpy(), [4, 4, 4, 4])  # x index 4, then padding

@@ -19,7 +19,7 @@ from torch.func import grad_and_value, vjp
 from ..config import CompileMode, Output
 from ..errors import EngineError
 from ..functions import FieldFunction
-from ..grid import expand_axes
+from .coords import expand_axes
 
 __all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats",
            "finite_difference_check", "check_steps", "COMPILE_MIN_POINTS"]
@@ -146,7 +146,7 @@ class Kernel:
     """Callable ``kernel(axes1d) -> {field name: tensor}`` for a tile; maybe compiled.
 
     ``axes1d``: the tile's coordinates along each axis (1D, grid order, see
-    :func:`~gradbatch.grid.tile_axes`); fields come back in the tile's array shape. The
+    :func:`~gradbatch.engine.coords.tile_axes`); fields come back in the tile's array shape. The
     coordinate grids are built inside the kernel, so a compiled kernel fuses that work too.
     """
 

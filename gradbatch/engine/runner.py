@@ -19,7 +19,8 @@ from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSou
 from ..errors import EngineError, FunctionError
 from ..functions import (FieldFunction, from_builtin, from_callable, from_expression, from_vector,
                          probe)
-from ..grid import Tile, TileLayout, axis_values, expand_axes, layout, level_count, tile_axes
+from ..grid import Tile, TileLayout, axis_values, layout, level_count
+from .coords import expand_axes, tile_axes
 from ..pyramid import tile_levels
 from .device import resolve_device
 from .kernel import CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check, warm_up
@@ -110,7 +111,7 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
         raise EngineError(f"{where}: nothing to write; add value, gradient or another field")
     lay = layout(job.grid, job.tile)
     levels = level_count(lay) if job.pyramid else 0
-    axes = tuple(axis_values(job.grid, dtype))
+    axes = tuple(axis_values(job.grid, job.dtype))
     return JobPlan(job, ff, dev, dtype, tuple(outputs), names, lay, levels, axes)
 
 

@@ -1,0 +1,40 @@
+"""The layers stay apart: reading files never needs torch; the engine never touches HDF5."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import gradbatch
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize("module", ["gradbatch", "gradbatch.store", "gradbatch.grid", "gradbatch.errors"])
+def test_reading_side_does_not_import_torch(module: str) -> None:
+    mods = _modules_after(f"import {module}")
+    assert "torch" not in mods and "vispy" not in mods
+
+
+def test_reading_a_file_does_not_import_torch(tmp_path) -> None:  # noqa: ANN001
+    gradbatch.run_jobs(gradbatch.parse_config("function: x\ngrid: {x: [0, 1, 8]}", output=tmp_path / "a.h5"))
+    mods = _modules_after(f"import gradbatch; gradbatch.inspect({str(tmp_path / 'a.h5')!r}); "
+                          f"gradbatch.read_field({str(tmp_path / 'a.h5')!r}, 'job', 'value')")
+    assert "torch" not in mods
+
+
+def test_engine_and_config_do_not_import_hdf5_or_vispy() -> None:
+    mods = _modules_after("import gradbatch.engine, gradbatch.config, gradbatch.expr")
+    assert "h5py" not in mods and "vispy" not in mods
+
+
+def test_lazy_attributes() -> None:
+    assert callable(gradbatch.run_jobs) and "run_jobs" in dir(gradbatch)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gradbatch.nope  # noqa: B018
