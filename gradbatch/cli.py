@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -216,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted; an unfinished output stays as <output>.partial: "
               "run again with --resume to finish it", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
