@@ -289,3 +289,30 @@ def test_cpu_and_device_agree(device: str) -> None:
     other = compute_fields(text, device)
     for k in ref:
         torch.testing.assert_close(torch.from_numpy(other[k]), torch.from_numpy(ref[k]), rtol=1e-5, atol=1e-5)
+
+
+def test_out_of_memory_splits_the_tile_and_gives_the_same_result() -> None:
+    """A kernel that runs out of memory above 64 rows: the tile is split until it fits."""
+    from gradbatch.engine.coords import tile_axes
+    from gradbatch.engine.kernel import Kernel
+    from gradbatch.engine.runner import EvalStats, _compute
+
+    plan = gradbatch.plan_job(job_from("function: 'x*y'\ngrid: {x: [0, 1, 256], y: [0, 1, 256]}\n"
+                                       "tile: 256\ndtype: float64\n"), "cpu")
+    real = gradbatch.engine.build_kernel(plan.function, ("x", "y"), plan.outputs,
+                                         plan.job.compile, 1)
+    calls: list[int] = []
+
+    def picky(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls.append(axes1d[-1].shape[0])
+        if axes1d[-1].shape[0] > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real.fn(*axes1d)
+
+    axes = tile_axes([torch.as_tensor(a) for a in plan.axes], plan.layout, next(iter(plan.layout)))
+    stats = EvalStats()
+    out = _compute(Kernel(picky, picky, False), axes, stats)
+    assert stats.splits == 4 and calls == [256, 128, 64, 64, 64, 64]
+    expected = real(axes)
+    for k in expected:
+        torch.testing.assert_close(out[k], expected[k])

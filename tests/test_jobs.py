@@ -242,3 +242,21 @@ def test_resume_mid_row_with_pyramid_groups_is_identical(in_tmp: Path) -> None:
     assert report.tiles_resumed == done
     _run(PYRAMID_JOB, in_tmp / "straight.h5")
     assert_files_equal(out, in_tmp / "straight.h5", "deep")
+
+
+@pytest.mark.parametrize(
+    "grid, tile",
+    [("{x: [-3, 3, 200000]}", 4096),  # 1D: 10 levels, deepest chunk groups span every tile
+     ("{x: [-1, 1, 300], y: [-1, 1, 90], z: [0, 1, 40]}", 32)],  # 3D: one level
+)
+def test_stored_pyramid_in_1d_and_3d(in_tmp: Path, grid: str, tile: int) -> None:
+    names = [a.split(":")[0].strip(" {") for a in grid.split("],")]
+    expr = " + ".join(f"sin({i + 1}*{n})" for i, n in enumerate(names))
+    text = f"name: nd\nfunction: '{expr}'\ngrid: {grid}\ntile: {tile}\noutputs: [value, gradient]\n"
+    _run(text, in_tmp / "nd.h5")
+    expected = compute_fields(text, levels=True)
+    info = gradbatch.inspect(in_tmp / "nd.h5").jobs[0]
+    assert info.complete and len(info.levels) == (10 if len(names) == 1 else 1)
+    with h5py.File(in_tmp / "nd.h5", "r") as f:
+        for k in range(1, len(info.levels) + 1):
+            np.testing.assert_array_equal(f[f"nd/levels/{k}/grad_x"][...], expected[f"grad_x@{k}"])
