@@ -30,6 +30,7 @@ _LAZY = {
     "BUILTINS": "functions",
     "JobReport": "jobs", "Progress": "jobs", "run": "jobs", "run_jobs": "jobs",
     "inspect": "store", "read_field": "store",
+    "describe": "describe",
 }
 
 __all__ = [
@@ -58,4 +59,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .expr import Expr, parse
     from .functions import BUILTINS
     from .jobs import JobReport, Progress, run, run_jobs
+    from .describe import describe
     from .store import inspect, read_field

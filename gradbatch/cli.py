@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from . import __version__
+from .describe import human_size
 from .errors import GradbatchError
 
 __all__ = ["main"]
@@ -59,12 +60,6 @@ def _duration(s: float | None) -> str:
     return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -83,61 +78,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             check = f", gradient check: max |autograd - central difference| = {r.check.max_abs_error:.2e}"
         print(f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
               f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
-              f"{_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}")
+              f"{human_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}")
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from .describe import describe, info_as_dict
     from .store import inspect
 
     info = inspect(args.file)
-    if args.json:
-        print(json.dumps({
-            "path": str(info.path), "format": info.format, "version": info.version,
-            "jobs": [{"name": j.name, "complete": j.complete, "attrs": j.attrs,
-                      "fields": [f.__dict__ for f in j.fields], "axes": j.axes,
-                      "levels": j.levels, "tiles_done": j.tiles_done, "tiles_total": j.tiles_total}
-                     for j in info.jobs]}, indent=2, default=str))
-        return 0
-    print(f"{info.path}  ({info.format}, written by gradbatch {info.version})")
-    for j in info.jobs:
-        a = j.attrs
-        state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
-        print(f"\njob {j.name}  [{state}]")
-        print(f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})")
-        for name, first, last, n in j.axes:
-            print(f"  axis {name:<6} {first:g} .. {last:g}, {n} points")
-        print(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
-              f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
-        timings = a.get("timings")
-        if timings:
-            t = json.loads(timings)
-            print(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
-                  f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
-                  f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
-        if "check" in a:
-            c = json.loads(a["check"])
-            print(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
-                  f"at {tuple(round(v, 6) for v in c['at'])}")
-        minima = json.loads(a.get("minima", "[]"))
-        if minima:
-            print("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
-        print(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
-        print("  fields")
-        for f in j.fields:
-            raw = 4 * _prod(f.shape) if f.dtype == "float32" else 8 * _prod(f.shape)
-            print(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
-                  f"{_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
-        if j.levels:
-            print(f"  pyramid    {len(j.levels)} levels: " + ", ".join(' x '.join(map(str, s)) for s in j.levels))
+    print(json.dumps(info_as_dict(info), indent=2, default=str) if args.json else describe(info))
     return 0
-
-
-def _prod(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

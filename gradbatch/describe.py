@@ -1,0 +1,77 @@
+"""Human-readable and JSON descriptions of a gradbatch file (what `gradbatch info` prints)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .store import StoreInfo, inspect
+
+__all__ = ["describe", "info_as_dict", "human_size"]
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def info_as_dict(info: StoreInfo) -> dict[str, Any]:
+    """``info`` as plain data (JSON attributes decoded)."""
+    jobs = []
+    for j in info.jobs:
+        attrs = {k: _decode(v) for k, v in j.attrs.items()}
+        jobs.append({**asdict(j), "attrs": attrs})
+    return {"path": str(info.path), "format": info.format, "version": info.version,
+            "partial": info.partial, "jobs": jobs}
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def describe(info: StoreInfo | str | Path) -> str:
+    """What a file holds, as text: jobs, function, axes, device, timings, check, fields, pyramid."""
+    if not isinstance(info, StoreInfo):
+        info = inspect(info)
+    lines = [f"{info.path}  ({info.format}, written by gradbatch {info.version})"]
+    for j in info.jobs:
+        a = {k: _decode(v) for k, v in j.attrs.items()}
+        state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
+        lines += ["", f"job {j.name}  [{state}]",
+                  f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})"]
+        lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points" for name, first, last, n in j.axes]
+        lines.append(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
+                     f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
+        t = a.get("timings")
+        if isinstance(t, dict):
+            lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
+                         f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
+                         f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
+        c = a.get("check")
+        if isinstance(c, dict):
+            lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
+                         f"at {tuple(round(v, 6) for v in c['at'])}")
+        minima = a.get("minima") or []
+        if minima:
+            lines.append("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
+        lines.append(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
+        lines.append("  fields")
+        for f in j.fields:
+            raw = math.prod(f.shape) * (4 if f.dtype == "float32" else 8)
+            lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
+                         f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
+        if j.levels:
+            lines.append(f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
+                         + ", ".join(" x ".join(map(str, s)) for s in j.levels))
+    return "\n".join(lines)
