@@ -25,7 +25,7 @@ from .config import JobConfig, JobFile, load_config
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats
 from .errors import StoreError
-from .store import JobWriter, commit, partial_path
+from .store import JobWriter, commit, job_complete, partial_path
 
 __all__ = ["Progress", "JobReport", "run", "run_jobs"]
 
@@ -143,6 +143,9 @@ def run_jobs(
         part = partial_path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         for job in group:
+            if resume and part.exists() and job_complete(part, job.name):
+                say(f"{job.name}: complete already in {part}")
+                continue
             reports.append(_run_one(plans[id(job)], part, progress, say))
         commit(part, out)
         say(f"wrote {out}")

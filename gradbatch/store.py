@@ -35,7 +35,7 @@ from .errors import StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
-           "inspect", "read_field", "open_store"]
+           "inspect", "read_field", "open_store", "job_complete"]
 
 FORMAT = "gradbatch/1"
 FLUSH_INTERVAL_S = 1.0
@@ -420,6 +420,12 @@ def inspect(path: str | Path) -> StoreInfo:
                                 axes, levels, int(done.sum()), int(done.size)))
         return StoreInfo(p, str(f.attrs["gradbatch_format"]), str(f.attrs.get("gradbatch_version", "")),
                          tuple(jobs), p.name.endswith(".partial"))
+
+
+def job_complete(path: str | Path, job: str) -> bool:
+    """Whether ``path`` (a finished or partial file) holds ``job`` marked complete."""
+    with open_store(path) as f:
+        return job in f and bool(f[job].attrs.get("complete", False))
 
 
 def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> np.ndarray:

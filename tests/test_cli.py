@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from gradbatch.cli import main
 
@@ -65,11 +66,8 @@ def test_foreign_hdf5_file_is_refused(in_tmp: Path, capsys: pytest.CaptureFixtur
     assert "not a gradbatch file (no 'gradbatch_format' attribute" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the error where CUDA is absent")
 def test_device_override_to_missing_cuda(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
     (in_tmp / "tiny.yaml").write_text(SMALL)
     assert main(["run", "tiny.yaml", "--device", "cuda"]) == 2
     assert "DeviceError: device 'cuda' was asked for but CUDA is not available" in capsys.readouterr().err

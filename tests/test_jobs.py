@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import gradbatch
 from gradbatch.config import parse_config
@@ -199,11 +200,8 @@ def test_gpu_job_file_matches_cpu(in_tmp: Path, device: str) -> None:
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the error where CUDA is absent")
 def test_cuda_requested_without_cuda_is_an_error(in_tmp: Path) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
     with pytest.raises(gradbatch.DeviceError, match="CUDA is not available"):
         _run(JOB + "device: cuda\n", in_tmp / "x.h5")
     assert list(in_tmp.iterdir()) == []
@@ -260,3 +258,23 @@ def test_stored_pyramid_in_1d_and_3d(in_tmp: Path, grid: str, tile: int) -> None
     with h5py.File(in_tmp / "nd.h5", "r") as f:
         for k in range(1, len(info.levels) + 1):
             np.testing.assert_array_equal(f[f"nd/levels/{k}/grad_x"][...], expected[f"grad_x@{k}"])
+
+
+def test_resume_a_file_of_several_jobs_interrupted_in_the_second(in_tmp: Path) -> None:
+    text = ("output: two.h5\ngrid: {x: [-1, 1, 300], y: [0, 1, 200]}\ntile: 64\njobs:\n"
+            "  - {name: first, function: 'x*y'}\n  - {name: second, function: 'sin(x) + y'}\n")
+    out = in_tmp / "two.h5"
+
+    def stop_in_second(p: gradbatch.Progress) -> None:
+        if p.job == "second" and p.tiles_done >= 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gradbatch.run_jobs(parse_config(text), progress=stop_in_second)
+    states = {j.name: j.complete for j in gradbatch.inspect(partial_path(out)).jobs}
+    assert states == {"first": True, "second": False}
+    reports = gradbatch.run_jobs(parse_config(text), resume=True)
+    assert [r.name for r in reports] == ["second"] and reports[0].tiles_resumed > 0
+    gradbatch.run_jobs(parse_config(text, output=in_tmp / "straight.h5"))
+    for job in ("first", "second"):
+        assert_files_equal(out, in_tmp / "straight.h5", job)
