@@ -141,7 +141,10 @@ def run_jobs(
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{out}: cannot create its folder ({exc})") from None
         for job in group:
             if resume and part.exists() and job_complete(part, job.name):
                 say(f"{job.name}: complete already in {part}")
@@ -200,6 +203,9 @@ class _WriterThread(threading.Thread):
             t0 = time.perf_counter()
             try:
                 self.writer.write_tile(item.tile, item.fields, item.levels)
+            except OSError as exc:  # disk full, file system gone: a user-facing error
+                self.error = StoreError(f"{self.writer.path}: writing tile {item.tile.index} failed: "
+                                        f"{exc}; the tiles written so far stay for --resume")
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self.error = exc
             self.busy_s += time.perf_counter() - t0

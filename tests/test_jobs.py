@@ -278,3 +278,28 @@ def test_resume_a_file_of_several_jobs_interrupted_in_the_second(in_tmp: Path) -
     gradbatch.run_jobs(parse_config(text, output=in_tmp / "straight.h5"))
     for job in ("first", "second"):
         assert_files_equal(out, in_tmp / "straight.h5", job)
+
+
+def test_unwritable_output_folder_is_a_store_error(in_tmp: Path) -> None:
+    (in_tmp / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create its folder"):
+        _run(JOB, in_tmp / "file" / "out.h5")
+
+
+def test_write_failure_mid_run_is_a_store_error_and_keeps_the_partial(in_tmp: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradbatch.store import JobWriter
+
+    real = JobWriter.write_tile
+    calls = {"n": 0}
+
+    def failing(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobWriter, "write_tile", failing)
+    with pytest.raises(StoreError, match="No space left on device; the tiles written so far stay"):
+        _run(JOB, in_tmp / "wave.h5")
+    assert not (in_tmp / "wave.h5").exists() and partial_path(in_tmp / "wave.h5").exists()
