@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from .config import parse_config
-from .engine import EvalStats, available_devices, device_name, evaluate, plan_job
+from .engine import EvalStats, JobPlan, available_devices, device_name, evaluate, plan_job
 
 __all__ = ["BenchRow", "benchmark", "format_table", "BENCH_EXPRESSION"]
 
@@ -36,7 +36,7 @@ class BenchRow:
         return asdict(self)
 
 
-def _plan(size: int, method: str, device: torch.device, expression: str, dtype: str):  # noqa: ANN202
+def _plan(size: int, method: str, device: torch.device, expression: str, dtype: str) -> JobPlan:
     text = (
         f'function: "{expression}"\n'
         f"grid: {{x: [-5, 5, {size}], y: [-5, 5, {size}]}}\n"
@@ -76,8 +76,7 @@ def benchmark(
         torch.set_num_threads(old_threads)
     cpu = {(r.method, r.size): r.points_per_s for r in rows if r.device.startswith("cpu")}
     return [
-        BenchRow(**{**r.as_dict(), "speedup_vs_cpu": r.points_per_s / cpu[(r.method, r.size)]})
-        if (r.method, r.size) in cpu else r
+        replace(r, speedup_vs_cpu=r.points_per_s / cpu[(r.method, r.size)]) if (r.method, r.size) in cpu else r
         for r in rows
     ]
 

@@ -8,11 +8,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .describe import human_size
 from .errors import GradbatchError
+
+if TYPE_CHECKING:
+    from .jobs import Progress
 
 __all__ = ["main"]
 
@@ -27,7 +30,7 @@ class ProgressBar:
         self._last = 0.0
         self._last_pct = -1
 
-    def __call__(self, p: "Progress") -> None:  # noqa: F821 (imported lazily)
+    def __call__(self, p: Progress) -> None:
         frac = p.points_done / p.points_total if p.points_total else 1.0
         now = time.monotonic()
         finished = p.tiles_done >= p.tiles_total

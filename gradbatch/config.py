@@ -327,7 +327,8 @@ def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
         return ExpressionSource(raw)
     if isinstance(raw, list):
         if not raw or not all(isinstance(t, str) for t in raw):
-            raise ConfigError(f"{where}: a vector field is a list of expression strings, one per axis; got {_show(raw)}")
+            raise ConfigError(f"{where}: a vector field is a list of expression strings, one per axis; "
+                              f"got {_show(raw)}")
         return VectorSource(tuple(raw))
     if isinstance(raw, dict) and len(raw) == 1:
         (kind, value), = raw.items()

@@ -140,8 +140,8 @@ class JobWriter:
 
     def _create(self, f: h5py.File) -> None:
         g = f.create_group(self.job)
-        for k, v in self.attrs.items():
-            g.attrs[k] = _attr(v)
+        for key, value in self.attrs.items():
+            g.attrs[key] = _attr(value)
         g.attrs["complete"] = False
         g.attrs["fields"] = _attr(list(self.fields))
         g.attrs["tile"] = _attr(list(self.lay.tile))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch.func import grad_and_value, vjp
@@ -64,12 +65,13 @@ def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
     n = len(coords)
     if ff.kind == "scalar":
         def summed(*c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            v = ff.fn(*c)
+            v = cast(torch.Tensor, ff.fn(*c))
             return v.sum(), v
 
         grads, (_, value) = grad_and_value(summed, argnums=tuple(range(n)), has_aux=True)(*coords)
         return [value], [list(grads)]
-    values, pullback = vjp(lambda *c: tuple(ff.fn(*c)), *coords)
+    result = vjp(lambda *c: tuple(cast(tuple, ff.fn(*c))), *coords)
+    values, pullback = result[0], result[1]
     rows = []
     for i in range(len(values)):
         cot = tuple(torch.ones_like(v) if j == i else torch.zeros_like(v) for j, v in enumerate(values))
@@ -81,7 +83,7 @@ def _jacobian_autograd(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Te
     with torch.enable_grad():
         leaves = [c.detach().requires_grad_(True) for c in coords]
         out = ff.fn(*leaves)
-        values = [out] if ff.kind == "scalar" else list(out)
+        values = [cast(torch.Tensor, out)] if ff.kind == "scalar" else list(cast(tuple, out))
         rows: list[list[torch.Tensor]] = []
         for i, v in enumerate(values):
             if not v.requires_grad:  # constant in every coordinate
@@ -257,7 +259,7 @@ def finite_difference_check(
     return CheckStats(float(worst_abs), float(worst_scaled), worst_at, nan_points, tuple(steps))
 
 
-def check_steps(axes_values: Sequence[Sequence[float]] | Sequence[torch.Tensor]) -> tuple[float, ...]:
+def check_steps(axes_values: Sequence[Any]) -> tuple[float, ...]:
     """A central-difference step per axis: eps64^(1/3) times the axis' coordinate scale."""
     eps = torch.finfo(torch.float64).eps ** (1.0 / 3.0)
     out = []

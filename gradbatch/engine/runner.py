@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -99,6 +99,7 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
     dtype = _DTYPES[job.dtype]
     ff = probe(resolve_function(job), job.grid.ndim, dtype, dev)
     where = f"{job.where}.outputs" if job.where else "outputs"
+    outputs: tuple[Output, ...]
     if job.outputs is None:
         outputs = DEFAULT_SCALAR_OUTPUTS if ff.kind == "scalar" else DEFAULT_VECTOR_OUTPUTS
         if ff.kind == "vector" and job.grid.ndim == 1:
@@ -163,8 +164,9 @@ def evaluate(
     points = sum(t.size for t in todo)
     kernel = build_kernel(plan.function, job.grid.names, plan.outputs, job.compile, points)
     steps = check_steps(plan.axes) if plan.check else ()
-    if plan.check and stats.check is None:
-        stats.check = CheckStats()
+    check = stats.check if stats.check is not None else CheckStats()
+    if plan.check:
+        stats.check = check
     if kernel.compiled:
         t0 = time.perf_counter()
         kernel = warm_up(kernel, tile_axes(axes_dev, plan.layout, todo[0]), job.compile)
@@ -180,8 +182,7 @@ def evaluate(
         try:
             out = _compute(kernel, axes1d, stats)
             if plan.check:
-                stats.check.merge(finite_difference_check(plan.function, expand_axes(axes1d),
-                                                          tile.shape, steps))
+                check.merge(finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, steps))
         except (EngineError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as exc:
