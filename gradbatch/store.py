@@ -168,6 +168,7 @@ class JobWriter:
             d = g.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks,
                                  fillvalue=np.nan, **filters)
             for dim, scale in enumerate(reversed(scales)):
+                d.dims[dim].label = scale.name.rsplit("/", 1)[-1]
                 d.dims[dim].attach_scale(scale)
 
     def _reopen(self, g: h5py.Group) -> set[int]:

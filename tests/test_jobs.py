@@ -41,7 +41,7 @@ def test_run_writes_a_complete_self_describing_file(in_tmp: Path) -> None:
         assert g.attrs["complete"] and list(g.attrs["axes"]) == ["x", "y"]
         assert list(g.attrs["fields"]) == ["value", "grad_x", "grad_y", "magnitude"]
         assert g["value"].shape == (200, 300) and g["value"].chunks == (64, 64)
-        assert [d.label for d in g["value"].dims] == ["", ""]  # dims are named by their scales
+        assert [d.label for d in g["value"].dims] == ["y", "x"]
         assert g["value"].dims[0][0].name == "/wave/y" and g["value"].dims[1][0].name == "/wave/x"
         assert "sin(3*x)" in g.attrs["job_yaml"] and g.attrs["torch_version"]
         assert g["_tiles/done"][...].all()
