@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
+from .config_trajectories import (BasinsConfig, PathsConfig, StreamlinesConfig, parse_basins,
+                                  parse_paths, parse_streamlines)
 from .errors import ConfigError, ExpressionError
 from .expr import CONSTANTS, FUNCTIONS, parse
 from .functions import BUILTINS
@@ -148,6 +150,9 @@ class JobConfig:
     threads: int = 1
     where: str = ""
     yaml: str = ""  # this job's settings as YAML, for provenance
+    paths: PathsConfig | None = None
+    basins: BasinsConfig | None = None
+    streamlines: StreamlinesConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ class JobFile:
 
 _JOB_KEYS = {
     "name", "output", "function", "params", "grid", "device", "dtype", "outputs", "tile",
-    "compile", "compression", "pyramid", "threads", "description",
+    "compile", "compression", "pyramid", "threads", "description", "paths", "basins", "streamlines",
 }
 
 
@@ -299,6 +304,17 @@ def _job(
     if out.suffix not in (".h5", ".hdf5", ".nc"):
         raise ConfigError(f"{_at(where, 'output')}: expected a path ending in .h5, .hdf5 or .nc, got {str(out)!r}")
 
+    bounds = tuple((a.start, a.stop) for a in grid.axes)
+    vector = (True if isinstance(function, VectorSource)
+              else None if isinstance(function, CallableSource) else False)
+    paths = parse_paths(d["paths"], _at(where, "paths"), bounds) if "paths" in d else None
+    basins = parse_basins(d["basins"], _at(where, "basins"), grid.ndim) if "basins" in d else None
+    if vector and (paths or basins):
+        raise ConfigError(f"{_at(where, 'paths' if paths else 'basins')}: descent needs a scalar "
+                          "function; this job's is a vector field (use streamlines:)")
+    streamlines = (parse_streamlines(d["streamlines"], _at(where, "streamlines"), bounds, vector)
+                   if "streamlines" in d else None)
+
     settings = {k: v for k, v in d.items()}
     settings["name"] = name
     return JobConfig(
@@ -306,6 +322,7 @@ def _job(
         dtype=dtype, outputs=outputs, tile=tile, compile=compile_mode, compression=compression,
         pyramid=pyramid, threads=threads, where=where,
         yaml=yaml.safe_dump(settings, sort_keys=False),
+        paths=paths, basins=basins, streamlines=streamlines,
     )
 
 

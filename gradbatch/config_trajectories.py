@@ -1,0 +1,265 @@
+"""The ``paths:``, ``basins:`` and ``streamlines:`` sections of a job: YAML → frozen configs.
+
+Part of the config layer: every message names the YAML path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "OPTIMIZERS", "OptimizerConfig", "Starts", "PathsConfig", "BasinsConfig", "StreamlinesConfig",
+    "parse_paths", "parse_basins", "parse_streamlines",
+]
+
+# name -> (torch.optim class name, fixed settings, allowed hyper-parameters)
+OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "sgd": ("SGD", {}, ("weight_decay",)),
+    "momentum": ("SGD", {"momentum": 0.9}, ("momentum", "dampening", "weight_decay")),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}, ("momentum", "weight_decay")),
+    "adam": ("Adam", {}, ("betas", "eps", "weight_decay", "amsgrad")),
+    "adamw": ("AdamW", {}, ("betas", "eps", "weight_decay", "amsgrad")),
+    "rmsprop": ("RMSprop", {}, ("alpha", "eps", "weight_decay", "momentum", "centered")),
+    "adagrad": ("Adagrad", {}, ("lr_decay", "eps", "weight_decay", "initial_accumulator_value")),
+}
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """One optimiser: ``name`` (see OPTIMIZERS), ``lr``, extra torch.optim settings, a label."""
+
+    name: str
+    lr: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def torch_class(self) -> str:
+        return OPTIMIZERS[self.name][0]
+
+    @property
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {**OPTIMIZERS[self.name][1], **self.options, "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class Starts:
+    """Start points: an explicit list, a regular grid (points per axis) or N random (seeded)."""
+
+    points: tuple[tuple[float, ...], ...] = ()
+    grid: tuple[int, ...] = ()
+    random: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    starts: Starts
+    optimizers: tuple[OptimizerConfig, ...]
+    steps: int = 1000
+    tol: float = 1e-6  # stop when the gradient norm falls below this
+    ascent: bool = False
+
+
+@dataclass(frozen=True)
+class BasinsConfig:
+    resolution: tuple[int, ...]
+    optimizer: OptimizerConfig
+    steps: int = 1000
+    tol: float = 1e-6
+    merge_tol: float = 1e-2  # end points closer than this are one minimum
+    batch: int = 1 << 20  # starts advanced together
+
+
+@dataclass(frozen=True)
+class StreamlinesConfig:
+    field: str  # "ascent" | "descent" | "vector"
+    seeds: Starts
+    even_density: float = 0.0  # > 0: evenly spaced seeding, matplotlib's density
+    method: str = "rk4"  # "rk4" | "rk45"
+    step: float = 0.0  # arc-length step (rk4) or first step (rk45); 0: from the grid spacing
+    tol: float = 1e-5  # rk45 local error tolerance
+    max_length: float = 0.0  # arc length per direction; 0: four times the domain diagonal
+    max_steps: int = 2000
+    direction: str = "both"  # "forward" | "backward" | "both"
+    min_speed: float = 1e-8  # |field| below this: stagnation
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _mapping(raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_show(raw)}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}")
+    return raw
+
+
+def _positive_int(raw: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        raise ConfigError(f"{where}: expected an integer of at least {minimum}, got {_show(raw)}")
+    return raw
+
+
+def _positive(raw: Any, where: str, allow_zero: bool = False) -> float:
+    ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw == raw
+    if not ok or raw < 0 or (raw == 0 and not allow_zero) or raw == float("inf"):
+        what = "a number >= 0" if allow_zero else "a positive number"
+        raise ConfigError(f"{where}: expected {what}, got {_show(raw)}")
+    return float(raw)
+
+
+def _bool(raw: Any, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise ConfigError(f"{where}: expected true or false, got {_show(raw)}")
+    return raw
+
+
+def _choice(raw: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise ConfigError(f"{where}: expected one of {', '.join(allowed)}, got {_show(raw)}")
+    return str(raw)
+
+
+def _per_axis_ints(raw: Any, where: str, ndim: int, minimum: int = 1) -> tuple[int, ...]:
+    values = [raw] * ndim if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    if not isinstance(values, list) or len(values) != ndim:
+        raise ConfigError(f"{where}: expected an integer or a list of {ndim} (one per axis), got {_show(raw)}")
+    return tuple(_positive_int(v, f"{where}[{i}]" if isinstance(raw, list) else where, minimum)
+                 for i, v in enumerate(values))
+
+
+def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected an optimiser name or a mapping with name: and lr:, got {_show(raw)}")
+    name = raw.get("name")
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"{where}.name: unknown optimiser {_show(name)}; allowed: {', '.join(OPTIMIZERS)}")
+    allowed = set(OPTIMIZERS[name][2])
+    _mapping(raw, where, allowed | {"name", "lr", "label"})
+    lr = _positive(raw.get("lr", 1e-3), f"{where}.lr")
+    options: dict[str, Any] = {}
+    for key in sorted(allowed & set(raw)):
+        value = raw[key]
+        at = f"{where}.{key}"
+        if key in ("amsgrad", "centered"):
+            options[key] = _bool(value, at)
+        elif key == "betas":
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value)):
+                raise ConfigError(f"{at}: expected two numbers in [0, 1), e.g. [0.9, 0.999], got {_show(value)}")
+            options[key] = (float(value[0]), float(value[1]))
+        elif key in ("momentum", "alpha", "dampening"):
+            v = _positive(value, at, allow_zero=True)
+            if v >= 1 and key != "dampening":
+                raise ConfigError(f"{at}: expected a number in [0, 1), got {_show(value)}")
+            options[key] = v
+        else:
+            options[key] = _positive(value, at, allow_zero=True)
+    label = raw.get("label", name)
+    if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{where}.label: expected a name of letters, digits, '_' or '-', got {_show(label)}")
+    return OptimizerConfig(name, lr, options, label)
+
+
+def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -> Starts:
+    ndim = len(bounds)
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"{where}: expected at least one start point")
+        points = []
+        for i, p in enumerate(raw):
+            if (not isinstance(p, list) or len(p) != ndim
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
+                raise ConfigError(f"{where}[{i}]: expected a point of {ndim} numbers, got {_show(p)}")
+            for k, (v, (lo, hi)) in enumerate(zip(p, bounds)):
+                if not lo <= v <= hi:
+                    raise ConfigError(f"{where}[{i}]: start {_show(p)} is outside the grid "
+                                      f"(axis {k}: {lo:g} .. {hi:g})")
+            points.append(tuple(float(v) for v in p))
+        return Starts(points=tuple(points))
+    if isinstance(raw, dict) and "grid" in raw:
+        _mapping(raw, where, {"grid"})
+        return Starts(grid=_per_axis_ints(raw["grid"], f"{where}.grid", ndim))
+    if isinstance(raw, dict) and "random" in raw:
+        _mapping(raw, where, {"random", "seed"})
+        seed = raw.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"{where}.seed: expected a non-negative integer, got {_show(seed)}")
+        return Starts(random=_positive_int(raw["random"], f"{where}.random"), seed=seed)
+    raise ConfigError(f"{where}: expected a list of points, {{grid: N or [n per axis]}} or "
+                      f"{{random: N, seed: S}}, got {_show(raw)}")
+
+
+def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -> PathsConfig:
+    d = _mapping(raw, where, {"starts", "optimizers", "optimizer", "steps", "tol", "ascent"})
+    if "starts" not in d:
+        raise ConfigError(f"{where}.starts: missing; give a list of points, {{grid: N}} or {{random: N}}")
+    starts = parse_starts(d["starts"], f"{where}.starts", bounds)
+    if "optimizers" in d and "optimizer" in d:
+        raise ConfigError(f"{where}: give optimizers: (a list) or optimizer: (one), not both")
+    raw_opts = d.get("optimizers", [d.get("optimizer", "adam")])
+    if not isinstance(raw_opts, list) or not raw_opts:
+        raise ConfigError(f"{where}.optimizers: expected a non-empty list, got {_show(raw_opts)}")
+    opts = tuple(parse_optimizer(o, f"{where}.optimizers[{i}]") for i, o in enumerate(raw_opts))
+    labels = [o.label for o in opts]
+    for i, label in enumerate(labels):
+        if labels.index(label) != i:
+            raise ConfigError(f"{where}.optimizers[{i}].label: {label!r} is used twice; "
+                              "give each optimiser a distinct label:")
+    return PathsConfig(starts, opts, _positive_int(d.get("steps", 1000), f"{where}.steps"),
+                       _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+                       _bool(d.get("ascent", False), f"{where}.ascent"))
+
+
+def parse_basins(raw: Any, where: str, ndim: int) -> BasinsConfig:
+    d = _mapping(raw, where, {"resolution", "optimizer", "steps", "tol", "merge_tol", "batch"})
+    resolution = _per_axis_ints(d.get("resolution", 256), f"{where}.resolution", ndim, minimum=2)
+    opt = parse_optimizer(d.get("optimizer", {"name": "adam", "lr": 0.01}), f"{where}.optimizer")
+    return BasinsConfig(resolution, opt, _positive_int(d.get("steps", 1000), f"{where}.steps"),
+                        _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+                        _positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
+                        _positive_int(d.get("batch", 1 << 20), f"{where}.batch"))
+
+
+def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], ...], vector: bool | None
+                      ) -> StreamlinesConfig:
+    d = _mapping(raw, where, {"field", "seeds", "method", "step", "tol", "max_length", "max_steps",
+                              "direction", "min_speed"})
+    default_field = "vector" if vector else "descent"
+    fld = _choice(d.get("field", default_field), f"{where}.field", ("ascent", "descent", "vector"))
+    if vector is False and fld == "vector":
+        raise ConfigError(f"{where}.field: 'vector' needs a vector-field function; this job's is scalar "
+                          "(use ascent or descent)")
+    if vector is True and fld != "vector":
+        raise ConfigError(f"{where}.field: a vector-field job's streamlines follow the field itself: "
+                          f"use vector, got {fld!r}")
+    seeds_raw = d.get("seeds", {"even": 1})
+    density = 0.0
+    if isinstance(seeds_raw, dict) and "even" in seeds_raw:
+        _mapping(seeds_raw, f"{where}.seeds", {"even"})
+        density = _positive(seeds_raw["even"], f"{where}.seeds.even")
+        seeds = Starts()
+    else:
+        seeds = parse_starts(seeds_raw, f"{where}.seeds", bounds)
+    return StreamlinesConfig(
+        fld, seeds, density,
+        _choice(d.get("method", "rk4"), f"{where}.method", ("rk4", "rk45")),
+        _positive(d.get("step", 0.0), f"{where}.step", allow_zero=True),
+        _positive(d.get("tol", 1e-5), f"{where}.tol"),
+        _positive(d.get("max_length", 0.0), f"{where}.max_length", allow_zero=True),
+        _positive_int(d.get("max_steps", 2000), f"{where}.max_steps"),
+        _choice(d.get("direction", "both"), f"{where}.direction", ("forward", "backward", "both")),
+        _positive(d.get("min_speed", 1e-8), f"{where}.min_speed", allow_zero=True),
+    )
