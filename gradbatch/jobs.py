@@ -25,6 +25,7 @@ from .config import JobConfig, JobFile, load_config
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats
 from .errors import StoreError
+from .flows import check_flows, run_flows
 from .store import JobWriter, commit, job_complete, partial_path
 
 __all__ = ["Progress", "JobReport", "run", "run_jobs"]
@@ -138,6 +139,8 @@ def run_jobs(
 
     # Plan everything first: a bad function or device fails before anything is written.
     plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
+    for plan in plans.values():
+        check_flows(plan)
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
@@ -268,12 +271,14 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     wall = time.perf_counter() - t0
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
+    flow_timings = run_flows(plan, part, say)
     computed_points = total_points - resumed_points
     final = {
         "device": device,
         "compiled": stats.compiled,
         "timings": {"wall_s": round(wall, 4), "compute_s": round(stats.compute_s, 4),
-                    "write_s": round(thread.busy_s, 4), "compile_s": round(stats.compile_s, 4)},
+                    "write_s": round(thread.busy_s, 4), "compile_s": round(stats.compile_s, 4),
+                    **{k: round(v, 4) for k, v in flow_timings.items()}},
         "points_per_s": computed_points / wall if wall > 0 else 0.0,
         "tiles_resumed": len(done),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

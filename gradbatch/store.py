@@ -35,7 +35,8 @@ from .errors import StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
-           "inspect", "read_field", "open_store", "job_complete"]
+           "inspect", "read_field", "open_store", "job_complete", "write_paths", "write_basins",
+           "write_streamlines"]
 
 FORMAT = "gradbatch/1"
 FLUSH_INTERVAL_S = 1.0
@@ -441,3 +442,73 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
             names = [str(n) for n in f[job].attrs.get("fields", [])]
             raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(names)}")
         return g[field_name][...]
+
+
+# -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----
+
+def _fresh_group(f: h5py.File, path: str) -> h5py.Group:
+    """An empty group at ``path``: a resumed run replaces what an interrupted one left."""
+    if path in f:
+        del f[path]
+    return f.create_group(path, track_order=True)
+
+
+def _array(g: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
+    big = data.size * data.dtype.itemsize > (1 << 20)
+    return g.create_dataset(name, data=data, **(_filters("lz4") if big else {}))
+
+
+def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[str, Any]) -> None:
+    """``/<job>/paths/<label>``: positions (paths, steps+1, axes), values, grad_norms (NaN after
+    each path's stop), stop_step, stop_reason; the optimiser's settings as attributes."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        g = _fresh_group(f, f"{job}/paths/{label}")
+        _array(g, "positions", descent.positions)
+        _array(g, "values", descent.values)
+        _array(g, "grad_norms", descent.grad_norms)
+        g.create_dataset("stop_step", data=descent.stop_step.astype(np.int64))
+        g.create_dataset("stop_reason", data=descent.reason)
+        for k, v in attrs.items():
+            g.attrs[k] = _attr(v)
+
+
+def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: Mapping[str, Any]) -> None:
+    """``/<job>/basins``: label / steps / stop_reason on the starts grid (dims like the fields,
+    with their own coordinates) and the table ``minima/{point, value, kind, eigenvalues, count}``."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        g = _fresh_group(f, f"{job}/basins")
+        scales = []
+        for name, values in zip(axes, result.axes):
+            d = g.create_dataset(name, data=values)
+            d.make_scale(name)
+            scales.append(d)
+        for name, data in (("label", result.label), ("steps", result.steps), ("stop_reason", result.reason)):
+            d = _array(g, name, data)
+            for dim, scale in enumerate(reversed(scales)):
+                d.dims[dim].label = scale.name.rsplit("/", 1)[-1]
+                d.dims[dim].attach_scale(scale)
+        t = g.create_group("minima")
+        k = len(result.points)
+        t.create_dataset("point", data=np.array([p.point for p in result.points], dtype=np.float64).reshape(k, len(axes)))
+        t.create_dataset("value", data=np.array([p.value for p in result.points], dtype=np.float64))
+        t.create_dataset("kind", data=np.array([p.kind for p in result.points], dtype=h5py.string_dtype()))
+        t.create_dataset("eigenvalues",
+                         data=np.array([p.eigenvalues for p in result.points], dtype=np.float64).reshape(k, len(axes)))
+        t.create_dataset("count", data=np.array(result.counts, dtype=np.int64))
+        t.attrs["known"] = bool(result.points and result.points[0].known)
+        for key, v in attrs.items():
+            g.attrs[key] = _attr(v)
+
+
+def write_streamlines(path: Path, job: str, lines: Any, attrs: Mapping[str, Any]) -> None:
+    """``/<job>/streamlines``: ragged lines, line i = points[offsets[i]:offsets[i+1]]."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        g = _fresh_group(f, f"{job}/streamlines")
+        _array(g, "points", lines.points)
+        g.create_dataset("offsets", data=lines.offsets)
+        g.create_dataset("seeds", data=lines.seeds)
+        g.create_dataset("stop_backward", data=lines.stop_backward)
+        g.create_dataset("stop_forward", data=lines.stop_forward)
+        g.create_dataset("length", data=lines.length)
+        for k, v in attrs.items():
+            g.attrs[k] = _attr(v)

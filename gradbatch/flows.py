@@ -1,0 +1,96 @@
+"""A job's descent paths, basins and streamlines: computed after its fields, stored in its group."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .basins import compute_basins
+from .config import JobConfig
+from .config_trajectories import OptimizerConfig
+from .engine import JobPlan
+from .errors import ConfigError
+from .paths import REASONS, count_starts, descend, start_points
+from .store import write_basins, write_paths, write_streamlines
+from .streamlines import STOPS, compute_streamlines
+
+__all__ = ["check_flows", "run_flows"]
+
+
+def check_flows(plan: JobPlan) -> None:
+    """Settings that depend on the function's kind (known once a callable is probed)."""
+    job = plan.job
+    at = (lambda key: f"{job.where}.{key}" if job.where else key)
+    if plan.function.kind == "vector":
+        if job.paths is not None or job.basins is not None:
+            raise ConfigError(f"{at('paths' if job.paths else 'basins')}: descent needs a scalar function; "
+                              f"{plan.function.text!r} is a vector field (use streamlines:)")
+        if job.streamlines is not None and job.streamlines.field != "vector":
+            raise ConfigError(f"{at('streamlines.field')}: {plan.function.text!r} is a vector field: "
+                              "its streamlines follow the field itself (field: vector)")
+    elif job.streamlines is not None and job.streamlines.field == "vector":
+        raise ConfigError(f"{at('streamlines.field')}: 'vector' needs a vector-field function; "
+                          f"{plan.function.text!r} is scalar (use ascent or descent)")
+    if job.paths is not None:
+        # fail before any tile is computed if the recorded paths would not fit in memory
+        from .paths import MAX_RECORDED_POINTS
+        n = count_starts(job.paths.starts) * (job.paths.steps + 1)
+        if n > MAX_RECORDED_POINTS:
+            raise ConfigError(f"{at('paths')}: {count_starts(job.paths.starts):,} starts x "
+                              f"{job.paths.steps + 1:,} steps is more than the {MAX_RECORDED_POINTS:,} "
+                              "positions recorded; use fewer, or basins: for dense grids of starts")
+
+
+def _opt_attrs(opt: OptimizerConfig) -> dict[str, Any]:
+    return {"optimizer": opt.name, "torch_optimizer": opt.torch_class,
+            "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.torch_kwargs.items()}}
+
+
+def _bounds(job: JobConfig) -> tuple[tuple[float, float], ...]:
+    return tuple((a.start, a.stop) for a in job.grid.axes)
+
+
+def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None]) -> dict[str, float]:
+    """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each."""
+    job = plan.job
+    bounds = _bounds(job)
+    timings: dict[str, float] = {}
+    ff = plan.function
+    if job.paths is not None:
+        cfg = job.paths
+        t0 = time.perf_counter()
+        starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
+        for opt in cfg.optimizers:
+            d = descend(ff, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent)
+            attrs = {**_opt_attrs(opt), "steps": cfg.steps, "tol": cfg.tol, "ascent": cfg.ascent,
+                     "reasons": list(REASONS), "starts": dataclasses.asdict(cfg.starts)}
+            write_paths(part, job.name, opt.label, d, attrs)
+            ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
+            say(f"{job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
+        timings["paths_s"] = time.perf_counter() - t0
+    if job.basins is not None:
+        bcfg = job.basins
+        t0 = time.perf_counter()
+        result = compute_basins(ff, bcfg, bounds, ff.minima, plan.dtype, plan.device,
+                                progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"))
+        attrs = {**_opt_attrs(bcfg.optimizer), "steps": bcfg.steps, "tol": bcfg.tol,
+                 "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS)}
+        write_basins(part, job.name, result, job.grid.names, attrs)
+        timings["basins_s"] = time.perf_counter() - t0
+        say(f"{job.name}: basins: {len(result.points)} minima, starts per basin {list(result.counts)} "
+            f"in {timings['basins_s']:.1f}s")
+    if job.streamlines is not None:
+        scfg = job.streamlines
+        t0 = time.perf_counter()
+        lines = compute_streamlines(ff, scfg, bounds, plan.dtype, plan.device)
+        attrs = {k: (v if not isinstance(v, (tuple, dict)) else str(v))
+                 for k, v in dataclasses.asdict(scfg).items() if k != "seeds"}
+        attrs.update(seeds=dataclasses.asdict(scfg.seeds), stops=list(STOPS))
+        write_streamlines(part, job.name, lines, attrs)
+        timings["streamlines_s"] = time.perf_counter() - t0
+        say(f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
+            f"in {timings['streamlines_s']:.1f}s")
+    return timings
