@@ -43,10 +43,11 @@ class BasinsResult:
     counts: tuple[int, ...]  # starts per point
 
 
-def classify(ff: FieldFunction, point: Sequence[float], rel_tol: float = 1e-6) -> tuple[str, tuple[float, ...]]:
+def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: float = 1e-6
+             ) -> tuple[str, tuple[float, ...]]:
     """Hessian eigenvalues at ``point`` (float64) and what they make it."""
     x = torch.tensor(point, dtype=torch.float64)
-    h = hessian(lambda v: ff.fn(*v.unbind()))(x)
+    h = hessian(lambda v: ff.scalar(*v.unbind()))(x)
     ev = torch.linalg.eigvalsh((h + h.T) / 2)
     scale = max(1.0, float(ev.abs().max()))
     pos = bool((ev > rel_tol * scale).all())
@@ -91,7 +92,7 @@ def compute_basins(
     reason = np.empty(n, dtype=np.uint8)
     for lo in range(0, n, cfg.batch):
         hi = min(lo + cfg.batch, n)
-        r = descend(ff, starts[lo:hi], cfg.optimizer, cfg.steps, cfg.tol, bounds, record=False)
+        r = descend(ff, starts[lo:hi], cfg.optimizer, cfg.steps, cfg.tol, bounds, record=False, fused=True)
         finals[lo:hi], steps[lo:hi], reason[lo:hi] = r.final, r.stop_step, r.reason
         if progress is not None:
             progress(hi, n)
@@ -118,7 +119,7 @@ def compute_basins(
     points = []
     for i, centre in enumerate(centres):
         kind, ev = classify(ff, centre)
-        value = float(ff.fn(*torch.tensor(centre, dtype=torch.float64).unbind()))
+        value = float(ff.scalar(*torch.tensor(centre, dtype=torch.float64).unbind()))
         points.append(CriticalPoint(tuple(float(v) for v in centre), value, kind, ev, bool(known)))
     counts = tuple(int((label == i).sum()) for i in range(len(points)))
     shape = tuple(reversed(cfg.resolution))

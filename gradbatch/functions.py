@@ -181,6 +181,13 @@ class FieldFunction:
     text: str  # what it is, for provenance: the expression(s), builtin name or callable ref
     minima: tuple[Minimum, ...] = ()
 
+    def scalar(self, *coords: torch.Tensor) -> torch.Tensor:
+        """The value of a scalar field at the points (one tensor per axis)."""
+        out = self.fn(*coords)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{self.text!r} is a vector field, not a scalar one")
+        return out
+
 
 def from_expression(text: str, axes: Sequence[str], params: Mapping[str, float]) -> FieldFunction:
     expr = parse(text, axes, params)

@@ -1,7 +1,7 @@
 """Batched optimiser trajectories: every start point an independent run, all advanced together.
 
-All start points are rows of one ``(N, D)`` parameter tensor handed to the real ``torch.optim``
-optimiser. The loss is the sum of f over the rows, so each row's gradient is its own point's
+All start points are the elements of one parameter tensor per axis, handed to the real
+``torch.optim`` optimiser. The loss is the sum of f over the rows, so each row's gradient is its own point's
 gradient. Every optimiser here updates elementwise, so row i follows exactly the path a
 single-point ``torch.optim`` loop from start i would follow. Paths stop one by one; a stopped
 row is held where it stopped::
@@ -78,9 +78,17 @@ def count_starts(starts: Starts) -> int:
     return starts.random
 
 
-def _optimizer(opt: OptimizerConfig, param: torch.Tensor, ascent: bool) -> torch.optim.Optimizer:
+def _optimizer(opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool,
+               fused: bool = False) -> torch.optim.Optimizer:
+    """The torch.optim optimiser; ``fused`` asks for torch's one-kernel implementation where it
+    has one (Adam, AdamW, SGD, Adagrad): faster, equal to the default up to rounding."""
     cls = getattr(torch.optim, opt.torch_class)
-    return cls([param], maximize=ascent, **opt.torch_kwargs)
+    if fused:
+        try:
+            return cls(params, maximize=ascent, fused=True, **opt.torch_kwargs)
+        except (TypeError, RuntimeError, ValueError):
+            pass  # no fused version of this optimiser (or for this device): the default one
+    return cls(params, maximize=ascent, **opt.torch_kwargs)
 
 
 def descend(
@@ -93,51 +101,60 @@ def descend(
     ascent: bool = False,
     record: bool = True,
     on_step: Callable[[int], None] | None = None,
+    fused: bool = False,
 ) -> Descent:
-    """Run ``opt`` from every row of ``starts`` (``(N, D)``) for at most ``steps`` steps."""
+    """Run ``opt`` from every row of ``starts`` (``(N, D)``) for at most ``steps`` steps.
+
+    ``record``: keep every position (paths) or only the end (basins). ``fused``: use torch's
+    fused optimiser where there is one (not bitwise equal to a default torch.optim loop).
+    """
     n, d = starts.shape
     if record and n * (steps + 1) > MAX_RECORDED_POINTS:
         raise ConfigError(f"paths: {n:,} starts x {steps + 1:,} steps is more than the "
                           f"{MAX_RECORDED_POINTS:,} positions recorded in memory; use fewer starts or "
                           "steps, or basins: for dense grids of starts")
     dev, dtype = starts.device, starts.dtype
-    p = starts.detach().clone().requires_grad_(True)
-    optimizer = _optimizer(opt, p, ascent)
-    lo = torch.tensor([b[0] for b in bounds], dtype=dtype, device=dev)
-    hi = torch.tensor([b[1] for b in bounds], dtype=dtype, device=dev)
+    # one contiguous parameter per axis: elementwise maths, fast gradients and checks
+    cols = [starts[:, k].detach().clone().contiguous().requires_grad_(True) for k in range(d)]
+    optimizer = _optimizer(opt, cols, ascent, fused)
+    bnds = [(float(b[0]), float(b[1])) for b in bounds]
     active = torch.ones(n, dtype=torch.bool, device=dev)
     reason = torch.full((n,), REASONS.index("max_steps"), dtype=torch.uint8, device=dev)
     stop_step = torch.full((n,), steps, dtype=torch.int64, device=dev)
-    final_value = torch.full((n,), float("nan"), dtype=dtype, device=dev)
     if record:  # every row every step; rows are held after stopping, NaN is put in afterwards
         positions = torch.empty((n, steps + 1, d), dtype=dtype, device=dev)
         values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
         gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
-    held: torch.Tensor | None = None
+    held: list[torch.Tensor] | None = None
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
-        v = ff.fn(*p.unbind(dim=1))
-        v.sum().backward()
-        assert p.grad is not None
+        v = ff.scalar(*cols)
+        if v.requires_grad:  # a constant function has no gradient to take
+            v.sum().backward()
         with torch.no_grad():
-            x = p.detach()
-            gn = p.grad.norm(dim=1)
+            grads = [c.grad if c.grad is not None else torch.zeros_like(c) for c in cols]
+            gn2 = grads[0] * grads[0]
+            for g in grads[1:]:
+                gn2 = gn2 + g * g
             vd = v.detach()
+            inside = (cols[0] >= bnds[0][0]) & (cols[0] <= bnds[0][1])
+            for c, (lo_k, hi_k) in zip(cols[1:], bnds[1:]):
+                inside &= (c >= lo_k) & (c <= hi_k)
             if record:
-                positions[:, s] = x
+                for k, c in enumerate(cols):
+                    positions[:, s, k] = c
                 values[:, s] = vd
-                gnorms[:, s] = gn
-            bad = ~(torch.isfinite(vd) & torch.isfinite(gn))
-            out = ((x < lo) | (x > hi)).any(dim=1)
-            stop_now = active & (bad | out | (gn < tol))
-            if bool(stop_now.any()):  # rare: sort out why, and hold those rows from now on
+                gnorms[:, s] = gn2.sqrt()
+            # one cheap test per step (NaN fails every comparison, so it is caught here too) ...
+            stop_now = active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
+            if bool(stop_now.any()):  # ... and the reason only for the rare rows that stop
+                bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
                 code = torch.where(bad, REASONS.index("diverged"),
-                                   torch.where(out, REASONS.index("left_domain"), REASONS.index("converged")))
+                                   torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")))
                 reason[stop_now] = code[stop_now].to(torch.uint8)
                 stop_step[stop_now] = s
-                final_value[stop_now] = vd[stop_now]
                 active &= ~stop_now
-                held = x.clone()  # positions of stopped rows stay as they are now
+                held = [c.detach().clone() for c in cols]  # stopped rows stay where they are now
         if on_step is not None:
             on_step(s)
         if s == steps or not bool(active.any()):
@@ -145,14 +162,15 @@ def descend(
         optimizer.step()
         if held is not None:
             with torch.no_grad():
-                p.copy_(torch.where(active[:, None], p, held))
-    final_value = torch.where(active, vd, final_value)
+                for c, h in zip(cols, held):
+                    c.copy_(torch.where(active, c, h))
+    final_value = vd  # stopped rows were held, so this is f at every path's final position
     if record:
         after = torch.arange(steps + 1, device=dev)[None, :] > stop_step[:, None]
         positions[after] = float("nan")
         values[after] = float("nan")
         gnorms[after] = float("nan")
-    final = p.detach()
+    final = torch.stack([c.detach() for c in cols], dim=1)
     return Descent(
         final.cpu().numpy(), final_value.cpu().numpy(), stop_step.cpu().numpy(), reason.cpu().numpy(),
         positions.cpu().numpy() if record else None,

@@ -122,7 +122,10 @@ def integrate(
     stop = torch.full((n,), STOPS.index("max_steps"), dtype=torch.uint8, device=dev)
     h = torch.full((n,), step, dtype=dtype, device=dev)
     rows = torch.arange(n, device=dev)
-    current = _cells(x, lo, cell_size, cell_counts) if mask is not None else None
+    current = None
+    if mask is not None:
+        assert cell_size is not None and owner is not None, "mask needs cell_size and owner"
+        current = _cells(x, lo, cell_size, cell_counts)
     s_dir = sign.to(dtype)[:, None]
     prev = torch.zeros_like(seeds)  # last accepted direction: a reversal means a sink or source
     attempts = 0
@@ -155,7 +158,7 @@ def integrate(
         stagnant |= accept & ((xn - xa).norm(dim=1) < 0.25 * ha) & (ha > 0)
         inside = ((xn >= lo) & (xn <= hi)).all(dim=1)
         ok = accept & ~stagnant & inside & torch.isfinite(xn).all(dim=1)
-        if mask is not None:
+        if mask is not None and cell_size is not None:
             new_cell = _cells(xn, lo, cell_size, cell_counts)
             moved = ok & (new_cell != current[idx])  # type: ignore[index]
             held = moved & (mask[new_cell] != -1)
