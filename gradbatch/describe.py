@@ -71,6 +71,19 @@ def describe(info: StoreInfo | str | Path) -> str:
             raw = math.prod(f.shape) * (4 if f.dtype == "float32" else 8)
             lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
                          f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
+        t = j.trajectories
+        for label, p in t.get("paths", {}).items():
+            stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
+            lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "
+                         f"stopped: {stopped}")
+        if "basins" in t:
+            b = t["basins"]
+            found = "; ".join(f"{kind} at {tuple(round(v, 4) for v in pt)} ({n} starts)"
+                              for kind, pt, n in zip(b["kinds"], b["points"], b["counts"]))
+            lines.append(f"  basins     {' x '.join(map(str, b['resolution']))} starts, {b['minima']} found: {found}")
+        if "streamlines" in t:
+            s_ = t["streamlines"]
+            lines.append(f"  streamlines {s_['lines']} lines of the {s_['field']} field, {s_['points']:,} points")
         if j.levels:
             lines.append(f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
                          + ", ".join(" x ".join(map(str, s)) for s in j.levels))

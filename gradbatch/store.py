@@ -358,6 +358,7 @@ class JobInfo:
     levels: tuple[tuple[int, ...], ...]  # shape of each pyramid level
     tiles_done: int
     tiles_total: int
+    trajectories: dict[str, Any] = field(default_factory=dict)  # summaries of paths/basins/streamlines
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,7 @@ def inspect(path: str | Path) -> StoreInfo:
                 if field_names else ()
             done = g["_tiles/done"][...]
             jobs.append(JobInfo(name, bool(attrs.get("complete", False)), attrs, tuple(fields),
-                                axes, levels, int(done.sum()), int(done.size)))
+                                axes, levels, int(done.sum()), int(done.size), _trajectories(g)))
         return StoreInfo(p, str(f.attrs["gradbatch_format"]), str(f.attrs.get("gradbatch_version", "")),
                          tuple(jobs), p.name.endswith(".partial"))
 
@@ -428,6 +429,29 @@ def job_complete(path: str | Path, job: str) -> bool:
     """Whether ``path`` (a finished or partial file) holds ``job`` marked complete."""
     with open_store(path) as f:
         return job in f and bool(f[job].attrs.get("complete", False))
+
+
+def _trajectories(g: h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "paths" in g:
+        paths = {}
+        for label, pg in g["paths"].items():
+            reasons = [str(r) for r in pg.attrs.get("reasons", [])]
+            codes = pg["stop_reason"][...]
+            stopped = {reasons[c] if c < len(reasons) else str(c): int((codes == c).sum()) for c in np.unique(codes)}
+            paths[label] = {"optimizer": str(pg.attrs.get("optimizer", label)), "paths": int(codes.size),
+                            "steps": int(pg["positions"].shape[1] - 1), "stopped": stopped}
+        out["paths"] = paths
+    if "basins" in g:
+        b = g["basins"]
+        kinds = [str(k) for k in b["minima/kind"].asstr()[...]]
+        out["basins"] = {"resolution": list(b["label"].shape[::-1]), "minima": len(kinds), "kinds": kinds,
+                         "points": b["minima/point"][...].tolist(), "counts": b["minima/count"][...].tolist()}
+    if "streamlines" in g:
+        sl = g["streamlines"]
+        out["streamlines"] = {"lines": int(sl["offsets"].shape[0] - 1), "points": int(sl["points"].shape[0]),
+                              "field": str(sl.attrs.get("field", ""))}
+    return out
 
 
 def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> np.ndarray:
@@ -462,6 +486,8 @@ def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[s
     """``/<job>/paths/<label>``: positions (paths, steps+1, axes), values, grad_norms (NaN after
     each path's stop), stop_step, stop_reason; the optimiser's settings as attributes."""
     with h5py.File(path, "r+", libver="latest") as f:
+        if "paths" not in f[job]:
+            f[job].create_group("paths", track_order=True)  # optimisers in the order given
         g = _fresh_group(f, f"{job}/paths/{label}")
         _array(g, "positions", descent.positions)
         _array(g, "values", descent.values)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -60,33 +61,56 @@ class Streamlines:
     length: np.ndarray  # (L,) arc length
 
 
+Cols = list[torch.Tensor]  # one (N,) tensor per axis: elementwise maths stays fast
+
+
 class _Field:
-    """Unit direction and speed of the field at a batch of points ``(N, D)``."""
+    """Unit direction (one column per axis) and speed of the field at N points."""
 
     def __init__(self, ff: FieldFunction, kind: str) -> None:
         self.ff = ff
         self.kind = kind
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: Cols) -> tuple[Cols, torch.Tensor]:
         if self.kind == "vector":
             with torch.no_grad():
-                f = torch.stack(list(self.ff.fn(*x.unbind(dim=1))), dim=1)  # type: ignore[arg-type]
+                f = list(cast(tuple, self.ff.fn(*x)))
         else:
             with torch.enable_grad():
-                xl = x.detach().requires_grad_(True)
-                v = self.ff.fn(*xl.unbind(dim=1))
-                (g,) = torch.autograd.grad(v.sum(), xl)  # type: ignore[union-attr]
-            f = g if self.kind == "ascent" else -g
-        speed = f.norm(dim=1)
-        return f / speed.clamp_min(torch.finfo(f.dtype).tiny)[:, None], speed
+                leaves = [c.detach().requires_grad_(True) for c in x]
+                v = self.ff.scalar(*leaves)
+                grads = torch.autograd.grad(v.sum(), leaves, allow_unused=True) if v.requires_grad \
+                    else [None] * len(leaves)
+            f = [torch.zeros_like(c) if g is None else (g if self.kind == "ascent" else -g)
+                 for c, g in zip(x, grads)]
+        speed2 = f[0] * f[0]
+        for c in f[1:]:
+            speed2 = speed2 + c * c
+        speed = speed2.sqrt()
+        inv = 1.0 / speed.clamp_min(torch.finfo(speed.dtype).tiny)
+        return [c * inv for c in f], speed
 
 
-def _cells(x: torch.Tensor, lo: torch.Tensor, size: torch.Tensor, n: Sequence[int]) -> torch.Tensor:
+def _cell(x: Cols, lo: Sequence[float], size: Sequence[float], n: Sequence[int]) -> torch.Tensor:
     """Flat cell index of each point (2D mask, row-major (y, x))."""
-    ij = ((x - lo) / size).floor().long()
-    ix = ij[:, 0].clamp(0, n[0] - 1)
-    iy = ij[:, 1].clamp(0, n[1] - 1)
+    ix = ((x[0] - lo[0]) / size[0]).floor().long().clamp(0, n[0] - 1)
+    iy = ((x[1] - lo[1]) / size[1]).floor().long().clamp(0, n[1] - 1)
     return iy * n[0] + ix
+
+
+def _axpy(x: Cols, a: torch.Tensor, k: Cols) -> Cols:
+    """x + a * k, columnwise (a: one step length per line)."""
+    return [xc + a * kc for xc, kc in zip(x, k)]
+
+
+@dataclass
+class _Mask:
+    """Cells of the evenly spaced grid (-1: free, else the owning line) and its geometry."""
+
+    cells: torch.Tensor
+    lo: tuple[float, float]
+    size: tuple[float, float]
+    counts: tuple[int, int]
 
 
 def integrate(
@@ -97,101 +121,131 @@ def integrate(
     cfg: StreamlinesConfig,
     step: float,
     max_length: float,
-    mask: torch.Tensor | None = None,
+    mask: _Mask | None = None,
     owner: torch.Tensor | None = None,
-    cell_size: torch.Tensor | None = None,
-    cell_counts: Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integrate lines from ``seeds`` (``(L, D)``) in direction ``sign`` (+1/-1 per line).
 
-    Returns positions ``(L, max_steps + 1, D)`` (NaN after each line's end), point counts,
-    stop codes and arc lengths. With ``mask`` (flat cells, -1 = free) lines claim the cells
-    they enter as ``owner`` and stop on entering a cell held by another line.
+    Returns positions ``(L, S, D)`` (S <= max_steps + 1; NaN after each line's end), point counts,
+    stop codes and arc lengths. With ``mask`` lines claim the cells they enter as ``owner`` and
+    stop on entering a cell held by another line (or by their own earlier part).
+
+    Only lines still running are computed: the working set is compacted as lines stop.
     """
     n, d = seeds.shape
     dev, dtype = seeds.device, seeds.dtype
-    lo = torch.tensor([b[0] for b in bounds], dtype=dtype, device=dev)
-    hi = torch.tensor([b[1] for b in bounds], dtype=dtype, device=dev)
     steps = cfg.max_steps
-    pos = torch.full((n, steps + 1, d), float("nan"), dtype=dtype, device=dev)
+    # the point buffer grows by doubling: lines rarely need max_steps, and it is (L, steps, D)
+    pos = torch.full((n, min(steps + 1, 64), d), float("nan"), dtype=dtype, device=dev)
     pos[:, 0] = seeds
     count = torch.ones(n, dtype=torch.int64, device=dev)
-    x = seeds.clone()
     length = torch.zeros(n, dtype=dtype, device=dev)
-    active = torch.ones(n, dtype=torch.bool, device=dev)
     stop = torch.full((n,), STOPS.index("max_steps"), dtype=torch.uint8, device=dev)
+    # the working set: lines still running
+    ids = torch.arange(n, device=dev)
+    x = [seeds[:, k].contiguous() for k in range(d)]
+    sgn = sign.to(dtype)
     h = torch.full((n,), step, dtype=dtype, device=dev)
-    rows = torch.arange(n, device=dev)
-    current = None
-    if mask is not None:
-        assert cell_size is not None and owner is not None, "mask needs cell_size and owner"
-        current = _cells(x, lo, cell_size, cell_counts)
-    s_dir = sign.to(dtype)[:, None]
-    prev = torch.zeros_like(seeds)  # last accepted direction: a reversal means a sink or source
+    run_len = torch.zeros(n, dtype=dtype, device=dev)
+    run_count = torch.ones(n, dtype=torch.int64, device=dev)
+    prev = [torch.zeros(n, dtype=dtype, device=dev) for _ in range(d)]
+    own = owner
+    current = _cell(x, mask.lo, mask.size, mask.counts) if mask is not None else None
+    lo_b = [b[0] for b in bounds]
+    hi_b = [b[1] for b in bounds]
     attempts = 0
-    while bool(active.any()) and attempts < 20 * steps:
+    while ids.numel() and attempts < 20 * steps:
         attempts += 1
-        idx = rows[active]
-        xa = x[idx]
-        k1, speed = field(xa)
-        k1 = k1 * s_dir[idx]
-        # at a critical point the unit direction flips from one step to the next
-        stagnant = (speed < cfg.min_speed) | ((k1 * prev[idx]).sum(dim=1) < 0)
-        ha = h[idx].clamp(max=(max_length - length[idx]).clamp_min(0))
+        k1, speed = field(x)
+        k1 = [c * sgn for c in k1]
+        # at a critical point the unit direction flips, or the step stops moving
+        dot = k1[0] * prev[0]
+        for a, b in zip(k1[1:], prev[1:]):
+            dot = dot + a * b
+        stagnant = (speed < cfg.min_speed) | (dot < 0)
+        ha = torch.minimum(h, (max_length - run_len).clamp_min(0))
         if cfg.method == "rk4":
-            k2 = field(xa + 0.5 * ha[:, None] * k1)[0] * s_dir[idx]
-            k3 = field(xa + 0.5 * ha[:, None] * k2)[0] * s_dir[idx]
-            k4 = field(xa + ha[:, None] * k3)[0] * s_dir[idx]
-            xn = xa + ha[:, None] / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            k2 = [c * sgn for c in field(_axpy(x, 0.5 * ha, k1))[0]]
+            k3 = [c * sgn for c in field(_axpy(x, 0.5 * ha, k2))[0]]
+            k4 = [c * sgn for c in field(_axpy(x, ha, k3))[0]]
+            xn = [xc + ha / 6 * (a + 2 * b + 2 * c + e) for xc, a, b, c, e in zip(x, k1, k2, k3, k4)]
             accept = torch.ones_like(stagnant)
         else:
             ks = [k1]
             for i in range(1, 7):
-                xi = xa + ha[:, None] * sum(a * k for a, k in zip(_DP_A[i], ks))
-                ks.append(field(xi)[0] * s_dir[idx])
-            xn = xa + ha[:, None] * sum(b * k for b, k in zip(_DP_B, ks))
-            err = (ha[:, None] * sum(e * k for e, k in zip(_DP_E, ks))).norm(dim=1)
+                xi = [xc + ha * sum(a * kk[j] for a, kk in zip(_DP_A[i], ks)) for j, xc in enumerate(x)]
+                ks.append([c * sgn for c in field(xi)[0]])
+            xn = [xc + ha * sum(b * kk[j] for b, kk in zip(_DP_B, ks)) for j, xc in enumerate(x)]
+            err2 = torch.zeros_like(ha)
+            for j in range(d):
+                e = ha * sum(c * kk[j] for c, kk in zip(_DP_E, ks))
+                err2 = err2 + e * e
+            err = err2.sqrt()
             accept = err <= cfg.tol
             factor = (0.9 * (cfg.tol / err.clamp_min(1e-300)) ** 0.2).clamp(0.2, 5.0)
-            h[idx] = (ha * factor).clamp(max=step * 20)
-        # a step that barely moves (its stages cancel around a sink) also means a critical point
-        stagnant |= accept & ((xn - xa).norm(dim=1) < 0.25 * ha) & (ha > 0)
-        inside = ((xn >= lo) & (xn <= hi)).all(dim=1)
-        ok = accept & ~stagnant & inside & torch.isfinite(xn).all(dim=1)
-        if mask is not None and cell_size is not None:
-            new_cell = _cells(xn, lo, cell_size, cell_counts)
-            moved = ok & (new_cell != current[idx])  # type: ignore[index]
-            held = moved & (mask[new_cell] != -1)
+            h = (ha * factor).clamp(max=step * 20)
+        moved2 = torch.zeros_like(ha)
+        inside = torch.ones_like(stagnant)
+        finite = torch.ones_like(stagnant)
+        for j in range(d):
+            dj = xn[j] - x[j]
+            moved2 = moved2 + dj * dj
+            inside &= (xn[j] >= lo_b[j]) & (xn[j] <= hi_b[j])
+            finite &= torch.isfinite(xn[j])
+        stagnant |= accept & (moved2 < (0.25 * ha) ** 2) & (ha > 0)
+        ok = accept & ~stagnant & inside & finite
+        held = torch.zeros_like(ok)
+        if mask is not None and own is not None and current is not None:
+            new_cell = _cell(xn, mask.lo, mask.size, mask.counts)
+            moved = ok & (new_cell != current)
+            held = moved & (mask.cells[new_cell] != -1)
             claim = moved & ~held
             if bool(claim.any()):  # two lines entering one free cell at once: the lower owner wins
-                winner = torch.full_like(mask, torch.iinfo(mask.dtype).max)
-                winner.scatter_reduce_(0, new_cell[claim], owner[idx][claim], reduce="amin")  # type: ignore[index]
-                lost = claim & (winner[new_cell] != owner[idx])  # type: ignore[index]
+                winner = torch.full_like(mask.cells, torch.iinfo(mask.cells.dtype).max)
+                winner.scatter_reduce_(0, new_cell[claim], own[claim], reduce="amin")
+                lost = claim & (winner[new_cell] != own)
                 held |= lost
                 claim &= ~lost
-                mask[new_cell[claim]] = owner[idx][claim]  # type: ignore[index]
+                mask.cells[new_cell[claim]] = own[claim]
             ok &= ~held
-            current[idx[ok]] = new_cell[ok]  # type: ignore[index]
-            stop[idx[held]] = STOPS.index("occupied")
-        # record accepted steps
-        good = idx[ok]
-        pos[good, count[good]] = xn[ok]
-        prev[good] = k1[ok]
-        count[good] += 1
-        x[good] = xn[ok]
-        length[good] += ha[ok]
-        # stop rules
-        stop[idx[stagnant]] = STOPS.index("stagnation")
-        stop[idx[accept & ~stagnant & ~inside]] = STOPS.index("domain_edge")
-        stop[idx[accept & ~stagnant & inside & ~torch.isfinite(xn).all(dim=1)]] = STOPS.index("stagnation")
-        ended = torch.zeros(n, dtype=torch.bool, device=dev)
-        ended[idx[~ok & accept]] = True  # stagnant, outside, occupied or non-finite
-        ended[idx[stagnant]] = True
-        full = count > steps
-        stop[full & active & ~ended] = STOPS.index("max_steps")
-        long = length >= max_length * (1 - 1e-9)
-        stop[long & active & ~ended & ~full] = STOPS.index("max_length")
-        active &= ~(ended | full | long)
+            current = torch.where(ok, new_cell, current)
+        # advance accepted lines and record their new point
+        x = [torch.where(ok, a, b) for a, b in zip(xn, x)]
+        prev = [torch.where(ok, a, b) for a, b in zip(k1, prev)]
+        run_len = torch.where(ok, run_len + ha, run_len)
+        if bool(ok.any()):
+            rows, at = ids[ok], run_count[ok]
+            if int(at.max()) >= pos.shape[1]:
+                grown = torch.full((n, min(steps + 1, 2 * pos.shape[1]), d), float("nan"), dtype=dtype, device=dev)
+                grown[:, :pos.shape[1]] = pos
+                pos = grown
+            for j in range(d):
+                pos[rows, at, j] = x[j][ok]
+        run_count = run_count + ok.long()
+        # which lines end now, and why
+        code = torch.full_like(stop[: ids.numel()], 255)
+        code = torch.where(run_len >= max_length * (1 - 1e-9), STOPS.index("max_length"), code)
+        code = torch.where(run_count > steps, STOPS.index("max_steps"), code)
+        code = torch.where(held, STOPS.index("occupied"), code)
+        code = torch.where(accept & ~stagnant & ~inside, STOPS.index("domain_edge"), code)
+        code = torch.where(accept & ~finite, STOPS.index("stagnation"), code)
+        code = torch.where(stagnant, STOPS.index("stagnation"), code)
+        ended = code != 255
+        if bool(ended.any()):
+            done = ids[ended]
+            stop[done] = code[ended].to(torch.uint8)
+            count[done] = run_count[ended]
+            length[done] = run_len[ended]
+            keep = ~ended
+            ids = ids[keep]
+            x = [c[keep] for c in x]
+            prev = [c[keep] for c in prev]
+            sgn, h, run_len, run_count = sgn[keep], h[keep], run_len[keep], run_count[keep]
+            if current is not None and own is not None:
+                current, own = current[keep], own[keep]
+    if ids.numel():  # out of attempts (rk45 refusing every step): record where they got to
+        count[ids] = run_count
+        length[ids] = run_len
     return pos, count, stop, length
 
 
@@ -212,35 +266,40 @@ def spiral_cells(nx: int, ny: int) -> list[tuple[int, int]]:
 
 def _assemble(pos: torch.Tensor, count: torch.Tensor, stop: torch.Tensor, length: torch.Tensor,
               backward: torch.Tensor | None, forward: torch.Tensor | None, n: int) -> Streamlines:
-    """Join the halves of each line: backward half reversed, then the forward half."""
+    """Join the halves of each line: backward half reversed, then the forward half (whose first
+    point, the seed, the backward half already has). Vectorised with index arithmetic."""
     pos_np, count_np = pos.cpu().numpy(), count.cpu().numpy()
     stop_np, len_np = stop.cpu().numpy(), length.cpu().numpy()
-    pieces: list[np.ndarray] = []
-    offsets = [0]
-    sb = np.full(n, STOPS.index("not_integrated"), np.uint8)
-    sf = np.full(n, STOPS.index("not_integrated"), np.uint8)
-    total = np.zeros(n)
+    none = np.full(n, STOPS.index("not_integrated"), np.uint8)
     b_idx = backward.cpu().numpy() if backward is not None else None
     f_idx = forward.cpu().numpy() if forward is not None else None
-    seeds = np.empty((n, pos_np.shape[2]), dtype=pos_np.dtype)
-    for i in range(n):
-        parts = []
-        if b_idx is not None:
-            j = b_idx[i]
-            parts.append(pos_np[j, :count_np[j]][::-1])
-            sb[i], total[i] = stop_np[j], total[i] + len_np[j]
-            seeds[i] = pos_np[j, 0]
-        if f_idx is not None:
-            j = f_idx[i]
-            part = pos_np[j, :count_np[j]]
-            parts.append(part[1:] if parts else part)
-            sf[i], total[i] = stop_np[j], total[i] + len_np[j]
-            seeds[i] = pos_np[j, 0]
-        line = np.concatenate(parts)
-        pieces.append(line)
-        offsets.append(offsets[-1] + len(line))
-    points = np.concatenate(pieces) if pieces else np.empty((0, pos_np.shape[2]), pos_np.dtype)
-    return Streamlines(points, np.asarray(offsets, np.int64), seeds, sb, sf, total)
+    nb = count_np[b_idx] if b_idx is not None else np.zeros(n, np.int64)
+    nf = count_np[f_idx] if f_idx is not None else np.zeros(n, np.int64)
+    if b_idx is not None and f_idx is not None:
+        nf = nf - 1  # the seed is the backward half's last point
+    sizes = nb + nf
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    rows_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    if b_idx is not None:  # point k of line i is step nb[i] - 1 - k of its backward half
+        line = np.repeat(np.arange(n), nb)
+        k = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
+        rows_parts.append((line, b_idx[line], nb[line] - 1 - k, offsets[line] + k))
+    if f_idx is not None:
+        skip = 1 if b_idx is not None else 0
+        line = np.repeat(np.arange(n), nf)
+        k = np.arange(int(nf.sum())) - np.repeat(np.cumsum(nf) - nf, nf)
+        rows_parts.append((line, f_idx[line], k + skip, offsets[line] + nb[line] + k))
+    points = np.empty((int(offsets[-1]), pos_np.shape[2]), dtype=pos_np.dtype)
+    for _, src_row, src_step, dest in rows_parts:
+        points[dest] = pos_np[src_row, src_step]
+    first = b_idx if b_idx is not None else f_idx
+    assert first is not None
+    seeds = pos_np[first, 0]
+    total = (len_np[b_idx] if b_idx is not None else 0) + (len_np[f_idx] if f_idx is not None else 0)
+    return Streamlines(points, offsets, seeds,
+                       stop_np[b_idx] if b_idx is not None else none,
+                       stop_np[f_idx] if f_idx is not None else none,
+                       np.asarray(total, dtype=np.float64) * np.ones(n))
 
 
 def compute_streamlines(
@@ -262,15 +321,15 @@ def compute_streamlines(
 
 
 def _lines(field: _Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
-           step: float, max_length: float, **even: object) -> Streamlines:
+           step: float, max_length: float, mask: _Mask | None = None, owner: torch.Tensor | None = None
+           ) -> Streamlines:
     n = seeds.shape[0]
     dev = seeds.device
     dirs = {"forward": [1], "backward": [-1], "both": [-1, 1]}[cfg.direction]
     all_seeds = torch.cat([seeds] * len(dirs))
     sign = torch.cat([torch.full((n,), s, device=dev) for s in dirs])
-    if "owner" in even:
-        even = {**even, "owner": torch.cat([even["owner"]] * len(dirs))}  # type: ignore[list-item]
-    pos, count, stop, length = integrate(field, all_seeds, sign, bounds, cfg, step, max_length, **even)  # type: ignore[arg-type]
+    owners = torch.cat([owner] * len(dirs)) if owner is not None else None
+    pos, count, stop, length = integrate(field, all_seeds, sign, bounds, cfg, step, max_length, mask, owners)
     idx = torch.arange(n * len(dirs), device=dev).reshape(len(dirs), n)
     backward = idx[0] if -1 in dirs else None
     forward = idx[-1] if 1 in dirs else None
@@ -282,48 +341,42 @@ def _even(field: _Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, f
     if len(bounds) != 2:
         raise ConfigError("streamlines.seeds: evenly spaced seeding is for 2D grids; use grid: or random:")
     nx = ny = max(1, int(round(30 * cfg.even_density)))
-    lo = torch.tensor([b[0] for b in bounds], dtype=dtype, device=device)
-    size = torch.tensor([(b[1] - b[0]) / c for b, c in zip(bounds, (nx, ny))], dtype=dtype, device=device)
-    step = cfg.step or 0.5 * float(size.min())
+    size = ((bounds[0][1] - bounds[0][0]) / nx, (bounds[1][1] - bounds[1][0]) / ny)
+    lo = (bounds[0][0], bounds[1][0])
+    step = cfg.step or min(size)  # one cell, as matplotlib's streamplot
     min_length = 0.1 * min(hi - lo_ for lo_, hi in bounds)
-    mask = torch.full((nx * ny,), -1, dtype=torch.int64, device=device)
-    order = spiral_cells(nx, ny)
+    mask = _Mask(torch.full((nx * ny,), -1, dtype=torch.int64, device=device), lo, size, (nx, ny))
+    order = np.array([iy * nx + ix for ix, iy in spiral_cells(nx, ny)], dtype=np.int64)
     results: list[Streamlines] = []
     next_id = 0
-    taken = np.zeros(len(order), dtype=bool)
-    batch = 1 << 30  # every free cell at least `gap` cells from the others in this round
-    gap = 3
+    gap = 3  # seeds of one round start at least this many cells apart
     while True:
-        free = (mask.cpu().numpy() == -1).reshape(ny, nx)
-        blocked = np.zeros((ny, nx), dtype=bool)  # within 2 cells of a seed picked this round
+        free = mask.cells.cpu().numpy() == -1
+        order = order[free[order]]  # each cell is tried as a seed once, as in matplotlib
+        blocked = np.zeros((ny, nx), dtype=bool)  # near a seed picked this round
         picked: list[tuple[int, int]] = []
-        for k, (ix, iy) in enumerate(order):
-            if taken[k]:
+        rest: list[int] = []
+        for flat in order.tolist():
+            iy, ix = divmod(flat, nx)
+            if blocked[iy, ix]:
+                rest.append(flat)
                 continue
-            if not free[iy, ix]:
-                taken[k] = True
-                continue
-            if not blocked[iy, ix]:
-                picked.append((ix, iy))
-                taken[k] = True
-                blocked[max(iy - gap + 1, 0):iy + gap, max(ix - gap + 1, 0):ix + gap] = True
-                if len(picked) == batch:
-                    break
+            picked.append((ix, iy))
+            blocked[max(iy - gap + 1, 0):iy + gap, max(ix - gap + 1, 0):ix + gap] = True
+        order = np.asarray(rest, dtype=np.int64)
         if not picked:
             break
         ids = torch.arange(next_id, next_id + len(picked), device=device)
         next_id += len(picked)
-        cells = torch.tensor([iy * nx + ix for ix, iy in picked], device=device)
-        mask[cells] = ids
-        seeds = lo + (torch.tensor(picked, dtype=dtype, device=device) + 0.5) * size
-        lines = _lines(field, seeds, cfg, bounds, step, max_length, mask=mask, owner=ids,
-                       cell_size=size, cell_counts=(nx, ny))
+        mask.cells[torch.tensor([iy * nx + ix for ix, iy in picked], device=device)] = ids
+        centres = torch.tensor(picked, dtype=torch.float64) + 0.5
+        seeds = (torch.tensor(lo, dtype=torch.float64) + centres * torch.tensor(size, dtype=torch.float64)).to(dtype).to(device)
+        lines = _lines(field, seeds, cfg, bounds, step, max_length, mask, ids)
         short = lines.length < min_length
         if short.any():  # too short to draw: free their cells
             drop = ids[torch.as_tensor(short, device=device)]
-            mask[torch.isin(mask, drop)] = -1
-            keep = np.flatnonzero(~short)
-            lines = _select(lines, keep)
+            mask.cells[torch.isin(mask.cells, drop)] = -1
+            lines = _select(lines, np.flatnonzero(~short))
         results.append(lines)
     return _concat(results, 2, dtype)
 
