@@ -143,7 +143,6 @@ def _arc_length_reference(fn, x0: np.ndarray, length: float) -> np.ndarray:  # n
 
 @pytest.mark.parametrize("method", ["rk4", "rk45"])
 def test_streamlines_agree_with_scipy_solve_ivp(method: str) -> None:
-    pytest.importorskip("scipy")
     ff = from_expression("sin(x) + 0.5*y", ("x", "y"), {})  # gradient (cos x, 0.5): never zero
     box = ((-20.0, 20.0), (-20.0, 20.0))
     seeds = [[0.3, -2.0], [-1.0, 1.0], [2.0, 0.5]]
