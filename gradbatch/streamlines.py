@@ -71,7 +71,7 @@ class _Field:
         self.ff = ff
         self.kind = kind
 
-    def __call__(self, x: Cols) -> tuple[Cols, torch.Tensor]:
+    def __call__(self, x: Cols, sign: torch.Tensor | float = 1.0) -> tuple[Cols, torch.Tensor]:
         if self.kind == "vector":
             with torch.no_grad():
                 f = list(cast(tuple, self.ff.fn(*x)))
@@ -87,7 +87,7 @@ class _Field:
         for c in f[1:]:
             speed2 = speed2 + c * c
         speed = speed2.sqrt()
-        inv = 1.0 / speed.clamp_min(torch.finfo(speed.dtype).tiny)
+        inv = sign / speed.clamp_min(torch.finfo(speed.dtype).tiny)
         return [c * inv for c in f], speed
 
 
@@ -156,8 +156,7 @@ def integrate(
     attempts = 0
     while ids.numel() and attempts < 20 * steps:
         attempts += 1
-        k1, speed = field(x)
-        k1 = [c * sgn for c in k1]
+        k1, speed = field(x, sgn)
         # at a critical point the unit direction flips, or the step stops moving
         dot = k1[0] * prev[0]
         for a, b in zip(k1[1:], prev[1:]):
@@ -165,16 +164,16 @@ def integrate(
         stagnant = (speed < cfg.min_speed) | (dot < 0)
         ha = torch.minimum(h, (max_length - run_len).clamp_min(0))
         if cfg.method == "rk4":
-            k2 = [c * sgn for c in field(_axpy(x, 0.5 * ha, k1))[0]]
-            k3 = [c * sgn for c in field(_axpy(x, 0.5 * ha, k2))[0]]
-            k4 = [c * sgn for c in field(_axpy(x, ha, k3))[0]]
+            k2 = field(_axpy(x, 0.5 * ha, k1), sgn)[0]
+            k3 = field(_axpy(x, 0.5 * ha, k2), sgn)[0]
+            k4 = field(_axpy(x, ha, k3), sgn)[0]
             xn = [xc + ha / 6 * (a + 2 * b + 2 * c + e) for xc, a, b, c, e in zip(x, k1, k2, k3, k4)]
             accept = torch.ones_like(stagnant)
         else:
             ks = [k1]
             for i in range(1, 7):
                 xi = [xc + ha * sum(a * kk[j] for a, kk in zip(_DP_A[i], ks)) for j, xc in enumerate(x)]
-                ks.append([c * sgn for c in field(xi)[0]])
+                ks.append(field(xi, sgn)[0])
             xn = [xc + ha * sum(b * kk[j] for b, kk in zip(_DP_B, ks)) for j, xc in enumerate(x)]
             err2 = torch.zeros_like(ha)
             for j in range(d):
@@ -185,15 +184,13 @@ def integrate(
             factor = (0.9 * (cfg.tol / err.clamp_min(1e-300)) ** 0.2).clamp(0.2, 5.0)
             h = (ha * factor).clamp(max=step * 20)
         moved2 = torch.zeros_like(ha)
-        inside = torch.ones_like(stagnant)
-        finite = torch.ones_like(stagnant)
+        inside = torch.ones_like(stagnant)  # NaN fails these comparisons too
         for j in range(d):
             dj = xn[j] - x[j]
             moved2 = moved2 + dj * dj
             inside &= (xn[j] >= lo_b[j]) & (xn[j] <= hi_b[j])
-            finite &= torch.isfinite(xn[j])
         stagnant |= accept & (moved2 < (0.25 * ha) ** 2) & (ha > 0)
-        ok = accept & ~stagnant & inside & finite
+        ok = accept & ~stagnant & inside
         held = torch.zeros_like(ok)
         if mask is not None and own is not None and current is not None:
             new_cell = _cell(xn, mask.lo, mask.size, mask.counts)
@@ -222,18 +219,22 @@ def integrate(
             for j in range(d):
                 pos[rows, at, j] = x[j][ok]
         run_count = run_count + ok.long()
-        # which lines end now, and why
-        code = torch.full_like(stop[: ids.numel()], 255)
-        code = torch.where(run_len >= max_length * (1 - 1e-9), STOPS.index("max_length"), code)
-        code = torch.where(run_count > steps, STOPS.index("max_steps"), code)
-        code = torch.where(held, STOPS.index("occupied"), code)
-        code = torch.where(accept & ~stagnant & ~inside, STOPS.index("domain_edge"), code)
-        code = torch.where(accept & ~finite, STOPS.index("stagnation"), code)
-        code = torch.where(stagnant, STOPS.index("stagnation"), code)
-        ended = code != 255
+        # which lines end now; why, only for those (a rare, small set)
+        long = run_len >= max_length * (1 - 1e-9)
+        full = run_count > steps
+        ended = long | full | held | stagnant | (accept & ~inside)
         if bool(ended.any()):
+            e_inside, e_stag, e_held = inside[ended], stagnant[ended], held[ended]
+            e_finite = torch.ones_like(e_inside)
+            for j in range(d):
+                e_finite &= torch.isfinite(xn[j][ended])
+            code = torch.full_like(e_inside, STOPS.index("max_length"), dtype=torch.uint8)
+            code[full[ended]] = STOPS.index("max_steps")
+            code[e_held] = STOPS.index("occupied")
+            code[accept[ended] & ~e_inside] = STOPS.index("domain_edge")
+            code[e_stag | ~e_finite] = STOPS.index("stagnation")
             done = ids[ended]
-            stop[done] = code[ended].to(torch.uint8)
+            stop[done] = code
             count[done] = run_count[ended]
             length[done] = run_len[ended]
             keep = ~ended
