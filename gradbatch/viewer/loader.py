@@ -1,0 +1,162 @@
+"""Streaming reads: a frozen request (job, window, canvas size) becomes a response holding the
+fields of that window at the pyramid level that keeps at most one data point per screen pixel.
+
+The full grid is never loaded: only the requested window of one level is read. A
+:class:`Loader` serves requests on a worker thread, newest first, so a GUI thread never waits
+on the disk (napari's async slicing). Files still being written (SWMR) can be read.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from ..geometry import choose_level
+from ..store import open_store
+
+__all__ = ["WindowRequest", "WindowResponse", "FieldReader", "Loader", "requested_fields"]
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    """``window`` = (x0, x1, y0, y1) in data coordinates; ``canvas`` = (width, height) pixels."""
+
+    job: str
+    window: tuple[float, float, float, float]
+    canvas: tuple[int, int]
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WindowResponse:
+    """The fields inside the window at ``level``: arrays (ny, nx) over coordinates ``x``, ``y``."""
+
+    request: WindowRequest
+    level: int
+    x: np.ndarray
+    y: np.ndarray
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Level:
+    x: np.ndarray
+    y: np.ndarray
+
+
+class FieldReader:
+    """Window reads from one 2D job of a gradbatch file."""
+
+    def __init__(self, path: str | Path, job: str | None = None) -> None:
+        self.path = Path(path)
+        self.file = open_store(self.path)
+        jobs = [k for k, v in self.file.items() if isinstance(v, h5py.Group)]
+        if not jobs:
+            raise StoreError(f"{self.path}: holds no jobs")
+        if job is None:
+            job = jobs[0]
+        if job not in self.file:
+            raise StoreError(f"{self.path}: no job {job!r}; jobs: {', '.join(jobs)}")
+        self.job = job
+        g = self.file[job]
+        self.group = g
+        self.axes = [str(a) for a in g.attrs.get("axes", [])]
+        if len(self.axes) != 2:
+            raise StoreError(f"{self.path}: job {job!r} has {len(self.axes)} axes; window reads need 2")
+        self.fields = [str(f) for f in g.attrs.get("fields", [])]
+        nlev = int(g.attrs.get("levels", 0))
+        self.levels = [_Level(g[self.axes[0]][...], g[self.axes[1]][...])]
+        for k in range(1, nlev + 1):
+            lg = g[f"levels/{k}"]
+            self.levels.append(_Level(lg[self.axes[0]][...], lg[self.axes[1]][...]))
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        x, y = self.levels[0].x, self.levels[0].y
+        return float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
+
+    def level_for(self, req: WindowRequest) -> int:
+        x0, x1, y0, y1 = req.window
+        full = self.levels[0]
+        dx = (full.x[-1] - full.x[0]) / max(len(full.x) - 1, 1)
+        dy = (full.y[-1] - full.y[0]) / max(len(full.y) - 1, 1)
+        kx = choose_level(abs(x1 - x0) / dx, req.canvas[0], len(self.levels) - 1)
+        ky = choose_level(abs(y1 - y0) / dy, req.canvas[1], len(self.levels) - 1)
+        return min(kx, ky)
+
+    def read(self, req: WindowRequest) -> WindowResponse:
+        for name in req.fields:
+            if name not in self.fields:
+                raise StoreError(f"{self.path}: job {self.job!r} has no field {name!r}; fields: "
+                                 f"{', '.join(self.fields)}")
+        level = self.level_for(req)
+        lev = self.levels[level]
+        x0, x1, y0, y1 = req.window
+        ix = _span(lev.x, min(x0, x1), max(x0, x1))
+        iy = _span(lev.y, min(y0, y1), max(y0, y1))
+        g = self.group if level == 0 else self.group[f"levels/{level}"]
+        data = {}
+        for name in req.fields:
+            d = g[name]
+            if self.file.swmr_mode:
+                d.refresh()  # a file still being written: see the tiles that landed since
+            data[name] = d[iy, ix]
+        return WindowResponse(req, level, lev.x[ix], lev.y[iy], data)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _span(coords: np.ndarray, lo: float, hi: float) -> slice:
+    """Indices covering [lo, hi] plus one point of margin on each side (coords ascending)."""
+    a = max(int(np.searchsorted(coords, lo, side="left")) - 1, 0)
+    b = min(int(np.searchsorted(coords, hi, side="right")) + 1, len(coords))
+    return slice(a, max(b, a + 1))
+
+
+class Loader:
+    """Serves window requests on a worker thread; only the newest pending request is read."""
+
+    def __init__(self, reader: FieldReader, on_response: Callable[[WindowResponse], None],
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.reader = reader
+        self.on_response = on_response
+        self.on_error = on_error
+        self._queue: queue.Queue[WindowRequest | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="gradbatch-loader", daemon=True)
+        self._thread.start()
+
+    def request(self, req: WindowRequest) -> None:
+        self._queue.put(req)
+
+    def _run(self) -> None:
+        while True:
+            req = self._queue.get()
+            while req is not None:  # skip to the newest request
+                try:
+                    req = self._queue.get_nowait()
+                    continue
+                except queue.Empty:
+                    break
+            if req is None:
+                return
+            try:
+                self.on_response(self.reader.read(req))
+            except BaseException as exc:  # reported to the GUI, which shows it
+                if self.on_error is not None:
+                    self.on_error(exc)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+
+def requested_fields(reader: FieldReader, wanted: Sequence[str]) -> tuple[str, ...]:
+    return tuple(f for f in wanted if f in reader.fields)
