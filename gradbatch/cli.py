@@ -117,6 +117,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import RenderOptions, parse_layers, parse_size, parse_window, render
+
+    opts = RenderOptions(
+        size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
+        layers=parse_layers(args.layers), field=args.field, colormap=args.colormap,
+        arrow_mode=args.arrows, descent=args.descent)
+    out = render(args.file, args.output, args.job, opts)
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_builtins(args: argparse.Namespace) -> int:
     from .functions import BUILTINS
 
@@ -154,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, help="CPU threads while measuring (default 1, as jobs use)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.set_defaults(func=_cmd_bench)
+
+    rn = sub.add_parser("render", help="render a 2D job to a PNG, headless")
+    rn.add_argument("file")
+    rn.add_argument("-o", "--output", default="render.png", help="PNG path (default render.png)")
+    rn.add_argument("--job", help="job name (default: the file's first job)")
+    rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
+    rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
+    rn.add_argument("--layers", default="image,arrows,streamlines,paths",
+                    help="comma-separated: image, arrows, streamlines, paths")
+    rn.add_argument("--field", default="value", help="field drawn as the image (default value)")
+    rn.add_argument("--colormap", default="viridis")
+    rn.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],
+                    help="arrow lengths: all equal, clipped, or as they are")
+    rn.add_argument("--descent", action="store_true", help="arrows point downhill")
+    rn.set_defaults(func=_cmd_render)
 
     f = sub.add_parser("builtins", help="list the built-in functions")
     f.set_defaults(func=_cmd_builtins)

@@ -14,13 +14,34 @@ from gradbatch.config import parse_config
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
+def _headless_gl() -> str | None:
+    """None if a headless OpenGL canvas works here, else why not (checked in a subprocess, so
+    a broken driver cannot take the test run down)."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.setdefault('EGL_PLATFORM', 'surfaceless'); import vispy; "
+            "vispy.use(app='egl', gl='gl2'); from vispy import scene; "
+            "c = scene.SceneCanvas(size=(8, 8), show=False); c.render(); print('ok')")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "headless OpenGL timed out"
+    return None if r.stdout.strip().endswith("ok") else f"no headless OpenGL ({r.stderr.strip()[-200:]})"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA; none on this machine")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA; none on this machine")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+    if any("gl" in item.keywords for item in items):
+        why = _headless_gl()
+        if why is not None:
+            for item in items:
+                if "gl" in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason=why))
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

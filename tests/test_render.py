@@ -1,0 +1,89 @@
+"""Headless renders through vispy: orientation, arrows, overlays, and errors. Marked `gl`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradbatch
+from gradbatch.cli import main
+from gradbatch.config import parse_config
+
+pytestmark = pytest.mark.gl
+
+
+def _png(path: Path) -> np.ndarray:
+    from vispy.io import read_png
+
+    return read_png(str(path))
+
+
+def _job(tmp: Path, function: str, extra: str = "") -> Path:
+    out = tmp / "f.h5"
+    gradbatch.run_jobs(parse_config(f"name: f\nfunction: '{function}'\n"
+                                    f"grid: {{x: [0, 2, 101], y: [0, 1, 51]}}\n{extra}", output=out),
+                       overwrite=True)
+    return out
+
+
+def _brightness(img: np.ndarray) -> np.ndarray:
+    return img[..., :3].astype(float).sum(axis=2)
+
+
+def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
+    from gradbatch.render import RenderOptions, render
+
+    opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays")
+    img = _png(render(_job(tmp_path, "x"), tmp_path / "x.png", options=opts))
+    assert img.shape == (100, 200, 4)
+    b = _brightness(img)
+    assert b[:, 150].mean() > b[:, 50].mean() + 100  # value grows to the right
+    img = _png(render(_job(tmp_path, "y"), tmp_path / "y.png", options=opts))
+    b = _brightness(img)
+    assert b[20, :].mean() > b[80, :].mean() + 100  # and upwards: row 0 of the PNG is the top
+
+
+def test_arrows_point_uphill(tmp_path: Path) -> None:
+    """f = x: every gradient arrow points +x, so each arrow's head (barbs) is on its right."""
+    from gradbatch.render import RenderOptions, render
+
+    opts = RenderOptions(size=(200, 100), layers=("arrows",), pixels_per_arrow=50)
+    img = _png(render(_job(tmp_path, "x"), tmp_path / "a.png", options=opts))
+    lit = _brightness(img) > 60
+    assert lit.any()
+    ys, xs = np.nonzero(lit)
+    # within one arrow cell (50 px wide), the barbs make the right end taller than the left end
+    cell = xs // 50
+    for c in np.unique(cell):
+        col = xs[cell == c]
+        left = lit[:, col.min():col.min() + 3].sum()
+        right = lit[:, col.max() - 2:col.max() + 1].sum()
+        assert right > left, c
+
+
+def test_full_render_with_overlays_via_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hb.h5"
+    gradbatch.run_jobs(parse_config(
+        "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 128], y: [-5, 5, 128]}\n"
+        "paths: {starts: [[-4, 0]], steps: 300, optimizers: [{name: adam, lr: 0.05}]}\n"
+        "streamlines: {seeds: {grid: 5}}\n", output=out))
+    assert main(["render", str(out), "-o", str(tmp_path / "hb.png"), "--size", "300x300", "--descent"]) == 0
+    img = _png(tmp_path / "hb.png")
+    assert img.shape == (300, 300, 4) and len(np.unique(img[..., 0])) > 50
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--size", "big"], "--size: expected WIDTHxHEIGHT"),
+    (["--window", "1,0,0,1"], "--window: expected x0 < x1"),
+    (["--layers", "image,bogus"], "--layers: unknown layer 'bogus'"),
+    (["--job", "nope"], "no job 'nope'"),
+    (["--field", "curl"], "has no field 'curl'"),
+])
+def test_render_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    path = _job(tmp_path, "x")
+    assert main(["render", str(path), "-o", str(tmp_path / "o.png"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
