@@ -12,15 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import GradbatchError, StoreError
-from .geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from .viewer.loader import FieldReader, WindowRequest
+from .viewer.visuals import LAYERS, FieldLayers, LayerOptions
 
-__all__ = ["RenderOptions", "render", "ViewerError", "LAYERS"]
-
-LAYERS = ("image", "arrows", "streamlines", "paths")
+__all__ = ["RenderOptions", "render", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
 
 
 class ViewerError(GradbatchError):
@@ -38,23 +34,31 @@ class RenderOptions:
     pixels_per_arrow: float = 24.0
     descent: bool = False  # arrows point downhill (the negative gradient)
 
+    @property
+    def layer_options(self) -> LayerOptions:
+        return LayerOptions(self.layers, self.field, self.colormap, self.arrow_mode,
+                            self.pixels_per_arrow, self.descent)
 
-def _vispy() -> Any:
+
+def vispy_scene(app: str | None = "egl") -> Any:
+    """``vispy.scene`` with a backend chosen: ``egl`` (headless) or None (vispy picks a window
+    backend). Must run before anything else imports vispy.scene."""
     try:
         import vispy
     except ImportError:
         raise ViewerError("rendering needs vispy: pip install 'gradbatch[viewer]'") from None
-    os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+    if app == "egl":
+        os.environ.setdefault("EGL_PLATFORM", "surfaceless")
     try:
-        vispy.use(app="egl", gl="gl2")
+        vispy.use(app=app, gl="gl2")
     except Exception as exc:  # vispy raises several types when a backend cannot load
-        raise ViewerError(f"no headless OpenGL (vispy EGL backend): {exc}") from None
+        raise ViewerError(f"no OpenGL through vispy's {app or 'default'} backend: {exc}") from None
     from vispy import scene
 
     return scene
 
 
-def _vectors(reader: FieldReader) -> tuple[str, str] | None:
+def vector_fields(reader: FieldReader) -> tuple[str, str] | None:
     a, b = reader.axes
     for pair in ((f"grad_{a}", f"grad_{b}"), (f"v_{a}", f"v_{b}")):
         if all(p in reader.fields for p in pair):
@@ -76,87 +80,23 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
 
 
 def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
-    scene = _vispy()
-    from vispy.color import get_colormap
+    scene = vispy_scene("egl")
     from vispy.io import write_png
-    from vispy.visuals.transforms import STTransform
 
+    if "image" in opt.layers and opt.field not in reader.fields:
+        raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
+                         f"fields: {', '.join(reader.fields)}")
     window = opt.window or reader.extent
     w, h = opt.size
-    pair = _vectors(reader)
-    wanted = []
-    if "image" in opt.layers:
-        if opt.field not in reader.fields:
-            raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
-                             f"fields: {', '.join(reader.fields)}")
-        wanted.append(opt.field)
-    if "arrows" in opt.layers and pair is not None:
-        wanted += list(pair)
+    pair = vector_fields(reader)
+    wanted = ([opt.field] if "image" in opt.layers else []) + (list(pair) if "arrows" in opt.layers and pair else [])
     resp = reader.read(WindowRequest(reader.job, window, (w, h), tuple(wanted)))
-
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
     view = canvas.central_widget.add_view()
     x0, x1, y0, y1 = window
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    cmap = get_colormap(opt.colormap)
-
-    if "image" in opt.layers:
-        data = resp.data[opt.field].astype(np.float32)
-        finite = data[np.isfinite(data)]
-        clim = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if clim[0] == clim[1]:
-            clim = (clim[0] - 0.5, clim[1] + 0.5)
-        image = scene.visuals.Image(np.nan_to_num(data, nan=clim[0]), cmap=cmap, clim=clim, parent=view.scene)
-        dx = (resp.x[-1] - resp.x[0]) / max(len(resp.x) - 1, 1) if len(resp.x) > 1 else 1.0
-        dy = (resp.y[-1] - resp.y[0]) / max(len(resp.y) - 1, 1) if len(resp.y) > 1 else 1.0
-        image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
-        image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
-
-    if "arrows" in opt.layers and pair is not None:
-        xs, ys = lod_grid(window, (w, h), opt.pixels_per_arrow)
-        ix = np.clip(np.searchsorted(resp.x, xs), 0, len(resp.x) - 1)
-        iy = np.clip(np.searchsorted(resp.y, ys), 0, len(resp.y) - 1)
-        u = resp.data[pair[0]][np.ix_(iy, ix)]
-        v = resp.data[pair[1]][np.ix_(iy, ix)]
-        if opt.descent:
-            u, v = -u, -v
-        gx, gy = np.meshgrid(xs, ys)
-        cell = min((x1 - x0) / len(xs), (y1 - y0) / len(ys))
-        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
-        arrows = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)  # centred on their sample point
-        mag = np.repeat(np.hypot(u, v).ravel()[np.isfinite(su.ravel()) & np.isfinite(sv.ravel())], 6)
-        top = float(mag.max()) if mag.size and mag.max() > 0 else 1.0
-        colors = get_colormap("autumn").map(mag / top)
-        scene.visuals.Line(pos=arrows.vertices, connect="segments", color=colors, method="gl",
-                           parent=view.scene)
-
-    g = reader.group
-    if "streamlines" in opt.layers and "streamlines" in g:
-        pts = g["streamlines/points"][...][:, :2].astype(np.float32)
-        if len(pts):
-            scene.visuals.Line(pos=pts, connect=polyline_connect(g["streamlines/offsets"][...]),
-                               color=(1, 1, 1, 0.7), method="gl", parent=view.scene)
-    if "paths" in opt.layers and "paths" in g:
-        palette = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
-        for i, (label, pg) in enumerate(g["paths"].items()):
-            pos = pg["positions"][...]
-            color = palette[i % len(palette)]
-            lines, offsets, starts, ends = [], [0], [], []
-            for p in pos:
-                p = p[np.isfinite(p).all(axis=1)][:, :2]
-                if len(p):
-                    lines.append(p)
-                    offsets.append(offsets[-1] + len(p))
-                    starts.append(p[0])
-                    ends.append(p[-1])
-            if lines:
-                allp = np.concatenate(lines).astype(np.float32)
-                scene.visuals.Line(pos=allp, connect=polyline_connect(np.array(offsets)), color=color,
-                                   width=2, method="gl", parent=view.scene)
-                scene.visuals.Markers(pos=np.array(starts, np.float32), face_color=color, size=8,
-                                      symbol="o", parent=view.scene)
-                scene.visuals.Markers(pos=np.array(ends, np.float32), face_color=color, size=10,
-                                      symbol="star", parent=view.scene)
+    layers = FieldLayers(scene, view.scene, reader.group, pair, opt.layer_options)
+    layers.update(resp, window, (w, h))
     img = canvas.render()
     canvas.close()
     out.parent.mkdir(parents=True, exist_ok=True)

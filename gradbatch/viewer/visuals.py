@@ -1,0 +1,157 @@
+"""The visuals of a 2D job, shared by headless renders and the window. GL only draws here.
+
+:class:`FieldLayers` builds its visuals once and is updated with each :class:`WindowResponse`
+(image at the response's level, arrows on a level-of-detail grid for the view). Streamlines
+and descent paths are static overlays read once from the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
+from .loader import WindowResponse
+
+__all__ = ["LAYERS", "LayerOptions", "FieldLayers", "PALETTE"]
+
+LAYERS = ("image", "arrows", "streamlines", "paths")
+PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    layers: tuple[str, ...] = LAYERS
+    field: str = "value"
+    colormap: str = "viridis"
+    arrow_mode: str = "normalize"  # normalize | clip | scale
+    pixels_per_arrow: float = 24.0
+    descent: bool = False  # arrows point downhill (the negative gradient)
+
+
+class FieldLayers:
+    """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node)."""
+
+    def __init__(self, scene: Any, parent: Any, group: h5py.Group, vectors: tuple[str, str] | None,
+                 options: LayerOptions) -> None:
+        from vispy.color import get_colormap
+
+        self.scene = scene
+        self.options = options
+        self.vectors = vectors
+        self.cmap = get_colormap(options.colormap)
+        self.arrow_cmap = get_colormap("autumn")
+        self.image = scene.visuals.Image(np.zeros((2, 2), np.float32), cmap=self.cmap, parent=parent)
+        self.image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
+        self.arrows = scene.visuals.Line(pos=np.zeros((2, 2), np.float32), connect="segments",
+                                         method="gl", parent=parent)
+        self.overlays: dict[str, list[Any]] = {"streamlines": [], "paths": []}
+        self._streamlines(scene, parent, group)
+        self._paths(scene, parent, group)
+        self.last: WindowResponse | None = None
+        self.set_visible(options.layers)
+
+    # -- static overlays ---------------------------------------------------------------------
+    def _streamlines(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+        if "streamlines" not in g:
+            return
+        pts = g["streamlines/points"][...][:, :2].astype(np.float32)
+        if len(pts):
+            self.overlays["streamlines"].append(scene.visuals.Line(
+                pos=pts, connect=polyline_connect(g["streamlines/offsets"][...]), color=(1, 1, 1, 0.7),
+                method="gl", parent=parent))
+
+    def _paths(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+        if "paths" not in g:
+            return
+        for i, (_label, pg) in enumerate(g["paths"].items()):
+            color = PALETTE[i % len(PALETTE)]
+            lines, offsets, starts, ends = [], [0], [], []
+            for p in pg["positions"][...]:
+                p = p[np.isfinite(p).all(axis=1)][:, :2]
+                if len(p):
+                    lines.append(p)
+                    offsets.append(offsets[-1] + len(p))
+                    starts.append(p[0])
+                    ends.append(p[-1])
+            if not lines:
+                continue
+            self.overlays["paths"] += [
+                scene.visuals.Line(pos=np.concatenate(lines).astype(np.float32),
+                                   connect=polyline_connect(np.array(offsets)), color=color, width=2,
+                                   method="gl", parent=parent),
+                scene.visuals.Markers(pos=np.array(starts, np.float32), face_color=color, size=8,
+                                      symbol="o", parent=parent),
+                scene.visuals.Markers(pos=np.array(ends, np.float32), face_color=color, size=10,
+                                      symbol="star", parent=parent),
+            ]
+
+    # -- per view ----------------------------------------------------------------------------
+    def set_visible(self, layers: tuple[str, ...]) -> None:
+        self.visible = tuple(layers)
+        self.image.visible = "image" in layers
+        self.arrows.visible = "arrows" in layers and self.vectors is not None
+        for name, visuals in self.overlays.items():
+            for v in visuals:
+                v.visible = name in layers
+
+    def toggle(self, layer: str) -> None:
+        layers = tuple(x for x in self.visible if x != layer) if layer in self.visible else (*self.visible, layer)
+        self.set_visible(layers)
+
+    def update(self, resp: WindowResponse, window: tuple[float, float, float, float],
+               canvas: tuple[int, int]) -> None:
+        """Show ``resp`` (read for ``window`` on a ``canvas``-sized view)."""
+        from vispy.visuals.transforms import STTransform
+
+        self.last = resp
+        opt = self.options
+        if opt.field in resp.data:
+            data = resp.data[opt.field].astype(np.float32)
+            finite = data[np.isfinite(data)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            if lo == hi:
+                lo, hi = lo - 0.5, hi + 0.5
+            self.image.set_data(np.nan_to_num(data, nan=lo))
+            self.image.clim = (lo, hi)
+            dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
+            dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
+            self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
+        if self.vectors is not None and all(v in resp.data for v in self.vectors):
+            self._arrows(resp, window, canvas)
+
+    def _arrows(self, resp: WindowResponse, window: tuple[float, float, float, float],
+                canvas: tuple[int, int]) -> None:
+        assert self.vectors is not None
+        opt = self.options
+        x0, x1, y0, y1 = window
+        xs, ys = lod_grid(window, canvas, opt.pixels_per_arrow)
+        ix = np.clip(np.searchsorted(resp.x, xs), 0, len(resp.x) - 1)
+        iy = np.clip(np.searchsorted(resp.y, ys), 0, len(resp.y) - 1)
+        u = resp.data[self.vectors[0]][np.ix_(iy, ix)]
+        v = resp.data[self.vectors[1]][np.ix_(iy, ix)]
+        if opt.descent:
+            u, v = -u, -v
+        gx, gy = np.meshgrid(xs, ys)
+        cell = min((x1 - x0) / len(xs), (y1 - y0) / len(ys))
+        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
+        arrows = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)  # centred on their sample point
+        keep = (np.isfinite(su) & np.isfinite(sv)).ravel()
+        mag = np.repeat(np.hypot(u, v).ravel()[keep], 6)
+        top = float(mag.max()) if mag.size and mag.max() > 0 else 1.0
+        if len(arrows.vertices):
+            self.arrows.set_data(pos=arrows.vertices, color=self.arrow_cmap.map(mag / top))
+
+    def value_at(self, x: float, y: float) -> dict[str, float] | None:
+        """Every field of the last response at the data point nearest (x, y)."""
+        r = self.last
+        if r is None or not len(r.x) or not len(r.y):
+            return None
+        if not (r.x[0] <= x <= r.x[-1] and r.y[0] <= y <= r.y[-1]):
+            return None
+        i = int(np.abs(r.x - x).argmin())
+        j = int(np.abs(r.y - y).argmin())
+        return {name: float(a[j, i]) for name, a in r.data.items()}
