@@ -129,6 +129,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from .viewer.canvas import view
+    from .viewer.visuals import LayerOptions
+
+    view(args.file, args.job, LayerOptions(field=args.field, colormap=args.colormap,
+                                           arrow_mode=args.arrows, descent=args.descent))
+    return 0
+
+
 def _cmd_builtins(args: argparse.Namespace) -> int:
     from .functions import BUILTINS
 
@@ -181,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="arrow lengths: all equal, clipped, or as they are")
     rn.add_argument("--descent", action="store_true", help="arrows point downhill")
     rn.set_defaults(func=_cmd_render)
+
+    vw = sub.add_parser("view", help="open a window on a 2D job (pan/zoom stream from the file)")
+    vw.add_argument("file")
+    vw.add_argument("--job", help="job name (default: the file's first job)")
+    vw.add_argument("--field", default="value", help="field drawn as the image (default value)")
+    vw.add_argument("--colormap", default="viridis")
+    vw.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"])
+    vw.add_argument("--descent", action="store_true", help="arrows point downhill")
+    vw.set_defaults(func=_cmd_view)
 
     f = sub.add_parser("builtins", help="list the built-in functions")
     f.set_defaults(func=_cmd_builtins)
