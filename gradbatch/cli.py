@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--job", help="job name (default: the file's first job)")
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
-    rn.add_argument("--layers", default="image,arrows,streamlines,paths",
-                    help="comma-separated: image, arrows, streamlines, paths")
+    rn.add_argument("--layers", default="image,basins,arrows,streamlines,paths",
+                    help="comma-separated: image, basins, arrows, streamlines, paths")
     rn.add_argument("--field", default="value", help="field drawn as the image (default value)")
     rn.add_argument("--colormap", default="viridis")
     rn.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],

@@ -132,6 +132,18 @@ FunctionSource = Union[ExpressionSource, VectorSource, BuiltinSource, CallableSo
 
 
 @dataclass(frozen=True)
+class RenderConfig:
+    """A PNG to draw once the job's file is complete (``render:`` in a job)."""
+
+    output: Path
+    size: tuple[int, int] = (1200, 900)
+    layers: tuple[str, ...] = ("image", "basins", "arrows", "streamlines", "paths")
+    field: str = "value"
+    colormap: str = "viridis"
+    descent: bool = False
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """One validated job. ``where`` is its YAML path prefix, for messages (``jobs[1]``)."""
 
@@ -153,6 +165,7 @@ class JobConfig:
     paths: PathsConfig | None = None
     basins: BasinsConfig | None = None
     streamlines: StreamlinesConfig | None = None
+    render: RenderConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,7 @@ class JobFile:
 _JOB_KEYS = {
     "name", "output", "function", "params", "grid", "device", "dtype", "outputs", "tile",
     "compile", "compression", "pyramid", "threads", "description", "paths", "basins", "streamlines",
+    "render",
 }
 
 
@@ -315,6 +329,8 @@ def _job(
     streamlines = (parse_streamlines(d["streamlines"], _at(where, "streamlines"), bounds, vector)
                    if "streamlines" in d else None)
 
+    render = _render(d["render"], _at(where, "render"), out, name, grid.ndim) if "render" in d else None
+
     settings = {k: v for k, v in d.items()}
     settings["name"] = name
     return JobConfig(
@@ -322,7 +338,7 @@ def _job(
         dtype=dtype, outputs=outputs, tile=tile, compile=compile_mode, compression=compression,
         pyramid=pyramid, threads=threads, where=where,
         yaml=yaml.safe_dump(settings, sort_keys=False),
-        paths=paths, basins=basins, streamlines=streamlines,
+        paths=paths, basins=basins, streamlines=streamlines, render=render,
     )
 
 
@@ -480,3 +496,33 @@ def _enum(cls: type[Enum], raw: Any, where: str, aliases: dict[Any, Enum]) -> An
     except ValueError:
         allowed = ", ".join(str(m.value) for m in cls)  # type: ignore[attr-defined]
         raise ConfigError(f"{where}: expected one of {allowed}, got {_show(raw)}") from None
+
+
+def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderConfig:
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected true or a mapping (output, size, layers, field, colormap, "
+                          f"descent), got {_show(raw)}")
+    allowed = {"output", "size", "layers", "field", "colormap", "descent"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}")
+    if ndim != 2:
+        raise ConfigError(f"{where}: renders are for 2D jobs; this grid has {ndim} axes")
+    out = raw.get("output", str(output.with_name(f"{output.stem}-{name}.png")))
+    if not isinstance(out, str) or not out.endswith(".png"):
+        raise ConfigError(f"{where}.output: expected a path ending in .png, got {_show(out)}")
+    size = raw.get("size", [1200, 900])
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 16384 for v in size)):
+        raise ConfigError(f"{where}.size: expected [width, height] in pixels (16 to 16384), got {_show(size)}")
+    allowed_layers = ("image", "basins", "arrows", "streamlines", "paths")
+    layers = raw.get("layers", list(allowed_layers))
+    if not isinstance(layers, list) or not all(x in allowed_layers for x in layers):
+        raise ConfigError(f"{where}.layers: expected a list of {', '.join(allowed_layers)}, got {_show(layers)}")
+    descent = raw.get("descent", False)
+    if not isinstance(descent, bool):
+        raise ConfigError(f"{where}.descent: expected true or false, got {_show(descent)}")
+    return RenderConfig(Path(out), (size[0], size[1]), tuple(layers), str(raw.get("field", "value")),
+                        str(raw.get("colormap", "viridis")), descent)

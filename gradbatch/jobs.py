@@ -155,6 +155,9 @@ def run_jobs(
             reports.append(_run_one(plans[id(job)], part, progress, say))
         commit(part, out)
         say(f"wrote {out}")
+        for job in group:  # pictures last: the data is safe on disk whatever happens here
+            if job.render is not None:
+                _render_png(job, out, say)
     return reports
 
 
@@ -303,3 +306,13 @@ def _index(plan: JobPlan, flat: int) -> tuple[int, ...]:
 def _stored_bytes(path: Path, job: str, fields: Sequence[str]) -> int:
     with h5py.File(path, "r") as f:
         return sum(f[job][n].id.get_storage_size() for n in fields)
+
+
+def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:
+    from .render import RenderOptions, render
+
+    r = job.render
+    assert r is not None
+    opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent)
+    render(out, r.output, job.name, opts)
+    say(f"rendered {r.output}")

@@ -87,3 +87,23 @@ def test_render_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv:
     assert main(["render", str(path), "-o", str(tmp_path / "o.png"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_job_can_ask_for_a_png_at_the_end(tmp_path: Path) -> None:
+    text = ("name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 64], y: [-1, 1, 64]}\n"
+            "render: {size: [120, 100], layers: [image, arrows]}\n")
+    gradbatch.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
+    img = _png(tmp_path / "r-r.png")
+    assert img.shape == (100, 120, 4)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("render: {size: [10, 10]}", "render.size: expected [width, height] in pixels"),
+    ("render: {layers: [image, sky]}", "render.layers: expected a list of image, basins"),
+    ("render: {output: pic.jpg}", "render.output: expected a path ending in .png"),
+])
+def test_render_settings_errors(text: str, message: str) -> None:
+    from gradbatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config("function: x\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}\n" + text)

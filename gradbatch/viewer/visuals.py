@@ -18,7 +18,7 @@ from .loader import WindowResponse
 
 __all__ = ["LAYERS", "LayerOptions", "FieldLayers", "PALETTE"]
 
-LAYERS = ("image", "arrows", "streamlines", "paths")
+LAYERS = ("image", "basins", "arrows", "streamlines", "paths")
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
 
 
@@ -48,13 +48,37 @@ class FieldLayers:
         self.image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
         self.arrows = scene.visuals.Line(pos=np.zeros((2, 2), np.float32), connect="segments",
                                          method="gl", parent=parent)
-        self.overlays: dict[str, list[Any]] = {"streamlines": [], "paths": []}
+        self.overlays: dict[str, list[Any]] = {"basins": [], "streamlines": [], "paths": []}
+        self._basins(scene, parent, group)
         self._streamlines(scene, parent, group)
         self._paths(scene, parent, group)
         self.last: WindowResponse | None = None
         self.set_visible(options.layers)
 
     # -- static overlays ---------------------------------------------------------------------
+    def _basins(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+        """Basin labels as a translucent categorical image (-1, no minimum: clear)."""
+        if "basins" not in g:
+            return
+        from vispy.visuals.transforms import STTransform
+
+        b = g["basins"]
+        label = b["label"][...]
+        if label.ndim != 2:
+            return
+        axes = [str(a) for a in g.attrs.get("axes", [])]
+        x, y = b[axes[0]][...], b[axes[1]][...]
+        rgba = np.zeros(label.shape + (4,), dtype=np.float32)
+        for k in range(int(label.max()) + 1):
+            c = np.array([int(PALETTE[k % len(PALETTE)][i:i + 2], 16) / 255 for i in (1, 3, 5)] + [0.35])
+            rgba[label == k] = c
+        img = scene.visuals.Image(rgba, parent=parent)
+        dx = (x[-1] - x[0]) / max(len(x) - 1, 1)
+        dy = (y[-1] - y[0]) / max(len(y) - 1, 1)
+        img.transform = STTransform(scale=(dx, dy), translate=(x[0] - dx / 2, y[0] - dy / 2))
+        img.set_gl_state("translucent", depth_test=False)
+        self.overlays["basins"].append(img)
+
     def _streamlines(self, scene: Any, parent: Any, g: h5py.Group) -> None:
         if "streamlines" not in g:
             return
