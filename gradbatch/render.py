@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
+
 from .errors import GradbatchError, StoreError
+from .store import open_store
 from .viewer.loader import FieldReader, WindowRequest
 from .viewer.visuals import LAYERS, FieldLayers, LayerOptions
 
@@ -72,11 +76,79 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
     for layer in options.layers:
         if layer not in LAYERS:
             raise ViewerError(f"unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
+    with open_store(path) as f:
+        name = job or next((k for k, v in f.items() if isinstance(v, h5py.Group)), None)
+        if name is not None and name in f and len(f[name].attrs.get("axes", [])) == 1:
+            return _render_1d(f[name], Path(out), options)
     reader = FieldReader(path, job)
     try:
         return _render(reader, Path(out), options)
     finally:
         reader.close()
+
+
+def _render_1d(g: h5py.Group, out: Path, opt: RenderOptions) -> Path:
+    """A 1D job: the curve, the gradient's arrows on the input axis below it (clipped, as in
+    seed 000) and slope arrows along the curve (seed 002)."""
+    scene = vispy_scene("egl")
+    from vispy.io import write_png
+
+    from .geometry import arrow_segments, choose_level
+
+    axis = str(g.attrs["axes"][0])
+    fields = [str(f) for f in g.attrs.get("fields", [])]
+    if "value" not in fields:
+        raise StoreError(f"job {g.name!r} has no value field to draw as a curve")
+    w, h = opt.size
+    nlev = int(g.attrs.get("levels", 0))
+    level = choose_level(g[axis].shape[0], w, nlev)
+    src = g if level == 0 else g[f"levels/{level}"]
+    x = src[axis][...].astype(np.float64)
+    y = src["value"][...].astype(np.float64)
+    dy = src[f"grad_{axis}"][...].astype(np.float64) if f"grad_{axis}" in fields else None
+    ok = np.isfinite(y)
+    ymin, ymax = (float(y[ok].min()), float(y[ok].max())) if ok.any() else (0.0, 1.0)
+    pad = 0.15 * (ymax - ymin or 1.0)
+    base = ymin - pad  # the input axis, drawn under the curve
+    x0, x1 = (opt.window[0], opt.window[1]) if opt.window else (float(x[0]), float(x[-1]))
+    canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
+    view = canvas.central_widget.add_view()
+    view.camera = scene.PanZoomCamera(rect=(x0, base - pad, x1 - x0, ymax - base + 2 * pad))
+    scene.visuals.Line(pos=np.stack([x[ok], y[ok]], 1).astype(np.float32), color="white", width=2,
+                       method="gl", parent=view.scene)
+    scene.visuals.Line(pos=np.array([[x0, base], [x1, base]], np.float32), color=(0.6, 0.6, 0.6, 1),
+                       method="gl", parent=view.scene)
+    if dy is not None and "arrows" in opt.layers:
+        n = max(2, int(w // (2 * opt.pixels_per_arrow)))  # 1D: fewer, larger arrows
+        idx = np.linspace(0, len(x) - 1, n).round().astype(int)
+        xs, g1, ys = x[idx], dy[idx], y[idx]
+        if opt.descent:
+            g1 = -g1
+        cell = (x1 - x0) / n
+        sx = w / (x1 - x0)  # pixels per data unit
+        sy = h / (ymax - base + 2 * pad)
+        # arrows on the input axis: the gradient itself, clipped to 0.8 of a cell (seed 000)
+        u = np.clip(g1, -0.8 * cell, 0.8 * cell)
+        lift = 0.25 * pad  # just above the axis line, so both show
+        axis_arrows = arrow_segments((xs - u / 2) * sx, np.full_like(xs, (base + lift) * sy), u * sx, np.zeros_like(u))
+        axis_arrows = type(axis_arrows)(axis_arrows.vertices / np.array([sx, sy], np.float32), axis_arrows.values)
+        scene.visuals.Line(pos=axis_arrows.vertices, connect="segments", color="#ff7f50", method="gl",
+                           parent=view.scene)
+        # slope arrows along the curve: the tangent (1, f'), 0.6 of a cell long on screen (seed 002)
+        tx, ty = np.full_like(xs, sx), sy * dy[idx]  # the tangent in screen pixels
+        norm = np.hypot(tx, ty)
+        length_px = 0.8 * cell * sx
+        ux, uy = tx / norm * length_px / sx, ty / norm * length_px / sy
+        # barbs are built in screen pixels (the axes are scaled differently), then mapped back
+        slope = arrow_segments(xs * sx, ys * sy, ux * sx, uy * sy)
+        slope = type(slope)(slope.vertices / np.array([sx, sy], np.float32), slope.values)
+        scene.visuals.Line(pos=slope.vertices, connect="segments", color="#4fc3ff", method="gl",
+                           parent=view.scene)
+    img = canvas.render()
+    canvas.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_png(str(out), img)
+    return out
 
 
 def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:

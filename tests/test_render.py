@@ -107,3 +107,26 @@ def test_render_settings_errors(text: str, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config("function: x\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}\n" + text)
+
+
+def test_1d_job_draws_the_curve_and_axis_arrows_downhill_to_uphill(tmp_path: Path) -> None:
+    """f = x^2: axis arrows point left on the left half and right on the right half."""
+    from gradbatch.render import RenderOptions, render
+
+    out = tmp_path / "c.h5"
+    gradbatch.run_jobs(parse_config("name: c\nfunction: 'x^2'\ngrid: {x: [-1, 1, 401]}\n", output=out))
+    img = _png(render(out, tmp_path / "c.png", options=RenderOptions(size=(400, 200))))
+    assert img.shape == (200, 400, 4)
+    orange = (img[..., 0] > 200) & (img[..., 1] > 80) & (img[..., 1] < 160) & (img[..., 2] < 120)
+    ys, xs = np.nonzero(orange)
+    assert len(xs) > 50
+    row = np.bincount(ys).argmax()  # the row the axis arrows' shafts lie on
+
+    def head_side(lo: int, hi: int) -> str:
+        band = orange[:, lo:hi]
+        cols = np.nonzero(band.any(axis=0))[0]
+        tall = [c for c in cols if band[:, c].sum() > 1]  # barbs make their columns taller
+        return "left" if np.mean(tall) < np.mean(cols) else "right"
+
+    assert row > 100  # the input axis is drawn under the curve
+    assert head_side(0, 150) == "left" and head_side(250, 400) == "right"
