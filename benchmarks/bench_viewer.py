@@ -1,0 +1,127 @@
+"""The viewer's targets: first frame of a big file, frame time with every layer, a million
+arrows against matplotlib's quiver, and memory by file size (headless, Mesa llvmpipe here).
+
+    python benchmarks/bench_viewer.py [--size 8192] [--arrows 1000000] [--skip-matplotlib]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gradbatch
+from gradbatch.config import parse_config
+
+
+def _file(folder: Path, n: int, extras: bool) -> Path:
+    out = folder / f"view{n}.h5"
+    if not out.exists():
+        text = (f"name: v\nfunction: 'sin(sqrt((0.75*x)**2 + y**2 + 0.01))'\n"
+                f"grid: {{x: [-5, 5, {n}], y: [-5, 5, {n}]}}\n")
+        if extras:
+            text += ("paths: {starts: {grid: 4}, steps: 500, optimizers: [{name: adam, lr: 0.02}]}\n"
+                     "streamlines: {seeds: {even: 2}}\n")
+        gradbatch.run_jobs(parse_config(text, output=out))
+    return out
+
+
+_MEMORY = """
+import resource, sys, time
+from gradbatch.viewer.canvas import FieldView
+fv = FieldView(sys.argv[1], app="egl", show=False, size=(1200, 900))
+end = time.time() + 60
+while fv.poll() is None and time.time() < end:
+    time.sleep(0.01)
+fv.canvas.render()
+for rect in [(-4, -4, 1, 1), (0, 0, 0.2, 0.2), (-5, -5, 10, 10)]:
+    fv.view.camera.rect = rect
+    n = len(fv.applied)
+    while len(fv.applied) == n and time.time() < end:
+        fv.poll(); time.sleep(0.01)
+    fv.canvas.render()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=8192)
+    ap.add_argument("--arrows", type=int, default=1_000_000)
+    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    ap.add_argument("--skip-matplotlib", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out: dict[str, float] = {}
+    from gradbatch.viewer.canvas import FieldView
+
+    big = _file(args.dir, args.size, extras=True)
+    t0 = time.perf_counter()
+    fv = FieldView(big, app="egl", show=False, size=(1200, 900))
+    while fv.poll() is None:
+        time.sleep(0.002)
+    fv.canvas.render()
+    first = time.perf_counter() - t0
+    print(f"first frame of a {args.size}^2 file (open, read level {fv.applied[-1].level}, draw): {first:.2f} s",
+          flush=True)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        fv.canvas.render()
+        times.append(time.perf_counter() - t0)
+    frame = float(np.median(times))
+    print(f"frame with image, arrows, streamlines and paths at 1200x900: {frame * 1e3:.0f} ms (median of 10)",
+          flush=True)
+    out.update(first_frame_s=first, frame_s=frame)
+
+    # a million arrows, forced: one segment set against matplotlib's quiver
+    from gradbatch.geometry import arrow_segments
+    from gradbatch.render import vispy_scene
+
+    scene = vispy_scene("egl")
+    side = int(np.sqrt(args.arrows))
+    g = np.linspace(0, 1, side)
+    gx, gy = np.meshgrid(g, g)
+    u, v = np.cos(6 * gy) * 0.5 / side, np.sin(6 * gx) * 0.5 / side
+    t0 = time.perf_counter()
+    seg = arrow_segments(gx.ravel(), gy.ravel(), u.ravel(), v.ravel())
+    canvas = scene.SceneCanvas(size=(1024, 1024), show=False)
+    view = canvas.central_widget.add_view()
+    view.camera = scene.PanZoomCamera(rect=(0, 0, 1, 1))
+    scene.visuals.Line(pos=seg.vertices, connect="segments", color="white", method="gl", parent=view.scene)
+    canvas.render()
+    t_gb = time.perf_counter() - t0
+    print(f"{side * side:,} arrows, built and drawn: {t_gb:.2f} s", flush=True)
+    out["million_arrows_s"] = t_gb
+    if not args.skip_matplotlib:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t0 = time.perf_counter()
+        fig, ax = plt.subplots(figsize=(10.24, 10.24), dpi=100)
+        ax.quiver(gx, gy, u, v)
+        fig.canvas.draw()
+        t_mpl = time.perf_counter() - t0
+        plt.close(fig)
+        print(f"matplotlib quiver of the same arrows: {t_mpl:.2f} s -> {t_mpl / t_gb:.0f}x", flush=True)
+        out.update(matplotlib_quiver_s=t_mpl, quiver_speedup=t_mpl / t_gb)
+
+    for n in (1024, 16384):
+        path = _file(args.dir, n, extras=False)
+        rss = int(subprocess.run([sys.executable, "-c", _MEMORY, str(path)], capture_output=True, text=True,
+                                 check=True).stdout.strip().splitlines()[-1])
+        print(f"viewer peak memory, {n}^2 file, four views: {rss / 2**20:.0f} MiB", flush=True)
+        out[f"viewer_rss_mib_{n}"] = rss / 2**20
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
