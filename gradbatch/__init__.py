@@ -31,6 +31,7 @@ _LAZY = {
     "JobReport": "jobs", "Progress": "jobs", "run": "jobs", "run_jobs": "jobs",
     "inspect": "store", "read_field": "store",
     "describe": "describe",
+    "show": "render",  # (render() itself lives in gradbatch.render: a same-named attribute would clash)
 }
 
 __all__ = [
@@ -60,4 +61,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .functions import BUILTINS
     from .jobs import JobReport, Progress, run, run_jobs
     from .describe import describe
+    from .render import show
     from .store import inspect, read_field

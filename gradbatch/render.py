@@ -20,7 +20,7 @@ from .store import open_store
 from .viewer.loader import FieldReader, WindowRequest
 from .viewer.visuals import LAYERS, FieldLayers, LayerOptions
 
-__all__ = ["RenderOptions", "render", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
+__all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
 
 
 class ViewerError(GradbatchError):
@@ -174,6 +174,19 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_png(str(out), img)
     return out
+
+
+def show(path: str | Path, job: str | None = None, options: RenderOptions = RenderOptions(size=(800, 600))) -> Any:
+    """A render for a notebook cell: an ``IPython.display.Image`` (PNG bytes without IPython)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        data = render(path, Path(folder) / "view.png", job, options).read_bytes()
+    try:
+        from IPython.display import Image
+    except ImportError:
+        return data
+    return Image(data=data)
 
 
 def parse_size(text: str) -> tuple[int, int]:

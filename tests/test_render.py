@@ -130,3 +130,9 @@ def test_1d_job_draws_the_curve_and_axis_arrows_downhill_to_uphill(tmp_path: Pat
 
     assert row > 100  # the input axis is drawn under the curve
     assert head_side(0, 150) == "left" and head_side(250, 400) == "right"
+
+
+def test_show_gives_a_png_for_a_notebook(tmp_path: Path) -> None:
+    shown = gradbatch.show(_job(tmp_path, "x*y"))
+    data = shown if isinstance(shown, bytes) else shown.data
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
