@@ -43,13 +43,13 @@ def raw_write(path: Path, nbytes: int, block: int = 16 << 20) -> float:
 
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import gradbatch
 t0 = time.perf_counter()
 (report,) = gradbatch.run(sys.argv[1], output=sys.argv[2], overwrite=True)
 run_s = time.perf_counter() - t0  # plan + compute + write + finalize + fsync + rename
-print(json.dumps({"job_wall_s": run_s, "tiles_wall_s": report.wall_s,
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"job_wall_s": run_s, "tiles_wall_s": report.wall_s, "peak_rss": hwm}))
 """
 
 

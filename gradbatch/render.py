@@ -18,7 +18,7 @@ import numpy as np
 from .errors import GradbatchError, StoreError
 from .store import open_store
 from .viewer.loader import FieldReader, WindowRequest
-from .viewer.visuals import LAYERS, FieldLayers, LayerOptions
+from .viewer.visuals import LAYERS, FieldLayers, LayerOptions, arrow_canvas
 
 __all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
 
@@ -161,8 +161,10 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     window = opt.window or reader.extent
     w, h = opt.size
     pair = vector_fields(reader)
-    wanted = ([opt.field] if "image" in opt.layers else []) + (list(pair) if "arrows" in opt.layers and pair else [])
-    resp = reader.read(WindowRequest(reader.job, window, (w, h), tuple(wanted)))
+    wanted = (opt.field,) if "image" in opt.layers else ()
+    vectors = tuple(pair) if "arrows" in opt.layers and pair else ()
+    resp = reader.read(WindowRequest(reader.job, window, (w, h), wanted, vectors,
+                                     arrow_canvas((w, h), opt.pixels_per_arrow)))
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
     view = canvas.central_widget.add_view()
     x0, x1, y0, y1 = window

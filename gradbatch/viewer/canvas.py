@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import GradbatchError
 from ..render import ViewerError
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
-from .visuals import FieldLayers, LayerOptions
+from .visuals import FieldLayers, LayerOptions, arrow_canvas
 
 __all__ = ["FieldView", "view"]
 
@@ -65,10 +65,10 @@ class FieldView:
         return float(r.left), float(r.right), float(r.bottom), float(r.top)
 
     def request(self) -> WindowRequest:
-        fields = [self.options.field] if self.options.field in self.reader.fields else []
-        if self.vectors is not None:
-            fields += list(self.vectors)
-        req = WindowRequest(self.reader.job, self.window, tuple(self.canvas.size), tuple(fields))
+        fields = (self.options.field,) if self.options.field in self.reader.fields else ()
+        size = tuple(self.canvas.size)
+        req = WindowRequest(self.reader.job, self.window, (size[0], size[1]), fields,
+                            tuple(self.vectors or ()), arrow_canvas((size[0], size[1]), self.options.pixels_per_arrow))
         self.requests.append(req)
         self.loader.request(req)
         return req

@@ -32,6 +32,10 @@ class WindowRequest:
     window: tuple[float, float, float, float]
     canvas: tuple[int, int]
     fields: tuple[str, ...]
+    # fields wanted only at a coarse resolution (arrows: one per ~24 pixels), read from the
+    # level matching ``coarse_canvas`` instead of the full canvas
+    coarse_fields: tuple[str, ...] = ()
+    coarse_canvas: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class WindowResponse:
     x: np.ndarray
     y: np.ndarray
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    coarse: WindowResponse | None = None  # the coarse fields, on their own level and coordinates
 
 
 @dataclass(frozen=True)
@@ -82,28 +87,35 @@ class FieldReader:
         x, y = self.levels[0].x, self.levels[0].y
         return float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
 
-    def level_for(self, req: WindowRequest) -> int:
+    def level_for(self, req: WindowRequest, canvas: tuple[int, int] | None = None) -> int:
         x0, x1, y0, y1 = req.window
+        canvas = canvas or req.canvas
         full = self.levels[0]
         dx = (full.x[-1] - full.x[0]) / max(len(full.x) - 1, 1)
         dy = (full.y[-1] - full.y[0]) / max(len(full.y) - 1, 1)
-        kx = choose_level(abs(x1 - x0) / dx, req.canvas[0], len(self.levels) - 1)
-        ky = choose_level(abs(y1 - y0) / dy, req.canvas[1], len(self.levels) - 1)
+        kx = choose_level(abs(x1 - x0) / dx, canvas[0], len(self.levels) - 1)
+        ky = choose_level(abs(y1 - y0) / dy, canvas[1], len(self.levels) - 1)
         return min(kx, ky)
 
     def read(self, req: WindowRequest) -> WindowResponse:
-        for name in req.fields:
+        for name in (*req.fields, *req.coarse_fields):
             if name not in self.fields:
                 raise StoreError(f"{self.path}: job {self.job!r} has no field {name!r}; fields: "
                                  f"{', '.join(self.fields)}")
-        level = self.level_for(req)
+        main = self._read(req, req.fields, self.level_for(req))
+        if not req.coarse_fields:
+            return main
+        coarse = self._read(req, req.coarse_fields, self.level_for(req, req.coarse_canvas))
+        return WindowResponse(req, main.level, main.x, main.y, main.data, coarse)
+
+    def _read(self, req: WindowRequest, names: tuple[str, ...], level: int) -> WindowResponse:
         lev = self.levels[level]
         x0, x1, y0, y1 = req.window
         ix = _span(lev.x, min(x0, x1), max(x0, x1))
         iy = _span(lev.y, min(y0, y1), max(y0, y1))
         g = self.group if level == 0 else self.group[f"levels/{level}"]
         data = {}
-        for name in req.fields:
+        for name in names:
             d = g[name]
             if self.file.swmr_mode:
                 d.refresh()  # a file still being written: see the tiles that landed since

@@ -16,7 +16,7 @@ import numpy as np
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from .loader import WindowResponse
 
-__all__ = ["LAYERS", "LayerOptions", "FieldLayers", "PALETTE"]
+__all__ = ["LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "arrow_canvas"]
 
 LAYERS = ("image", "basins", "arrows", "streamlines", "paths")
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
@@ -144,8 +144,9 @@ class FieldLayers:
             dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
             dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
             self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
-        if self.vectors is not None and all(v in resp.data for v in self.vectors):
-            self._arrows(resp, window, canvas)
+        vec = resp.coarse if resp.coarse is not None else resp
+        if self.vectors is not None and all(v in vec.data for v in self.vectors):
+            self._arrows(vec, window, canvas)
 
     def _arrows(self, resp: WindowResponse, window: tuple[float, float, float, float],
                 canvas: tuple[int, int]) -> None:
@@ -171,11 +172,18 @@ class FieldLayers:
 
     def value_at(self, x: float, y: float) -> dict[str, float] | None:
         """Every field of the last response at the data point nearest (x, y)."""
-        r = self.last
-        if r is None or not len(r.x) or not len(r.y):
-            return None
-        if not (r.x[0] <= x <= r.x[-1] and r.y[0] <= y <= r.y[-1]):
-            return None
-        i = int(np.abs(r.x - x).argmin())
-        j = int(np.abs(r.y - y).argmin())
-        return {name: float(a[j, i]) for name, a in r.data.items()}
+        out: dict[str, float] = {}
+        for r in (self.last, self.last.coarse if self.last is not None else None):
+            if r is None or not len(r.x) or not len(r.y):
+                continue
+            if not (r.x[0] <= x <= r.x[-1] and r.y[0] <= y <= r.y[-1]):
+                continue
+            i = int(np.abs(r.x - x).argmin())
+            j = int(np.abs(r.y - y).argmin())
+            out.update({name: float(a[j, i]) for name, a in r.data.items()})
+        return out or None
+
+
+def arrow_canvas(canvas: tuple[int, int], pixels_per_arrow: float) -> tuple[int, int]:
+    """The 'canvas' arrows need: a few data points per arrow cell is plenty."""
+    return (max(2, int(4 * canvas[0] / pixels_per_arrow)), max(2, int(4 * canvas[1] / pixels_per_arrow)))
