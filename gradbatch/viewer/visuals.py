@@ -134,12 +134,18 @@ class FieldLayers:
         self.last = resp
         opt = self.options
         if opt.field in resp.data:
-            data = resp.data[opt.field].astype(np.float32)
-            finite = data[np.isfinite(data)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            data = resp.data[opt.field]
+            if data.dtype != np.float32:
+                data = data.astype(np.float32)
+            with np.errstate(all="ignore"):  # an all-NaN window is allowed: it is drawn flat
+                lo, hi = float(np.nanmin(data)) if data.size else 0.0, float(np.nanmax(data)) if data.size else 1.0
+            if not np.isfinite(lo) or not np.isfinite(hi):
+                lo, hi = 0.0, 1.0
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
-            self.image.set_data(np.nan_to_num(data, nan=lo))
+            if np.isnan(data.sum()):  # copies only when there is a NaN to clear
+                data = np.nan_to_num(data, nan=lo)
+            self.image.set_data(data)
             self.image.clim = (lo, hi)
             dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
             dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
