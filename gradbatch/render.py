@@ -28,20 +28,11 @@ class ViewerError(GradbatchError):
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(LayerOptions):
+    """What to draw (the layer options) and where: image size and data window."""
+
     size: tuple[int, int] = (1200, 900)
     window: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1; None: the whole grid
-    layers: tuple[str, ...] = LAYERS
-    field: str = "value"
-    colormap: str = "viridis"
-    arrow_mode: str = "normalize"  # normalize | clip | scale
-    pixels_per_arrow: float = 24.0
-    descent: bool = False  # arrows point downhill (the negative gradient)
-
-    @property
-    def layer_options(self) -> LayerOptions:
-        return LayerOptions(self.layers, self.field, self.colormap, self.arrow_mode,
-                            self.pixels_per_arrow, self.descent)
 
 
 def vispy_scene(app: str | None = "egl") -> Any:
@@ -169,7 +160,7 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     view = canvas.central_widget.add_view()
     x0, x1, y0, y1 = window
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    layers = FieldLayers(scene, view.scene, reader.group, pair, opt.layer_options)
+    layers = FieldLayers(scene, view.scene, reader.group, pair, opt)
     layers.update(resp, window, (w, h))
     img = canvas.render()
     canvas.close()
