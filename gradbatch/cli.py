@@ -123,7 +123,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     opts = RenderOptions(
         size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
         layers=parse_layers(args.layers), field=args.field, colormap=args.colormap,
-        arrow_mode=args.arrows, descent=args.descent)
+        arrow_mode=args.arrows, descent=args.descent, surface=args.surface)
     out = render(args.file, args.output, args.job, opts)
     print(f"wrote {out}")
     return 0
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],
                     help="arrow lengths: all equal, clipped, or as they are")
     rn.add_argument("--descent", action="store_true", help="arrows point downhill")
+    rn.add_argument("--surface", action="store_true",
+                    help="seed 000's 3D picture: the surface, with the arrows in the input plane below")
     rn.set_defaults(func=_cmd_render)
 
     vw = sub.add_parser("view", help="open a window on a 2D job (pan/zoom stream from the file)")

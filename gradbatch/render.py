@@ -33,6 +33,9 @@ class RenderOptions(LayerOptions):
 
     size: tuple[int, int] = (1200, 900)
     window: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1; None: the whole grid
+    surface: bool = False  # seed 000's 3D picture: the surface, with arrows in the plane below
+    elevation: float = 30.0  # turntable camera angles for the surface, degrees
+    azimuth: float = 35.0
 
 
 def vispy_scene(app: str | None = "egl") -> Any:
@@ -73,9 +76,66 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
             return _render_1d(f[name], Path(out), options)
     reader = FieldReader(path, job)
     try:
-        return _render(reader, Path(out), options)
+        return (_render_surface if options.surface else _render)(reader, Path(out), options)
     finally:
         reader.close()
+
+
+def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
+    """Seed 000's 3D picture: the surface z = f(x, y) over the input plane, and the gradient's
+    arrows lying in that plane beneath it: the gradient lives in the input space."""
+    scene = vispy_scene("egl")
+    from vispy.color import get_colormap
+    from vispy.io import write_png
+
+    from .geometry import arrow_segments, scale_vectors
+
+    if opt.field not in reader.fields:
+        raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}")
+    window = opt.window or reader.extent
+    pair = vector_fields(reader)
+    # a mesh of at most ~256 x 256 points, the arrows from a coarser level still
+    resp = reader.read(WindowRequest(reader.job, window, (256, 256), (opt.field,), tuple(pair or ()), (64, 64)))
+    z = resp.data[opt.field].astype(np.float32)
+    with np.errstate(all="ignore"):
+        zmin, zmax = float(np.nanmin(z)), float(np.nanmax(z))
+    if not (np.isfinite(zmin) and np.isfinite(zmax)) or zmin == zmax:
+        zmin, zmax = (0.0, 1.0) if not np.isfinite(zmin) else (zmin - 0.5, zmin + 0.5)
+    x0, x1, y0, y1 = window
+    span = max(x1 - x0, y1 - y0)
+    zscale = 0.5 * span / (zmax - zmin)  # the surface's height: half the plane's width
+    plane = zmin * zscale - 0.25 * span  # the input plane, below the surface
+    w, h = opt.size
+    canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
+    view = canvas.central_widget.add_view()
+    view.camera = scene.TurntableCamera(elevation=opt.elevation, azimuth=opt.azimuth, fov=40,
+                                        center=((x0 + x1) / 2, (y0 + y1) / 2, (plane + zmax * zscale) / 2),
+                                        distance=2.2 * span)
+    zz = np.nan_to_num(z, nan=zmin) * zscale
+    colors = get_colormap(opt.colormap).map(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel())
+    surface = scene.visuals.SurfacePlot(x=resp.x.astype(np.float32), y=resp.y.astype(np.float32),
+                                        z=zz.T, parent=view.scene)  # SurfacePlot wants z[x, y]
+    surface.mesh_data.set_vertex_colors(colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4))
+    scene.visuals.Line(pos=np.array([[x0, y0, plane], [x1, y0, plane], [x1, y1, plane], [x0, y1, plane],
+                                     [x0, y0, plane]], np.float32), color=(0.6, 0.6, 0.6, 1), parent=view.scene)
+    if pair is not None and "arrows" in opt.layers and resp.coarse is not None:
+        c = resp.coarse
+        step = max(1, int(np.ceil(max(len(c.x), len(c.y)) / 20)))  # about 20 x 20 arrows
+        gx, gy = np.meshgrid(c.x[::step], c.y[::step])
+        u = c.data[pair[0]][::step, ::step]
+        v = c.data[pair[1]][::step, ::step]
+        if opt.descent:
+            u, v = -u, -v
+        cell = span / 20
+        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
+        flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
+        verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), plane, np.float32)], axis=1)
+        scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene)
+    img = canvas.render()
+    canvas.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_png(str(out), img)
+    return out
 
 
 def _render_1d(g: h5py.Group, out: Path, opt: RenderOptions) -> Path:

@@ -136,3 +136,15 @@ def test_show_gives_a_png_for_a_notebook(tmp_path: Path) -> None:
     shown = gradbatch.show(_job(tmp_path, "x*y"))
     data = shown if isinstance(shown, bytes) else shown.data
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
+    from gradbatch.render import RenderOptions, render
+
+    path = _job(tmp_path, "sin(3*x) * cos(3*y)")
+    img = _png(render(path, tmp_path / "s.png", options=RenderOptions(size=(300, 200), surface=True)))
+    assert img.shape == (200, 300, 4)
+    lit = _brightness(img) > 30
+    assert 0.05 < lit.mean() < 0.95  # a surface in the frame, not an empty or a flooded picture
+    orange = (img[..., 0] > 200) & (img[..., 1] > 80) & (img[..., 1] < 160) & (img[..., 2] < 120)
+    assert orange.sum() > 20  # the arrows in the plane below
