@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 
 ROOT = Path(__file__).resolve().parent.parent
 
