@@ -123,7 +123,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     opts = RenderOptions(
         size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
         layers=parse_layers(args.layers), field=args.field, colormap=args.colormap,
-        arrow_mode=args.arrows, descent=args.descent, surface=args.surface)
+        arrow_mode=args.arrows, descent=args.descent, surface=args.surface, scale=args.scale,
+        contours=args.contours)
     out = render(args.file, args.output, args.job, opts)
     print(f"wrote {out}")
     return 0
@@ -183,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
     rn.add_argument("--layers", default="image,basins,arrows,streamlines,paths",
-                    help="comma-separated: image, basins, arrows, streamlines, paths")
+                    help="comma-separated: image, contours, basins, arrows, streamlines, paths")
+    rn.add_argument("--scale", default="linear", choices=["linear", "symmetric", "log"],
+                    help="colour scale: linear, symmetric about 0 (signed fields), or log10")
+    rn.add_argument("--contours", type=int, default=10, help="number of contour lines (layer contours)")
     rn.add_argument("--field", default="value", help="field drawn as the image (default value)")
     rn.add_argument("--colormap", default="viridis")
     rn.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],

@@ -148,3 +148,21 @@ def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
     assert 0.05 < lit.mean() < 0.95  # a surface in the frame, not an empty or a flooded picture
     orange = (img[..., 0] > 200) & (img[..., 1] > 80) & (img[..., 1] < 160) & (img[..., 2] < 120)
     assert orange.sum() > 20  # the arrows in the plane below
+
+
+def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
+    from gradbatch.render import RenderOptions, render
+
+    path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
+    sym = _png(render(path, tmp_path / "s.png", options=RenderOptions(
+        size=(200, 100), layers=("image",), colormap="grays", scale="symmetric")))
+    b = _brightness(sym)
+    assert abs(b[50, 100] - (b[50, 2] + b[50, 197]) / 2) < 60  # zero sits at the middle grey
+    plain = _png(render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",))))
+    lines = _png(render(path, tmp_path / "c.png", options=RenderOptions(
+        size=(200, 100), layers=("image", "contours"), contours=3)))
+    assert (np.abs(lines.astype(int) - plain.astype(int)).sum(axis=2) > 100).any(axis=0).sum() >= 3
+    log = _png(render(_job(tmp_path, "exp(4*x)"), tmp_path / "l.png", options=RenderOptions(
+        size=(200, 100), layers=("image",), colormap="grays", scale="log")))
+    row = _brightness(log)[50]
+    assert row[150] - row[100] == pytest.approx(row[100] - row[50], abs=40)  # log of exp: linear ramp

@@ -16,17 +16,20 @@ import numpy as np
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from .loader import WindowResponse
 
-__all__ = ["LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "arrow_canvas"]
+__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "arrow_canvas"]
 
-LAYERS = ("image", "basins", "arrows", "streamlines", "paths")
+LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
+DEFAULT_LAYERS = ("image", "basins", "arrows", "streamlines", "paths")  # contours on request
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
 
 
 @dataclass(frozen=True)
 class LayerOptions:
-    layers: tuple[str, ...] = LAYERS
+    layers: tuple[str, ...] = DEFAULT_LAYERS
     field: str = "value"
     colormap: str = "viridis"
+    scale: str = "linear"  # linear | symmetric (limits +-max|v|, for signed fields) | log (positive fields)
+    contours: int = 10  # contour lines, evenly spaced between the colour limits
     arrow_mode: str = "normalize"  # normalize | clip | scale
     pixels_per_arrow: float = 24.0
     descent: bool = False  # arrows point downhill (the negative gradient)
@@ -46,6 +49,8 @@ class FieldLayers:
         self.arrow_cmap = get_colormap("autumn")
         self.image = scene.visuals.Image(np.zeros((2, 2), np.float32), cmap=self.cmap, parent=parent)
         self.image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
+        self.contour_lines = scene.visuals.Isocurve(np.zeros((2, 2), np.float32), levels=[0.5],
+                                                    color_lev="white", parent=parent)
         self.arrows = scene.visuals.Line(pos=np.zeros((2, 2), np.float32), connect="segments",
                                          method="gl", parent=parent)
         self.overlays: dict[str, list[Any]] = {"basins": [], "streamlines": [], "paths": []}
@@ -117,6 +122,7 @@ class FieldLayers:
     def set_visible(self, layers: tuple[str, ...]) -> None:
         self.visible = tuple(layers)
         self.image.visible = "image" in layers
+        self.contour_lines.visible = "contours" in layers
         self.arrows.visible = "arrows" in layers and self.vectors is not None
         for name, visuals in self.overlays.items():
             for v in visuals:
@@ -137,10 +143,15 @@ class FieldLayers:
             data = resp.data[opt.field]
             if data.dtype != np.float32:
                 data = data.astype(np.float32)
+            if opt.scale == "log":  # log10 of the positive values; the rest show as the lowest
+                with np.errstate(all="ignore"):
+                    data = np.where(data > 0, np.log10(data), np.nan).astype(np.float32)
             with np.errstate(all="ignore"):  # an all-NaN window is allowed: it is drawn flat
                 lo, hi = float(np.nanmin(data)) if data.size else 0.0, float(np.nanmax(data)) if data.size else 1.0
             if not np.isfinite(lo) or not np.isfinite(hi):
                 lo, hi = 0.0, 1.0
+            if opt.scale == "symmetric":
+                lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
             if np.isnan(data.sum()):  # copies only when there is a NaN to clear
@@ -150,6 +161,12 @@ class FieldLayers:
             dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
             dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
             self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
+            if "contours" in self.visible and opt.contours > 0:
+                levels = np.linspace(lo, hi, opt.contours + 2)[1:-1]
+                self.contour_lines.set_data(data)
+                self.contour_lines.levels = levels.tolist()
+                self.contour_lines.transform = self.image.transform
+
         vec = resp.coarse if resp.coarse is not None else resp
         if self.vectors is not None and all(v in vec.data for v in self.vectors):
             self._arrows(vec, window, canvas)
