@@ -13,7 +13,7 @@ from .config import JobConfig
 from .config_trajectories import OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
-from .paths import REASONS, count_starts, descend, start_points
+from .paths import REASONS, check_recorded, count_starts, descend, start_points
 from .store import write_basins, write_paths, write_streamlines
 from .streamlines import STOPS, compute_streamlines
 
@@ -34,14 +34,8 @@ def check_flows(plan: JobPlan) -> None:
     elif job.streamlines is not None and job.streamlines.field == "vector":
         raise ConfigError(f"{at('streamlines.field')}: 'vector' needs a vector-field function; "
                           f"{plan.function.text!r} is scalar (use ascent or descent)")
-    if job.paths is not None:
-        # fail before any tile is computed if the recorded paths would not fit in memory
-        from .paths import MAX_RECORDED_POINTS
-        n = count_starts(job.paths.starts) * (job.paths.steps + 1)
-        if n > MAX_RECORDED_POINTS:
-            raise ConfigError(f"{at('paths')}: {count_starts(job.paths.starts):,} starts x "
-                              f"{job.paths.steps + 1:,} steps is more than the {MAX_RECORDED_POINTS:,} "
-                              "positions recorded; use fewer, or basins: for dense grids of starts")
+    if job.paths is not None:  # fail before any tile is computed if the paths would not fit
+        check_recorded(count_starts(job.paths.starts), job.paths.steps, at("paths"))
 
 
 def _opt_attrs(opt: OptimizerConfig) -> dict[str, Any]:

@@ -74,6 +74,10 @@ class TileLayout:
         flat = int(np.ravel_multi_index(index, self.counts))
         return Tile(index, flat, start, shape)
 
+    def tile_of(self, flat: int) -> Tile:
+        """The tile with row-major number ``flat``."""
+        return self.tile_at(tuple(int(i) for i in np.unravel_index(flat, self.counts)))
+
     def __iter__(self) -> Iterator[Tile]:
         for index in np.ndindex(*self.counts):
             yield self.tile_at(tuple(int(i) for i in index))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 import torch
 
 from .config import JobConfig, JobFile, load_config
@@ -236,7 +235,7 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     done = writer.open()
     total_tiles = len(plan.layout)
     total_points = job.grid.size
-    resumed_points = sum(plan.layout.tile_at(_index(plan, i)).size for i in done)
+    resumed_points = sum(plan.layout.tile_of(i).size for i in done)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     device = device_name(plan.device)
@@ -299,8 +298,6 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
                      stats.compile_s, stats.compiled, stored, stats.check)
 
 
-def _index(plan: JobPlan, flat: int) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.unravel_index(flat, plan.layout.counts))
 
 
 def _stored_bytes(path: Path, job: str, fields: Sequence[str]) -> int:

@@ -23,7 +23,8 @@ from .config_trajectories import OptimizerConfig, Starts
 from .errors import ConfigError
 from .functions import FieldFunction
 
-__all__ = ["REASONS", "Descent", "start_points", "descend", "MAX_RECORDED_POINTS"]
+__all__ = ["REASONS", "Descent", "start_points", "count_starts", "check_recorded", "descend",
+           "MAX_RECORDED_POINTS"]
 
 REASONS = ("converged", "left_domain", "diverged", "max_steps")
 """Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
@@ -70,6 +71,14 @@ def start_points(starts: Starts, bounds: Bounds, dtype: torch.dtype, device: tor
     return (lo + u * (hi - lo)).to(dtype=dtype, device=device)
 
 
+def check_recorded(n: int, steps: int, where: str = "paths") -> None:
+    """Refuse recording more than MAX_RECORDED_POINTS positions (ConfigError naming ``where``)."""
+    if n * (steps + 1) > MAX_RECORDED_POINTS:
+        raise ConfigError(f"{where}: {n:,} starts x {steps + 1:,} steps is more than the "
+                          f"{MAX_RECORDED_POINTS:,} positions recorded in memory; use fewer starts or "
+                          "steps, or basins: for dense grids of starts")
+
+
 def count_starts(starts: Starts) -> int:
     if starts.points:
         return len(starts.points)
@@ -109,10 +118,8 @@ def descend(
     fused optimiser where there is one (not bitwise equal to a default torch.optim loop).
     """
     n, d = starts.shape
-    if record and n * (steps + 1) > MAX_RECORDED_POINTS:
-        raise ConfigError(f"paths: {n:,} starts x {steps + 1:,} steps is more than the "
-                          f"{MAX_RECORDED_POINTS:,} positions recorded in memory; use fewer starts or "
-                          "steps, or basins: for dense grids of starts")
+    if record:
+        check_recorded(n, steps)
     dev, dtype = starts.device, starts.dtype
     # one contiguous parameter per axis: elementwise maths, fast gradients and checks
     cols = [starts[:, k].detach().clone().contiguous().requires_grad_(True) for k in range(d)]

@@ -86,7 +86,6 @@ def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     arrows lying in that plane beneath it: the gradient lives in the input space."""
     scene = vispy_scene("egl")
     from vispy.color import get_colormap
-    from vispy.io import write_png
 
     from .geometry import arrow_segments, scale_vectors
 
@@ -131,18 +130,13 @@ def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
         flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
         verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), plane, np.float32)], axis=1)
         scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene)
-    img = canvas.render()
-    canvas.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(str(out), img)
-    return out
+    return _save(canvas, out)
 
 
 def _render_1d(g: h5py.Group, out: Path, opt: RenderOptions) -> Path:
     """A 1D job: the curve, the gradient's arrows on the input axis below it (clipped, as in
     seed 000) and slope arrows along the curve (seed 002)."""
     scene = vispy_scene("egl")
-    from vispy.io import write_png
 
     from .geometry import arrow_segments, choose_level
 
@@ -195,16 +189,11 @@ def _render_1d(g: h5py.Group, out: Path, opt: RenderOptions) -> Path:
         slope = type(slope)(slope.vertices / np.array([sx, sy], np.float32), slope.values)
         scene.visuals.Line(pos=slope.vertices, connect="segments", color="#4fc3ff", method="gl",
                            parent=view.scene)
-    img = canvas.render()
-    canvas.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(str(out), img)
-    return out
+    return _save(canvas, out)
 
 
 def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     scene = vispy_scene("egl")
-    from vispy.io import write_png
 
     if "image" in opt.layers and opt.field not in reader.fields:
         raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
@@ -222,11 +211,7 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
     layers = FieldLayers(scene, view.scene, reader.group, pair, opt)
     layers.update(resp, window, (w, h))
-    img = canvas.render()
-    canvas.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(str(out), img)
-    return out
+    return _save(canvas, out)
 
 
 def show(path: str | Path, job: str | None = None, options: RenderOptions = RenderOptions(size=(800, 600))) -> Any:
@@ -240,6 +225,17 @@ def show(path: str | Path, job: str | None = None, options: RenderOptions = Rend
     except ImportError:
         return data
     return Image(data=data)
+
+
+def _save(canvas: Any, out: Path) -> Path:
+    """Draw ``canvas`` once, close it and write the PNG ``out``."""
+    from vispy.io import write_png
+
+    img = canvas.render()
+    canvas.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_png(str(out), img)
+    return out
 
 
 def parse_size(text: str) -> tuple[int, int]:
