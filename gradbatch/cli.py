@@ -34,6 +34,8 @@ class ProgressBar:
         frac = p.points_done / p.points_total if p.points_total else 1.0
         now = time.monotonic()
         finished = p.tiles_done >= p.tiles_total
+        if p.tiles_done == 0 and not finished:  # nothing on disk yet: no rate, no ETA to show
+            return
         pct = int(frac * 100)
         if self.tty:
             if not finished and now - self._last < 0.1:
