@@ -65,3 +65,13 @@ def test_lod_grid_density_depends_on_pixels_not_zoom() -> None:
 ])
 def test_choose_level_keeps_a_data_point_per_screen_pixel(points: int, pixels: int, levels: int, expected: int) -> None:
     assert choose_level(points, pixels, levels) == expected
+
+
+def test_colour_lookup_table_ends_and_nan() -> None:
+    from gradbatch.viewer.visuals import colormap_lut, map_colors
+
+    lut = colormap_lut("viridis")
+    assert lut.shape == (256, 4) and lut.dtype == np.float32
+    got = map_colors(np.array([0.0, 1.0, np.nan, 0.5, -3.0, 7.0]), lut)
+    np.testing.assert_array_equal(got[[0, 1, 2, 4, 5]], lut[[0, 255, 0, 0, 255]])
+    np.testing.assert_array_equal(got[3], lut[128])
