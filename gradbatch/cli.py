@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .describe import human_size
@@ -122,11 +122,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from .render import RenderOptions, parse_layers, parse_size, parse_window, render
 
-    opts = RenderOptions(
-        size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
-        layers=parse_layers(args.layers), field=args.field, colormap=args.colormap,
-        arrow_mode=args.arrows, descent=args.descent, surface=args.surface, scale=args.scale,
-        contours=args.contours)
+    opts = RenderOptions(size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
+                         surface=args.surface, path_step=args.path_step, **_layer_options(args))
     out = render(args.file, args.output, args.job, opts)
     print(f"wrote {out}")
     return 0
@@ -136,9 +133,33 @@ def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
     from .viewer.visuals import LayerOptions
 
-    view(args.file, args.job, LayerOptions(field=args.field, colormap=args.colormap,
-                                           arrow_mode=args.arrows, descent=args.descent))
+    view(args.file, args.job, LayerOptions(**_layer_options(args)))
     return 0
+
+
+def _layer_arguments(p: argparse.ArgumentParser) -> None:
+    """What to draw: shared by render and view."""
+    p.add_argument("--job", help="job name (default: the file's first job)")
+    p.add_argument("--layers", default="image,basins,arrows,streamlines,paths",
+                   help="comma-separated, drawn in this order: image, contours, basins, arrows, "
+                        "streamlines, paths (default: all but contours)")
+    p.add_argument("--field", default="value", help="field drawn as the image (default value)")
+    p.add_argument("--colormap", default="viridis", help="a vispy colormap name (default viridis)")
+    p.add_argument("--scale", default="linear", choices=["linear", "symmetric", "log"],
+                   help="colour scale: linear, symmetric about zero, or log10 of positive values")
+    p.add_argument("--contours", type=int, default=10, help="number of contour lines (layer contours)")
+    p.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],
+                   help="arrow lengths: all equal, clipped, or as they are")
+    p.add_argument("--descent", action="store_true", help="arrows point downhill")
+    p.add_argument("--no-colorbar", action="store_true", help="leave the colour bar out")
+
+
+def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .render import parse_layers
+
+    return dict(layers=parse_layers(args.layers), field=args.field, colormap=args.colormap, scale=args.scale,
+                contours=args.contours, arrow_mode=args.arrows, descent=args.descent,
+                colorbar=not args.no_colorbar)
 
 
 def _cmd_builtins(args: argparse.Namespace) -> int:
@@ -182,30 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("render", help="render a 2D job to a PNG, headless")
     rn.add_argument("file")
     rn.add_argument("-o", "--output", default="render.png", help="PNG path (default render.png)")
-    rn.add_argument("--job", help="job name (default: the file's first job)")
+    _layer_arguments(rn)
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
-    rn.add_argument("--layers", default="image,basins,arrows,streamlines,paths",
-                    help="comma-separated: image, contours, basins, arrows, streamlines, paths")
-    rn.add_argument("--scale", default="linear", choices=["linear", "symmetric", "log"],
-                    help="colour scale: linear, symmetric about 0 (signed fields), or log10")
-    rn.add_argument("--contours", type=int, default=10, help="number of contour lines (layer contours)")
-    rn.add_argument("--field", default="value", help="field drawn as the image (default value)")
-    rn.add_argument("--colormap", default="viridis")
-    rn.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],
-                    help="arrow lengths: all equal, clipped, or as they are")
-    rn.add_argument("--descent", action="store_true", help="arrows point downhill")
+    rn.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
     rn.add_argument("--surface", action="store_true",
                     help="seed 000's 3D picture: the surface, with the arrows in the input plane below")
     rn.set_defaults(func=_cmd_render)
 
     vw = sub.add_parser("view", help="open a window on a 2D job (pan/zoom stream from the file)")
     vw.add_argument("file")
-    vw.add_argument("--job", help="job name (default: the file's first job)")
-    vw.add_argument("--field", default="value", help="field drawn as the image (default value)")
-    vw.add_argument("--colormap", default="viridis")
-    vw.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"])
-    vw.add_argument("--descent", action="store_true", help="arrows point downhill")
+    _layer_arguments(vw)
     vw.set_defaults(func=_cmd_view)
 
     f = sub.add_parser("builtins", help="list the built-in functions")

@@ -141,6 +141,9 @@ class RenderConfig:
     field: str = "value"
     colormap: str = "viridis"
     descent: bool = False
+    scale: str = "linear"
+    colorbar: bool = True
+    surface: bool = False
 
 
 @dataclass(frozen=True)
@@ -503,8 +506,8 @@ def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderC
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected true or a mapping (output, size, layers, field, colormap, "
-                          f"descent), got {_show(raw)}")
-    allowed = {"output", "size", "layers", "field", "colormap", "descent"}
+                          f"descent, scale, colorbar, surface), got {_show(raw)}")
+    allowed = {"output", "size", "layers", "field", "colormap", "descent", "scale", "colorbar", "surface"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}")
@@ -517,12 +520,17 @@ def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderC
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 16384 for v in size)):
         raise ConfigError(f"{where}.size: expected [width, height] in pixels (16 to 16384), got {_show(size)}")
-    allowed_layers = ("image", "basins", "arrows", "streamlines", "paths")
-    layers = raw.get("layers", list(allowed_layers))
+    allowed_layers = ("image", "contours", "basins", "arrows", "streamlines", "paths")
+    layers = raw.get("layers", [x for x in allowed_layers if x != "contours"])
     if not isinstance(layers, list) or not all(x in allowed_layers for x in layers):
         raise ConfigError(f"{where}.layers: expected a list of {', '.join(allowed_layers)}, got {_show(layers)}")
-    descent = raw.get("descent", False)
-    if not isinstance(descent, bool):
-        raise ConfigError(f"{where}.descent: expected true or false, got {_show(descent)}")
+    flags = {}
+    for key, default in (("descent", False), ("colorbar", True), ("surface", False)):
+        flags[key] = raw.get(key, default)
+        if not isinstance(flags[key], bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {_show(flags[key])}")
+    scale = raw.get("scale", "linear")
+    if scale not in ("linear", "symmetric", "log"):
+        raise ConfigError(f"{where}.scale: expected linear, symmetric or log, got {_show(scale)}")
     return RenderConfig(Path(out), (size[0], size[1]), tuple(layers), str(raw.get("field", "value")),
-                        str(raw.get("colormap", "viridis")), descent)
+                        str(raw.get("colormap", "viridis")), scale=scale, **flags)

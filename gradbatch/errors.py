@@ -24,6 +24,7 @@ __all__ = [
     "DeviceError",
     "EngineError",
     "StoreError",
+    "ViewerError",
 ]
 
 
@@ -63,3 +64,8 @@ class EngineError(GradbatchError):
 
 class StoreError(GradbatchError):
     """An HDF5 store is missing, foreign, damaged, or would overwrite data."""
+
+
+class ViewerError(GradbatchError):
+    """The viewer cannot draw what was asked (bad options), or cannot run here (no vispy, no
+    OpenGL, no display)."""

@@ -310,6 +310,7 @@ def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:
 
     r = job.render
     assert r is not None
-    opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent)
+    opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
+                         scale=r.scale, colorbar=r.colorbar, surface=r.surface)
     render(out, r.output, job.name, opts)
     say(f"rendered {r.output}")

@@ -15,16 +15,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import GradbatchError, StoreError
+from .errors import StoreError, ViewerError
 from .store import open_store
 from .viewer.loader import FieldReader, WindowRequest
-from .viewer.visuals import LAYERS, FieldLayers, LayerOptions, arrow_canvas
+from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, arrow_canvas, field_view
 
 __all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
-
-
-class ViewerError(GradbatchError):
-    """The viewer cannot run here (no vispy, no OpenGL)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ def vispy_scene(app: str | None = "egl") -> Any:
     try:
         import vispy
     except ImportError:
-        raise ViewerError("rendering needs vispy: pip install 'gradbatch[viewer]'") from None
+        raise ViewerError(NEEDS_VISPY) from None
     if app == "egl":
         os.environ.setdefault("EGL_PLATFORM", "surfaceless")
     try:
@@ -67,9 +63,7 @@ def vector_fields(reader: FieldReader) -> tuple[str, str] | None:
 def render(path: str | Path, out: str | Path, job: str | None = None,
            options: RenderOptions = RenderOptions()) -> Path:
     """Render ``job`` of the file at ``path`` to the PNG ``out``; returns ``out``."""
-    for layer in options.layers:
-        if layer not in LAYERS:
-            raise ViewerError(f"unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
+    options.check()
     with open_store(path) as f:
         name = job or next((k for k, v in f.items() if isinstance(v, h5py.Group)), None)
         if name is not None and name in f and len(f[name].attrs.get("axes", [])) == 1:
@@ -206,10 +200,10 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     resp = reader.read(WindowRequest(reader.job, window, (w, h), wanted, vectors,
                                      arrow_canvas((w, h), opt.pixels_per_arrow)))
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
-    view = canvas.central_widget.add_view()
+    view, bar = field_view(scene, canvas, opt)
     x0, x1, y0, y1 = window
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    layers = FieldLayers(scene, view.scene, reader.group, pair, opt)
+    layers = FieldLayers(scene, view.scene, reader.group, pair, opt, bar)
     layers.update(resp, window, (w, h))
     return _save(canvas, out)
 

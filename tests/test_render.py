@@ -35,7 +35,7 @@ def _brightness(img: np.ndarray) -> np.ndarray:
 def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
     from gradbatch.render import RenderOptions, render
 
-    opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays")
+    opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays", colorbar=False)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "x.png", options=opts))
     assert img.shape == (100, 200, 4)
     b = _brightness(img)
@@ -155,14 +155,29 @@ def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
 
     path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
     sym = _png(render(path, tmp_path / "s.png", options=RenderOptions(
-        size=(200, 100), layers=("image",), colormap="grays", scale="symmetric")))
+        size=(200, 100), layers=("image",), colormap="grays", scale="symmetric", colorbar=False)))
     b = _brightness(sym)
     assert abs(b[50, 100] - (b[50, 2] + b[50, 197]) / 2) < 60  # zero sits at the middle grey
-    plain = _png(render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",))))
+    plain = _png(render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",), colorbar=False)))
     lines = _png(render(path, tmp_path / "c.png", options=RenderOptions(
-        size=(200, 100), layers=("image", "contours"), contours=3)))
+        size=(200, 100), layers=("image", "contours"), contours=3, colorbar=False)))
     assert (np.abs(lines.astype(int) - plain.astype(int)).sum(axis=2) > 100).any(axis=0).sum() >= 3
     log = _png(render(_job(tmp_path, "exp(4*x)"), tmp_path / "l.png", options=RenderOptions(
-        size=(200, 100), layers=("image",), colormap="grays", scale="log")))
+        size=(200, 100), layers=("image",), colormap="grays", scale="log", colorbar=False)))
     row = _brightness(log)[50]
     assert row[150] - row[100] == pytest.approx(row[100] - row[50], abs=40)  # log of exp: linear ramp
+
+
+def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path) -> None:
+    from gradbatch.render import RenderOptions, render
+
+    img = _png(render(_job(tmp_path, "x"), tmp_path / "cb.png",
+                      options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays")))
+    b = _brightness(img)
+    bar = b[:, 290:]  # the bar is in the right 110 pixels, the data view left of it
+    cols = np.nonzero((bar > 0).sum(axis=0) > 100)[0]  # the bar's columns: tall and lit
+    assert len(cols) >= 5
+    c = 290 + int(cols[len(cols) // 2])
+    lit = np.nonzero(b[30:, c] > 0)[0] + 30  # below the field's name
+    top, bottom = b[lit[0] + 3, c], b[lit[-1] - 3, c]
+    assert top > bottom + 300  # white (high) on top, black (low) at the bottom

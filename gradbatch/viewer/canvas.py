@@ -16,10 +16,9 @@ import queue
 from pathlib import Path
 from typing import Any
 
-from ..errors import GradbatchError
-from ..render import ViewerError
+from ..errors import GradbatchError, ViewerError
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
-from .visuals import FieldLayers, LayerOptions, arrow_canvas
+from .visuals import FieldLayers, LayerOptions, arrow_canvas, field_view
 
 __all__ = ["FieldView", "view"]
 
@@ -42,10 +41,10 @@ class FieldView:
         self.options = options
         self.canvas = scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None,
                                         title=f"gradbatch: {self.path.name} [{self.reader.job}]")
-        self.view = self.canvas.central_widget.add_view()
+        self.view, bar = field_view(scene, self.canvas, options)
         x0, x1, y0, y1 = self.reader.extent
         self.view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-        self.layers = FieldLayers(scene, self.view.scene, self.reader.group, self.vectors, options)
+        self.layers = FieldLayers(scene, self.view.scene, self.reader.group, self.vectors, options, bar)
         self.responses: queue.Queue[WindowResponse] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
         self.loader = Loader(self.reader, self.responses.put, self.errors.put)
@@ -131,6 +130,7 @@ def view(path: str | Path, job: str | None = None, options: LayerOptions = Layer
 
     from vispy import app as vispy_app
 
+    options.check()
     FieldReader(path, job).close()  # a missing or foreign file is reported before anything else
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ViewerError("gradbatch view needs a display (none: DISPLAY is not set); "

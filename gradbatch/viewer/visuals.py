@@ -13,6 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..errors import ViewerError
 from ..geometry import lod_grid, polyline_connect, scale_vectors
 from .arrows import ArrowField
 from .loader import WindowResponse
@@ -22,6 +23,7 @@ __all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE",
 
 LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
 DEFAULT_LAYERS = ("image", "basins", "arrows", "streamlines", "paths")  # contours on request
+NEEDS_VISPY = "drawing needs vispy: pip install 'gradbatch[viewer]'"
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
 
 
@@ -35,17 +37,65 @@ class LayerOptions:
     arrow_mode: str = "normalize"  # normalize | clip | scale
     pixels_per_arrow: float = 24.0
     descent: bool = False  # arrows point downhill (the negative gradient)
+    colorbar: bool = True  # a colour bar of the image's field at the right
+    path_step: int | None = None  # descent paths drawn up to this step (None: whole)
+
+    def check(self) -> None:
+        """Raise a ViewerError naming the first option that cannot be drawn."""
+        try:
+            from vispy.color import get_colormaps
+        except ImportError:
+            raise ViewerError(NEEDS_VISPY) from None
+        for layer in self.layers:
+            if layer not in LAYERS:
+                raise ViewerError(f"layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
+        if self.colormap not in get_colormaps():
+            raise ViewerError(f"colormap: unknown colormap {self.colormap!r}; allowed: "
+                              f"{', '.join(sorted(get_colormaps()))}")
+        choices = {"scale": ("linear", "symmetric", "log"), "arrow_mode": ("normalize", "clip", "scale")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ViewerError(f"{name}: unknown value {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        if self.contours < 1:
+            raise ViewerError(f"contours: expected a count of at least 1, got {self.contours}")
+        if self.pixels_per_arrow < 4:
+            raise ViewerError(f"pixels_per_arrow: expected at least 4 pixels, got {self.pixels_per_arrow}")
+        if self.path_step is not None and self.path_step < 0:
+            raise ViewerError(f"path_step: expected a step of at least 0, got {self.path_step}")
+
+
+def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any]:
+    """The data view of ``canvas``, and a colour bar widget beside it (None without one)."""
+    grid = canvas.central_widget.add_grid()
+    view = grid.add_view(row=0, col=0)
+    if not (options.colorbar and "image" in options.layers):
+        return view, None
+    side = grid.add_grid(row=0, col=1)  # the field's name above its colour bar
+    side.width_max = side.width_min = 110
+    title = side.add_widget(scene.Label(_bar_label(options), color="white", font_size=9), row=0, col=0)
+    title.height_max = 24
+    bar = scene.ColorBarWidget(cmap=options.colormap, orientation="right", clim=(0, 1), label="",
+                               label_color="white", border_width=0,
+                               axis_ratio=14 / max(0.6 * canvas.size[1], 50))  # about 14 px wide
+    side.add_widget(bar, row=1, col=0)
+    return view, bar
+
+
+def _bar_label(options: LayerOptions) -> str:
+    return f"log10 {options.field}" if options.scale == "log" else options.field
 
 
 class FieldLayers:
-    """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node)."""
+    """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node);
+    ``colorbar``: a ColorBarWidget kept in step with the image's colour limits."""
 
     def __init__(self, scene: Any, parent: Any, group: h5py.Group, vectors: tuple[str, str] | None,
-                 options: LayerOptions) -> None:
+                 options: LayerOptions, colorbar: Any = None) -> None:
         from vispy.color import get_colormap
 
         self.scene = scene
         self.options = options
+        self.colorbar = colorbar
         self.vectors = vectors
         self.cmap = get_colormap(options.colormap)
         self.arrow_lut = colormap_lut("autumn")
@@ -95,34 +145,57 @@ class FieldLayers:
                 method="gl", parent=parent))
 
     def _paths(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+        """Each optimiser's paths as one line set, a circle at each start and a star at each
+        path's current end (its last step, or ``path_step``)."""
+        self.path_sets: list[tuple[np.ndarray, Any, Any]] = []  # positions [paths, steps+1, 2], line, ends
+        self.path_steps = 0
         if "paths" not in g:
             return
         for i, (_label, pg) in enumerate(g["paths"].items()):
             color = PALETTE[i % len(PALETTE)]
-            lines, offsets, starts, ends = [], [0], [], []
-            for p in pg["positions"][...]:
-                p = p[np.isfinite(p).all(axis=1)][:, :2]
+            pos = pg["positions"][...][:, :, :2].astype(np.float32)
+            first = pos[:, 0]
+            first = first[np.isfinite(first).all(axis=1)]
+            if not len(first):
+                continue
+            line = scene.visuals.Line(pos=np.zeros((2, 2), np.float32), color=color, width=2, method="gl",
+                                      parent=parent)
+            ends = scene.visuals.Markers(parent=parent)
+            starts = scene.visuals.Markers(pos=first, face_color=color, size=8, symbol="o", parent=parent)
+            self.path_sets.append((pos, line, ends))
+            self.path_steps = max(self.path_steps, pos.shape[1] - 1)
+            self.overlays["paths"] += [line, starts, ends]
+        self.set_path_step(self.options.path_step)
+
+    def set_path_step(self, step: int | None) -> int:
+        """Draw every path up to ``step`` (None: whole); returns the step drawn."""
+        step = self.path_steps if step is None else int(np.clip(step, 0, self.path_steps))
+        for i, (pos, line, ends) in enumerate(self.path_sets):
+            color = PALETTE[i % len(PALETTE)]
+            part = pos[:, :step + 1]
+            lines, offsets, tips = [], [0], []
+            for p in part:
+                p = p[np.isfinite(p).all(axis=1)]  # a stopped path is NaN after its stop
                 if len(p):
                     lines.append(p)
                     offsets.append(offsets[-1] + len(p))
-                    starts.append(p[0])
-                    ends.append(p[-1])
-            if not lines:
-                continue
-            self.overlays["paths"] += [
-                scene.visuals.Line(pos=np.concatenate(lines).astype(np.float32),
-                                   connect=polyline_connect(np.array(offsets)), color=color, width=2,
-                                   method="gl", parent=parent),
-                scene.visuals.Markers(pos=np.array(starts, np.float32), face_color=color, size=8,
-                                      symbol="o", parent=parent),
-                scene.visuals.Markers(pos=np.array(ends, np.float32), face_color=color, size=10,
-                                      symbol="star", parent=parent),
-            ]
+                    tips.append(p[-1])
+            verts = np.concatenate(lines)
+            connect = polyline_connect(np.array(offsets))
+            if len(connect):
+                line.set_data(pos=verts, connect=connect)
+            else:  # at step 0 there is no segment yet: an invisible one at the start
+                line.set_data(pos=np.repeat(verts[:1], 2, axis=0), connect="segments")
+            ends.set_data(pos=np.array(tips, np.float32), face_color=color, size=10, symbol="star")
+        self.path_step = step
+        return step
 
     # -- per view ----------------------------------------------------------------------------
     def set_visible(self, layers: tuple[str, ...]) -> None:
         self.visible = tuple(layers)
         self.image.visible = "image" in layers
+        if self.colorbar is not None:
+            self.colorbar.visible = "image" in layers
         self.contour_lines.visible = "contours" in layers
         self.arrows.visible = "arrows" in layers and self.vectors is not None
         for name, visuals in self.overlays.items():
@@ -159,6 +232,8 @@ class FieldLayers:
                 data = np.nan_to_num(data, nan=lo)
             self.image.set_data(data)
             self.image.clim = (lo, hi)
+            if self.colorbar is not None:
+                self.colorbar.clim = (f"{lo:.3g}", f"{hi:.3g}")
             dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
             dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
             self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
