@@ -99,7 +99,7 @@ def test_a_job_can_ask_for_a_png_at_the_end(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("render: {size: [10, 10]}", "render.size: expected [width, height] in pixels"),
-    ("render: {layers: [image, sky]}", "render.layers: expected a list of image, basins"),
+    ("render: {layers: [image, sky]}", "render.layers: expected a list of image, contours, basins"),
     ("render: {output: pic.jpg}", "render.output: expected a path ending in .png"),
 ])
 def test_render_settings_errors(text: str, message: str) -> None:
