@@ -120,10 +120,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import RenderOptions, parse_layers, parse_size, parse_window, render
+    from .render import RenderOptions, parse_size, parse_slice, parse_window, render
 
+    axis, plane = parse_slice(args.slice) if args.slice else (None, None)
     opts = RenderOptions(size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
-                         surface=args.surface, path_step=args.path_step, **_layer_options(args))
+                         surface=args.surface, path_step=args.path_step, slice_axis=axis, plane=plane,
+                         **_layer_options(args))
     out = render(args.file, args.output, args.job, opts)
     print(f"wrote {out}")
     return 0
@@ -133,7 +135,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
     from .viewer.visuals import LayerOptions
 
-    view(args.file, args.job, LayerOptions(**_layer_options(args)))
+    from .render import parse_slice
+
+    axis = parse_slice(args.slice)[0] if args.slice else None
+    view(args.file, args.job, LayerOptions(**_layer_options(args)), surface=args.surface, slice_axis=axis)
     return 0
 
 
@@ -152,6 +157,10 @@ def _layer_arguments(p: argparse.ArgumentParser) -> None:
                    help="arrow lengths: all equal, clipped, or as they are")
     p.add_argument("--descent", action="store_true", help="arrows point downhill")
     p.add_argument("--no-colorbar", action="store_true", help="leave the colour bar out")
+    p.add_argument("--surface", action="store_true",
+                   help="seed 000's 3D picture: the surface, with the arrows in the input plane below")
+    p.add_argument("--slice", help="a 3D job: the axis cut by the drawn plane, with its coordinate: "
+                                   "z or z=0.5 (default: the last axis, at its middle)")
 
 
 def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -174,6 +183,8 @@ def _cmd_builtins(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .viewer import KEYS
+
     p = argparse.ArgumentParser(prog="gradbatch", description="Exact gradient fields on large grids.")
     p.add_argument("--version", action="version", version=f"gradbatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -207,11 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
     rn.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
-    rn.add_argument("--surface", action="store_true",
-                    help="seed 000's 3D picture: the surface, with the arrows in the input plane below")
     rn.set_defaults(func=_cmd_render)
 
-    vw = sub.add_parser("view", help="open a window on a 2D job (pan/zoom stream from the file)")
+    vw = sub.add_parser("view", help="open a window on a job (pan/zoom stream from the file)",
+                        epilog="keys: " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()))
     vw.add_argument("file")
     _layer_arguments(vw)
     vw.set_defaults(func=_cmd_view)

@@ -18,9 +18,9 @@ import numpy as np
 from .errors import StoreError, ViewerError
 from .store import open_store
 from .viewer.loader import FieldReader, WindowRequest
-from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, arrow_canvas, field_view
+from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
-__all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene", "vector_fields"]
+__all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class RenderOptions(LayerOptions):
     size: tuple[int, int] = (1200, 900)
     window: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1; None: the whole grid
     surface: bool = False  # seed 000's 3D picture: the surface, with arrows in the plane below
+    slice_axis: str | None = None  # a 3D job: the axis cut by the drawn plane (None: its last)
+    plane: float | None = None  # a 3D job: the plane's coordinate on that axis (None: the middle)
     elevation: float = 30.0  # turntable camera angles for the surface, degrees
     azimuth: float = 35.0
 
@@ -52,14 +54,6 @@ def vispy_scene(app: str | None = "egl") -> Any:
     return scene
 
 
-def vector_fields(reader: FieldReader) -> tuple[str, str] | None:
-    a, b = reader.axes
-    for pair in ((f"grad_{a}", f"grad_{b}"), (f"v_{a}", f"v_{b}")):
-        if all(p in reader.fields for p in pair):
-            return pair
-    return None
-
-
 def render(path: str | Path, out: str | Path, job: str | None = None,
            options: RenderOptions = RenderOptions()) -> Path:
     """Render ``job`` of the file at ``path`` to the PNG ``out``; returns ``out``."""
@@ -68,7 +62,7 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
         name = job or next((k for k, v in f.items() if isinstance(v, h5py.Group)), None)
         if name is not None and name in f and len(f[name].attrs.get("axes", [])) == 1:
             return _render_1d(f[name], Path(out), options)
-    reader = FieldReader(path, job)
+    reader = FieldReader(path, job, options.slice_axis)
     try:
         return (_render_surface if options.surface else _render)(reader, Path(out), options)
     finally:
@@ -76,54 +70,11 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
 
 
 def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
-    """Seed 000's 3D picture: the surface z = f(x, y) over the input plane, and the gradient's
-    arrows lying in that plane beneath it: the gradient lives in the input space."""
+    """Seed 000's 3D picture, headless (see :class:`SurfaceLayers`)."""
     scene = vispy_scene("egl")
-    from vispy.color import get_colormap
-
-    from .geometry import arrow_segments, scale_vectors
-
-    if opt.field not in reader.fields:
-        raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}")
-    window = opt.window or reader.extent
-    pair = vector_fields(reader)
-    # a mesh of at most ~256 x 256 points, the arrows from a coarser level still
-    resp = reader.read(WindowRequest(reader.job, window, (256, 256), (opt.field,), tuple(pair or ()), (64, 64)))
-    z = resp.data[opt.field].astype(np.float32)
-    with np.errstate(all="ignore"):
-        zmin, zmax = float(np.nanmin(z)), float(np.nanmax(z))
-    if not (np.isfinite(zmin) and np.isfinite(zmax)) or zmin == zmax:
-        zmin, zmax = (0.0, 1.0) if not np.isfinite(zmin) else (zmin - 0.5, zmin + 0.5)
-    x0, x1, y0, y1 = window
-    span = max(x1 - x0, y1 - y0)
-    zscale = 0.5 * span / (zmax - zmin)  # the surface's height: half the plane's width
-    plane = zmin * zscale - 0.25 * span  # the input plane, below the surface
-    w, h = opt.size
-    canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
+    canvas = scene.SceneCanvas(size=opt.size, show=False, bgcolor="black")
     view = canvas.central_widget.add_view()
-    view.camera = scene.TurntableCamera(elevation=opt.elevation, azimuth=opt.azimuth, fov=40,
-                                        center=((x0 + x1) / 2, (y0 + y1) / 2, (plane + zmax * zscale) / 2),
-                                        distance=2.2 * span)
-    zz = np.nan_to_num(z, nan=zmin) * zscale
-    colors = get_colormap(opt.colormap).map(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel())
-    surface = scene.visuals.SurfacePlot(x=resp.x.astype(np.float32), y=resp.y.astype(np.float32),
-                                        z=zz.T, parent=view.scene)  # SurfacePlot wants z[x, y]
-    surface.mesh_data.set_vertex_colors(colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4))
-    scene.visuals.Line(pos=np.array([[x0, y0, plane], [x1, y0, plane], [x1, y1, plane], [x0, y1, plane],
-                                     [x0, y0, plane]], np.float32), color=(0.6, 0.6, 0.6, 1), parent=view.scene)
-    if pair is not None and "arrows" in opt.layers and resp.coarse is not None:
-        c = resp.coarse
-        step = max(1, int(np.ceil(max(len(c.x), len(c.y)) / 20)))  # about 20 x 20 arrows
-        gx, gy = np.meshgrid(c.x[::step], c.y[::step])
-        u = c.data[pair[0]][::step, ::step]
-        v = c.data[pair[1]][::step, ::step]
-        if opt.descent:
-            u, v = -u, -v
-        cell = span / 20
-        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
-        flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
-        verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), plane, np.float32)], axis=1)
-        scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene)
+    SurfaceLayers(scene, view, reader, opt, opt.window, opt.elevation, opt.azimuth, opt.plane)
     return _save(canvas, out)
 
 
@@ -194,16 +145,16 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
                          f"fields: {', '.join(reader.fields)}")
     window = opt.window or reader.extent
     w, h = opt.size
-    pair = vector_fields(reader)
+    pair = reader.vectors
     wanted = (opt.field,) if "image" in opt.layers else ()
     vectors = tuple(pair) if "arrows" in opt.layers and pair else ()
     resp = reader.read(WindowRequest(reader.job, window, (w, h), wanted, vectors,
-                                     arrow_canvas((w, h), opt.pixels_per_arrow)))
+                                     arrow_canvas((w, h), opt.pixels_per_arrow), opt.plane))
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
     view, bar = field_view(scene, canvas, opt)
     x0, x1, y0, y1 = window
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    layers = FieldLayers(scene, view.scene, reader.group, pair, opt, bar)
+    layers = FieldLayers(scene, view.scene, reader.group, pair, opt, bar, reader.plane_axes)
     layers.update(resp, window, (w, h))
     return _save(canvas, out)
 
@@ -250,6 +201,19 @@ def parse_window(text: str) -> tuple[float, float, float, float]:
     if not (x0 < x1 and y0 < y1):
         raise ViewerError(f"--window: expected x0 < x1 and y0 < y1, got {text!r}")
     return x0, x1, y0, y1
+
+
+def parse_slice(text: str) -> tuple[str, float | None]:
+    """``--slice AXIS`` (its middle) or ``--slice AXIS=VALUE``: the plane drawn of a 3D job."""
+    axis, _, value = text.partition("=")
+    if not axis.strip():
+        raise ViewerError(f"--slice: expected AXIS or AXIS=VALUE, e.g. z=0.5, got {text!r}")
+    if not value:
+        return axis.strip(), None
+    try:
+        return axis.strip(), float(value)
+    except ValueError:
+        raise ViewerError(f"--slice: expected a number after '=', got {text!r}") from None
 
 
 def parse_layers(text: str) -> tuple[str, ...]:

@@ -66,3 +66,29 @@ def test_bad_files_and_names_are_store_errors(wave: Path, tmp_path: Path) -> Non
     (tmp_path / "t.txt").write_text("x")
     with pytest.raises(StoreError, match="not an HDF5 file"):
         FieldReader(tmp_path / "t.txt")
+
+
+@pytest.mark.parametrize("cut", ["x", "y", "z"])
+def test_planes_of_a_3d_job_are_read_unmixed(tmp_path: Path, cut: str) -> None:
+    """f = x + 10y + 100z: every plane, whichever axis is cut, has rows along the second
+    in-plane axis and columns along the first, at the plane's coordinate."""
+    out = tmp_path / "cube.h5"
+    gradbatch.run_jobs(parse_config("name: cube\nfunction: 'x + 10*y + 100*z'\ndtype: float64\n"
+                                    "grid: {x: [0, 1, 33], y: [0, 2, 17], z: [-1, 1, 9]}\n", output=out))
+    r = FieldReader(out, slice_axis=cut)
+    assert r.slice_axis == cut and r.axes == [a for a in "xyz" if a != cut]
+    lo, hi, _ = r.plane_range or (0, 0, 0)
+    want = lo + 0.3 * (hi - lo)
+    (x0, x1), (y0, y1) = ((float(r.levels[0].x[0]), float(r.levels[0].x[-1])),
+                          (float(r.levels[0].y[0]), float(r.levels[0].y[-1])))
+    resp = r.read(WindowRequest("cube", (x0, x1, y0, y1), (64, 64), ("value", f"grad_{r.axes[1]}"), plane=want))
+    assert resp.plane is not None and abs(resp.plane - want) <= (hi - lo) / 2 / 8 + 1e-12
+    coef = {"x": 1, "y": 10, "z": 100}
+    v = resp.data["value"]
+    assert v.shape == (len(resp.y), len(resp.x))
+    expect = coef[r.axes[0]] * resp.x[None, :] + coef[r.axes[1]] * resp.y[:, None] + coef[cut] * resp.plane
+    np.testing.assert_allclose(v, expect, atol=1e-9)
+    np.testing.assert_allclose(resp.data[f"grad_{r.axes[1]}"], coef[r.axes[1]])
+    r.close()
+    with pytest.raises(StoreError, match="no axis 'w' to slice"):
+        FieldReader(out, slice_axis="w")

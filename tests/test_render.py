@@ -181,3 +181,31 @@ def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path)
     lit = np.nonzero(b[30:, c] > 0)[0] + 30  # below the field's name
     top, bottom = b[lit[0] + 3, c], b[lit[-1] - 3, c]
     assert top > bottom + 300  # white (high) on top, black (low) at the bottom
+
+
+def test_a_plane_of_a_3d_job_renders_unmixed(tmp_path: Path) -> None:
+    """f = 100x + z, cut at y: z runs up the picture, x (a hundred times steeper) to the right."""
+    out = tmp_path / "cube.h5"
+    gradbatch.run_jobs(parse_config("name: cube\nfunction: '100*x + z'\n"
+                                    "grid: {x: [0, 1, 32], y: [0, 1, 8], z: [0, 1, 32]}\n", output=out))
+    png = tmp_path / "cut.png"
+    assert main(["render", str(out), "-o", str(png), "--slice", "y=0.5", "--size", "100x100", "--layers",
+                 "image", "--colormap", "grays", "--no-colorbar"]) == 0
+    b = _brightness(_png(png))
+    assert b[50, 90] > b[50, 10] + 300  # x to the right
+    assert abs(b[10, 50] - b[90, 50]) < 60  # z (a hundredth as steep) barely shows
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--slice", "=3"], "--slice: expected AXIS or AXIS=VALUE"),
+    (["--slice", "z=high"], "--slice: expected a number"),
+    (["--slice", "w"], "no axis 'w' to slice"),
+    (["--colormap", "rainbowz"], "colormap: unknown colormap 'rainbowz'"),
+])
+def test_slice_and_colormap_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                   message: str) -> None:
+    out = tmp_path / "cube.h5"
+    gradbatch.run_jobs(parse_config("name: cube\nfunction: 'x'\ngrid: {x: [0, 1, 8], y: [0, 1, 8], z: [0, 1, 8]}\n",
+                                    output=out))
+    assert main(["render", str(out), "-o", str(tmp_path / "x.png"), *argv]) == 2
+    assert message in capsys.readouterr().err

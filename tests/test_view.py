@@ -62,3 +62,66 @@ def test_keys_toggle_layers_and_readout(big: Path) -> None:
     values = fv.layers.value_at(1.0, 1.0)
     assert values is not None and set(values) == {"value", "grad_x", "grad_y"}
     fv.close()
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two jobs in one file: a 2D one with descent paths, then a 3D one."""
+    out = tmp_path_factory.mktemp("multi") / "multi.h5"
+    gradbatch.run_jobs(parse_config(
+        "jobs:\n"
+        "  - name: bowl\n    function: 'x^2 + y^2'\n    grid: {x: [-2, 2, 64], y: [-2, 2, 64]}\n"
+        "    paths: {starts: [[1.5, 1.5], [-1, 1.8]], steps: 100, optimizers: [{name: sgd, lr: 0.05}]}\n"
+        "  - name: cube\n    function: 'x + 10*y + 100*z'\n"
+        "    grid: {x: [0, 1, 32], y: [0, 1, 32], z: [-1, 1, 9]}\n", output=out))
+    return out
+
+
+def test_paths_step_and_play_then_switch_to_a_3d_job_and_move_its_plane(multi: Path) -> None:
+    import numpy as np
+
+    from gradbatch.viewer.canvas import FieldView
+
+    fv = FieldView(multi, app="egl", show=False, size=(200, 200))
+    _wait(fv)
+    layers = fv.layers
+    assert layers.path_steps == 100 and layers.path_step == 100  # whole paths at first
+    fv.canvas.events.key_press(key="[", text="[")
+    assert layers.path_step == 98
+    assert fv.step_paths(0) == 0
+    pos, line, ends = layers.path_sets[0]
+    np.testing.assert_allclose(ends._data["a_position"][:, :2], pos[:, 0], rtol=1e-6)  # the stars sit at the starts
+    fv.canvas.events.key_press(key=" ", text=" ")
+    assert fv.playing
+    for _ in range(3):
+        fv._tick()
+    assert layers.path_step == 3 and "step 3/100" in fv.canvas.title
+    np.testing.assert_allclose(ends._data["a_position"][:, :2], pos[:, 3], rtol=1e-6)
+    fv.canvas.events.key_press(key="j", text="j")  # the next job: the 3D cube, cut at z's middle
+    assert fv.reader.job == "cube" and fv.reader.slice_axis == "z" and fv.plane == pytest.approx(0.0)
+    resp = _wait(fv)
+    np.testing.assert_allclose(resp.data["value"], resp.x[None, :] + 10 * resp.y[:, None] + 100 * resp.plane,
+                               atol=1e-4)
+    fv.canvas.events.key_press(key=".", text=".")
+    assert fv.plane == pytest.approx(0.25) and "z = 0.25" in fv.canvas.title
+    resp = _wait(fv)
+    while resp.request.plane != pytest.approx(0.25):
+        resp = _wait(fv)
+    assert resp.plane == pytest.approx(0.25)
+    np.testing.assert_allclose(resp.data["value"], resp.x[None, :] + 10 * resp.y[:, None] + 25, atol=1e-4)
+    assert fv.next_job() == "bowl"  # and round again
+    fv.close()
+
+
+def test_surface_mode_in_the_window(multi: Path) -> None:
+    from gradbatch.viewer.canvas import FieldView
+    from gradbatch.viewer.visuals import SurfaceLayers
+
+    fv = FieldView(multi, app="egl", show=False, size=(300, 200), surface=True)
+    assert isinstance(fv.layers, SurfaceLayers) and fv.request() is None
+    assert fv.view.camera.__class__.__name__ == "TurntableCamera"
+    img = fv.canvas.render()
+    assert len(set(img[..., 1].ravel().tolist())) > 20
+    fv.canvas.events.key_press(key="a", text="a")
+    assert fv.layers.arrows is not None and not fv.layers.arrows.visible
+    fv.close()

@@ -1,61 +1,109 @@
-"""The interactive view of a 2D job: pan and zoom stream windows of the file.
+"""The interactive view of a job: pan and zoom stream windows of the file.
 
 Every camera change becomes a :class:`WindowRequest` for the visible rectangle. A loader thread
 reads it at the pyramid level with at most one data point per screen pixel, and a timer on the
 GUI thread applies the newest response, so the full grid is never loaded and the GUI never
-waits on the disk.
-
-Keys: ``i`` image, ``a`` arrows, ``s`` streamlines, ``p`` paths (toggle), ``r`` reset view,
-``d`` flip arrows (ascent/descent), ``c`` screenshot to ``<file>-<n>.png``. The title shows the
-position under the cursor and every field there.
+waits on the disk. A 3D job shows one plane at a time; the surface mode shows seed 000's 3D
+picture under a turntable camera.
 """
 
 from __future__ import annotations
 
 import queue
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from ..errors import GradbatchError, ViewerError
+from ..store import open_store
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
-from .visuals import FieldLayers, LayerOptions, arrow_canvas, field_view
+from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
-__all__ = ["FieldView", "view"]
+__all__ = ["FieldView", "view", "viewable_jobs"]
 
-_KEYS = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths"}
+_TOGGLES = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths", "b": "basins", "o": "contours"}
+
+
+def viewable_jobs(path: str | Path) -> list[str]:
+    """The file's jobs that have 2 or 3 axes, in file order."""
+    with open_store(path) as f:
+        return [k for k, g in f.items() if isinstance(g, h5py.Group) and len(g.attrs.get("axes", [])) in (2, 3)]
 
 
 class FieldView:
-    """A vispy canvas streaming one 2D job. ``app``: ``None`` (a real window) or ``"egl"``."""
+    """A vispy canvas streaming one job. ``app``: ``None`` (a real window) or ``"egl"``;
+    ``surface``: seed 000's 3D picture instead of the 2D map (read once, turntable camera)."""
 
     def __init__(self, path: str | Path, job: str | None = None, size: tuple[int, int] = (1200, 900),
-                 options: LayerOptions = LayerOptions(), app: str | None = None, show: bool = True) -> None:
-        from ..render import vector_fields, vispy_scene
+                 options: LayerOptions = LayerOptions(), app: str | None = None, show: bool = True,
+                 surface: bool = False, slice_axis: str | None = None) -> None:
+        from ..render import vispy_scene
 
-        scene = vispy_scene(app)
+        self.scene = vispy_scene(app)
         from vispy import app as vispy_app
 
         self.path = Path(path)
-        self.reader = FieldReader(path, job)
-        self.vectors = vector_fields(self.reader)
+        self.jobs = viewable_jobs(path)
         self.options = options
-        self.canvas = scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None,
-                                        title=f"gradbatch: {self.path.name} [{self.reader.job}]")
-        self.view, bar = field_view(scene, self.canvas, options)
-        x0, x1, y0, y1 = self.reader.extent
-        self.view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-        self.layers = FieldLayers(scene, self.view.scene, self.reader.group, self.vectors, options, bar)
+        self.surface = surface
+        self.slice_axis = slice_axis
+        self.canvas = self.scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None)
+        # the surface is coloured by height, its own scale: no colour bar
+        self.view, self.bar = field_view(self.scene, self.canvas, replace(options, colorbar=not surface))
         self.responses: queue.Queue[WindowResponse] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
-        self.loader = Loader(self.reader, self.responses.put, self.errors.put)
         self.requests: list[WindowRequest] = []
         self.applied: list[WindowResponse] = []
         self.screenshots = 0
-        self.view.camera.transform.changed.connect(lambda event: self.request())
+        self.playing = False
+        self.plane: float | None = None
+        self.status = ""
+        self.loader: Loader | None = None
+        self.layers: FieldLayers | SurfaceLayers | None = None
+        self.reader: FieldReader = FieldReader(self.path, job, slice_axis)  # replaced by _open
+        self._open(job)
         self.canvas.events.key_press.connect(self._on_key)
         self.canvas.events.mouse_move.connect(self._on_mouse)
-        self.timer = vispy_app.Timer(0.02, connect=lambda event: self.poll(), start=True)
-        self.request()
+        self.timer = vispy_app.Timer(0.02, connect=lambda event: self._tick(), start=True)
+
+    # -- the job shown ------------------------------------------------------------------------
+    def _open(self, job: str | None) -> None:
+        """Show ``job`` (None: the file's first), replacing what was shown."""
+        reader = FieldReader(self.path, job, self.slice_axis if job is None or self._is_3d(job) else None)
+        if self.loader is not None:
+            self.loader.close()
+        self.reader.close()
+        if self.layers is not None:
+            self.layers.remove()
+        self.reader = reader
+        self.vectors = reader.vectors
+        r = reader.plane_range
+        self.plane = None if r is None else (r[0] + r[1]) / 2
+        self.playing = False
+        if self.surface:
+            self.layers = SurfaceLayers(self.scene, self.view, reader, self.options, plane=self.plane)
+            self.loader = None
+        else:
+            x0, x1, y0, y1 = reader.extent
+            self.view.camera = self.scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
+            self.layers = FieldLayers(self.scene, self.view.scene, reader.group, self.vectors, self.options,
+                                      self.bar, reader.plane_axes)
+            self.loader = Loader(reader, self.responses.put, self.errors.put)
+            self.view.camera.transform.changed.connect(lambda event: self.request())
+            self.request()
+        self._title()
+
+    def _is_3d(self, job: str) -> bool:
+        with open_store(self.path) as f:
+            return job in f and len(f[job].attrs.get("axes", [])) == 3
+
+    def next_job(self) -> str:
+        """Show the file's next 2D or 3D job (wrapping round); returns its name."""
+        i = self.jobs.index(self.reader.job) if self.reader.job in self.jobs else -1
+        self._open(self.jobs[(i + 1) % len(self.jobs)])
+        return self.reader.job
 
     # -- streaming ----------------------------------------------------------------------------
     @property
@@ -63,11 +111,13 @@ class FieldView:
         r = self.view.camera.rect
         return float(r.left), float(r.right), float(r.bottom), float(r.top)
 
-    def request(self) -> WindowRequest:
+    def request(self) -> WindowRequest | None:
+        if self.loader is None:  # the surface is read once
+            return None
         fields = (self.options.field,) if self.options.field in self.reader.fields else ()
-        size = tuple(self.canvas.size)
-        req = WindowRequest(self.reader.job, self.window, (size[0], size[1]), fields,
-                            tuple(self.vectors or ()), arrow_canvas((size[0], size[1]), self.options.pixels_per_arrow))
+        w, h = (int(v) for v in self.canvas.size)
+        req = WindowRequest(self.reader.job, self.window, (w, h), fields, tuple(self.vectors or ()),
+                            arrow_canvas((w, h), self.options.pixels_per_arrow), self.plane)
         self.requests.append(req)
         self.loader.request(req)
         return req
@@ -79,35 +129,106 @@ class FieldView:
         newest = None
         while not self.responses.empty():
             newest = self.responses.get()
-        if newest is not None:
+        if newest is not None and newest.request.job != self.reader.job:
+            return None  # read for the job shown before a switch
+        if newest is not None and isinstance(self.layers, FieldLayers):
             self.layers.update(newest, newest.request.window, newest.request.canvas)
             self.applied.append(newest)
             self.canvas.update()
         return newest
 
+    def _tick(self) -> None:
+        self.poll()
+        if self.playing and isinstance(self.layers, FieldLayers):
+            total = self.layers.path_steps
+            step = self.layers.path_step + max(1, total // 200)
+            if step >= total:
+                step, self.playing = total, False
+            self.step_paths(step)
+
     # -- interaction --------------------------------------------------------------------------
+    def step_paths(self, step: int) -> int:
+        """Draw the descent paths up to ``step``; returns the step drawn."""
+        if not isinstance(self.layers, FieldLayers):
+            return 0
+        done = self.layers.set_path_step(step)
+        self._title()
+        self.canvas.update()
+        return done
+
+    def move_plane(self, steps: int) -> float | None:
+        """A 3D job: move the slice plane by ``steps`` grid steps; returns its coordinate."""
+        r = self.reader.plane_range
+        if r is None or self.plane is None:
+            return None
+        lo, hi, d = r
+        self.plane = min(max(self.plane + steps * d, min(lo, hi)), max(lo, hi))
+        if self.surface:
+            self._open(self.reader.job)  # the surface is read once per plane
+        else:
+            self.request()
+        self._title()
+        return self.plane
+
     def _on_key(self, event: Any) -> None:
         key = (event.text or "").lower()
-        if key in _KEYS:
-            self.layers.toggle(_KEYS[key])
+        name = getattr(event.key, "name", "") if event.key is not None else ""
+        layers = self.layers
+        assert layers is not None
+        if key in _TOGGLES:
+            layers.toggle(_TOGGLES[key])
+        elif key == " " or name == "Space":
+            if isinstance(layers, FieldLayers) and layers.path_steps:
+                if layers.path_step >= layers.path_steps:
+                    self.step_paths(0)
+                self.playing = not self.playing
+        elif key in "[]" and key and isinstance(layers, FieldLayers):
+            self.playing = False
+            delta = max(1, layers.path_steps // 50)
+            self.step_paths(layers.path_step + (delta if key == "]" else -delta))
+        elif key in ",." and key:
+            self.move_plane(1 if key == "." else -1)
+        elif key == "j":
+            self.next_job()
+        elif key == "r" and self.surface:
+            self._open(self.reader.job)
         elif key == "r":
-            x0, x1, y0, y1 = self.reader.extent
-            self.view.camera.rect = (x0, y0, x1 - x0, y1 - y0)
+            self._reset()
         elif key == "d":
-            self.options = LayerOptions(**{**self.options.__dict__, "descent": not self.options.descent})
-            self.layers.options = self.options
-            self.request()
+            self.options = replace(self.options, descent=not self.options.descent)
+            if isinstance(layers, FieldLayers):
+                layers.options = self.options
+                self.request()
+            else:
+                self._open(self.reader.job)
         elif key == "c":
             self.screenshot()
         self.canvas.update()
 
+    def _reset(self) -> None:
+        x0, x1, y0, y1 = self.reader.extent
+        self.view.camera.rect = (x0, y0, x1 - x0, y1 - y0)
+
+    def _title(self) -> None:
+        parts = [f"gradbatch: {self.path.name} [{self.reader.job}]"]
+        if self.plane is not None:
+            parts.append(f"{self.reader.slice_axis} = {self.plane:.4g}")
+        if isinstance(self.layers, FieldLayers) and self.layers.path_steps:
+            parts.append(f"step {self.layers.path_step}/{self.layers.path_steps}")
+        if self.status:
+            parts.append(self.status)
+        self.canvas.title = "  ".join(parts)
+
     def _on_mouse(self, event: Any) -> None:
+        if not isinstance(self.layers, FieldLayers):
+            return
         tr = self.view.scene.transform
         x, y = tr.imap(event.pos)[:2]
         values = self.layers.value_at(float(x), float(y))
-        where = f"({x:.4g}, {y:.4g})"
-        text = ", ".join(f"{k} {v:.4g}" for k, v in values.items()) if values else "outside"
-        self.canvas.title = f"gradbatch: {self.path.name} [{self.reader.job}]  {where}  {text}"
+        a, b = self.reader.axes
+        where = f"{a} {x:.4g}, {b} {y:.4g}"
+        self.status = f"{where}: " + (", ".join(f"{k} {v:.4g}" for k, v in values.items()) if values else "outside")
+        self._title()
 
     def screenshot(self) -> Path:
         from vispy.io import write_png
@@ -119,24 +240,26 @@ class FieldView:
 
     def close(self) -> None:
         self.timer.stop()
-        self.loader.close()
+        if self.loader is not None:
+            self.loader.close()
         self.canvas.close()
         self.reader.close()
 
 
-def view(path: str | Path, job: str | None = None, options: LayerOptions = LayerOptions()) -> None:
+def view(path: str | Path, job: str | None = None, options: LayerOptions = LayerOptions(),
+         surface: bool = False, slice_axis: str | None = None) -> None:
     """Open a window on ``job`` of the file at ``path`` and run until it is closed."""
     import os
 
+    options.check()
     from vispy import app as vispy_app
 
-    options.check()
-    FieldReader(path, job).close()  # a missing or foreign file is reported before anything else
+    FieldReader(path, job, slice_axis).close()  # a missing or foreign file is reported before anything else
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ViewerError("gradbatch view needs a display (none: DISPLAY is not set); "
                           "use gradbatch render for a PNG, or run under Xvfb")
     try:
-        fv = FieldView(path, job, options=options)
+        fv = FieldView(path, job, options=options, surface=surface, slice_axis=slice_axis)
     except GradbatchError:
         raise
     except Exception as exc:  # vispy found no window backend or no GL context

@@ -36,6 +36,8 @@ class WindowRequest:
     # level matching ``coarse_canvas`` instead of the full canvas
     coarse_fields: tuple[str, ...] = ()
     coarse_canvas: tuple[int, int] = (0, 0)
+    # a 3D job: the coordinate of the slice plane on the reader's slice axis (None: its middle)
+    plane: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,25 @@ class WindowResponse:
     y: np.ndarray
     data: dict[str, np.ndarray] = field(default_factory=dict)
     coarse: WindowResponse | None = None  # the coarse fields, on their own level and coordinates
+    plane: float | None = None  # a 3D job: the slice's coordinate at this level (nearest to the request's)
 
 
 @dataclass(frozen=True)
 class _Level:
     x: np.ndarray
     y: np.ndarray
+    s: np.ndarray | None = None  # a 3D job: the slice axis's coordinates
 
 
 class FieldReader:
-    """Window reads from one 2D job of a gradbatch file."""
+    """Window reads from one 2D job of a gradbatch file, or from planes of a 3D job.
 
-    def __init__(self, path: str | Path, job: str | None = None) -> None:
+    A 3D job is read one plane at a time, perpendicular to ``slice_axis`` (default: its last
+    axis); ``axes`` are then the two in-plane axes, in the grid's order, and each request names
+    the plane's coordinate.
+    """
+
+    def __init__(self, path: str | Path, job: str | None = None, slice_axis: str | None = None) -> None:
         self.path = Path(path)
         self.file = open_store(self.path)
         jobs = [k for k, v in self.file.items() if isinstance(v, h5py.Group)]
@@ -72,15 +81,48 @@ class FieldReader:
         self.job = job
         g = self.file[job]
         self.group = g
-        self.axes = [str(a) for a in g.attrs.get("axes", [])]
-        if len(self.axes) != 2:
-            raise StoreError(f"{self.path}: job {job!r} has {len(self.axes)} axes; window reads need 2")
+        self.grid_axes = [str(a) for a in g.attrs.get("axes", [])]
+        if len(self.grid_axes) not in (2, 3):
+            raise StoreError(f"{self.path}: job {job!r} has {len(self.grid_axes)} axes; window reads "
+                             "need 2, or 3 read as planes")
+        self.slice_axis: str | None = None
+        if len(self.grid_axes) == 3:
+            self.slice_axis = slice_axis or self.grid_axes[-1]
+            if self.slice_axis not in self.grid_axes:
+                raise StoreError(f"{self.path}: job {job!r} has no axis {self.slice_axis!r} to slice; "
+                                 f"axes: {', '.join(self.grid_axes)}")
+        elif slice_axis is not None:
+            raise StoreError(f"{self.path}: job {job!r} is 2D; slice_axis is for 3D jobs")
+        self.axes = [a for a in self.grid_axes if a != self.slice_axis]
         self.fields = [str(f) for f in g.attrs.get("fields", [])]
         nlev = int(g.attrs.get("levels", 0))
-        self.levels = [_Level(g[self.axes[0]][...], g[self.axes[1]][...])]
-        for k in range(1, nlev + 1):
-            lg = g[f"levels/{k}"]
-            self.levels.append(_Level(lg[self.axes[0]][...], lg[self.axes[1]][...]))
+        self.levels = [self._level(g) for g in [g, *(g[f"levels/{k}"] for k in range(1, nlev + 1))]]
+
+    def _level(self, g: h5py.Group) -> _Level:
+        s = g[self.slice_axis][...] if self.slice_axis else None
+        return _Level(g[self.axes[0]][...], g[self.axes[1]][...], s)
+
+    @property
+    def plane_axes(self) -> tuple[int, int]:
+        """Where the view's two axes sit among the grid's (to project paths and streamlines)."""
+        return self.grid_axes.index(self.axes[0]), self.grid_axes.index(self.axes[1])
+
+    @property
+    def vectors(self) -> tuple[str, str] | None:
+        """The in-plane components drawn as arrows: the gradient's, or a vector field's."""
+        a, b = self.axes
+        for pair in ((f"grad_{a}", f"grad_{b}"), (f"v_{a}", f"v_{b}")):
+            if all(p in self.fields for p in pair):
+                return pair
+        return None
+
+    @property
+    def plane_range(self) -> tuple[float, float, float] | None:
+        """A 3D job: (first, last, step) of the slice axis's coordinates; None for 2D."""
+        s = self.levels[0].s
+        if s is None:
+            return None
+        return float(s[0]), float(s[-1]), float((s[-1] - s[0]) / max(len(s) - 1, 1))
 
     @property
     def extent(self) -> tuple[float, float, float, float]:
@@ -106,7 +148,7 @@ class FieldReader:
         if not req.coarse_fields:
             return main
         coarse = self._read(req, req.coarse_fields, self.level_for(req, req.coarse_canvas))
-        return WindowResponse(req, main.level, main.x, main.y, main.data, coarse)
+        return WindowResponse(req, main.level, main.x, main.y, main.data, coarse, main.plane)
 
     def _read(self, req: WindowRequest, names: tuple[str, ...], level: int) -> WindowResponse:
         lev = self.levels[level]
@@ -114,13 +156,21 @@ class FieldReader:
         ix = _span(lev.x, min(x0, x1), max(x0, x1))
         iy = _span(lev.y, min(y0, y1), max(y0, y1))
         g = self.group if level == 0 else self.group[f"levels/{level}"]
+        index: tuple[int | slice, ...] = (iy, ix)
+        plane = None
+        if lev.s is not None:  # the nearest plane of this level, placed in array order (axes reversed)
+            want = req.plane if req.plane is not None else float(lev.s[len(lev.s) // 2])
+            k = int(np.abs(lev.s - want).argmin())
+            plane = float(lev.s[k])
+            parts: dict[str | None, int | slice] = {self.axes[0]: ix, self.axes[1]: iy, self.slice_axis: k}
+            index = tuple(parts[a] for a in reversed(self.grid_axes))
         data = {}
         for name in names:
             d = g[name]
             if self.file.swmr_mode:
                 d.refresh()  # a file still being written: see the tiles that landed since
-            data[name] = d[iy, ix]
-        return WindowResponse(req, level, lev.x[ix], lev.y[iy], data)
+            data[name] = d[index]  # rows follow axes[1], columns axes[0], whichever axis is sliced
+        return WindowResponse(req, level, lev.x[ix], lev.y[iy], data, plane=plane)
 
     def close(self) -> None:
         self.file.close()

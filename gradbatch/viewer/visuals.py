@@ -13,12 +13,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import ViewerError
-from ..geometry import lod_grid, polyline_connect, scale_vectors
+from ..errors import StoreError, ViewerError
+from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from .arrows import ArrowField
-from .loader import WindowResponse
+from .loader import FieldReader, WindowRequest, WindowResponse
 
-__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "arrow_canvas", "colormap_lut",
+__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "arrow_canvas", "colormap_lut",
            "map_colors"]
 
 LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
@@ -90,12 +90,13 @@ class FieldLayers:
     ``colorbar``: a ColorBarWidget kept in step with the image's colour limits."""
 
     def __init__(self, scene: Any, parent: Any, group: h5py.Group, vectors: tuple[str, str] | None,
-                 options: LayerOptions, colorbar: Any = None) -> None:
+                 options: LayerOptions, colorbar: Any = None, plane_axes: tuple[int, int] = (0, 1)) -> None:
         from vispy.color import get_colormap
 
         self.scene = scene
         self.options = options
         self.colorbar = colorbar
+        self.plane_axes = list(plane_axes)  # a 3D job: overlays are projected on the view's plane
         self.vectors = vectors
         self.cmap = get_colormap(options.colormap)
         self.arrow_lut = colormap_lut("autumn")
@@ -138,7 +139,7 @@ class FieldLayers:
     def _streamlines(self, scene: Any, parent: Any, g: h5py.Group) -> None:
         if "streamlines" not in g:
             return
-        pts = g["streamlines/points"][...][:, :2].astype(np.float32)
+        pts = g["streamlines/points"][...][:, self.plane_axes].astype(np.float32)
         if len(pts):
             self.overlays["streamlines"].append(scene.visuals.Line(
                 pos=pts, connect=polyline_connect(g["streamlines/offsets"][...]), color=(1, 1, 1, 0.7),
@@ -149,11 +150,12 @@ class FieldLayers:
         path's current end (its last step, or ``path_step``)."""
         self.path_sets: list[tuple[np.ndarray, Any, Any]] = []  # positions [paths, steps+1, 2], line, ends
         self.path_steps = 0
+        self.path_step = 0
         if "paths" not in g:
             return
         for i, (_label, pg) in enumerate(g["paths"].items()):
             color = PALETTE[i % len(PALETTE)]
-            pos = pg["positions"][...][:, :, :2].astype(np.float32)
+            pos = pg["positions"][...][:, :, self.plane_axes].astype(np.float32)
             first = pos[:, 0]
             first = first[np.isfinite(first).all(axis=1)]
             if not len(first):
@@ -201,6 +203,11 @@ class FieldLayers:
         for name, visuals in self.overlays.items():
             for v in visuals:
                 v.visible = name in layers
+
+    def remove(self) -> None:
+        """Take every visual out of the scene (before another job is shown)."""
+        for v in [self.image, self.contour_lines, self.arrows, *(x for vs in self.overlays.values() for x in vs)]:
+            v.parent = None
 
     def toggle(self, layer: str) -> None:
         layers = tuple(x for x in self.visible if x != layer) if layer in self.visible else (*self.visible, layer)
@@ -296,6 +303,80 @@ def map_colors(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
     n = len(lut)
     idx = np.nan_to_num(np.asarray(values, dtype=np.float32) * (n - 1) + 0.5, nan=0.0)
     return lut[np.clip(idx.astype(np.intp), 0, n - 1)]
+
+
+class SurfaceLayers:
+    """Seed 000's 3D picture in ``view``: the surface z = f(x, y) over the input plane, and the
+    gradient's arrows lying in that plane beneath it (the gradient lives in the input space),
+    under a turntable camera. Read once, from a mesh of at most about 256 x 256 points."""
+
+    def __init__(self, scene: Any, view: Any, reader: FieldReader, opt: LayerOptions,
+                 window: tuple[float, float, float, float] | None = None, elevation: float = 30.0,
+                 azimuth: float = 35.0, plane: float | None = None) -> None:
+        from vispy.color import get_colormap
+
+        if opt.field not in reader.fields:
+            raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
+                             f"fields: {', '.join(reader.fields)}")
+        window = window or reader.extent
+        pair = reader.vectors
+        self.visible = tuple(opt.layers)
+        # a mesh of at most ~256 x 256 points, the arrows from a coarser level still
+        resp = reader.read(WindowRequest(reader.job, window, (256, 256), (opt.field,), tuple(pair or ()),
+                                         (64, 64), plane=plane))
+        self.last = resp
+        z = resp.data[opt.field].astype(np.float32)
+        with np.errstate(all="ignore"):
+            zmin, zmax = float(np.nanmin(z)), float(np.nanmax(z))
+        if not (np.isfinite(zmin) and np.isfinite(zmax)) or zmin == zmax:
+            zmin, zmax = (0.0, 1.0) if not np.isfinite(zmin) else (zmin - 0.5, zmin + 0.5)
+        x0, x1, y0, y1 = window
+        span = max(x1 - x0, y1 - y0)
+        zscale = 0.5 * span / (zmax - zmin)  # the surface's height: half the plane's width
+        base = zmin * zscale - 0.25 * span  # the input plane, below the surface
+        view.camera = scene.TurntableCamera(elevation=elevation, azimuth=azimuth, fov=40,
+                                            center=((x0 + x1) / 2, (y0 + y1) / 2, (base + zmax * zscale) / 2),
+                                            distance=2.2 * span)
+        zz = np.nan_to_num(z, nan=zmin) * zscale
+        colors = get_colormap(opt.colormap).map(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel())
+        self.surface = scene.visuals.SurfacePlot(x=resp.x.astype(np.float32), y=resp.y.astype(np.float32),
+                                                 z=zz.T, parent=view.scene)  # SurfacePlot wants z[x, y]
+        by_xy = colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4)
+        self.surface.mesh_data.set_vertex_colors(by_xy)
+        corners = [[x0, y0, base], [x1, y0, base], [x1, y1, base], [x0, y1, base], [x0, y0, base]]
+        self.frame = scene.visuals.Line(pos=np.array(corners, np.float32), color=(0.6, 0.6, 0.6, 1),
+                                        parent=view.scene)
+        self.arrows = None
+        if pair is not None and resp.coarse is not None:
+            c = resp.coarse
+            step = max(1, int(np.ceil(max(len(c.x), len(c.y)) / 20)))  # about 20 x 20 arrows
+            gx, gy = np.meshgrid(c.x[::step], c.y[::step])
+            u = c.data[pair[0]][::step, ::step]
+            v = c.data[pair[1]][::step, ::step]
+            if opt.descent:
+                u, v = -u, -v
+            cell = span / 20
+            su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
+            flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
+            verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), base, np.float32)], axis=1)
+            self.arrows = scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl",
+                                             parent=view.scene)
+        self.set_visible(self.visible)
+
+    def set_visible(self, layers: tuple[str, ...]) -> None:
+        self.visible = tuple(layers)
+        self.surface.visible = "image" in layers
+        if self.arrows is not None:
+            self.arrows.visible = "arrows" in layers
+
+    def toggle(self, layer: str) -> None:
+        self.set_visible(tuple(x for x in self.visible if x != layer) if layer in self.visible
+                         else (*self.visible, layer))
+
+    def remove(self) -> None:
+        for v in (self.surface, self.frame, self.arrows):
+            if v is not None:
+                v.parent = None
 
 
 def arrow_canvas(canvas: tuple[int, int], pixels_per_arrow: float) -> tuple[int, int]:
