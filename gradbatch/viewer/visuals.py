@@ -43,15 +43,18 @@ class LayerOptions:
     def check(self) -> None:
         """Raise a ViewerError naming the first option that cannot be drawn."""
         try:
-            from vispy.color import get_colormaps
+            from vispy.color import get_colormap, get_colormaps
         except ImportError:
             raise ViewerError(NEEDS_VISPY) from None
         for layer in self.layers:
             if layer not in LAYERS:
                 raise ViewerError(f"layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
-        if self.colormap not in get_colormaps():
+        try:
+            get_colormap(self.colormap)  # vispy's own, or matplotlib's where matplotlib is installed
+        except (KeyError, ValueError, TypeError):
             raise ViewerError(f"colormap: unknown colormap {self.colormap!r}; allowed: "
-                              f"{', '.join(sorted(get_colormaps()))}")
+                              f"{', '.join(sorted(get_colormaps()))} (and matplotlib's names where it "
+                              "is installed)") from None
         choices = {"scale": ("linear", "symmetric", "log"), "arrow_mode": ("normalize", "clip", "scale")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -294,7 +297,7 @@ def colormap_lut(name: str, n: int = 256) -> np.ndarray:
     """(n, 4) float32 RGBA samples of a vispy colormap, for :func:`map_colors`."""
     from vispy.color import get_colormap
 
-    return np.asarray(get_colormap(name).map(np.linspace(0.0, 1.0, n)), dtype=np.float32)
+    return np.asarray(get_colormap(name).map(np.linspace(0.0, 1.0, n)[:, None]), dtype=np.float32)
 
 
 def map_colors(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -313,8 +316,6 @@ class SurfaceLayers:
     def __init__(self, scene: Any, view: Any, reader: FieldReader, opt: LayerOptions,
                  window: tuple[float, float, float, float] | None = None, elevation: float = 30.0,
                  azimuth: float = 35.0, plane: float | None = None) -> None:
-        from vispy.color import get_colormap
-
         if opt.field not in reader.fields:
             raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
                              f"fields: {', '.join(reader.fields)}")
@@ -338,7 +339,7 @@ class SurfaceLayers:
                                             center=((x0 + x1) / 2, (y0 + y1) / 2, (base + zmax * zscale) / 2),
                                             distance=2.2 * span)
         zz = np.nan_to_num(z, nan=zmin) * zscale
-        colors = get_colormap(opt.colormap).map(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel())
+        colors = map_colors(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel(), colormap_lut(opt.colormap))
         self.surface = scene.visuals.SurfacePlot(x=resp.x.astype(np.float32), y=resp.y.astype(np.float32),
                                                  z=zz.T, parent=view.scene)  # SurfacePlot wants z[x, y]
         by_xy = colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4)
