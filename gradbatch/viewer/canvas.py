@@ -51,7 +51,7 @@ class FieldView:
         self.slice_axis = slice_axis
         self.canvas = self.scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None)
         # the surface is coloured by height, its own scale: no colour bar
-        self.view, self.bar = field_view(self.scene, self.canvas, replace(options, colorbar=not surface))
+        self.view, self.bar = field_view(self.scene, self.canvas, replace(options, colorbar=options.colorbar and not surface))
         self.responses: queue.Queue[WindowResponse] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
         self.requests: list[WindowRequest] = []
@@ -88,8 +88,11 @@ class FieldView:
         else:
             x0, x1, y0, y1 = reader.extent
             self.view.camera = self.scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
+            # the colour bar joins after the first frame: its text costs llvmpipe ~0.5 s to draw first
+            if self.bar is not None:
+                self.bar.visible = False
             self.layers = FieldLayers(self.scene, self.view.scene, reader.group, self.vectors, self.options,
-                                      self.bar, reader.plane_axes)
+                                      None, reader.plane_axes)
             self.loader = Loader(reader, self.responses.put, self.errors.put)
             self.view.camera.transform.changed.connect(lambda event: self.request())
             self.request()
@@ -139,6 +142,10 @@ class FieldView:
 
     def _tick(self) -> None:
         self.poll()
+        if (self.bar is not None and isinstance(self.layers, FieldLayers) and self.layers.colorbar is None
+                and self.applied):
+            self.layers.attach_colorbar(self.bar)
+            self.canvas.update()
         if self.playing and isinstance(self.layers, FieldLayers):
             total = self.layers.path_steps
             step = self.layers.path_step + max(1, total // 200)

@@ -99,6 +99,7 @@ class FieldLayers:
         self.scene = scene
         self.options = options
         self.colorbar = colorbar
+        self.clim: tuple[float, float] | None = None
         self.plane_axes = list(plane_axes)  # a 3D job: overlays are projected on the view's plane
         self.vectors = vectors
         self.cmap = get_colormap(options.colormap)
@@ -207,6 +208,13 @@ class FieldLayers:
             for v in visuals:
                 v.visible = name in layers
 
+    def attach_colorbar(self, bar: Any) -> None:
+        """Keep ``bar`` in step with the image from now on."""
+        self.colorbar = bar
+        if self.clim is not None:
+            bar.clim = (f"{self.clim[0]:.3g}", f"{self.clim[1]:.3g}")
+        self.set_visible(self.visible)
+
     def remove(self) -> None:
         """Take every visual out of the scene (before another job is shown)."""
         for v in [self.image, self.contour_lines, self.arrows, *(x for vs in self.overlays.values() for x in vs)]:
@@ -242,6 +250,7 @@ class FieldLayers:
                 data = np.nan_to_num(data, nan=lo)
             self.image.set_data(data)
             self.image.clim = (lo, hi)
+            self.clim = (lo, hi)
             if self.colorbar is not None:
                 self.colorbar.clim = (f"{lo:.3g}", f"{hi:.3g}")
             dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
