@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
+from .config_landscape import (DataLandscapeSource, NetworkSource, check_landscape_grid, parse_landscape,
+                               parse_network)
 from .config_trajectories import (BasinsConfig, PathsConfig, StreamlinesConfig, parse_basins,
                                   parse_paths, parse_streamlines)
 from .errors import ConfigError, ExpressionError
@@ -128,7 +130,8 @@ class CallableSource:
     base_dir: Path | None = None
 
 
-FunctionSource = Union[ExpressionSource, VectorSource, BuiltinSource, CallableSource]
+FunctionSource = Union[ExpressionSource, VectorSource, BuiltinSource, CallableSource, DataLandscapeSource,
+                       NetworkSource]
 
 
 @dataclass(frozen=True)
@@ -379,9 +382,13 @@ def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
             return CallableSource(value, base_dir)
         if kind == "expression":
             return _function(value, where + ".expression", base_dir)
+        if kind == "landscape":
+            return parse_landscape(value, where + ".landscape", base_dir)
+        if kind == "network":
+            return parse_network(value, where + ".network", base_dir)
     raise ConfigError(
-        f"{where}: expected an expression string, a list of expressions, {{builtin: NAME}} or "
-        f"{{callable: 'package.module:function'}}, got {_show(raw)}"
+        f"{where}: expected an expression string, a list of expressions, {{builtin: NAME}}, "
+        f"{{callable: 'package.module:function'}}, {{landscape: ...}} or {{network: ...}}, got {_show(raw)}"
     )
 
 
@@ -436,6 +443,9 @@ def _check_function(function: FunctionSource, grid: Grid, params: Mapping[str, f
                     raise ExpressionError(f"[{i}]: {exc}") from None
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from None
+    if isinstance(function, (DataLandscapeSource, NetworkSource)):
+        check_landscape_grid(function, grid.ndim, where + (".landscape" if isinstance(function, DataLandscapeSource)
+                                                           else ".network"))
     if isinstance(function, BuiltinSource):
         b = BUILTINS[function.name]
         if grid.ndim not in b.dims:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -26,7 +26,7 @@ from .errors import ConfigError, FunctionError
 from .expr import Expr, parse
 
 __all__ = ["Minimum", "Builtin", "BUILTINS", "FieldFunction", "from_expression",
-           "from_vector", "from_builtin", "from_callable", "probe"]
+           "from_vector", "from_builtin", "from_callable", "import_callable", "probe"]
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def _importable_from(base: Path | None) -> Iterator[None]:
             pass
 
 
-def from_callable(ref: str, base_dir: Path | None = None, where: str = "function.callable") -> FieldFunction:
+def import_callable(ref: str, base_dir: Path | None = None, where: str = "function.callable") -> Callable[..., Any]:
     """Import ``"package.module:function"`` (user code: an explicit opt-in).
 
     ``base_dir`` (the job file's folder) is searched first, so a ``myfuncs.py`` beside the job
@@ -253,9 +253,13 @@ def from_callable(ref: str, base_dir: Path | None = None, where: str = "function
         obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(f"{where}: {ref!r} is a {type(obj).__name__}, not a function")
-    fn = obj
+    return obj
+
+
+def from_callable(ref: str, base_dir: Path | None = None, where: str = "function.callable") -> FieldFunction:
+    """A user's function of the coordinates, ``"package.module:function"``."""
     kind, ncomp = "scalar", 1  # refined by probe()
-    return FieldFunction(fn, kind, ncomp, "callable", ref)
+    return FieldFunction(import_callable(ref, base_dir, where), kind, ncomp, "callable", ref)
 
 
 def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device) -> FieldFunction:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config_landscape import DataLandscapeSource, NetworkSource
 from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSource, CallableSource,
                       ExpressionSource, JobConfig, Output, VectorSource, check_outputs)
 from ..errors import EngineError, FunctionError
@@ -87,6 +88,15 @@ def resolve_function(job: JobConfig) -> FieldFunction:
     if isinstance(src, CallableSource):
         where = f"{job.where}.function.callable" if job.where else "function.callable"
         return from_callable(src.ref, src.base_dir, where)
+    at = f"{job.where}.function" if job.where else "function"
+    if isinstance(src, DataLandscapeSource):
+        from ..landscape import data_landscape
+
+        return data_landscape(src, f"{at}.landscape")
+    if isinstance(src, NetworkSource):
+        from ..landscape import network_landscape
+
+        return network_landscape(src, job.grid.ndim, f"{at}.network")[0]
     raise TypeError(f"unknown function source {src!r}")
 
 

@@ -1,0 +1,224 @@
+"""Loss-landscape function sources (``function: {landscape: ...}`` and ``{network: ...}``):
+YAML → frozen configs. Part of the config layer: no torch here; every message names the YAML
+path, the value and what is allowed.
+
+A data landscape is the loss of a two-parameter model (linear or logistic regression) over a
+dataset, with the grid's two axes as the parameters (slope, then bias). A network landscape is a
+model's loss on the line or plane θ* + α·d₁ (+ β·d₂) around its weights θ*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from .errors import ConfigError
+
+__all__ = ["SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
+           "parse_landscape", "parse_network", "check_landscape_grid", "MODELS", "LOSSES", "DATASETS", "DIRECTIONS"]
+
+MODELS = ("linear", "logistic")
+LOSSES = {"linear": ("sse", "mse"), "logistic": ("cross_entropy", "sse", "mse")}
+DATASETS = ("moons", "spirals")
+DIRECTIONS = ("random", "filter", "checkpoints", "pca")
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """``n`` evenly spaced x in ``x_range``; y = slope·x + bias + noise·N(0, 1) (linear), or
+    y ~ Bernoulli(sigmoid(slope·x + bias)) (logistic). numpy's ``RandomState(seed)``, so seed 42
+    with the defaults is seed 002's data."""
+
+    slope: float = 2.0
+    bias: float = -3.0
+    noise: float = 1.0
+    n: int = 40
+    x_range: tuple[float, float] = (-5.0, 4.75)
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class FileData:
+    """Columns ``x`` and ``y`` of a CSV file (with a header row) or arrays of an NPZ file."""
+
+    path: Path
+    x: str = "x"
+    y: str = "y"
+
+
+@dataclass(frozen=True)
+class DataLandscapeSource:
+    model: str = "linear"
+    loss: str = "sse"
+    data: Union[SyntheticData, FileData] = SyntheticData()
+    chunk: int = 0  # grid points per batch against all rows; 0: about 4M point-rows per batch
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """The built-in model: an MLP (ReLU) classifying a 2D toy dataset made in code, trained
+    full-batch with Adam; every ``record_every`` steps its weights are recorded (the trajectory)."""
+
+    dataset: str = "moons"
+    samples: int = 2000
+    noise: float = 0.1
+    hidden: tuple[int, ...] = (64, 64)
+    steps: int = 300
+    lr: float = 0.01
+    seed: int = 0
+    record_every: int = 10
+
+
+@dataclass(frozen=True)
+class NetworkSource:
+    model: Union[MLPConfig, str] = MLPConfig()  # the built-in MLP, or 'package.module:factory'
+    base_dir: Path | None = None
+    directions: str = "filter"
+    include_1d: bool = False  # filter-normalised: also perturb biases and norm layers (Li et al. leave them out)
+    seed: int = 0  # random and filter-normalised directions
+    checkpoints: tuple[Union[str, int], ...] = ()  # files, or recorded steps of the built-in's training
+    batch: int = 0  # plane points per vmap call; 0: chosen from the model's size
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _keys(raw: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(allowed)}, got {_show(raw)}")
+    for k in raw:
+        if k not in allowed:
+            raise ConfigError(f"{where}.{k}: unknown setting; allowed: {', '.join(allowed)}")
+    return raw
+
+
+def _num(raw: Any, where: str, lo: float | None = None, positive: bool = False) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != raw or abs(raw) == float("inf"):
+        raise ConfigError(f"{where}: expected a finite number, got {_show(raw)}")
+    if positive and raw <= 0:
+        raise ConfigError(f"{where}: expected a number above 0, got {_show(raw)}")
+    if lo is not None and raw < lo:
+        raise ConfigError(f"{where}: expected a number of at least {lo:g}, got {_show(raw)}")
+    return float(raw)
+
+
+def _int(raw: Any, where: str, lo: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < lo:
+        raise ConfigError(f"{where}: expected an integer of at least {lo}, got {_show(raw)}")
+    return raw
+
+
+def _choice(raw: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise ConfigError(f"{where}: expected one of {', '.join(allowed)}, got {_show(raw)}")
+    return str(raw)
+
+
+def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscapeSource:
+    d = _keys(raw, where, ("model", "loss", "data", "chunk"))
+    model = _choice(d.get("model", "linear"), f"{where}.model", MODELS)
+    loss = _choice(d.get("loss", LOSSES[model][0]), f"{where}.loss", LOSSES[model])
+    data_raw = d.get("data", {"synthetic": {}})
+    at = f"{where}.data"
+    data_d = _keys(data_raw, at, ("synthetic", "file", "x", "y"))
+    data: SyntheticData | FileData
+    if "synthetic" in data_d:
+        if set(data_d) != {"synthetic"}:
+            raise ConfigError(f"{at}: give either synthetic: {{...}} or file: PATH (with x:, y: columns), not both")
+        s = _keys(data_d["synthetic"] or {}, f"{at}.synthetic", ("slope", "bias", "noise", "n", "x", "seed"))
+        default = SyntheticData()
+        xr = s.get("x", list(default.x_range))
+        if not isinstance(xr, list) or len(xr) != 2:
+            raise ConfigError(f"{at}.synthetic.x: expected [min, max], got {_show(xr)}")
+        lo, hi = _num(xr[0], f"{at}.synthetic.x[0]"), _num(xr[1], f"{at}.synthetic.x[1]")
+        if not lo < hi:
+            raise ConfigError(f"{at}.synthetic.x: expected min < max, got {_show(xr)}")
+        data = SyntheticData(
+            slope=_num(s.get("slope", default.slope), f"{at}.synthetic.slope"),
+            bias=_num(s.get("bias", default.bias), f"{at}.synthetic.bias"),
+            noise=_num(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
+            n=_int(s.get("n", default.n), f"{at}.synthetic.n", 2),
+            x_range=(lo, hi), seed=_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0))
+    elif "file" in data_d:
+        path = data_d["file"]
+        if not isinstance(path, str) or not path.lower().endswith((".csv", ".npz")):
+            raise ConfigError(f"{at}.file: expected a path ending in .csv or .npz, got {_show(path)}")
+        p = Path(path)
+        if not p.is_absolute() and base_dir is not None:
+            p = base_dir / p
+        cols = {k: data_d.get(k, k) for k in ("x", "y")}
+        for k, v in cols.items():
+            if not isinstance(v, str) or not v:
+                raise ConfigError(f"{at}.{k}: expected a column name, got {_show(v)}")
+        data = FileData(p, cols["x"], cols["y"])
+    else:
+        raise ConfigError(f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, "
+                          f"got {_show(data_raw)}")
+    chunk = _int(d.get("chunk", 0), f"{where}.chunk", 0)
+    return DataLandscapeSource(model, loss, data, chunk)
+
+
+def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
+    d = _keys(raw, where, ("model", "directions", "include_1d", "seed", "checkpoints", "batch"))
+    m = d.get("model", {"builtin": "mlp"})
+    at = f"{where}.model"
+    model: MLPConfig | str
+    if isinstance(m, dict) and "callable" in m:
+        ref = m["callable"]
+        if len(m) != 1 or not isinstance(ref, str) or ref.count(":") != 1:
+            raise ConfigError(f"{at}.callable: expected 'package.module:factory', got {_show(m)}")
+        model = ref
+    elif isinstance(m, dict) and m.get("builtin") == "mlp":
+        s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
+        default = MLPConfig()
+        hidden = s.get("hidden", list(default.hidden))
+        if (not isinstance(hidden, list) or not hidden
+                or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)):
+            raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64], got {_show(hidden)}")
+        model = MLPConfig(
+            dataset=_choice(s.get("dataset", default.dataset), f"{at}.dataset", DATASETS),
+            samples=_int(s.get("samples", default.samples), f"{at}.samples", 10),
+            noise=_num(s.get("noise", default.noise), f"{at}.noise", lo=0),
+            hidden=tuple(hidden), steps=_int(s.get("steps", default.steps), f"{at}.steps", 1),
+            lr=_num(s.get("lr", default.lr), f"{at}.lr", positive=True),
+            seed=_int(s.get("seed", default.seed), f"{at}.seed", 0),
+            record_every=_int(s.get("record_every", default.record_every), f"{at}.record_every", 1))
+    else:
+        raise ConfigError(f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, "
+                          f"got {_show(m)}")
+    directions = _choice(d.get("directions", "filter"), f"{where}.directions", DIRECTIONS)
+    include_1d = d.get("include_1d", False)
+    if not isinstance(include_1d, bool):
+        raise ConfigError(f"{where}.include_1d: expected true or false, got {_show(include_1d)}")
+    cps = d.get("checkpoints", [])
+    if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
+        raise ConfigError(f"{where}.checkpoints: expected a list of checkpoint files or training steps, "
+                          f"got {_show(cps)}")
+    if directions == "checkpoints":
+        if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
+            raise ConfigError(f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
+                              "a callable's checkpoints are files")
+        cps = [str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute()
+               else c for c in cps]
+    elif cps:
+        raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
+    return NetworkSource(model, base_dir, directions, include_1d, _int(d.get("seed", 0), f"{where}.seed", 0),
+                         tuple(cps), _int(d.get("batch", 0), f"{where}.batch", 0))
+
+
+def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str) -> None:
+    """The grid's axes must match the landscape's parameters."""
+    if isinstance(source, DataLandscapeSource):
+        if ndim != 2:
+            raise ConfigError(f"{where}: a {source.model} model has 2 parameters (slope, bias): the grid needs "
+                              f"2 axes, it has {ndim}")
+        return
+    if ndim not in (1, 2):
+        raise ConfigError(f"{where}: a network landscape is a line (1 axis) or a plane (2 axes); the grid has {ndim}")
+    if source.directions == "checkpoints" and len(source.checkpoints) != ndim + 1:
+        raise ConfigError(f"{where}.checkpoints: a {ndim}-axis grid is the "
+                          f"{'line through 2' if ndim == 1 else 'plane through 3'} checkpoints; "
+                          f"got {len(source.checkpoints)}")
