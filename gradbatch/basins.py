@@ -47,7 +47,10 @@ def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: fl
              ) -> tuple[str, tuple[float, ...]]:
     """Hessian eigenvalues at ``point`` (float64) and what they make it."""
     x = torch.tensor(point, dtype=torch.float64)
-    h = hessian(lambda v: ff.scalar(*v.unbind()))(x)
+    try:
+        h = hessian(lambda v: ff.scalar(*v.unbind()))(x)
+    except (RuntimeError, NotImplementedError):  # no second derivatives (a loss landscape's chunks)
+        h = _fd_hessian(ff, x)
     ev = torch.linalg.eigvalsh((h + h.T) / 2)
     scale = max(1.0, float(ev.abs().max()))
     pos = bool((ev > rel_tol * scale).all())
@@ -55,6 +58,24 @@ def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: fl
     small = bool((ev.abs() <= rel_tol * scale).any())
     kind = "minimum" if pos else "maximum" if neg else "degenerate" if small else "saddle"
     return kind, tuple(float(e) for e in ev)
+
+
+def _fd_hessian(ff: FieldFunction, x: torch.Tensor) -> torch.Tensor:
+    """Central differences of the autograd gradient: the Hessian where autograd has only first
+    derivatives."""
+
+    def grad(at: torch.Tensor) -> torch.Tensor:
+        c = [v.clone().requires_grad_() for v in at.unbind()]
+        return torch.stack(torch.autograd.grad(ff.scalar(*c), c))
+
+    n = x.numel()
+    cols = []
+    for i in range(n):
+        h = 1e-5 * max(1.0, abs(float(x[i])))
+        e = torch.zeros_like(x)
+        e[i] = h
+        cols.append((grad(x + e) - grad(x - e)) / (2 * h))
+    return torch.stack(cols, 1)
 
 
 def _merge(points: np.ndarray, tol: float) -> list[np.ndarray]:

@@ -10,11 +10,12 @@ from typing import Any
 
 from .basins import compute_basins
 from .config import JobConfig
+from .config_landscape import DataLandscapeSource, NetworkSource
 from .config_trajectories import OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
-from .paths import REASONS, check_recorded, count_starts, descend, start_points
-from .store import write_basins, write_paths, write_streamlines
+from .paths import REASONS, Descent, check_recorded, count_starts, descend, start_points
+from .store import write_basins, write_landscape, write_paths, write_streamlines
 from .streamlines import STOPS, compute_streamlines
 
 __all__ = ["check_flows", "run_flows"]
@@ -47,12 +48,65 @@ def _bounds(job: JobConfig) -> tuple[tuple[float, float], ...]:
     return tuple((a.start, a.stop) for a in job.grid.axes)
 
 
+def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
+    """A loss landscape's makings, and a network's training trajectory projected on its plane
+    (stored as the path ``training``, so viewers draw it over the landscape)."""
+    src = plan.job.function
+    at = f"{plan.job.where}.function" if plan.job.where else "function"
+    if isinstance(src, DataLandscapeSource):
+        from .landscape import load_data, lstsq_minimum
+
+        x, y = load_data(src, f"{at}.landscape.data")
+        attrs: dict[str, Any] = {"kind": "data", "model": src.model, "loss": src.loss, "rows": len(x),
+                                 "data": str(dataclasses.asdict(src.data))}
+        if src.model == "linear":
+            attrs["lstsq"] = list(lstsq_minimum(x, y))
+        write_landscape(part, plan.job.name, {"x": x, "y": y}, attrs)
+        return
+    if not isinstance(src, NetworkSource):
+        return
+    import numpy as np
+    import torch
+
+    from .landscape import network_landscape, project
+
+    _, net, plane = network_landscape(src, plan.job.grid.ndim, f"{at}.network")
+    theta, dirs = plane.flat()
+    names = list(plane.theta)
+    with torch.no_grad():
+        at_theta = float(net.loss(torch.func.functional_call(net.model, plane.theta, (net.inputs,)), net.targets))
+    attrs = {"kind": "network", "description": net.description, "directions": src.directions,
+             "include_1d": src.include_1d, "seed": src.seed, "checkpoints": [str(c) for c in src.checkpoints],
+             "parameters": names, "shapes": [list(v.shape) for v in plane.theta.values()],
+             "loss_at_theta": at_theta, "model": str(src.model)}
+    if plane.explained_variance is not None:
+        attrs["explained_variance"] = plane.explained_variance
+    write_landscape(part, plan.job.name, {"theta": theta, "directions": dirs}, attrs)
+    if not net.trajectory:
+        return
+    coords = project(plane, net.trajectory)  # [T, ndim]
+    with torch.no_grad():
+        losses = np.array([float(net.loss(torch.func.functional_call(net.model, s, (net.inputs,)), net.targets))
+                           for s in net.trajectory])
+    rel = float(np.linalg.norm(dirs.T @ coords[-1] + theta - np.concatenate(
+        [net.trajectory[-1][n].reshape(-1).numpy() for n in names])) / max(np.linalg.norm(theta), 1e-12))
+    t = len(coords)
+    d = Descent(final=coords[-1:], final_value=losses[-1:], stop_step=np.array([t - 1]),
+                reason=np.array([REASONS.index("max_steps")], dtype=np.int8), positions=coords[None],
+                values=losses[None], grad_norms=np.full((1, t), np.nan))
+    write_paths(part, plan.job.name, "training", d,
+                {"optimizer": "training", "recorded_steps": net.steps, "values_are": "the model's loss at the "
+                 "recorded weights (not the plane's)", "final_offset_from_plane": rel, "reasons": list(REASONS)})
+    say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
+
+
 def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None]) -> dict[str, float]:
     """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each."""
     job = plan.job
     bounds = _bounds(job)
     timings: dict[str, float] = {}
     ff = plan.function
+    _landscape(plan, part, say)
     if job.paths is not None:
         cfg = job.paths
         t0 = time.perf_counter()

@@ -498,6 +498,17 @@ def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[s
             g.attrs[k] = _attr(v)
 
 
+def write_landscape(path: Path, job: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+    """``/<job>/landscape``: what the loss landscape was made of (the data, or θ* and the
+    directions of a network's plane), so the file is reproducible."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        g = _fresh_group(f, f"{job}/landscape")
+        for name, data in arrays.items():
+            _array(g, name, np.asarray(data))
+        for k, v in attrs.items():
+            g.attrs[k] = _attr(v)
+
+
 def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: Mapping[str, Any]) -> None:
     """``/<job>/basins``: label / steps / stop_reason on the starts grid (dims like the fields,
     with their own coordinates) and the table ``minima/{point, value, kind, eigenvalues, count}``."""

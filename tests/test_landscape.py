@@ -1,0 +1,275 @@
+"""Loss landscapes: of data (checked against numpy's least squares and hand-derived gradients,
+seed 002's) and of networks (plane, directions, gradients, trajectory, errors)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import gradbatch
+from gradbatch.config import parse_config
+from gradbatch.errors import ConfigError, FunctionError
+
+SEED002 = ("name: lin\nfunction: {landscape: {model: linear}}\n"
+           "grid: {m: [-20, 20, 81], b: [-40, 40, 161]}\ndtype: float64\n")
+
+
+def _run(tmp: Path, text: str, name: str = "j.h5") -> h5py.File:
+    out = tmp / name
+    gradbatch.run_jobs(parse_config(text, output=out, source=tmp / "job.yaml"), overwrite=True)
+    return h5py.File(out, "r")
+
+
+def _seed002_data() -> tuple[np.ndarray, np.ndarray]:
+    """Seed 002 exactly: np.random.seed(42), x = arange(-5, 5, 0.25), y = 2x - 3 + N(0, 1)."""
+    rs = np.random.RandomState(42)
+    x = np.arange(-5, 5, 0.25)
+    return x, x * 2 - 3 + rs.normal(size=x.shape)
+
+
+def test_seed002_landscape_minimum_is_numpys_least_squares(tmp_path: Path) -> None:
+    x, y = _seed002_data()
+    (m_ls, b_ls), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    with _run(tmp_path, SEED002 + "paths: {starts: [[-15, -30]], steps: 3000, optimizers: [{name: sgd, lr: 0.001}]}\n"
+              ) as f:
+        g = f["lin"]
+        np.testing.assert_allclose(g["landscape/x"][...], x)
+        np.testing.assert_allclose(g["landscape/y"][...], y)
+        np.testing.assert_allclose(g["landscape"].attrs["lstsq"], [m_ls, b_ls], rtol=1e-12)
+        v = g["value"][...]
+        j, i = np.unravel_index(np.argmin(v), v.shape)
+        m, b = g["m"][...], g["b"][...]
+        assert abs(m[i] - m_ls) <= 0.5 / 2 + 1e-9 and abs(b[j] - b_ls) <= 0.5 / 2 + 1e-9  # the nearest grid point
+        # values and gradients are seed 002's SSE and its hand-derived partial derivatives
+        for jj, ii in [(0, 0), (37, 60), (160, 80), (j, i)]:
+            r = y - (m[ii] * x + b[jj])
+            assert v[jj, ii] == pytest.approx((r ** 2).sum(), rel=1e-12)
+            assert g["grad_m"][jj, ii] == pytest.approx(-2 * (x * r).sum(), rel=1e-9, abs=1e-9)
+            assert g["grad_b"][jj, ii] == pytest.approx(-2 * r.sum(), rel=1e-9, abs=1e-9)
+        # gradient descent from seed 002's start (-15, -30) ends at the least-squares fit
+        end = g["paths/sgd/positions"][0][np.isfinite(g["paths/sgd/positions"][0]).all(1)][-1]
+        np.testing.assert_allclose(end, [m_ls, b_ls], atol=1e-3)
+
+
+def test_logistic_cross_entropy_and_its_gradient(tmp_path: Path) -> None:
+    text = ("name: log\nfunction: {landscape: {model: logistic, data: {synthetic: {slope: 1.5, bias: 0.5, n: 200,"
+            " x: [-4, 4], seed: 3}}}}\ngrid: {w: [-3, 5, 17], c: [-2, 3, 11]}\ndtype: float64\n")
+    with _run(tmp_path, text) as f:
+        g = f["log"]
+        x, y = g["landscape/x"][...], g["landscape/y"][...]
+        assert set(np.unique(y)) == {0.0, 1.0}
+        w, c = g["w"][...], g["c"][...]
+        for jj, ii in [(0, 0), (5, 9), (10, 16)]:
+            z = w[ii] * x + c[jj]
+            p = 1 / (1 + np.exp(-z))
+            assert g["value"][jj, ii] == pytest.approx(np.mean(np.logaddexp(0, z) - y * z), rel=1e-8)
+            assert g["grad_w"][jj, ii] == pytest.approx(np.mean((p - y) * x), rel=1e-8, abs=1e-12)
+            assert g["grad_c"][jj, ii] == pytest.approx(np.mean(p - y), rel=1e-8, abs=1e-12)
+
+
+def test_data_from_csv_and_npz_files(tmp_path: Path) -> None:
+    x = np.linspace(0, 1, 30)
+    y = 3 * x + 1
+    (tmp_path / "d.csv").write_text("time,obs\n" + "\n".join(f"{a},{b}" for a, b in zip(x, y)))
+    np.savez(tmp_path / "d.npz", time=x, obs=y)
+    for name in ("d.csv", "d.npz"):
+        text = (f"name: f\nfunction: {{landscape: {{data: {{file: {name}, x: time, y: obs}}, loss: mse}}}}\n"
+                "grid: {m: [0, 6, 61], b: [-1, 3, 41]}\ndtype: float64\n")
+        with _run(tmp_path, text, name + ".h5") as f:
+            v = f["f/value"][...]
+            j, i = np.unravel_index(np.argmin(v), v.shape)
+            assert (f["f/m"][i], f["f/b"][j]) == pytest.approx((3.0, 1.0))
+            assert v[j, i] == pytest.approx(0.0, abs=1e-20)
+
+
+@pytest.mark.parametrize("function, message", [
+    ("{landscape: {model: ridge}}", "function.landscape.model: expected one of linear, logistic"),
+    ("{landscape: {model: linear, loss: cross_entropy}}", "function.landscape.loss: expected one of sse, mse"),
+    ("{landscape: {data: {file: nope.csv}}}", "nope.csv does not exist"),
+    ("{landscape: {data: {file: d.csv, x: t}}}", "has no column 't'; columns: x, y"),
+    ("{landscape: {model: logistic, data: {file: d.csv}}}", "labels 0 or 1 in 'y'; found 2"),
+    ("{landscape: {data: {synthetic: {n: 1}}}}", "synthetic.n: expected an integer of at least 2"),
+    ("{network: {directions: sideways}}", "function.network.directions: expected one of random, filter"),
+    ("{network: {model: {builtin: mlp, hidden: [0]}}}", "model.hidden: expected a list of layer widths"),
+    ("{network: {model: {callable: 'nomodule_here:f'}}}", "cannot import module 'nomodule_here'"),
+    ("{network: {directions: checkpoints, checkpoints: [0, 10]}}", "a 2-axis grid is the plane through 3"),
+])
+def test_landscape_setting_errors(tmp_path: Path, function: str, message: str) -> None:
+    (tmp_path / "d.csv").write_text("x,y\n0,1\n1,2\n2,3\n")
+    with pytest.raises((ConfigError, FunctionError), match=message.replace("(", r"\(").replace("[", r"\[")):
+        gradbatch.run_jobs(parse_config(f"name: e\nfunction: {function}\ngrid: {{a: [-1, 1, 5], b: [-1, 1, 5]}}\n",
+                                        output=tmp_path / "e.h5", source=tmp_path / "job.yaml"))
+    assert not (tmp_path / "e.h5").exists()
+    with pytest.raises(ConfigError, match="needs 2 axes, it has 3"):
+        parse_config("function: {landscape: {}}\ngrid: {a: [0, 1, 3], b: [0, 1, 3], c: [0, 1, 3]}\n")
+
+
+MLP = "{builtin: mlp, hidden: [8], samples: 200, steps: 60, record_every: 5, seed: 1}"
+
+
+def _net(tmp: Path, extra: str, grid: str = "{alpha: [-1, 1, 5], beta: [-1, 1, 5]}", name: str = "n.h5") -> h5py.File:
+    return _run(tmp, f"name: n\nfunction: {{network: {{model: {MLP}{extra}}}}}\ngrid: {grid}\ndtype: float64\n", name)
+
+
+def _problem() -> tuple[object, object]:
+    from gradbatch.config_landscape import MLPConfig, NetworkSource
+    from gradbatch.landscape import build_network
+
+    src = NetworkSource(MLPConfig(hidden=(8,), samples=200, steps=60, record_every=5, seed=1))
+    return src, build_network(src)
+
+
+def _loss_at(net, theta: dict, dirs: list, coef: tuple[float, ...]) -> float:  # noqa: ANN001
+    p = {k: theta[k].double() + sum(c * d[k].double() for c, d in zip(coef, dirs)) for k in theta}
+    model = __import__("copy").deepcopy(net.model).double()
+    with torch.no_grad():
+        return float(net.loss(torch.func.functional_call(model, p, (net.inputs.double(),)), net.targets))
+
+
+def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tmp_path: Path) -> None:
+    """A smooth (tanh) model from a factory, so central differences are a fair reference (a ReLU
+    network's loss has a kink for every sample and unit: differences straddle them)."""
+    from gradbatch.config_landscape import NetworkSource
+    from gradbatch.landscape import build_network, build_plane
+
+    (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
+    with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: filter, "
+                        "seed: 4}}\ngrid: {alpha: [-1, 1, 5], beta: [-1, 1, 5]}\ndtype: float64\n") as f:
+        g = f["n"]
+        lm = g["landscape"]
+        assert g["value"][2, 2] == pytest.approx(lm.attrs["loss_at_theta"], rel=1e-6)  # alpha = beta = 0
+        src = NetworkSource("models:good", tmp_path.resolve(), directions="filter", seed=4)
+        net = build_network(src)
+        plane = build_plane(net, src, 2)
+        for n, v in zip(lm.attrs["parameters"], _split(lm)):
+            np.testing.assert_allclose(v, plane.theta[n].numpy(), rtol=1e-6)
+        dirs = plane.directions
+        for jj, ii in [(1, 3), (4, 0), (2, 2)]:
+            a, b = float(g["alpha"][ii]), float(g["beta"][jj])
+            assert g["value"][jj, ii] == pytest.approx(_loss_at(net, plane.theta, dirs, (a, b)), rel=1e-6)
+            h = 1e-5
+            fd_a = (_loss_at(net, plane.theta, dirs, (a + h, b)) - _loss_at(net, plane.theta, dirs, (a - h, b))) / (2 * h)
+            fd_b = (_loss_at(net, plane.theta, dirs, (a, b + h)) - _loss_at(net, plane.theta, dirs, (a, b - h))) / (2 * h)
+            assert g["grad_alpha"][jj, ii] == pytest.approx(fd_a, rel=1e-6, abs=1e-8)
+            assert g["grad_beta"][jj, ii] == pytest.approx(fd_b, rel=1e-6, abs=1e-8)
+
+
+def test_mlp_plane_value_at_the_origin_is_the_trained_loss(tmp_path: Path) -> None:
+    src, net = _problem()
+    with _net(tmp_path, ", directions: random") as f:
+        at = _loss_at(net, {k: v.detach() for k, v in net.model.named_parameters()}, [], ())
+        assert f["n/value"][2, 2] == pytest.approx(at, rel=1e-6)
+        assert f["n/landscape"].attrs["loss_at_theta"] == pytest.approx(at, rel=1e-6)
+
+
+def _split(lm: h5py.Group) -> list[np.ndarray]:
+    """θ* from the store, cut back into the model's parameters."""
+    import json
+
+    flat, out, i = lm["theta"][...], [], 0
+    for shape in json.loads(lm.attrs["shapes"]):
+        n = int(np.prod(shape))
+        out.append(flat[i:i + n].reshape(shape))
+        i += n
+    return out
+
+
+def test_filter_normalised_directions_have_the_weights_filter_norms() -> None:
+    from gradbatch.landscape import filter_normalize
+
+    gen = torch.Generator().manual_seed(0)
+    theta = {"w": torch.randn(5, 3, 2, generator=gen), "b": torch.randn(5, generator=gen)}
+    d = {k: torch.randn(v.shape, generator=gen) for k, v in theta.items()}
+    out = filter_normalize(d, theta)
+    torch.testing.assert_close(out["w"].reshape(5, -1).norm(dim=1), theta["w"].reshape(5, -1).norm(dim=1))
+    assert torch.equal(out["b"], torch.zeros(5))  # biases left out
+    # each filter keeps its direction
+    cos = torch.nn.functional.cosine_similarity(out["w"].reshape(5, -1), d["w"].reshape(5, -1), dim=1)
+    torch.testing.assert_close(cos, torch.ones(5))
+    out = filter_normalize(d, theta, include_1d=True)
+    assert float(out["b"].norm()) == pytest.approx(float(theta["b"].norm()))
+
+
+def test_pca_plane_holds_the_training_trajectory(tmp_path: Path) -> None:
+    with _net(tmp_path, ", directions: pca", "{alpha: [-20, 5, 11], beta: [-5, 5, 9]}") as f:
+        g = f["n"]
+        var = g["landscape"].attrs["explained_variance"]
+        assert len(var) == 2 and 0 < var[1] <= var[0] and var.sum() <= 1 + 1e-9
+        tr = g["paths/training"]
+        pos = tr["positions"][0]
+        assert pos.shape == (13, 2)  # steps 0, 5, ..., 60
+        np.testing.assert_allclose(pos[-1], 0.0, atol=1e-4)  # θ* is the trajectory's end
+        assert tr["values"][0, -1] == pytest.approx(g["landscape"].attrs["loss_at_theta"], rel=1e-5)
+        assert tr["values"][0, 0] > tr["values"][0, -1]  # training lowered the loss
+        assert list(tr.attrs["recorded_steps"]) == list(range(0, 61, 5))
+    from gradbatch.store import inspect
+
+    assert "training" in str(inspect(tmp_path / "n.h5").jobs[0].trajectories)
+
+
+def test_plane_through_three_checkpoints(tmp_path: Path) -> None:
+    src, net = _problem()
+    with _net(tmp_path, ", directions: checkpoints, checkpoints: [0, 30, 60]", "{alpha: [0, 1, 3], beta: [0, 1, 3]}") as f:
+        v = f["n/value"][...]
+        losses = {s: _loss_at(net, net.trajectory[net.steps.index(s)], [], ()) for s in (0, 30, 60)}
+        assert v[0, 0] == pytest.approx(losses[0], rel=1e-5)
+        assert v[0, 2] == pytest.approx(losses[30], rel=1e-5)  # alpha = 1: the second checkpoint
+        assert v[2, 0] == pytest.approx(losses[60], rel=1e-5)  # beta = 1: the third
+
+
+def test_a_line_through_two_checkpoint_files(tmp_path: Path) -> None:
+    src, net = _problem()
+    torch.save(net.trajectory[0], tmp_path / "a.pt")
+    torch.save(net.trajectory[-1], tmp_path / "b.pt")
+    with _net(tmp_path, ", directions: checkpoints, checkpoints: [a.pt, b.pt]", "{t: [0, 1, 5]}") as f:
+        v = f["n/value"][...]
+        assert v[0] == pytest.approx(_loss_at(net, net.trajectory[0], [], ()), rel=1e-5)
+        assert v[-1] == pytest.approx(_loss_at(net, net.trajectory[-1], [], ()), rel=1e-5)
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+def good():
+    torch.manual_seed(0)
+    x = torch.randn(50, 3)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    return model, nn.MSELoss(), (x, x.sum(1, keepdim=True))
+
+def wrong_inputs():
+    model = nn.Linear(3, 1)
+    return model, nn.MSELoss(), (torch.randn(10, 5), torch.randn(10, 1))
+
+def not_a_model():
+    return "model", nn.MSELoss(), (torch.randn(10, 3), torch.randn(10, 1))
+
+def unreduced():
+    return nn.Linear(3, 1), nn.MSELoss(reduction="none"), (torch.randn(10, 3), torch.randn(10, 1))
+'''
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("wrong_inputs", r"loss\(model\(inputs\), targets\) failed with inputs of shape \(10, 5\)"),
+    ("not_a_model", "returned a str as the model; expected a torch.nn.Module"),
+    ("unreduced", r"the loss must be one number \(a reduced loss\); got \(10, 1\)"),
+])
+def test_model_factory_errors(tmp_path: Path, ref: str, message: str) -> None:
+    (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
+    with pytest.raises(FunctionError, match=message):
+        _run(tmp_path, f"name: n\nfunction: {{network: {{model: {{callable: 'models:{ref}'}}}}}}\n"
+                       "grid: {a: [-1, 1, 3], b: [-1, 1, 3]}\n")
+
+
+def test_a_users_model_factory_runs_with_random_directions(tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
+    with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: random}}\n"
+                        "grid: {a: [-1, 1, 5], b: [-1, 1, 5]}\n") as f:
+        assert np.isfinite(f["n/value"][...]).all() and f["n/value"][2, 2] == pytest.approx(
+            f["n/landscape"].attrs["loss_at_theta"], rel=1e-5)
+        assert "paths" not in f["n"]  # no trajectory given: none stored
