@@ -72,6 +72,18 @@ def describe(info: StoreInfo | str | Path) -> str:
             lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
                          f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
         t = j.trajectories
+        if "landscape" in t:
+            la = t["landscape"]
+            if la.get("kind") == "data":
+                fit = (f"; least squares: slope {la['lstsq'][0]:.6g}, bias {la['lstsq'][1]:.6g}"
+                       if "lstsq" in la else "")
+                lines.append(f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over "
+                             f"{la.get('rows')} rows{fit}")
+            else:
+                var = la.get("explained_variance")
+                ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
+                lines.append(f"  landscape  {la.get('directions')} directions, loss at the centre "
+                             f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")
         for label, p in t.get("paths", {}).items():
             stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
             lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "

@@ -82,8 +82,8 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
     if plane.explained_variance is not None:
         attrs["explained_variance"] = plane.explained_variance
     write_landscape(part, plan.job.name, {"theta": theta, "directions": dirs}, attrs)
-    if not net.trajectory:
-        return
+    if not net.trajectory or src.directions not in ("pca", "checkpoints"):
+        return  # random directions miss a trajectory almost entirely (Li et al. 2018, section 7)
     coords = project(plane, net.trajectory)  # [T, ndim]
     with torch.no_grad():
         losses = np.array([float(net.loss(torch.func.functional_call(net.model, s, (net.inputs,)), net.targets))

@@ -51,8 +51,11 @@ class _PerPointLoss(torch.autograd.Function):
     def forward(ctx: Any, batch_loss: BatchLoss, chunk: int, *coords: torch.Tensor) -> torch.Tensor:
         need = any(ctx.needs_input_grad[2:])
         points = torch.stack([c.detach() for c in coords], 1)
-        uniq, inverse = torch.unique(points, dim=0, return_inverse=True)
-        n = uniq.shape[0]
+        inverse = _distinct(coords)
+        n = int(inverse.max()) + 1 if inverse.numel() else 0
+        rep = torch.empty(n, dtype=torch.long, device=points.device)
+        rep.scatter_(0, inverse, torch.arange(inverse.numel(), device=points.device))  # one of each
+        uniq = points[rep]
         values = torch.empty(n, dtype=points.dtype, device=points.device)
         grads = torch.empty_like(uniq) if need else None
         for s in range(0, n, chunk):
@@ -74,6 +77,16 @@ class _PerPointLoss(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         (grads,) = ctx.saved_tensors
         return (None, None, *(grad_out * g for g in grads.unbind(1)))
+
+
+def _distinct(coords: Sequence[torch.Tensor]) -> torch.Tensor:
+    """For each point, the index of its distinct point: one 1D ``unique`` per axis and one over
+    the combined keys (a row-wise ``unique(dim=0)`` is 50x slower)."""
+    key = torch.zeros(coords[0].shape, dtype=torch.long, device=coords[0].device)
+    for c in coords:
+        values, inv = torch.unique(c.detach(), return_inverse=True)
+        key = key * len(values) + inv
+    return torch.unique(key, return_inverse=True)[1]
 
 
 def _field(batch_loss: BatchLoss, chunk: int) -> Callable[..., torch.Tensor]:

@@ -447,6 +447,10 @@ def _trajectories(g: h5py.Group) -> dict[str, Any]:
         kinds = [str(k) for k in b["minima/kind"].asstr()[...]]
         out["basins"] = {"resolution": list(b["label"].shape[::-1]), "minima": len(kinds), "kinds": kinds,
                          "points": b["minima/point"][...].tolist(), "counts": b["minima/count"][...].tolist()}
+    if "landscape" in g:
+        la = g["landscape"].attrs
+        keep = ("kind", "model", "loss", "rows", "lstsq", "directions", "loss_at_theta", "explained_variance")
+        out["landscape"] = {k: (la[k].tolist() if hasattr(la[k], "tolist") else la[k]) for k in keep if k in la}
     if "streamlines" in g:
         sl = g["streamlines"]
         out["streamlines"] = {"lines": int(sl["offsets"].shape[0] - 1), "points": int(sl["points"].shape[0]),

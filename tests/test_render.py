@@ -174,10 +174,10 @@ def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "cb.png",
                       options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays")))
     b = _brightness(img)
-    bar = b[:, 290:]  # the bar is in the right 110 pixels, the data view left of it
+    bar = b[:, 270:]  # the bar is in the right 130 pixels, the data view left of it
     cols = np.nonzero((bar > 0).sum(axis=0) > 100)[0]  # the bar's columns: tall and lit
     assert len(cols) >= 5
-    c = 290 + int(cols[len(cols) // 2])
+    c = 270 + int(cols[len(cols) // 2])
     lit = np.nonzero(b[30:, c] > 0)[0] + 30  # below the field's name
     top, bottom = b[lit[0] + 3, c], b[lit[-1] - 3, c]
     assert top > bottom + 300  # white (high) on top, black (low) at the bottom

@@ -74,7 +74,7 @@ def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any
     if not (options.colorbar and "image" in options.layers):
         return view, None
     side = grid.add_grid(row=0, col=1)  # the field's name above its colour bar
-    side.width_max = side.width_min = 110
+    side.width_max = side.width_min = 130
     title = side.add_widget(scene.Label(_bar_label(options), color="white", font_size=9), row=0, col=0)
     title.height_max = 24
     bar = scene.ColorBarWidget(cmap=options.colormap, orientation="right", clim=(0, 1), label="",
