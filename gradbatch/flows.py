@@ -88,8 +88,8 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
     with torch.no_grad():
         losses = np.array([float(net.loss(torch.func.functional_call(net.model, s, (net.inputs,)), net.targets))
                            for s in net.trajectory])
-    rel = float(np.linalg.norm(dirs.T @ coords[-1] + theta - np.concatenate(
-        [net.trajectory[-1][n].reshape(-1).numpy() for n in names])) / max(np.linalg.norm(theta), 1e-12))
+    last = np.concatenate([net.trajectory[-1][n].reshape(-1).numpy() for n in names])
+    rel = float(np.linalg.norm(dirs.T @ coords[-1] + theta - last)) / max(float(np.linalg.norm(theta)), 1e-12)
     t = len(coords)
     d = Descent(final=coords[-1:], final_value=losses[-1:], stop_step=np.array([t - 1]),
                 reason=np.array([REASONS.index("max_steps")], dtype=np.int8), positions=coords[None],

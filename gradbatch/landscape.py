@@ -150,7 +150,7 @@ def _read_columns(d: FileData, where: str) -> dict[str, np.ndarray]:
             with np.load(d.path) as z:
                 cols = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
         else:
-            arr = np.genfromtxt(d.path, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
+            arr: Any = np.genfromtxt(d.path, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
             cols = {k: np.atleast_1d(arr[k]).astype(np.float64) for k in (arr.dtype.names or ())}
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{where}.file: cannot read {d.path} ({exc})") from None

@@ -110,7 +110,14 @@ def value_and_jacobian(ff: FieldFunction, coords: Coords
 
 def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords,
               functional: bool = False) -> dict[str, torch.Tensor]:
-    values, jac = _jacobian(ff, coords, functional)
+    derivatives = any(o in (Output.GRADIENT, Output.DIVERGENCE, Output.CURL)
+                      or (o is Output.MAGNITUDE and ff.kind == "scalar") for o in outputs)
+    if derivatives:
+        values, jac = _jacobian(ff, coords, functional)
+    else:  # values only: no autograd graph at all (a network landscape's value costs a third)
+        with torch.no_grad():
+            out_fn = ff.fn(*coords)
+        values, jac = ([cast(torch.Tensor, out_fn)] if ff.kind == "scalar" else list(cast(tuple, out_fn))), []
     out: dict[str, torch.Tensor] = {}
     n = len(axes)
     for o in outputs:
