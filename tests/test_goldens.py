@@ -29,7 +29,7 @@ JOBS = {
     "ripple": "name: ripple\nfunction: {builtin: ripple}\ngrid: {x: [-4, 4, 64], y: [-4, 4, 64]}\n",
 }
 CASES = {  # golden name: (job, render options)
-    "himmelblau_all_layers": ("himmelblau", dict(size=(240, 180), descent=True, pixels_per_arrow=16)),
+    "himmelblau_all_layers": ("himmelblau", dict(size=(400, 240), descent=True, pixels_per_arrow=16)),
     "cubic_1d": ("cubic", dict(size=(240, 160), pixels_per_arrow=16)),
     "ripple_surface": ("ripple", dict(size=(240, 180), surface=True, colormap="hot")),
 }

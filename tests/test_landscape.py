@@ -273,3 +273,16 @@ def test_a_users_model_factory_runs_with_random_directions(tmp_path: Path) -> No
         assert np.isfinite(f["n/value"][...]).all() and f["n/value"][2, 2] == pytest.approx(
             f["n/landscape"].attrs["loss_at_theta"], rel=1e-5)
         assert "paths" not in f["n"]  # no trajectory given: none stored
+
+
+def test_basins_on_a_data_landscape_find_the_fit_as_a_minimum(tmp_path: Path) -> None:
+    """A landscape has first derivatives only through its chunks: the Hessian that classifies
+    the point found comes from differences of the autograd gradient."""
+    x, y = _seed002_data()
+    (m_ls, b_ls), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    with _run(tmp_path, SEED002 + "basins: {resolution: 4, steps: 3000, optimizer: {name: sgd, lr: 0.001}}\n") as f:
+        t = f["lin/basins/minima"]
+        np.testing.assert_allclose(t["point"][...], [[m_ls, b_ls]], rtol=1e-9)
+        assert t["kind"].asstr()[0] == "minimum" and (t["eigenvalues"][0] > 0).all()
+        np.testing.assert_allclose(sorted(t["eigenvalues"][0]),  # the SSE's Hessian: 2 [[sum x^2, sum x], [sum x, n]]
+                                   np.linalg.eigvalsh(2 * np.array([[x @ x, x.sum()], [x.sum(), len(x)]])), rtol=1e-5)

@@ -23,6 +23,7 @@ __all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE",
 
 LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
 DEFAULT_LAYERS = ("image", "basins", "arrows", "streamlines", "paths")  # contours on request
+BAR_WIDTH = 130  # pixels: the colour bar, its ticks and the field's name
 NEEDS_VISPY = "drawing needs vispy: pip install 'gradbatch[viewer]'"
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
 
@@ -71,10 +72,10 @@ def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any
     """The data view of ``canvas``, and a colour bar widget beside it (None without one)."""
     grid = canvas.central_widget.add_grid()
     view = grid.add_view(row=0, col=0)
-    if not (options.colorbar and "image" in options.layers):
-        return view, None
+    if not (options.colorbar and "image" in options.layers) or canvas.size[0] < 3 * BAR_WIDTH:
+        return view, None  # a picture narrower than three bars keeps its width for the data
     side = grid.add_grid(row=0, col=1)  # the field's name above its colour bar
-    side.width_max = side.width_min = 130
+    side.width_max = side.width_min = BAR_WIDTH
     title = side.add_widget(scene.Label(_bar_label(options), color="white", font_size=9), row=0, col=0)
     title.height_max = 24
     bar = scene.ColorBarWidget(cmap=options.colormap, orientation="right", clim=(0, 1), label="",
