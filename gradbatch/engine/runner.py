@@ -158,41 +158,40 @@ def _crop(t: torch.Tensor, valid: tuple[int, ...]) -> torch.Tensor:
     return t[tuple(slice(0, n) for n in valid)]
 
 
-def evaluate(
-    plan: JobPlan,
-    skip: set[int] | frozenset[int] = frozenset(),
-    stats: EvalStats | None = None,
-) -> Iterator[TileResult]:
-    """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers), in order."""
-    stats = stats if stats is not None else EvalStats()
-    job = plan.job
-    dev = plan.device
-    axes_dev = [torch.as_tensor(a, device=dev) for a in plan.axes]
-    todo = [t for t in plan.layout if t.flat not in skip]
-    if not todo:
-        return
-    points = sum(t.size for t in todo)
-    kernel = build_kernel(plan.function, job.grid.names, plan.outputs, job.compile, points)
-    steps = check_steps(plan.axes) if plan.check else ()
-    check = stats.check if stats.check is not None else CheckStats()
-    if plan.check:
-        stats.check = check
-    if kernel.compiled:
-        t0 = time.perf_counter()
-        kernel = warm_up(kernel, tile_axes(axes_dev, plan.layout, todo[0]), job.compile)
-        stats.compile_s = time.perf_counter() - t0
-    stats.compiled = kernel.compiled
+@dataclass
+class TileComputer:
+    """What one process needs to compute any tile of a plan: the kernel (compiled on first use
+    where the job asks), the axes on the device, the check's steps. :func:`evaluate` uses one;
+    so does each worker of a cluster (``gradbatch.distributed``)."""
 
-    cuda = dev.type == "cuda"
-    copy_stream = torch.cuda.Stream(dev) if cuda else None
-    pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event] | None = None
-    for tile in todo:
-        t_tile = time.perf_counter()
-        axes1d = tile_axes(axes_dev, plan.layout, tile)
+    plan: JobPlan
+    stats: EvalStats
+    points: int  # points this process is expected to compute: decides compile: auto
+
+    def __post_init__(self) -> None:
+        plan = self.plan
+        self.axes_dev = [torch.as_tensor(a, device=plan.device) for a in plan.axes]
+        self.kernel = build_kernel(plan.function, plan.job.grid.names, plan.outputs, plan.job.compile, self.points)
+        self.steps = check_steps(plan.axes) if plan.check else ()
+        if plan.check and self.stats.check is None:
+            self.stats.check = CheckStats()
+        self.warm = not self.kernel.compiled
+
+    def fields(self, tile: Tile) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+        """The tile's fields (valid shape) and pyramid pieces, on the plan's device."""
+        plan, stats = self.plan, self.stats
+        axes1d = tile_axes(self.axes_dev, plan.layout, tile)
+        if not self.warm:
+            t0 = time.perf_counter()
+            self.kernel = warm_up(self.kernel, axes1d, plan.job.compile)
+            stats.compile_s += time.perf_counter() - t0
+            self.warm = True
+        stats.compiled = self.kernel.compiled
         try:
-            out = _compute(kernel, axes1d, stats)
+            out = _compute(self.kernel, axes1d, stats)
             if plan.check:
-                check.merge(finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, steps))
+                assert stats.check is not None
+                stats.check.merge(finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps))
         except (EngineError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as exc:
@@ -200,23 +199,48 @@ def evaluate(
                                 f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
         out = {k: v.detach() for k, v in out.items()}
         levels = tile_levels(out, tile.shape, plan.levels)
-        fields = {k: _crop(v, tile.shape) for k, v in out.items()}
-        if not cuda:
-            result = TileResult(tile, {k: v.numpy() for k, v in fields.items()},
-                                [{k: v.numpy() for k, v in lv.items()} for lv in levels])
-            stats.tiles += 1
-            stats.points += tile.size
-            stats.compute_s += time.perf_counter() - t_tile
-            yield result
-            continue
-        assert copy_stream is not None
+        return {k: _crop(v, tile.shape) for k, v in out.items()}, levels
+
+    def host(self, tile: Tile) -> TileResult:
+        """The tile as host arrays (CPU tensors are shared, not copied)."""
+        t0, compiling = time.perf_counter(), self.stats.compile_s
+        fields, levels = self.fields(tile)
+        result = TileResult(tile, {k: v.cpu().numpy() for k, v in fields.items()},
+                            [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels])
+        self.stats.tiles += 1
+        self.stats.points += tile.size
+        self.stats.compute_s += time.perf_counter() - t0 - (self.stats.compile_s - compiling)
+        return result
+
+
+def evaluate(
+    plan: JobPlan,
+    skip: set[int] | frozenset[int] = frozenset(),
+    stats: EvalStats | None = None,
+) -> Iterator[TileResult]:
+    """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers), in order."""
+    stats = stats if stats is not None else EvalStats()
+    dev = plan.device
+    todo = [t for t in plan.layout if t.flat not in skip]
+    if not todo:
+        return
+    computer = TileComputer(plan, stats, sum(t.size for t in todo))
+    if dev.type != "cuda":
+        for tile in todo:
+            yield computer.host(tile)
+        return
+    copy_stream = torch.cuda.Stream(dev)
+    pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event] | None = None
+    for tile in todo:
+        t_tile, compiling = time.perf_counter(), stats.compile_s
+        fields, levels = computer.fields(tile)
         copy_stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(copy_stream):
             host_fields = {k: _to_pinned(v, copy_stream) for k, v in fields.items()}
             host_levels = [{k: _to_pinned(v, copy_stream) for k, v in lv.items()} for lv in levels]
             event = torch.cuda.Event()
             event.record(copy_stream)
-        stats.compute_s += time.perf_counter() - t_tile
+        stats.compute_s += time.perf_counter() - t_tile - (stats.compile_s - compiling)
         if pending is not None:
             yield _finish(pending, stats)
         pending = (tile, host_fields, host_levels, event)
