@@ -73,9 +73,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.config is None:
         print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)",
               file=sys.stderr)
+    cluster = None
+    if args.workers is not None or args.scheduler is not None:
+        if args.workers is not None and args.scheduler is not None:
+            raise SystemExit("gradbatch run: give --workers N (a local cluster) or --scheduler ADDRESS, not both")
+        if args.workers is not None and args.workers < 1:
+            raise SystemExit(f"gradbatch run: --workers: expected at least 1, got {args.workers}")
+        from .distributed import ClusterOptions
+
+        cluster = ClusterOptions(workers=args.workers or 0, scheduler=args.scheduler)
     reports = run(args.config, output=args.output, resume=args.resume, overwrite=args.overwrite,
                   device=args.device, progress=None if args.quiet else ProgressBar(),
-                  log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+                  log=None if args.quiet else (lambda m: print(m, file=sys.stderr)), cluster=cluster)
     for r in reports:
         raw = r.points * len(r.fields) * 4
         check = ""
@@ -196,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     r.add_argument("--device", help="override every job's device: auto, cpu, cuda, cuda:N")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.add_argument("--workers", type=int, help="compute tiles on a local Dask cluster of N worker processes "
+                                              "(pip install 'gradbatch[dask]')")
+    r.add_argument("--scheduler", help="compute tiles on a running Dask cluster, e.g. tcp://HOST:8786")
     r.set_defaults(func=_cmd_run)
 
     i = sub.add_parser("info", help="describe what a gradbatch HDF5 file holds")

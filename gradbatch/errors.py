@@ -25,6 +25,7 @@ __all__ = [
     "EngineError",
     "StoreError",
     "ViewerError",
+    "ClusterError",
 ]
 
 
@@ -69,3 +70,7 @@ class StoreError(GradbatchError):
 class ViewerError(GradbatchError):
     """The viewer cannot draw what was asked (bad options), or cannot run here (no vispy, no
     OpenGL, no display)."""
+
+
+class ClusterError(GradbatchError):
+    """A Dask cluster cannot be started or reached, or a tile's task killed every worker it ran on."""

@@ -88,10 +88,11 @@ def run(
     device: str | None = None,
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
+    cluster: Any = None,
 ) -> list[JobReport]:
     """Load a job file (the embedded example when ``path`` is None) and run every job in it."""
     return run_jobs(load_config(path, output=output), resume=resume, overwrite=overwrite,
-                    device=device, progress=progress, log=log)
+                    device=device, progress=progress, log=log, cluster=cluster)
 
 
 def run_jobs(
@@ -102,12 +103,17 @@ def run_jobs(
     device: str | None = None,
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
+    cluster: Any = None,
 ) -> list[JobReport]:
     """Run jobs, writing each output file under a ``.partial`` name until all its jobs are done.
 
     ``resume`` finishes a partial file left by an interrupted run (only missing tiles are
     computed); ``overwrite`` replaces an existing output (the old file stays until the new one is
     complete). Without either, an existing output or partial file is an error.
+
+    ``cluster``: compute the tiles on Dask workers, this process writing the file: a
+    :class:`gradbatch.distributed.ClusterOptions` (a local cluster is started and closed here) or a
+    connected :class:`gradbatch.distributed.Cluster`.
     """
     say = log or (lambda msg: None)
     if isinstance(jobs, JobFile):
@@ -140,6 +146,23 @@ def run_jobs(
     plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
     for plan in plans.values():
         check_flows(plan)
+    own_cluster = None
+    if cluster is not None and todo:
+        from .distributed import Cluster, connect
+
+        if not isinstance(cluster, Cluster):
+            gpus = torch.cuda.device_count() if any(p.device.type == "cuda" for p in plans.values()) else 0
+            cluster = own_cluster = connect(cluster, gpus)
+            say(f"cluster: {cluster.workers} workers on {cluster.client.scheduler.address}")
+    try:
+        return _run_all(todo, plans, resume, progress, say, cluster)
+    finally:
+        if own_cluster is not None:
+            own_cluster.close()
+
+
+def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool,
+             progress: ProgressFn | None, say: Callable[[str], None], cluster: Any) -> list[JobReport]:
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
@@ -151,7 +174,7 @@ def run_jobs(
             if resume and part.exists() and job_complete(part, job.name):
                 say(f"{job.name}: complete already in {part}")
                 continue
-            reports.append(_run_one(plans[id(job)], part, progress, say))
+            reports.append(_run_one(plans[id(job)], part, progress, say, cluster))
         commit(part, out)
         say(f"wrote {out}")
         for job in group:  # pictures last: the data is safe on disk whatever happens here
@@ -228,7 +251,8 @@ class _WriterThread(threading.Thread):
                 continue
 
 
-def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None]) -> JobReport:
+def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None],
+             cluster: Any = None) -> JobReport:
     job = plan.job
     writer = JobWriter(part, job.name, plan.fields, list(zip(job.grid.names, plan.axes)),
                        plan.layout, plan.levels, job.compression.value, _provenance(plan))
@@ -250,7 +274,13 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     thread = _WriterThread(writer)
     thread.start()
     try:
-        for result in evaluate(plan, done, stats):
+        if cluster is None:
+            tiles = evaluate(plan, done, stats)
+        else:
+            from .distributed import evaluate_on
+
+            tiles = evaluate_on(cluster, plan, done, stats)
+        for result in tiles:
             thread.put(result)
             if progress is not None:
                 progress(Progress(job.name, len(done) + thread.written, total_tiles,

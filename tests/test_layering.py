@@ -29,6 +29,12 @@ def test_reading_a_file_does_not_import_torch(tmp_path) -> None:  # noqa: ANN001
     assert "torch" not in mods
 
 
+def test_running_a_job_does_not_import_dask(tmp_path) -> None:  # noqa: ANN001
+    mods = _modules_after(f"import gradbatch; gradbatch.run_jobs(gradbatch.parse_config('function: x\\ngrid: "
+                          f"{{x: [0, 1, 8]}}', output={str(tmp_path / 'b.h5')!r}))")
+    assert "dask" not in mods and "distributed" not in mods
+
+
 def test_engine_and_config_do_not_import_hdf5_or_vispy() -> None:
     mods = _modules_after("import gradbatch.engine, gradbatch.config, gradbatch.expr")
     assert "h5py" not in mods and "vispy" not in mods
