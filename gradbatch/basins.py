@@ -8,7 +8,7 @@ ends within ``merge_tol`` of, else -1 (it diverged, left the domain, or ended el
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,18 @@ def _merge(points: np.ndarray, tol: float) -> list[np.ndarray]:
     return centres
 
 
+BatchResult = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, finals, steps, reasons
+RunBatches = Callable[[int], Iterable[BatchResult]]
+
+
+def basin_batch(ff: FieldFunction, cfg: BasinsConfig, bounds: Sequence[tuple[float, float]], dtype: torch.dtype,
+                device: torch.device, lo: int, hi: int) -> BatchResult:
+    """Descend from starts ``lo:hi`` of the basins' grid of starts."""
+    starts = start_points(Starts(grid=cfg.resolution), bounds, dtype, device)[lo:hi]
+    r = descend(ff, starts, cfg.optimizer, cfg.steps, cfg.tol, bounds, record=False, fused=True)
+    return lo, hi, r.final, r.stop_step, r.reason
+
+
 def compute_basins(
     ff: FieldFunction,
     cfg: BasinsConfig,
@@ -104,19 +116,29 @@ def compute_basins(
     dtype: torch.dtype,
     device: torch.device,
     progress: Callable[[int, int], None] | None = None,
+    run_batches: RunBatches | None = None,
 ) -> BasinsResult:
-    """Descend from a ``cfg.resolution`` grid of starts in batches of ``cfg.batch``."""
-    starts = start_points(Starts(grid=cfg.resolution), bounds, dtype, device)
-    n = starts.shape[0]
+    """Descend from a ``cfg.resolution`` grid of starts in batches of ``cfg.batch``.
+
+    ``run_batches`` computes batches elsewhere (a cluster: ``gradbatch.distributed``); each
+    start's descent is independent of its batch, so the result is the same.
+    """
+    n = int(np.prod(cfg.resolution))
     finals = np.empty((n, len(bounds)))
     steps = np.empty(n, dtype=np.int32)
     reason = np.empty(n, dtype=np.uint8)
-    for lo in range(0, n, cfg.batch):
-        hi = min(lo + cfg.batch, n)
-        r = descend(ff, starts[lo:hi], cfg.optimizer, cfg.steps, cfg.tol, bounds, record=False, fused=True)
-        finals[lo:hi], steps[lo:hi], reason[lo:hi] = r.final, r.stop_step, r.reason
+    results: Iterable[BatchResult]
+    if run_batches is None:
+        batches = [(lo, min(lo + cfg.batch, n)) for lo in range(0, n, cfg.batch)]
+        results = (basin_batch(ff, cfg, bounds, dtype, device, lo, hi) for lo, hi in batches)
+    else:
+        results = run_batches(n)
+    done = 0
+    for lo, hi, fin, st, re in results:
+        finals[lo:hi], steps[lo:hi], reason[lo:hi] = fin, st, re
+        done += hi - lo
         if progress is not None:
-            progress(hi, n)
+            progress(done, n)
     usable = (reason == REASONS.index("converged")) | (reason == REASONS.index("max_steps"))
     if known:
         centres = [np.asarray(m.point, dtype=np.float64) for m in known]

@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .basins import BatchResult, RunBatches, basin_batch
 from .config import JobConfig
 from .engine.kernel import CheckStats
 from .engine.runner import EvalStats, JobPlan, TileComputer, TileResult, plan_job
 from .errors import ClusterError, DeviceError, GradbatchError
 
-__all__ = ["ClusterOptions", "Cluster", "connect", "evaluate_on", "NEEDS_DASK"]
+__all__ = ["ClusterOptions", "Cluster", "connect", "evaluate_on", "basins_on", "NEEDS_DASK"]
 
 NEEDS_DASK = "running on a cluster needs Dask: pip install 'gradbatch[dask]'"
 IN_FLIGHT_PER_WORKER = 2
@@ -106,9 +107,8 @@ def _preload() -> None:
 _COMPUTERS: dict[str, TileComputer] = {}
 
 
-def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileResult, CheckStats | None, float, float]:
-    """Compute one tile on a worker: (result, the check's stats for this tile, seconds computing,
-    seconds compiling). The worker's plan is built on its first tile of the job and kept."""
+def _computer(key: str, job: JobConfig, device: str) -> TileComputer:
+    """This worker's plan for the job, built on its first task of the job and kept."""
     import torch
 
     torch.set_num_threads(job.threads)
@@ -118,6 +118,13 @@ def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileRe
         plan = plan_job(job, device)
         computer = TileComputer(plan, EvalStats(), plan.job.grid.size)
         _COMPUTERS[key] = computer
+    return computer
+
+
+def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileResult, CheckStats | None, float, float]:
+    """Compute one tile on a worker: (result, the check's stats for this tile, seconds computing,
+    seconds compiling)."""
+    computer = _computer(key, job, device)
     stats = computer.stats
     before = (stats.compute_s, stats.compile_s)
     stats.check = CheckStats() if computer.plan.check else None  # this tile's alone
@@ -125,7 +132,42 @@ def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileRe
     return result, stats.check, stats.compute_s - before[0], stats.compile_s - before[1]
 
 
+def _basins_task(key: str, job: JobConfig, device: str, lo: int, hi: int) -> BatchResult:
+    plan = _computer(key, job, device).plan
+    assert job.basins is not None
+    bounds = tuple((a.start, a.stop) for a in job.grid.axes)
+    return basin_batch(plan.function, job.basins, bounds, plan.dtype, plan.device, lo, hi)
+
+
 # -- on the client -----------------------------------------------------------------------------
+def _job_key(plan: JobPlan) -> str:
+    return f"{plan.job.name}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _device(plan: JobPlan) -> str:
+    return "cuda" if plan.device.type == "cuda" else "cpu"  # a worker sees its own GPU as cuda:0
+
+
+def basins_on(cluster: Cluster, plan: JobPlan) -> RunBatches:
+    """Basins' descents in batches over the cluster: at least four batches a worker."""
+
+    def run(n: int) -> Iterator[BatchResult]:
+        from distributed import as_completed
+
+        cfg = plan.job.basins
+        assert cfg is not None
+        size = max(1, min(cfg.batch, -(-n // (4 * max(1, cluster.workers)))))
+        key = _job_key(plan)
+        job = cluster.client.scatter(plan.job, broadcast=True)
+        futures = [cluster.client.submit(_basins_task, key, job, _device(plan), lo, min(lo + size, n), pure=False,
+                                         key=f"gradbatch-{key}-basins-{lo}") for lo in range(0, n, size)]
+        for future in as_completed(futures):
+            yield future.result()
+
+    return run
+
+
+
 def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int] = frozenset(),
                 stats: EvalStats | None = None) -> Iterator[TileResult]:
     """Every tile of ``plan`` not in ``skip``, computed on the cluster, yielded in tile order."""
@@ -136,10 +178,8 @@ def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int]
     if not todo:
         return
     client = cluster.client
-    device = str(plan.device) if plan.device.type == "cuda" else "cpu"
-    if plan.device.type == "cuda":
-        device = "cuda"  # each worker sees its own GPU as cuda:0
-    key = f"{plan.job.name}-{os.getpid()}-{time.monotonic_ns()}"
+    device = _device(plan)
+    key = _job_key(plan)
     job = client.scatter(plan.job, broadcast=True)
     window = max(1, cluster.workers) * cluster.options.in_flight_per_worker
     if plan.check and stats.check is None:

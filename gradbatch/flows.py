@@ -100,8 +100,9 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
     say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
-def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None]) -> dict[str, float]:
-    """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each."""
+def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any = None) -> dict[str, float]:
+    """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each.
+    ``cluster`` (``gradbatch.distributed.Cluster``): basins' descents run on its workers."""
     job = plan.job
     bounds = _bounds(job)
     timings: dict[str, float] = {}
@@ -122,8 +123,14 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None]) -> dict[str
     if job.basins is not None:
         bcfg = job.basins
         t0 = time.perf_counter()
+        batches = None
+        if cluster is not None:
+            from .distributed import basins_on
+
+            batches = basins_on(cluster, plan)
         result = compute_basins(ff, bcfg, bounds, ff.minima, plan.dtype, plan.device,
-                                progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"))
+                                progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
+                                run_batches=batches)
         attrs = {**_opt_attrs(bcfg.optimizer), "steps": bcfg.steps, "tol": bcfg.tol,
                  "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS)}
         write_basins(part, job.name, result, job.grid.names, attrs)

@@ -303,7 +303,7 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     wall = time.perf_counter() - t0
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
-    flow_timings = run_flows(plan, part, say)
+    flow_timings = run_flows(plan, part, say, cluster)
     computed_points = total_points - resumed_points
     final = {
         "device": device,
