@@ -26,6 +26,7 @@ from .basins import BatchResult, RunBatches, basin_batch
 from .config import JobConfig
 from .engine.kernel import CheckStats
 from .engine.runner import EvalStats, JobPlan, TileComputer, TileResult, plan_job
+from .store import ChunkEncoder
 from .errors import ClusterError, DeviceError, GradbatchError
 
 __all__ = ["ClusterOptions", "Cluster", "connect", "evaluate_on", "basins_on", "NEEDS_DASK"]
@@ -105,6 +106,7 @@ def _preload() -> None:
 
 # -- on the workers ----------------------------------------------------------------------------
 _COMPUTERS: dict[str, TileComputer] = {}
+_ENCODERS: dict[str, ChunkEncoder] = {}
 
 
 def _computer(key: str, job: JobConfig, device: str) -> TileComputer:
@@ -128,8 +130,16 @@ def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileRe
     stats = computer.stats
     before = (stats.compute_s, stats.compile_s)
     stats.check = CheckStats() if computer.plan.check else None  # this tile's alone
-    result = computer.host(computer.plan.layout.tile_of(flat))
-    return result, stats.check, stats.compute_s - before[0], stats.compile_s - before[1]
+    plan = computer.plan
+    result = computer.host(plan.layout.tile_of(flat))
+    # compressed here, where there are many of us: the writer only stores the bytes
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        _ENCODERS.clear()
+        encoder = _ENCODERS[key] = ChunkEncoder(plan.layout, plan.axes[0].dtype, plan.job.compression.value)
+    chunks = encoder.encode(result.tile, result.fields)
+    encoded = TileResult(result.tile, {}, result.levels, chunks)
+    return encoded, stats.check, stats.compute_s - before[0], stats.compile_s - before[1]
 
 
 def _basins_task(key: str, job: JobConfig, device: str, lo: int, hi: int) -> BatchResult:

@@ -230,7 +230,7 @@ class _WriterThread(threading.Thread):
                 continue
             t0 = time.perf_counter()
             try:
-                self.writer.write_tile(item.tile, item.fields, item.levels)
+                self.writer.write_tile(item.tile, item.fields, item.levels, item.chunks)
             except OSError as exc:  # disk full, file system gone: a user-facing error
                 self.error = StoreError(f"{self.writer.path}: writing tile {item.tile.index} failed: "
                                         f"{exc}; the tiles written so far stay for --resume")

@@ -48,6 +48,34 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+class ChunkEncoder:
+    """Encodes a tile's fields into the chunks the job's file would hold: the same dataset
+    definition (shape, chunks, dtype, fill, filters) in an in-memory HDF5 file, written, then
+    read back raw. A process other than the writer (a cluster worker) can so do the
+    compressing, and the writer stores the bytes as they are: the file is the same."""
+
+    def __init__(self, lay: TileLayout, dtype: np.dtype, compression: str) -> None:
+        self.lay = lay
+        self.dtype = np.dtype(dtype)
+        self.filters = _filters(compression)
+        self.count = 0
+
+    def encode(self, tile: Tile, fields: Mapping[str, np.ndarray]) -> dict[str, tuple[int, bytes]]:
+        self.count += 1
+        chunks = tuple(min(c, n) for c, n in zip(self.lay.tile, self.lay.shape))
+        out = {}
+        # a fresh in-memory file per tile: memory stays one tile's chunks
+        with h5py.File(f"gradbatch-encode-{os.getpid()}-{self.count}.h5", "w", driver="core",
+                       backing_store=False) as f:
+            for name, data in fields.items():
+                d = f.create_dataset(name, shape=self.lay.shape, dtype=self.dtype, chunks=chunks,
+                                     fillvalue=np.nan, **self.filters)
+                d.write_direct(np.ascontiguousarray(data, dtype=self.dtype), dest_sel=tile.slices)
+                mask, raw = d.id.read_direct_chunk(tile.start)
+                out[name] = (int(mask), bytes(raw))
+        return out
+
+
 def _filters(compression: str) -> dict[str, Any]:
     """HDF5 filter settings for ``compression`` ("lz4", "zstd", "gzip" or "none")."""
     if compression == "lz4":
@@ -223,14 +251,20 @@ class JobWriter:
         return keep
 
     def write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
-                   levels: Sequence[Mapping[str, np.ndarray]]) -> None:
+                   levels: Sequence[Mapping[str, np.ndarray]],
+                   chunks: Mapping[str, tuple[int, bytes]] | None = None) -> None:
         """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
-        data and its pyramid chunks are flushed."""
+        data and its pyramid chunks are flushed. ``chunks``: fields already encoded by a
+        :class:`ChunkEncoder` (filter mask, bytes), stored as they are."""
         assert self._file is not None, "open() first"
         g = self._file[self.job]
         sl = tile.slices
         for name in self.fields:
-            g[name].write_direct(np.ascontiguousarray(fields[name]), dest_sel=sl)
+            if chunks is not None and name in chunks:
+                mask, data = chunks[name]
+                g[name].id.write_direct_chunk(tile.start, data, mask)
+            else:
+                g[name].write_direct(np.ascontiguousarray(fields[name]), dest_sel=sl)
         finished: list[tuple[int, ...]] = [tile.index] if not levels else []
         for k, level in enumerate(levels, start=1):
             done_group = self._add_to_group(g, tile, k, level)

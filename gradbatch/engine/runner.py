@@ -56,11 +56,14 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class TileResult:
-    """One computed tile: host arrays of its valid shape, and its pyramid pieces."""
+    """One computed tile: host arrays of its valid shape, and its pyramid pieces. A cluster
+    worker sends ``chunks`` instead of ``fields``: each field's HDF5 chunk, already compressed
+    (filter mask, bytes), for the writer to store as it is."""
 
     tile: Tile
     fields: dict[str, np.ndarray]
     levels: list[dict[str, np.ndarray]]
+    chunks: dict[str, tuple[int, bytes]] | None = None
 
 
 @dataclass
