@@ -16,6 +16,7 @@ Optional (``pip install 'gradbatch[dask]'``): nothing else in gradbatch imports 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -195,8 +196,14 @@ def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int]
     if plan.check and stats.check is None:
         stats.check = CheckStats()
 
+    tries: dict[int, int] = {}
+    flat_of: dict[str, int] = {}
+
     def submit(flat: int) -> Any:
-        return client.submit(_tile_task, key, job, device, flat, key=f"gradbatch-{key}-tile-{flat}", pure=False)
+        tries[flat] = tries.get(flat, 0) + 1
+        task = f"gradbatch-{key}-tile-{flat}-{tries[flat]}"
+        flat_of[task] = flat
+        return client.submit(_tile_task, key, job, device, flat, key=task, pure=False)
 
     queue = iter(todo)
     running = as_completed()
@@ -217,6 +224,7 @@ def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int]
     top_up()
     for future in running:
         in_flight -= 1
+        flat = flat_of.pop(future.key)
         try:
             result, check, compute_s, compile_s = future.result()
         except GradbatchError:
@@ -225,7 +233,14 @@ def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int]
             if type(exc).__name__ == "KilledWorker":
                 raise ClusterError(f"a tile's task killed every worker it ran on ({exc}); see the workers' logs"
                                    ) from None
-            raise
+            # a result lost in transit with its worker (the task itself did not fail): compute it again
+            lost = isinstance(exc, (OSError, asyncio.CancelledError)) or type(exc).__name__ in (
+                "CommClosedError", "CancelledError", "FutureCancelledError")
+            if not lost or tries[flat] >= 3:
+                raise
+            running.add(submit(flat))
+            in_flight += 1
+            continue
         stats.compute_s += compute_s
         stats.compile_s += compile_s
         if check is not None and stats.check is not None:
