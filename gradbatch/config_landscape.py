@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from .config_trajectories import _bool, _choice, _mapping, _positive_int, _show
 from .errors import ConfigError
 
 __all__ = ["SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
@@ -81,18 +82,8 @@ class NetworkSource:
     batch: int = 0  # plane points per vmap call; 0: chosen from the model's size
 
 
-def _show(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _keys(raw: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(allowed)}, got {_show(raw)}")
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"{where}.{k}: unknown setting; allowed: {', '.join(allowed)}")
-    return raw
+    return _mapping(raw, where, set(allowed))
 
 
 def _num(raw: Any, where: str, lo: float | None = None, positive: bool = False) -> float:
@@ -103,18 +94,6 @@ def _num(raw: Any, where: str, lo: float | None = None, positive: bool = False) 
     if lo is not None and raw < lo:
         raise ConfigError(f"{where}: expected a number of at least {lo:g}, got {_show(raw)}")
     return float(raw)
-
-
-def _int(raw: Any, where: str, lo: int) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < lo:
-        raise ConfigError(f"{where}: expected an integer of at least {lo}, got {_show(raw)}")
-    return raw
-
-
-def _choice(raw: Any, where: str, allowed: tuple[str, ...]) -> str:
-    if raw not in allowed:
-        raise ConfigError(f"{where}: expected one of {', '.join(allowed)}, got {_show(raw)}")
-    return str(raw)
 
 
 def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscapeSource:
@@ -140,8 +119,8 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
             slope=_num(s.get("slope", default.slope), f"{at}.synthetic.slope"),
             bias=_num(s.get("bias", default.bias), f"{at}.synthetic.bias"),
             noise=_num(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
-            n=_int(s.get("n", default.n), f"{at}.synthetic.n", 2),
-            x_range=(lo, hi), seed=_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0))
+            n=_positive_int(s.get("n", default.n), f"{at}.synthetic.n", 2),
+            x_range=(lo, hi), seed=_positive_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0))
     elif "file" in data_d:
         path = data_d["file"]
         if not isinstance(path, str) or not path.lower().endswith((".csv", ".npz")):
@@ -157,7 +136,7 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
     else:
         raise ConfigError(f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, "
                           f"got {_show(data_raw)}")
-    chunk = _int(d.get("chunk", 0), f"{where}.chunk", 0)
+    chunk = _positive_int(d.get("chunk", 0), f"{where}.chunk", 0)
     return DataLandscapeSource(model, loss, data, chunk)
 
 
@@ -180,19 +159,17 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
             raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64], got {_show(hidden)}")
         model = MLPConfig(
             dataset=_choice(s.get("dataset", default.dataset), f"{at}.dataset", DATASETS),
-            samples=_int(s.get("samples", default.samples), f"{at}.samples", 10),
+            samples=_positive_int(s.get("samples", default.samples), f"{at}.samples", 10),
             noise=_num(s.get("noise", default.noise), f"{at}.noise", lo=0),
-            hidden=tuple(hidden), steps=_int(s.get("steps", default.steps), f"{at}.steps", 1),
+            hidden=tuple(hidden), steps=_positive_int(s.get("steps", default.steps), f"{at}.steps", 1),
             lr=_num(s.get("lr", default.lr), f"{at}.lr", positive=True),
-            seed=_int(s.get("seed", default.seed), f"{at}.seed", 0),
-            record_every=_int(s.get("record_every", default.record_every), f"{at}.record_every", 1))
+            seed=_positive_int(s.get("seed", default.seed), f"{at}.seed", 0),
+            record_every=_positive_int(s.get("record_every", default.record_every), f"{at}.record_every", 1))
     else:
         raise ConfigError(f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, "
                           f"got {_show(m)}")
     directions = _choice(d.get("directions", "filter"), f"{where}.directions", DIRECTIONS)
-    include_1d = d.get("include_1d", False)
-    if not isinstance(include_1d, bool):
-        raise ConfigError(f"{where}.include_1d: expected true or false, got {_show(include_1d)}")
+    include_1d = _bool(d.get("include_1d", False), f"{where}.include_1d")
     cps = d.get("checkpoints", [])
     if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
         raise ConfigError(f"{where}.checkpoints: expected a list of checkpoint files or training steps, "
@@ -205,8 +182,8 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
                else c for c in cps]
     elif cps:
         raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
-    return NetworkSource(model, base_dir, directions, include_1d, _int(d.get("seed", 0), f"{where}.seed", 0),
-                         tuple(cps), _int(d.get("batch", 0), f"{where}.batch", 0))
+    return NetworkSource(model, base_dir, directions, include_1d, _positive_int(d.get("seed", 0), f"{where}.seed", 0),
+                         tuple(cps), _positive_int(d.get("batch", 0), f"{where}.batch", 0))
 
 
 def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str) -> None:
