@@ -69,6 +69,10 @@ def test_a_two_worker_cluster_writes_the_single_process_file_basins_included(clu
     reports = gradbatch.run_jobs(parse_config(JOB, output=out), cluster=cluster)
     assert reports[0].tiles_computed == 30 and reports[0].check is not None
     assert _differences(single, out) == []
+    import json
+
+    with h5py.File(out, "r") as f:  # the cluster is recorded with the timings, which may differ
+        assert json.loads(f["w"].attrs["timings"])["cluster_workers"] == 2
     workers = set(cluster.client.run(os.getpid).values())  # type: ignore[attr-defined]
     assert len(workers) == 2 and os.getpid() not in workers  # the tiles ran in other processes
 
