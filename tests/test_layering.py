@@ -44,3 +44,9 @@ def test_lazy_attributes() -> None:
     assert callable(gradbatch.run_jobs) and "run_jobs" in dir(gradbatch)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         gradbatch.nope  # noqa: B018
+
+
+def test_the_viewer_does_not_import_torch() -> None:
+    mods = _modules_after("import gradbatch.render, gradbatch.viewer.canvas, gradbatch.viewer.visuals, "
+                          "gradbatch.viewer.loader, gradbatch.viewer.arrows, gradbatch.geometry")
+    assert "torch" not in mods
