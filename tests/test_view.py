@@ -130,3 +130,15 @@ def test_surface_mode_in_the_window(multi: Path) -> None:
     fv.canvas.events.key_press(key="a", text="a")
     assert fv.layers.arrows is not None and not fv.layers.arrows.visible
     fv.close()
+
+
+def test_the_surface_of_a_3d_job_follows_its_plane(multi: Path) -> None:
+    from gradbatch.viewer.canvas import FieldView
+
+    fv = FieldView(multi, job="cube", app="egl", show=False, size=(300, 200), surface=True)
+    assert fv.plane == pytest.approx(0.0) and fv.layers.last.plane == pytest.approx(0.0)
+    assert fv.move_plane(1) == pytest.approx(0.25)
+    assert fv.plane == pytest.approx(0.25) and fv.layers.last.plane == pytest.approx(0.25)  # read again there
+    fv.canvas.events.key_press(key="d", text="d")  # arrows flipped: drawn again, same plane
+    assert fv.layers.last.plane == pytest.approx(0.25)
+    fv.close()

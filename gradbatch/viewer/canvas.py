@@ -26,10 +26,11 @@ __all__ = ["FieldView", "view", "viewable_jobs"]
 _TOGGLES = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths", "b": "basins", "o": "contours"}
 
 
-def viewable_jobs(path: str | Path) -> list[str]:
-    """The file's jobs that have 2 or 3 axes, in file order."""
+def viewable_jobs(path: str | Path) -> dict[str, int]:
+    """The file's jobs that have 2 or 3 axes, in file order, with their number of axes."""
     with open_store(path) as f:
-        return [k for k, g in f.items() if isinstance(g, h5py.Group) and len(g.attrs.get("axes", [])) in (2, 3)]
+        axes = {k: len(g.attrs.get("axes", [])) for k, g in f.items() if isinstance(g, h5py.Group)}
+    return {k: n for k, n in axes.items() if n in (2, 3)}
 
 
 class FieldView:
@@ -62,25 +63,29 @@ class FieldView:
         self.status = ""
         self.loader: Loader | None = None
         self.layers: FieldLayers | SurfaceLayers | None = None
-        self.reader: FieldReader = FieldReader(self.path, job, slice_axis)  # replaced by _open
-        self._open(job)
+        self.reader = FieldReader(self.path, job, slice_axis)
+        self._show(self.reader)
         self.canvas.events.key_press.connect(self._on_key)
         self.canvas.events.mouse_move.connect(self._on_mouse)
         self.timer = vispy_app.Timer(0.02, connect=lambda event: self._tick(), start=True)
 
     # -- the job shown ------------------------------------------------------------------------
-    def _open(self, job: str | None) -> None:
-        """Show ``job`` (None: the file's first), replacing what was shown."""
-        reader = FieldReader(self.path, job, self.slice_axis if job is None or self._is_3d(job) else None)
+    def _show(self, reader: FieldReader) -> None:
+        """Show ``reader``'s job, replacing what was shown (the same job keeps its plane)."""
+        same = self.layers is not None and reader.job == self.reader.job
         if self.loader is not None:
             self.loader.close()
-        self.reader.close()
+        if reader is not self.reader:
+            self.reader.close()
         if self.layers is not None:
             self.layers.remove()
         self.reader = reader
         self.vectors = reader.vectors
         r = reader.plane_range
-        self.plane = None if r is None else (r[0] + r[1]) / 2
+        if r is None:
+            self.plane = None
+        elif not same or self.plane is None:
+            self.plane = (r[0] + r[1]) / 2
         self.playing = False
         if self.surface:
             self.layers = SurfaceLayers(self.scene, self.view, reader, self.options, plane=self.plane)
@@ -98,15 +103,16 @@ class FieldView:
             self.request()
         self._title()
 
-    def _is_3d(self, job: str) -> bool:
-        with open_store(self.path) as f:
-            return job in f and len(f[job].attrs.get("axes", [])) == 3
+    def _redraw(self) -> None:
+        """Build the current job's layers again (the surface after a change of plane or arrows)."""
+        self._show(self.reader)
 
     def next_job(self) -> str:
         """Show the file's next 2D or 3D job (wrapping round); returns its name."""
-        i = self.jobs.index(self.reader.job) if self.reader.job in self.jobs else -1
-        self._open(self.jobs[(i + 1) % len(self.jobs)])
-        return self.reader.job
+        names = list(self.jobs)
+        job = names[(names.index(self.reader.job) + 1) % len(names)] if self.reader.job in names else names[0]
+        self._show(FieldReader(self.path, job, self.slice_axis if self.jobs[job] == 3 else None))
+        return job
 
     # -- streaming ----------------------------------------------------------------------------
     @property
@@ -171,7 +177,7 @@ class FieldView:
         lo, hi, d = r
         self.plane = min(max(self.plane + steps * d, min(lo, hi)), max(lo, hi))
         if self.surface:
-            self._open(self.reader.job)  # the surface is read once per plane
+            self._redraw()  # the surface is read once per plane
         else:
             self.request()
         self._title()
@@ -198,7 +204,7 @@ class FieldView:
         elif key == "j":
             self.next_job()
         elif key == "r" and self.surface:
-            self._open(self.reader.job)
+            self._redraw()
         elif key == "r":
             self._reset()
         elif key == "d":
@@ -207,7 +213,7 @@ class FieldView:
                 layers.options = self.options
                 self.request()
             else:
-                self._open(self.reader.job)
+                self._redraw()
         elif key == "c":
             self.screenshot()
         self.canvas.update()
