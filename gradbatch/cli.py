@@ -83,7 +83,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         cluster = ClusterOptions(workers=args.workers or 0, scheduler=args.scheduler)
     reports = run(args.config, output=args.output, resume=args.resume, overwrite=args.overwrite,
-                  device=args.device, progress=None if args.quiet else ProgressBar(),
+                  force=args.force, device=args.device, progress=None if args.quiet else ProgressBar(),
                   log=None if args.quiet else (lambda m: print(m, file=sys.stderr)), cluster=cluster)
     for r in reports:
         raw = r.points * len(r.fields) * 4
@@ -93,6 +93,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
               f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
               f"{human_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}")
+        for line in r.nonfinite_lines():
+            print(f"{r.output}:{r.name}: {line}")
     return 0
 
 
@@ -203,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="output HDF5 path for every job (overrides output:)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run's .partial file")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--force", action="store_true",
+                   help="run even if the planned size (uncompressed) exceeds the free disk space")
     r.add_argument("--device", help="override every job's device: auto, cpu, cuda, cuda:N")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     r.add_argument("--workers", type=int, help="compute tiles on a local Dask cluster of N worker processes "

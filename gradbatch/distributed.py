@@ -139,7 +139,7 @@ def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileRe
         _ENCODERS.clear()
         encoder = _ENCODERS[key] = ChunkEncoder(plan.layout, plan.axes[0].dtype, plan.job.compression.value)
     chunks = encoder.encode(result.tile, result.fields)
-    encoded = TileResult(result.tile, {}, result.levels, chunks)
+    encoded = TileResult(result.tile, {}, result.levels, chunks, nonfinite=result.nonfinite, check=result.check)
     return encoded, stats.check, stats.compute_s - before[0], stats.compile_s - before[1]
 
 

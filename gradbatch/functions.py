@@ -25,8 +25,8 @@ import torch
 from .errors import ConfigError, FunctionError
 from .expr import Expr, parse
 
-__all__ = ["Minimum", "Builtin", "BUILTINS", "FieldFunction", "from_expression",
-           "from_vector", "from_builtin", "from_callable", "import_callable", "probe"]
+__all__ = ["Minimum", "Builtin", "BUILTINS", "FieldFunction", "from_expression", "code_hash",
+           "from_vector", "from_builtin", "from_callable", "import_callable", "probe", "probe_graph"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,7 @@ class FieldFunction:
     source: str  # "expression" | "vector" | "builtin" | "callable"
     text: str  # what it is, for provenance: the expression(s), builtin name or callable ref
     minima: tuple[Minimum, ...] = ()
+    code_hash: str | None = None  # a callable's source files, hashed: part of the job for --resume
 
     def scalar(self, *coords: torch.Tensor) -> torch.Tensor:
         """The value of a scalar field at the points (one tensor per axis)."""
@@ -242,6 +243,8 @@ def import_callable(ref: str, base_dir: Path | None = None, where: str = "functi
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
+        except SystemExit as exc:  # must not end the run, least of all with exit code 0
+            raise FunctionError(f"{where}: importing {module_name!r} called sys.exit({exc.code!r})") from None
         except Exception as exc:  # the user's module raised while importing
             raise FunctionError(
                 f"{where}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
@@ -256,10 +259,61 @@ def import_callable(ref: str, base_dir: Path | None = None, where: str = "functi
     return obj
 
 
+def code_hash(obj: object) -> str:
+    """SHA-256 over the source files of the module defining ``obj`` (and of the function's own
+    module, if another): a resumed job whose callable's code changed is refused."""
+    import hashlib
+    import inspect as _inspect
+
+    h = hashlib.sha256()
+    files = []
+    for mod_name in {getattr(obj, "__module__", None), getattr(_inspect.getmodule(obj), "__name__", None)}:
+        mod = sys.modules.get(mod_name) if mod_name else None
+        path = getattr(mod, "__file__", None)
+        if path:
+            files.append(path)
+    for path in sorted(set(files)):
+        try:
+            h.update(Path(path).read_bytes())
+        except OSError:
+            h.update(path.encode())
+    if not files:  # defined interactively: its code object is all there is
+        code = getattr(obj, "__code__", None)
+        h.update(code.co_code if code is not None else repr(obj).encode())
+    return h.hexdigest()[:32]
+
+
+def _guarded(user: Callable[..., Any], ref: str) -> TensorFn:
+    """The user's callable, checked on every call (every real tile, not only the probe): it must
+    return floating-point tensors of its inputs' shape, dtype and device, and cannot end the
+    run through ``sys.exit``."""
+
+    def call(*coords: torch.Tensor) -> "torch.Tensor | tuple[torch.Tensor, ...]":
+        try:
+            out = user(*coords)
+        except SystemExit as exc:
+            raise FunctionError(f"callable {ref!r} called sys.exit({exc.code!r}) on inputs of shape "
+                                f"{tuple(coords[0].shape)}") from None
+        parts = out if isinstance(out, (tuple, list)) else (out,)
+        for p in parts:
+            if not isinstance(p, torch.Tensor) or p.shape != coords[0].shape or p.dtype != coords[0].dtype \
+                    or p.device != coords[0].device:
+                got = (f"a {p.dtype} tensor of shape {tuple(p.shape)} on {p.device}" if isinstance(p, torch.Tensor)
+                       else f"a {type(p).__name__}")
+                raise FunctionError(
+                    f"callable {ref!r} returned {got} for inputs of shape {tuple(coords[0].shape)}, "
+                    f"{coords[0].dtype}, on {coords[0].device}; it must return tensors shaped like its "
+                    "inputs, of their dtype and device (elementwise, no broadcasting)")
+        return out
+
+    return call
+
+
 def from_callable(ref: str, base_dir: Path | None = None, where: str = "function.callable") -> FieldFunction:
     """A user's function of the coordinates, ``"package.module:function"``."""
     kind, ncomp = "scalar", 1  # refined by probe()
-    return FieldFunction(import_callable(ref, base_dir, where), kind, ncomp, "callable", ref)
+    user = import_callable(ref, base_dir, where)
+    return FieldFunction(_guarded(user, ref), kind, ncomp, "callable", ref, code_hash=code_hash(user))
 
 
 def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device) -> FieldFunction:
@@ -271,6 +325,8 @@ def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device
     coords = tuple(torch.linspace(0.1, 0.9, 4, dtype=dtype, device=device) for _ in range(ndim))
     try:
         out = ff.fn(*coords)
+    except FunctionError:
+        raise
     except Exception as exc:
         raise FunctionError(f"{ff.source} {ff.text!r} failed: {type(exc).__name__}: {exc}") from exc
     shape = coords[0].shape
@@ -299,5 +355,26 @@ def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device
                 f"inputs ({tuple(shape)}, elementwise); got {got}"
             )
     if ff.source == "callable":
-        return FieldFunction(ff.fn, kind, len(parts), ff.source, ff.text, ff.minima)
+        return FieldFunction(ff.fn, kind, len(parts), ff.source, ff.text, ff.minima, ff.code_hash)
     return ff
+
+
+def probe_graph(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device) -> None:
+    """A callable's result must carry an autograd graph back to its inputs, or every gradient
+    the engine takes of it is zero (checked again on every tile that takes derivatives)."""
+    coords = tuple(torch.linspace(0.1, 0.9, 4, dtype=dtype, device=device) for _ in range(ndim))
+    with torch.enable_grad():
+        leaves = [c.detach().requires_grad_(True) for c in coords]
+        try:
+            out = ff.fn(*leaves)
+        except FunctionError:
+            raise
+        except Exception as exc:
+            raise FunctionError(f"callable {ff.text!r} failed on inputs that require grad: "
+                                f"{type(exc).__name__}: {exc}") from exc
+    parts = out if isinstance(out, (tuple, list)) else (out,)
+    if not any(p.requires_grad for p in parts):
+        raise FunctionError(
+            f"callable {ff.text!r} returned a tensor without an autograd graph (computed under "
+            "torch.no_grad(), .detach(), or through numpy?), so its gradient would be stored as zero; "
+            "compute it with torch operations on the inputs (a constant field: return e.g. 0 * x + c)")

@@ -10,24 +10,30 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import queue
+import shutil
 import threading
 import time
+from contextlib import ExitStack
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import torch
 
 from .config import JobConfig, JobFile, load_config
+from .describe import human_size
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
-from .engine.kernel import CheckStats
-from .errors import StoreError
+from .engine.kernel import CheckStats, check_steps
+from .errors import ConfigError, StoreError
 from .flows import check_flows, run_flows
-from .store import JobWriter, commit, job_complete, partial_path
+from .grid import level_shape
+from .lock import OutputLock
+from .store import JobWriter, commit, partial_jobs, partial_path, recover_partial, tile_stats
 
-__all__ = ["Progress", "JobReport", "run", "run_jobs"]
+__all__ = ["Progress", "JobReport", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,13 @@ class JobReport:
     compile_s: float
     compiled: bool
     stored_bytes: int
-    check: CheckStats | None
+    check: CheckStats | None  # over every tile of the job, resumed ones too
+    nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)  # field -> NaN/+inf/-inf points
+    grid_points: int = 0  # points of the whole grid (``points`` counts this run's)
+
+    def nonfinite_lines(self) -> list[str]:
+        """``value: NaN at 20,100 of 40,401 points``, one line per field and kind that has any."""
+        return nonfinite_lines(self.nonfinite, self.grid_points)
 
     @property
     def points_per_s(self) -> float:
@@ -85,13 +97,14 @@ def run(
     output: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    force: bool = False,
     device: str | None = None,
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     cluster: Any = None,
 ) -> list[JobReport]:
     """Load a job file (the embedded example when ``path`` is None) and run every job in it."""
-    return run_jobs(load_config(path, output=output), resume=resume, overwrite=overwrite,
+    return run_jobs(load_config(path, output=output), resume=resume, overwrite=overwrite, force=force,
                     device=device, progress=progress, log=log, cluster=cluster)
 
 
@@ -100,6 +113,7 @@ def run_jobs(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    force: bool = False,
     device: str | None = None,
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
@@ -109,7 +123,11 @@ def run_jobs(
 
     ``resume`` finishes a partial file left by an interrupted run (only missing tiles are
     computed); ``overwrite`` replaces an existing output (the old file stays until the new one is
-    complete). Without either, an existing output or partial file is an error.
+    complete). Without either, an existing output or partial file is an error. ``force`` runs a
+    job even when its planned size exceeds the free disk space.
+
+    Each output is locked (``<output>.lock``, :mod:`gradbatch.lock`) from before its files are
+    looked at until its partial file is renamed: a second run on the same output stops at once.
 
     ``cluster``: compute the tiles on Dask workers, this process writing the file: a
     :class:`gradbatch.distributed.ClusterOptions` (a local cluster is started and closed here) or a
@@ -126,56 +144,116 @@ def run_jobs(
     for job in job_list:
         by_output.setdefault(job.output, []).append(job)
 
-    todo: list[tuple[Path, list[JobConfig]]] = []
-    for out, group in by_output.items():
-        part = partial_path(out)
-        if resume and out.exists() and not part.exists():
-            say(f"{out}: complete already; nothing to resume")
-            continue
-        if out.exists() and not (overwrite or resume):
-            raise StoreError(f"{out}: exists; pass --overwrite to replace it (the old file is kept "
-                             "until the new one is complete)")
-        if part.exists() and not resume:
-            if not overwrite:
-                raise StoreError(f"{part}: an interrupted run left this; pass --resume to finish it "
-                                 "or --overwrite to start again")
-            part.unlink()
-        todo.append((out, group))
+    with ExitStack() as locks:
+        for out in by_output:
+            _make_folder(out)
+            locks.enter_context(OutputLock(out))
+        todo = [(out, group) for out, group in by_output.items() if _decide(out, group, resume, overwrite, say)]
 
-    # Plan everything first: a bad function or device fails before anything is written.
-    plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
-    for plan in plans.values():
-        check_flows(plan)
-    own_cluster = None
-    if cluster is not None and todo:
-        from .distributed import Cluster, connect
+        # Plan everything first: a bad function or device fails before anything is written.
+        plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
+        for plan in plans.values():
+            check_flows(plan)
+            _check_render(plan)
+        for out, group in todo:
+            _check_space(out, [plans[id(job)] for job in group], force, say)
+        own_cluster = None
+        if cluster is not None and todo:
+            from .distributed import Cluster, connect
 
-        if not isinstance(cluster, Cluster):
-            gpus = torch.cuda.device_count() if any(p.device.type == "cuda" for p in plans.values()) else 0
-            cluster = own_cluster = connect(cluster, gpus)
-            say(f"cluster: {cluster.workers} workers on {cluster.client.scheduler.address}")
+            if not isinstance(cluster, Cluster):
+                gpus = torch.cuda.device_count() if any(p.device.type == "cuda" for p in plans.values()) else 0
+                cluster = own_cluster = connect(cluster, gpus)
+                say(f"cluster: {cluster.workers} workers on {cluster.client.scheduler.address}")
+        try:
+            return _run_all(todo, plans, resume, overwrite, progress, say, cluster)
+        finally:
+            if own_cluster is not None:
+                own_cluster.close()
+
+
+def _make_folder(out: Path) -> None:
+    if out.is_dir():
+        raise StoreError(f"{out}: is a folder; give a file name for the output")
     try:
-        return _run_all(todo, plans, resume, progress, say, cluster)
-    finally:
-        if own_cluster is not None:
-            own_cluster.close()
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot create its folder ({exc.strerror or exc})") from None
 
 
-def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool,
+def _decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, say: Callable[[str], None]) -> bool:
+    """Whether ``out`` needs work, checked under its lock, before anything is planned: the
+    overwrite/resume rules, and a partial file to resume made openable (or refused, saying why)."""
+    part = partial_path(out)
+    has_part = part.exists() or part.is_symlink()
+    if resume and out.exists() and not has_part:
+        say(f"{out}: complete already; nothing to resume")
+        return False
+    if out.exists() and not (overwrite or resume):
+        raise StoreError(f"{out}: exists; pass --overwrite to replace it (the old file is kept "
+                         "until the new one is complete)")
+    if has_part and not resume and not overwrite:
+        raise StoreError(f"{part}: an interrupted run left this; pass --resume to finish it "
+                         "or --overwrite to start again")
+    if has_part and resume:
+        recover_partial(part)
+        held = partial_jobs(part)
+        extra = sorted(set(held) - {job.name for job in group})
+        if extra:
+            raise StoreError(f"{part}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                             "that the job file no longer has (renamed or removed?); it cannot be resumed "
+                             "with this job file: run again with --overwrite to start afresh")
+    return True
+
+
+def _check_render(plan: JobPlan) -> None:
+    """A job's ``render:`` must name a field the job writes (known once it is planned)."""
+    r = plan.job.render
+    if r is None:
+        return
+    at = f"{plan.job.where}.render" if plan.job.where else "render"
+    if r.field not in plan.fields:
+        raise ConfigError(f"{at}.field: the job writes no field {r.field!r}; its fields: {', '.join(plan.fields)}")
+
+
+def planned_bytes(plan: JobPlan) -> int:
+    """Upper bound of a job's bytes on disk: every field and pyramid level uncompressed (what
+    incompressible data would take), plus the paths, basins and streamlines it records."""
+    itemsize = plan.axes[0].dtype.itemsize
+    points = plan.job.grid.size
+    pyramid = sum(int(np.prod(level_shape(plan.layout.shape, k))) for k in range(1, plan.levels + 1))
+    return (points + pyramid) * len(plan.fields) * itemsize
+
+
+def _check_space(out: Path, plans: list[JobPlan], force: bool, say: Callable[[str], None]) -> None:
+    need = sum(planned_bytes(p) for p in plans)
+    part = partial_path(out)
+    if part.is_file():
+        need = max(0, need - part.stat().st_size)
+    free = shutil.disk_usage(out.parent).free
+    for p in plans:
+        say(f"{p.job.name}: planned {p.job.grid.size:,} points x {len(p.fields)} fields ({p.job.dtype}), "
+            f"at most {human_size(planned_bytes(p))} on disk before compression")
+    if need > free and not force:
+        raise StoreError(f"{out}: the jobs may need up to {human_size(need)} (uncompressed) and "
+                         f"{out.parent} has {human_size(free)} free; free some space, make the grid "
+                         "smaller, or pass --force if compression will make it fit")
+
+
+def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool, overwrite: bool,
              progress: ProgressFn | None, say: Callable[[str], None], cluster: Any) -> list[JobReport]:
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{out}: cannot create its folder ({exc})") from None
+        if overwrite and not resume and (part.exists() or part.is_symlink()):
+            part.unlink()  # ours: no gradbatch run holds this output's lock but us
+        held = partial_jobs(part) if part.exists() else {}
         for job in group:
-            if resume and part.exists() and job_complete(part, job.name):
+            if held.get(job.name, False):
                 say(f"{job.name}: complete already in {part}")
                 continue
             reports.append(_run_one(plans[id(job)], part, progress, say, cluster))
-        commit(part, out)
+        commit(part, out, [job.name for job in group])
         say(f"wrote {out}")
         for job in group:  # pictures last: the data is safe on disk whatever happens here
             if job.render is not None:
@@ -206,6 +284,7 @@ def _provenance(plan: JobPlan) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "job_yaml": job.yaml,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **({"code_hash": plan.function.code_hash} if plan.function.code_hash else {}),
     }
 
 
@@ -230,10 +309,8 @@ class _WriterThread(threading.Thread):
                 continue
             t0 = time.perf_counter()
             try:
-                self.writer.write_tile(item.tile, item.fields, item.levels, item.chunks)
-            except OSError as exc:  # disk full, file system gone: a user-facing error
-                self.error = StoreError(f"{self.writer.path}: writing tile {item.tile.index} failed: "
-                                        f"{exc}; the tiles written so far stay for --resume")
+                self.writer.write_tile(item.tile, item.fields, item.levels, item.chunks, item.nonfinite,
+                                       item.check.row(len(item.tile.shape)) if item.check is not None else None)
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self.error = exc
             self.busy_s += time.perf_counter() - t0
@@ -255,7 +332,8 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
              cluster: Any = None) -> JobReport:
     job = plan.job
     writer = JobWriter(part, job.name, plan.fields, list(zip(job.grid.names, plan.axes)),
-                       plan.layout, plan.levels, job.compression.value, _provenance(plan))
+                       plan.layout, plan.levels, job.compression.value, _provenance(plan),
+                       check_width=3 + job.grid.ndim if plan.check else 0)
     done = writer.open()
     total_tiles = len(plan.layout)
     total_points = job.grid.size
@@ -316,19 +394,39 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         "tiles_resumed": len(done),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if stats.check is not None:
-        c = stats.check
-        final["check"] = {"method": "central differences in float64", "steps": list(c.steps),
-                          "max_abs_error": c.max_abs_error, "max_scaled_error": c.max_scaled_error,
-                          "at": list(c.where), "nan_points": c.nan_points}
-        final["check_max_abs_error"] = c.max_abs_error
+    counts, rows = tile_stats(part, job.name)  # every tile's, this run's and earlier runs'
+    nonfinite = {name: dict(zip(("nan", "posinf", "neginf"), (int(n) for n in counts[:, i].sum(axis=0))))
+                 for i, name in enumerate(plan.fields)}
+    final["nonfinite"] = nonfinite
+    check = None
+    if rows is not None:
+        check = CheckStats.from_rows(rows, check_steps(plan.axes))
+        final["check"] = {"method": "central differences in float64", "steps": list(check.steps),
+                          "max_abs_error": check.max_abs_error, "max_scaled_error": check.max_scaled_error,
+                          "at": list(check.where), "nan_points": check.nan_points}
+        final["check_max_abs_error"] = check.max_abs_error
     writer.finalize(final)
     stored = _stored_bytes(part, job.name, plan.fields)
     return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
                      computed_points, stats.tiles, len(done), wall, stats.compute_s, thread.busy_s,
-                     stats.compile_s, stats.compiled, stored, stats.check)
+                     stats.compile_s, stats.compiled, stored, check, nonfinite, total_points)
 
 
+
+
+def nonfinite_lines(counts: dict[str, dict[str, int]], points: int) -> list[str]:
+    """What is not a finite number in each field, in words a user can act on."""
+    words = {"nan": "NaN", "posinf": "+inf", "neginf": "-inf"}
+    lines = []
+    for name, c in counts.items():
+        bad = sum(c.values())
+        if bad == points and points and len([k for k, n in c.items() if n]) == 1:
+            kind = next(k for k, n in c.items() if n)
+            lines.append(f"{name}: {words[kind]} at every point ({points:,})"
+                         + ("; the function is infinite everywhere" if kind != "nan" else "; undefined everywhere"))
+            continue
+        lines += [f"{name}: {words[k]} at {n:,} of {points:,} points" for k, n in c.items() if n]
+    return lines
 
 
 def _stored_bytes(path: Path, job: str, fields: Sequence[str]) -> int:

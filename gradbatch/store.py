@@ -9,6 +9,8 @@ Layout (see docs/format.md for the full description)::
     /<job>/<field>                  (… , y, x) arrays, chunked by tile, dims labelled by axis
     /<job>/levels/<k>/<axis|field>  2^k block means, same layout
     /<job>/_tiles/done              uint8 per tile: 1 once the tile's data is on disk
+/<job>/_tiles/nonfinite         int64 (tiles, fields, 3): NaN, +inf, -inf points of each tile
+/<job>/_tiles/check             float64 (tiles, 4 + axes): each tile's gradient check (if asked)
 
 A job writes to ``<output>.partial`` and the file is renamed to ``<output>`` only when every job
 of that file has finished, so a killed or failed run never leaves a file that looks complete.
@@ -21,7 +23,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,11 +120,13 @@ class JobWriter:
     levels: int
     compression: str  # "lz4" | "zstd" | "gzip" | "none"
     attrs: Mapping[str, Any]
+    check_width: int = 0  # columns of a tile's gradient-check row (0: the job has no check)
     _file: h5py.File | None = field(default=None, init=False, repr=False)
     _pending: list[int] = field(default_factory=list, init=False, repr=False)
     _groups: dict[tuple[int, tuple[int, ...]], tuple[dict[str, np.ndarray], int]] = field(
         default_factory=dict, init=False, repr=False)
     _last_flush: float = field(default=0.0, init=False, repr=False)
+    _failed: bool = field(default=False, init=False, repr=False)
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> set[int]:
@@ -182,6 +187,10 @@ class JobWriter:
             self._datasets(lg, level_shape(self.lay.shape, k), self._level_chunk(k), k)
         t = g.create_group("_tiles")
         t.create_dataset("done", shape=self.lay.counts, dtype="u1", fillvalue=0)
+        ntiles = int(np.prod(self.lay.counts))
+        t.create_dataset("nonfinite", shape=(ntiles, len(self.fields), 3), dtype="i8", fillvalue=0)
+        if self.check_width:
+            t.create_dataset("check", shape=(ntiles, self.check_width), dtype="f8", fillvalue=np.nan)
 
     def _datasets(self, g: h5py.Group, shape: tuple[int, ...], chunks: tuple[int, ...], level: int) -> None:
         dtype = self.axes[0][1].dtype
@@ -211,6 +220,14 @@ class JobWriter:
             )
         if [int(t) for t in g.attrs.get("tile", [])] != list(self.lay.tile):
             raise StoreError(f"{self.path}: job {self.job!r} was started with another tile shape")
+        for name in ("_tiles/done", "_tiles/nonfinite") + (("_tiles/check",) if self.check_width else ()):
+            if name not in g:
+                raise StoreError(f"{self.path}: job {self.job!r} has no {name} (started by an older "
+                                 "gradbatch, or damaged); run again with --overwrite to start afresh")
+        if stored_code_hash(g) != self.attrs.get("code_hash"):
+            raise StoreError(f"{self.path}: job {self.job!r} was started with other code for its "
+                             f"callable {self.attrs.get('function')!r} (its source files changed); run "
+                             "again with --overwrite to start afresh")
         done = np.asarray(g["_tiles/done"][...]).ravel()
         return self.complete_groups(set(int(i) for i in np.flatnonzero(done)))
 
@@ -252,13 +269,33 @@ class JobWriter:
 
     def write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
                    levels: Sequence[Mapping[str, np.ndarray]],
-                   chunks: Mapping[str, tuple[int, bytes]] | None = None) -> None:
+                   chunks: Mapping[str, tuple[int, bytes]] | None = None,
+                   nonfinite: np.ndarray | None = None, check: Sequence[float] | None = None) -> None:
         """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
         data and its pyramid chunks are flushed. ``chunks``: fields already encoded by a
-        :class:`ChunkEncoder` (filter mask, bytes), stored as they are."""
+        :class:`ChunkEncoder` (filter mask, bytes), stored as they are. ``nonfinite``: the
+        tile's (fields, 3) NaN/+inf/-inf counts; ``check``: its gradient-check row. Both are
+        written before the tile's done bit, so a resumed run's totals cover every tile."""
         assert self._file is not None, "open() first"
+        if self._failed:
+            raise StoreError(f"{self.path}: an earlier write failed; nothing more is written")
+        try:
+            self._write_tile(tile, fields, levels, chunks, nonfinite, check)
+        except (OSError, RuntimeError) as exc:  # h5py: OSError, or RuntimeError from a failed flush
+            self._failed = True
+            raise StoreError(f"{self.path}: writing tile {tile.index} failed ({_h5_reason(exc)}; disk full "
+                             "or file size limit?); the tiles written before it stay for --resume") from None
+
+    def _write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
+                    levels: Sequence[Mapping[str, np.ndarray]], chunks: Mapping[str, tuple[int, bytes]] | None,
+                    nonfinite: np.ndarray | None, check: Sequence[float] | None) -> None:
+        assert self._file is not None
         g = self._file[self.job]
         sl = tile.slices
+        if nonfinite is not None:
+            g["_tiles/nonfinite"][tile.flat] = nonfinite
+        if check is not None and "_tiles/check" in g:
+            g["_tiles/check"][tile.flat] = np.asarray(check, dtype=np.float64)
         for name in self.fields:
             if chunks is not None and name in chunks:
                 mask, data = chunks[name]
@@ -321,13 +358,22 @@ class JobWriter:
     def close(self) -> None:
         if self._file is not None:
             try:
-                self.flush()
+                if not self._failed:
+                    self.flush()
+            except (OSError, RuntimeError) as exc:
+                self._failed = True
+                raise StoreError(f"{self.path}: writing the last tiles failed ({_h5_reason(exc)}; disk "
+                                 "full or file size limit?); the tiles written before stay for --resume") from None
             finally:
-                self._file.close()
-                self._file = None
+                f, self._file = self._file, None
+                try:
+                    f.close()
+                except Exception:  # a full disk can fail the close too: --resume recovers the file
+                    self._failed = True
 
     def abandon(self) -> None:
-        """Close after a failure: flush what was written (resume picks it up) and close."""
+        """Close after a failure: flush what was written, unless writing already failed
+        (--resume picks it up), and close."""
         if self._file is not None:
             try:
                 self.close()
@@ -336,7 +382,7 @@ class JobWriter:
 
     def finalize(self, attrs: Mapping[str, Any]) -> None:
         """Record final attributes (timings, check results) and mark the job complete."""
-        with h5py.File(self.path, "r+", libver="latest") as f:
+        with _open_rw(self.path) as f:
             g = f[self.job]
             done = g["_tiles/done"][...]
             if not done.all():
@@ -347,10 +393,79 @@ class JobWriter:
             g.attrs["complete"] = True
 
 
-def commit(partial: Path, final: Path) -> None:
+def stored_code_hash(g: h5py.Group) -> str | None:
+    """The hash of a callable's source files recorded when the job started (None: not a callable)."""
+    v = g.attrs.get("code_hash")
+    return None if v is None else str(v)
+
+
+def tile_stats(path: Path, job: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every tile's non-finite counts (tiles, fields, 3) and gradient-check rows (or None), as
+    written with the tiles: totals over these cover the tiles of every run of a resumed job."""
+    with h5py.File(path, "r", libver="latest") as f:
+        t = f[job]["_tiles"]
+        return t["nonfinite"][...], (t["check"][...] if "check" in t else None)
+
+
+def recover_partial(part: Path) -> None:
+    """Make a ``.partial`` that an earlier gradbatch run left openable again, or say exactly why
+    it cannot be. Only call it while holding the output's lock (:mod:`gradbatch.lock`): then no
+    gradbatch writes the file, and "open for writing" flags in its superblock were left by a
+    writer that was killed or failed to close (a full disk), in any phase (tiles in SWMR mode,
+    or paths, basins, streamlines and final attributes outside it)."""
+    if part.is_symlink():
+        raise StoreError(f"{part}: is a symbolic link; gradbatch only resumes the partial files it "
+                         "wrote itself (remove the link, or run with --overwrite)")
+    if not part.is_file():
+        raise StoreError(f"{part}: is not a regular file; remove it or run with --overwrite")
+    if held_by_another_process(part):
+        raise StoreError(f"{part}: another process holds it open for writing (not a gradbatch run of "
+                         "this output: those take its .lock first)")
+    try:
+        clear_write_flags(part)
+    except (OSError, ValueError) as why:
+        raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
+                         "with --overwrite to start afresh") from None
+
+
+def partial_jobs(part: Path) -> dict[str, bool]:
+    """The jobs a partial file holds, each with whether it is marked complete; a file that
+    cannot be read is a :class:`StoreError` saying why it cannot be resumed."""
+    try:
+        with h5py.File(part, "r", libver="latest") as f:
+            if f.attrs.get("gradbatch_format") != FORMAT:
+                raise StoreError(f"{part}: cannot be resumed: not a gradbatch file; remove it or run "
+                                 "with --overwrite")
+            return {name: bool(g.attrs.get("complete", False)) for name, g in f.items()
+                    if isinstance(g, h5py.Group)}
+    except StoreError:
+        raise
+    except Exception as exc:  # h5py: OSError, KeyError, RuntimeError on damaged metadata
+        raise StoreError(f"{part}: cannot be resumed: it cannot be read ({_h5_reason(exc)}); run again "
+                         "with --overwrite to start afresh") from None
+
+
+def _h5_reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def commit(partial: Path, final: Path, jobs: Sequence[str] = ()) -> None:
     """Make a finished partial file durable, then give it its final name (atomic on one
     filesystem), then make the rename durable: a crash never leaves a complete-looking name on
-    data that did not reach the disk."""
+    data that did not reach the disk.
+
+    ``jobs``: the jobs the file must hold, every one complete, and no others (a resumed partial
+    file of a job file that has since changed is refused, not renamed)."""
+    if jobs:
+        held = partial_jobs(partial)
+        extra = sorted(set(held) - set(jobs))
+        unfinished = sorted(j for j in jobs if not held.get(j, False))
+        if extra or unfinished:
+            what = (f"jobs not in the job file: {', '.join(extra)}" if extra else
+                    f"jobs not complete: {', '.join(unfinished)}")
+            raise StoreError(f"{partial}: not renamed to {final.name}: it holds {what}; run again with "
+                             "--overwrite to start afresh")
     fd = os.open(partial, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -508,6 +623,19 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
 
 # -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----
 
+@contextmanager
+def _open_rw(path: Path) -> Iterator[h5py.File]:
+    """A partial file opened outside SWMR mode (overlays, final attributes), where a failed
+    write or close (full disk, file size limit) is one :class:`StoreError`; ``--resume``
+    clears the flags such a failure or a kill leaves and writes the overlays again."""
+    try:
+        with h5py.File(path, "r+", libver="latest") as f:
+            yield f
+    except (OSError, RuntimeError) as exc:
+        raise StoreError(f"{path}: writing failed ({_h5_reason(exc)}; disk full or file size limit?); "
+                         "run again with --resume to finish it") from None
+
+
 def _fresh_group(f: h5py.File, path: str) -> h5py.Group:
     """An empty group at ``path``: a resumed run replaces what an interrupted one left."""
     if path in f:
@@ -523,7 +651,7 @@ def _array(g: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
 def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[str, Any]) -> None:
     """``/<job>/paths/<label>``: positions (paths, steps+1, axes), values, grad_norms (NaN after
     each path's stop), stop_step, stop_reason; the optimiser's settings as attributes."""
-    with h5py.File(path, "r+", libver="latest") as f:
+    with _open_rw(path) as f:
         if "paths" not in f[job]:
             f[job].create_group("paths", track_order=True)  # optimisers in the order given
         g = _fresh_group(f, f"{job}/paths/{label}")
@@ -539,7 +667,7 @@ def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[s
 def write_landscape(path: Path, job: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
     """``/<job>/landscape``: what the loss landscape was made of (the data, or θ* and the
     directions of a network's plane), so the file is reproducible."""
-    with h5py.File(path, "r+", libver="latest") as f:
+    with _open_rw(path) as f:
         g = _fresh_group(f, f"{job}/landscape")
         for name, data in arrays.items():
             _array(g, name, np.asarray(data))
@@ -550,7 +678,7 @@ def write_landscape(path: Path, job: str, arrays: Mapping[str, np.ndarray], attr
 def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: Mapping[str, Any]) -> None:
     """``/<job>/basins``: label / steps / stop_reason on the starts grid (dims like the fields,
     with their own coordinates) and the table ``minima/{point, value, kind, eigenvalues, count}``."""
-    with h5py.File(path, "r+", libver="latest") as f:
+    with _open_rw(path) as f:
         g = _fresh_group(f, f"{job}/basins")
         scales = []
         for name, values in zip(axes, result.axes):
@@ -577,7 +705,7 @@ def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: 
 
 def write_streamlines(path: Path, job: str, lines: Any, attrs: Mapping[str, Any]) -> None:
     """``/<job>/streamlines``: ragged lines, line i = points[offsets[i]:offsets[i+1]]."""
-    with h5py.File(path, "r+", libver="latest") as f:
+    with _open_rw(path) as f:
         g = _fresh_group(f, f"{job}/streamlines")
         _array(g, "points", lines.points)
         g.create_dataset("offsets", data=lines.offsets)

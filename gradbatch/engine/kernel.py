@@ -18,11 +18,11 @@ import torch
 from torch.func import grad_and_value, vjp
 
 from ..config import CompileMode, Output
-from ..errors import EngineError
+from ..errors import EngineError, FunctionError
 from ..functions import FieldFunction
 from .coords import expand_axes
 
-__all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats",
+__all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats", "nonfinite_counts", "needs_derivatives",
            "finite_difference_check", "check_steps", "COMPILE_MIN_POINTS"]
 
 COMPILE_MIN_POINTS = 300_000_000
@@ -87,6 +87,12 @@ def _jacobian_autograd(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Te
         rows: list[list[torch.Tensor]] = []
         for i, v in enumerate(values):
             if not v.requires_grad:  # constant in every coordinate
+                if ff.source == "callable":  # or computed where autograd cannot see it
+                    raise FunctionError(
+                        f"callable {ff.text!r} returned a tensor without an autograd graph (computed "
+                        "under torch.no_grad(), .detach(), or through numpy?), so its gradient would "
+                        "be stored as zero; compute it with torch operations on the inputs (a constant "
+                        "field: return e.g. 0 * x + c)")
                 rows.append([torch.zeros_like(c) for c in coords])
                 continue
             # Points are independent, so d(sum v)/d coords is every point's own derivative.
@@ -108,16 +114,22 @@ def value_and_jacobian(ff: FieldFunction, coords: Coords
     return _jacobian_autograd(ff, coords)
 
 
+def needs_derivatives(ff: FieldFunction, outputs: Sequence[Output]) -> bool:
+    """Whether any output is made of derivatives (else no autograd graph is built)."""
+    return any(o in (Output.GRADIENT, Output.DIVERGENCE, Output.CURL, Output.CHECK)
+               or (o is Output.MAGNITUDE and ff.kind == "scalar") for o in outputs)
+
+
 def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords,
               functional: bool = False) -> dict[str, torch.Tensor]:
-    derivatives = any(o in (Output.GRADIENT, Output.DIVERGENCE, Output.CURL)
-                      or (o is Output.MAGNITUDE and ff.kind == "scalar") for o in outputs)
-    if derivatives:
+    if needs_derivatives(ff, outputs):
         values, jac = _jacobian(ff, coords, functional)
     else:  # values only: no autograd graph at all (a network landscape's value costs a third)
         with torch.no_grad():
             out_fn = ff.fn(*coords)
         values, jac = ([cast(torch.Tensor, out_fn)] if ff.kind == "scalar" else list(cast(tuple, out_fn))), []
+    if jac:
+        jac = _undefined_to_nan(values, jac, check_first=not functional and values[0].device.type == "cpu")
     out: dict[str, torch.Tensor] = {}
     n = len(axes)
     for o in outputs:
@@ -148,6 +160,34 @@ def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output],
                 acc = acc + p * p
             out["magnitude"] = torch.sqrt(acc)
     return out
+
+
+def _undefined_to_nan(values: Sequence[torch.Tensor], jac: list[list[torch.Tensor]], check_first: bool
+                      ) -> list[list[torch.Tensor]]:
+    """Derivatives are NaN where the value is not finite: outside the function's domain or at a
+    pole the derivative is undefined, not autograd's formal value (log(x) at x < 0 has value NaN
+    but d/dx = 1/x). ``check_first``: one cheap sum decides whether any point needs it (on the
+    CPU; on CUDA or when compiled the masking runs unconditionally, without a host sync)."""
+    out = []
+    for v, row in zip(values, jac):
+        if check_first and bool(torch.isfinite(v.sum())):
+            out.append(row)
+            continue
+        bad = ~torch.isfinite(v)
+        out.append([torch.where(bad, torch.full_like(g, float("nan")), g) for g in row])
+    return out
+
+
+def nonfinite_counts(fields: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(fields, 3) int64 counts of NaN, +inf and -inf points, on the fields' device. On the CPU
+    a finite sum (one cheap pass) skips the counting; on CUDA nothing waits for the host."""
+    rows = []
+    for v in fields:
+        if v.device.type == "cpu" and bool(torch.isfinite(v.sum())):
+            rows.append(torch.zeros(3, dtype=torch.int64))
+            continue
+        rows.append(torch.stack([torch.isnan(v).sum(), torch.isposinf(v).sum(), torch.isneginf(v).sum()]))
+    return torch.stack(rows).to(torch.int64)
 
 
 @dataclass
@@ -216,6 +256,24 @@ class CheckStats:
     where: tuple[float, ...] = ()
     nan_points: int = 0
     steps: tuple[float, ...] = ()
+
+    def row(self, ndim: int) -> list[float]:
+        """This tile's check as stored in ``_tiles/check``: max_abs, max_scaled, nan_points, where."""
+        where = list(self.where) if len(self.where) == ndim else [float("nan")] * ndim
+        return [self.max_abs_error, self.max_scaled_error, float(self.nan_points), *where]
+
+    @classmethod
+    def from_rows(cls, rows: Any, steps: Sequence[float]) -> "CheckStats":
+        """The check over every tile whose row was written (rows of NaN: tiles not checked)."""
+        import numpy as np
+
+        rows = np.asarray(rows, dtype=np.float64)
+        rows = rows[~np.isnan(rows[:, 0])] if rows.size else rows
+        if not len(rows):
+            return cls(steps=tuple(steps))
+        worst = int(np.argmax(rows[:, 0]))
+        return cls(float(rows[worst, 0]), float(rows[:, 1].max()), tuple(float(v) for v in rows[worst, 3:]),
+                   int(rows[:, 2].sum()), tuple(steps))
 
     def merge(self, other: "CheckStats") -> None:
         if other.max_abs_error > self.max_abs_error or not self.where:

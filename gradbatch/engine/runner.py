@@ -17,14 +17,15 @@ import torch
 from ..config_landscape import DataLandscapeSource, NetworkSource
 from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSource, CallableSource,
                       ExpressionSource, JobConfig, Output, VectorSource, check_outputs)
-from ..errors import EngineError, FunctionError
+from ..errors import EngineError, FunctionError, GradbatchError
 from ..functions import (FieldFunction, from_builtin, from_callable, from_expression, from_vector,
-                         probe)
+                         probe, probe_graph)
 from ..grid import Tile, TileLayout, axis_values, layout, level_count
 from .coords import expand_axes, tile_axes
 from ..pyramid import tile_levels
 from .device import resolve_device
-from .kernel import CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check, warm_up
+from .kernel import (CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check,
+                     needs_derivatives, nonfinite_counts, warm_up)
 
 __all__ = ["JobPlan", "TileResult", "EvalStats", "plan_job", "resolve_function", "evaluate",
            "compute", "COMPUTE_MAX_POINTS"]
@@ -64,6 +65,8 @@ class TileResult:
     fields: dict[str, np.ndarray]
     levels: list[dict[str, np.ndarray]]
     chunks: dict[str, tuple[int, bytes]] | None = None
+    nonfinite: np.ndarray | None = None  # (fields, 3): NaN, +inf, -inf points of the tile
+    check: CheckStats | None = None  # this tile's gradient check, if the job asks for one
 
 
 @dataclass
@@ -120,6 +123,8 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
     else:
         outputs = job.outputs
         check_outputs(outputs, ff.kind, job.grid.ndim, where)
+    if ff.source == "callable" and needs_derivatives(ff, outputs):
+        probe_graph(ff, job.grid.ndim, dtype, dev)
     names = tuple(field_names(ff, job.grid.names, outputs))
     if not names:
         raise EngineError(f"{where}: nothing to write; add value, gradient or another field")
@@ -180,8 +185,10 @@ class TileComputer:
             self.stats.check = CheckStats()
         self.warm = not self.kernel.compiled
 
-    def fields(self, tile: Tile) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
-        """The tile's fields (valid shape) and pyramid pieces, on the plan's device."""
+    def fields(self, tile: Tile) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]],
+                                          torch.Tensor, CheckStats | None]:
+        """The tile's fields (valid shape), pyramid pieces and non-finite counts, on the plan's
+        device, and its gradient check."""
         plan, stats = self.plan, self.stats
         axes1d = tile_axes(self.axes_dev, plan.layout, tile)
         if not self.warm:
@@ -190,26 +197,30 @@ class TileComputer:
             stats.compile_s += time.perf_counter() - t0
             self.warm = True
         stats.compiled = self.kernel.compiled
+        check = None
         try:
             out = _compute(self.kernel, axes1d, stats)
             if plan.check:
                 assert stats.check is not None
-                stats.check.merge(finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps))
-        except (EngineError, torch.cuda.OutOfMemoryError):
+                check = finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps)
+                stats.check.merge(check)
+        except (GradbatchError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as exc:
             raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
                                 f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
         out = {k: v.detach() for k, v in out.items()}
         levels = tile_levels(out, tile.shape, plan.levels)
-        return {k: _crop(v, tile.shape) for k, v in out.items()}, levels
+        cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
+        return cropped, levels, nonfinite_counts([cropped[k] for k in plan.fields]), check
 
     def host(self, tile: Tile) -> TileResult:
         """The tile as host arrays (CPU tensors are shared, not copied)."""
         t0, compiling = time.perf_counter(), self.stats.compile_s
-        fields, levels = self.fields(tile)
+        fields, levels, nonfinite, check = self.fields(tile)
         result = TileResult(tile, {k: v.cpu().numpy() for k, v in fields.items()},
-                            [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels])
+                            [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels],
+                            nonfinite=nonfinite.cpu().numpy(), check=check)
         self.stats.tiles += 1
         self.stats.points += tile.size
         self.stats.compute_s += time.perf_counter() - t0 - (self.stats.compile_s - compiling)
@@ -233,20 +244,21 @@ def evaluate(
             yield computer.host(tile)
         return
     copy_stream = torch.cuda.Stream(dev)
-    pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event] | None = None
+    pending: _Pending | None = None
     for tile in todo:
         t_tile, compiling = time.perf_counter(), stats.compile_s
-        fields, levels = computer.fields(tile)
+        fields, levels, nonfinite, check = computer.fields(tile)
         copy_stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(copy_stream):
             host_fields = {k: _to_pinned(v, copy_stream) for k, v in fields.items()}
             host_levels = [{k: _to_pinned(v, copy_stream) for k, v in lv.items()} for lv in levels]
+            host_counts = _to_pinned(nonfinite, copy_stream)
             event = torch.cuda.Event()
             event.record(copy_stream)
         stats.compute_s += time.perf_counter() - t_tile - (stats.compile_s - compiling)
         if pending is not None:
             yield _finish(pending, stats)
-        pending = (tile, host_fields, host_levels, event)
+        pending = _Pending(tile, host_fields, host_levels, host_counts, check, event)
     if pending is not None:
         yield _finish(pending, stats)
 
@@ -258,14 +270,25 @@ def _to_pinned(v: torch.Tensor, stream: torch.cuda.Stream) -> torch.Tensor:
     return host
 
 
-def _finish(pending: tuple[Tile, dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.cuda.Event],
-            stats: EvalStats) -> TileResult:
-    tile, fields, levels, event = pending
-    event.synchronize()
+@dataclass
+class _Pending:
+    """A CUDA tile whose copies to pinned host memory are in flight."""
+
+    tile: Tile
+    fields: dict[str, torch.Tensor]
+    levels: list[dict[str, torch.Tensor]]
+    nonfinite: torch.Tensor
+    check: CheckStats | None
+    event: torch.cuda.Event
+
+
+def _finish(p: _Pending, stats: EvalStats) -> TileResult:
+    p.event.synchronize()
     stats.tiles += 1
-    stats.points += tile.size
-    return TileResult(tile, {k: v.numpy() for k, v in fields.items()},
-                      [{k: v.numpy() for k, v in lv.items()} for lv in levels])
+    stats.points += p.tile.size
+    return TileResult(p.tile, {k: v.numpy() for k, v in p.fields.items()},
+                      [{k: v.numpy() for k, v in lv.items()} for lv in p.levels],
+                      nonfinite=p.nonfinite.numpy(), check=p.check)
 
 
 def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
