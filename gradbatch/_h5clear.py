@@ -24,7 +24,7 @@ import os
 import struct
 from pathlib import Path
 
-__all__ = ["lookup3", "clear_write_flags", "held_by_another_process"]
+__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "stored_eof"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF
@@ -102,3 +102,17 @@ def clear_write_flags(path: Path) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
     return True
+
+
+def stored_eof(path: Path) -> int | None:
+    """The end-of-file address a version 2/3 superblock records (None for other versions)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:8] != _SIGNATURE or head[8] not in (2, 3):
+            return None
+        size = head[9]
+        fh.seek(12 + 2 * size)
+        raw = fh.read(size)
+    if len(raw) < size:
+        raise ValueError("superblock cut short")
+    return int.from_bytes(raw, "little")

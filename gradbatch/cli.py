@@ -247,12 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_now_if_a_write_failed(code: int) -> None:
+    """After a failed HDF5 write (full disk), leave without freeing h5py's objects: HDF5 would
+    retry the failed flushes, print thousands of lines and crash. The partial file on disk is
+    what ``--resume`` recovers; nothing is lost by not closing it again."""
+    if "gradbatch.store" in sys.modules and sys.modules["gradbatch.store"].write_failed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except GradbatchError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        _exit_now_if_a_write_failed(2)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; an unfinished output stays as <output>.partial: "

@@ -33,13 +33,13 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from ._h5clear import clear_write_flags, held_by_another_process
+from ._h5clear import clear_write_flags, held_by_another_process, stored_eof
 from .errors import StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
            "inspect", "read_field", "open_store", "job_complete", "write_paths", "write_basins",
-           "write_streamlines"]
+           "write_streamlines", "write_failed", "recover_partial", "partial_jobs", "tile_stats"]
 
 FORMAT = "gradbatch/1"
 FLUSH_INTERVAL_S = 1.0
@@ -127,6 +127,7 @@ class JobWriter:
         default_factory=dict, init=False, repr=False)
     _last_flush: float = field(default=0.0, init=False, repr=False)
     _failed: bool = field(default=False, init=False, repr=False)
+    _handles: dict[str, h5py.Dataset] = field(default_factory=dict, init=False, repr=False)
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> set[int]:
@@ -229,7 +230,23 @@ class JobWriter:
                              f"callable {self.attrs.get('function')!r} (its source files changed); run "
                              "again with --overwrite to start afresh")
         done = np.asarray(g["_tiles/done"][...]).ravel()
-        return self.complete_groups(set(int(i) for i in np.flatnonzero(done)))
+        tiles = set(int(i) for i in np.flatnonzero(done))
+        if self.path.resolve() in _REPAIRED:
+            tiles = self._readable(g, tiles)
+        return self.complete_groups(tiles)
+
+    def _readable(self, g: h5py.Group, tiles: set[int]) -> set[int]:
+        """The done tiles of a repaired file whose data reads back (else they are recomputed)."""
+        good = set()
+        for flat in sorted(tiles):
+            sl = self.lay.tile_of(flat).slices
+            try:
+                for name in self.fields:
+                    g[name][sl]
+                good.add(flat)
+            except (OSError, RuntimeError, ValueError):
+                continue
+        return good
 
     # -- writing ------------------------------------------------------------------------------
     # Pyramid chunks: level k keeps the tile's extent in the last dimension, so one chunk spans
@@ -293,15 +310,15 @@ class JobWriter:
         g = self._file[self.job]
         sl = tile.slices
         if nonfinite is not None:
-            g["_tiles/nonfinite"][tile.flat] = nonfinite
-        if check is not None and "_tiles/check" in g:
-            g["_tiles/check"][tile.flat] = np.asarray(check, dtype=np.float64)
+            self._ds("_tiles/nonfinite")[tile.flat] = nonfinite
+        if check is not None and self.check_width:
+            self._ds("_tiles/check")[tile.flat] = np.asarray(check, dtype=np.float64)
         for name in self.fields:
             if chunks is not None and name in chunks:
                 mask, data = chunks[name]
-                g[name].id.write_direct_chunk(tile.start, data, mask)
+                self._ds(name).id.write_direct_chunk(tile.start, data, mask)
             else:
-                g[name].write_direct(np.ascontiguousarray(fields[name]), dest_sel=sl)
+                self._ds(name).write_direct(np.ascontiguousarray(fields[name]), dest_sel=sl)
         finished: list[tuple[int, ...]] = [tile.index] if not levels else []
         for k, level in enumerate(levels, start=1):
             done_group = self._add_to_group(g, tile, k, level)
@@ -336,18 +353,26 @@ class JobWriter:
             self._groups[key] = (buffers, arrived)
             return False
         del self._groups[key]
-        lg = g[f"levels/{k}"]
         dest = tuple(slice(s, s + n) for s, n in zip(start, size))
         for name in self.fields:
-            lg[name].write_direct(buffers[name], dest_sel=dest)
+            self._ds(f"levels/{k}/{name}").write_direct(buffers[name], dest_sel=dest)
         return True
+
+    def _ds(self, name: str) -> h5py.Dataset:
+        """The job's dataset ``name``, opened once: a dataset handle freed after each write
+        would flush its chunk cache on the way, where a failure (full disk) goes unseen."""
+        d = self._handles.get(name)
+        if d is None:
+            assert self._file is not None
+            d = self._handles[name] = self._file[self.job][name]
+        return d
 
     def flush(self) -> None:
         """Put written data on disk, then mark the tiles written before it as done."""
         assert self._file is not None
         self._file.flush()
         if self._pending:
-            done = self._file[self.job]["_tiles/done"]
+            done = self._ds("_tiles/done")
             counts = self.lay.counts
             for flat in self._pending:
                 done[np.unravel_index(flat, counts)] = 1
@@ -356,20 +381,30 @@ class JobWriter:
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is None:
+            return
+        f = self._file
+        if not self._failed:
             try:
-                if not self._failed:
-                    self.flush()
+                self.flush()
             except (OSError, RuntimeError) as exc:
                 self._failed = True
+                self._file = None
+                _park(f, self._handles)
                 raise StoreError(f"{self.path}: writing the last tiles failed ({_h5_reason(exc)}; disk "
                                  "full or file size limit?); the tiles written before stay for --resume") from None
-            finally:
-                f, self._file = self._file, None
-                try:
-                    f.close()
-                except Exception:  # a full disk can fail the close too: --resume recovers the file
-                    self._failed = True
+        self._file = None
+        if self._failed:
+            _park(f, self._handles)
+            return
+        self._handles = {}
+        try:
+            f.close()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            _park(f)
+            raise StoreError(f"{self.path}: closing failed ({_h5_reason(exc)}; disk full or file size "
+                             "limit?); the tiles written before stay for --resume") from None
 
     def abandon(self) -> None:
         """Close after a failure: flush what was written, unless writing already failed
@@ -423,16 +458,29 @@ def recover_partial(part: Path) -> None:
                          "this output: those take its .lock first)")
     try:
         clear_write_flags(part)
+        eof = stored_eof(part)
     except (OSError, ValueError) as why:
         raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
                          "with --overwrite to start afresh") from None
+    size = part.stat().st_size
+    if eof is not None and size < eof:
+        # A full disk or a file size limit cut the file short of the space HDF5 had allocated.
+        # Everything a successful flush wrote lies before the cut, and only tiles flushed whole
+        # are marked done; the rest is recomputed. Pad to the recorded end so HDF5 opens it,
+        # and have the writer read every done tile back before trusting it.
+        with open(part, "r+b") as fh:
+            fh.truncate(eof)
+        _REPAIRED.add(part.resolve())
+
+
+_REPAIRED: set[Path] = set()
 
 
 def partial_jobs(part: Path) -> dict[str, bool]:
     """The jobs a partial file holds, each with whether it is marked complete; a file that
     cannot be read is a :class:`StoreError` saying why it cannot be resumed."""
     try:
-        with h5py.File(part, "r", libver="latest") as f:
+        with h5py.File(part, "r", libver="latest", swmr=True) as f:
             if f.attrs.get("gradbatch_format") != FORMAT:
                 raise StoreError(f"{part}: cannot be resumed: not a gradbatch file; remove it or run "
                                  "with --overwrite")
@@ -446,8 +494,13 @@ def partial_jobs(part: Path) -> dict[str, bool]:
 
 
 def _h5_reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    """An h5py error in one short line: HDF5's own text spans lines and buries the cause."""
+    import re
+
+    text = " ".join(str(exc).split())
+    cause = re.search(r"error message = '([^']+)'", text)
+    head = re.split(r" \(|; ", text, maxsplit=1)[0]
+    return f"{type(exc).__name__}: {head}{': ' + cause.group(1) if cause else ''}"[:300]
 
 
 def commit(partial: Path, final: Path, jobs: Sequence[str] = ()) -> None:
@@ -623,17 +676,55 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
 
 # -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----
 
+_BROKEN: list[Any] = []
+
+
+def _park(f: h5py.File, handles: Any = None) -> None:
+    """Keep a file whose writes failed (full disk) open and referenced until the process ends:
+    closing it, or letting h5py free its objects, makes HDF5 retry the failed flush, print
+    thousands of lines and, at exit, crash. The process says one line and ends instead (the
+    CLI leaves through ``os._exit`` when :func:`write_failed`)."""
+    _BROKEN.append((f, handles))
+
+
+def write_failed() -> bool:
+    """Whether a write to some file failed in this process (see :func:`_park`)."""
+    return bool(_BROKEN)
+
+
 @contextmanager
 def _open_rw(path: Path) -> Iterator[h5py.File]:
     """A partial file opened outside SWMR mode (overlays, final attributes), where a failed
     write or close (full disk, file size limit) is one :class:`StoreError`; ``--resume``
     clears the flags such a failure or a kill leaves and writes the overlays again."""
+    def failed(exc: BaseException) -> StoreError:
+        return StoreError(f"{path}: writing failed ({_h5_reason(exc)}; disk full or file size limit?); "
+                          "run again with --resume to finish it")
+
     try:
-        with h5py.File(path, "r+", libver="latest") as f:
-            yield f
+        f = h5py.File(path, "r+", libver="latest")
     except (OSError, RuntimeError) as exc:
-        raise StoreError(f"{path}: writing failed ({_h5_reason(exc)}; disk full or file size limit?); "
-                         "run again with --resume to finish it") from None
+        raise failed(exc) from None
+    try:
+        yield f
+    except (OSError, RuntimeError) as exc:
+        _park(f)
+        raise failed(exc) from None
+    except BaseException:
+        _close_or_park(f)
+        raise
+    try:
+        f.close()
+    except (OSError, RuntimeError) as exc:
+        _park(f)
+        raise failed(exc) from None
+
+
+def _close_or_park(f: h5py.File) -> None:
+    try:
+        f.close()
+    except (OSError, RuntimeError):
+        _park(f)
 
 
 def _fresh_group(f: h5py.File, path: str) -> h5py.Group:
