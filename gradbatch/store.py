@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -297,7 +298,8 @@ class JobWriter:
         if self._failed:
             raise StoreError(f"{self.path}: an earlier write failed; nothing more is written")
         try:
-            self._write_tile(tile, fields, levels, chunks, nonfinite, check)
+            with _WatchWrites():
+                self._write_tile(tile, fields, levels, chunks, nonfinite, check)
         except (OSError, RuntimeError) as exc:  # h5py: OSError, or RuntimeError from a failed flush
             self._failed = True
             raise StoreError(f"{self.path}: writing tile {tile.index} failed ({_h5_reason(exc)}; disk full "
@@ -677,6 +679,38 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
 # -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----
 
 _BROKEN: list[Any] = []
+_LOST_WRITES: list[str] = []  # writes HDF5 failed while h5py freed an object (see _unraisable)
+_previous_hook = sys.unraisablehook
+
+
+def _unraisable(args: Any) -> None:
+    """h5py frees an object in ``__dealloc__``, where HDF5 may flush it; a failed write there
+    (full disk) cannot raise and is printed as "Exception ignored", thousands of times. Record
+    it instead, so the writer turns it into one StoreError; pass everything else on."""
+    if isinstance(args.exc_value, RuntimeError) and "file write failed" in str(args.exc_value) \
+            and "dealloc" in f"{args.object} {args.err_msg}":
+        _LOST_WRITES.append(str(args.exc_value))
+        return
+    _previous_hook(args)
+
+
+sys.unraisablehook = _unraisable
+
+
+class _WatchWrites:
+    """Raises the first write h5py lost in a ``__dealloc__`` during the block as an OSError."""
+
+    def __enter__(self) -> "_WatchWrites":
+        self.seen = len(_LOST_WRITES)
+        return self
+
+    def check(self) -> None:
+        if len(_LOST_WRITES) > self.seen:
+            raise OSError(_LOST_WRITES[self.seen])
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.check()
 
 
 def _park(f: h5py.File, handles: Any = None) -> None:
@@ -705,19 +739,40 @@ def _open_rw(path: Path) -> Iterator[h5py.File]:
         f = h5py.File(path, "r+", libver="latest")
     except (OSError, RuntimeError) as exc:
         raise failed(exc) from None
-    try:
-        yield f
-    except (OSError, RuntimeError) as exc:
-        _park(f)
-        raise failed(exc) from None
-    except BaseException:
-        _close_or_park(f)
-        raise
-    try:
-        f.close()
-    except (OSError, RuntimeError) as exc:
-        _park(f)
-        raise failed(exc) from None
+    with _QuietH5():
+        try:
+            with _WatchWrites():
+                yield f
+        except (OSError, RuntimeError) as exc:
+            _park(f)
+            raise failed(exc) from None
+        except BaseException:
+            _close_or_park(f)
+            raise
+        try:
+            with _WatchWrites():
+                f.close()
+        except (OSError, RuntimeError) as exc:
+            _park(f)
+            raise failed(exc) from None
+
+
+class _QuietH5:
+    """Holds back what is printed to stderr while overlays are written: h5py prints a traceback
+    of its own (besides the "Exception ignored" line) for each object it fails to free after a
+    failed write. Printed as it was if no write was lost; dropped (it is all h5py's) if one was."""
+
+    def __enter__(self) -> "_QuietH5":
+        import io
+
+        self.real, self.seen = sys.stderr, len(_LOST_WRITES)
+        sys.stderr = self.buffer = io.StringIO()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stderr = self.real
+        if len(_LOST_WRITES) == self.seen:
+            self.real.write(self.buffer.getvalue())
 
 
 def _close_or_park(f: h5py.File) -> None:

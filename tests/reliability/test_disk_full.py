@@ -1,0 +1,56 @@
+"""A full disk or a file size limit mid-run: one line, exit 2, the partial file kept and
+resumable. Before, h5py's failed flushes printed thousands of traceback lines and the process
+crashed with a segfault; and a file cut short by the limit could not be reopened."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import hdf5plugin  # noqa: F401  (the Blosc2 filter)
+import pytest
+
+from ..conftest import assert_files_equal
+from ._util import FULL_JOB, gradbatch, leftovers, one_line_error
+
+BIG = "name: wave\nfunction: 'sin(x) * cos(y)'\ngrid: {x: [-3, 3, 512], y: [-3, 3, 512]}\ntile: 64\ncompression: none\n"
+
+
+def _limit(nbytes: int):  # noqa: ANN202
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("straight")
+    (folder / "job.yaml").write_text(BIG)
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], folder).returncode == 0
+    return folder / "out.h5"
+
+
+@pytest.mark.parametrize("limit", [200_000, 1_500_000, 3_000_000])
+def test_file_size_limit_is_one_line_and_resume_finishes(tmp_path: Path, straight: Path, limit: int) -> None:
+    (tmp_path / "job.yaml").write_text(BIG)
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, preexec=_limit(limit))
+    one_line_error(p, "StoreError", "out.h5.partial", "File too large", "--resume")
+    assert [n for n in leftovers(tmp_path) if n != "out.h5.lock"] == ["out.h5.partial"]
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert_files_equal(tmp_path / "out.h5", straight, "wave")
+
+
+def test_file_size_limit_while_writing_overlays(tmp_path: Path) -> None:
+    """The tiles fit, the paths/basins/streamlines written outside SWMR mode do not."""
+    (tmp_path / "job.yaml").write_text(FULL_JOB)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "job.yaml").write_text(FULL_JOB.replace("basins:", "#").replace("streamlines:", "#")
+                                    .replace("paths:", "xpaths:").split("xpaths:")[0])
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], probe).returncode == 0
+    fields_only = (probe / "out.h5").stat().st_size
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, preexec=_limit(fields_only + 4096))
+    one_line_error(p, "StoreError", "out.h5.partial")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    info = gradbatch(["info", "out.h5"], tmp_path)
+    assert info.returncode == 0 and "[complete]" in info.stdout, info.stdout + info.stderr
