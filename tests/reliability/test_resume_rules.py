@@ -1,0 +1,76 @@
+"""--resume commits only what is complete, never follows a link, and bad settings that can only
+fail after planning are refused before any file exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._util import gradbatch, leftovers, one_line_error
+
+JOB = "name: wave\nfunction: 'sin(3*x) * cos(2*y)'\ngrid: {x: [-2, 2, 128], y: [-1, 1, 96]}\ntile: 32\n"
+KILL_SECOND = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
+               "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+               "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+
+
+def _killed(folder: Path, text: str = JOB) -> None:
+    (folder / "job.yaml").write_text(text)
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], folder, prelude=KILL_SECOND).returncode == -9
+
+
+def test_resume_refuses_a_partial_whose_job_was_renamed(tmp_path: Path) -> None:
+    _killed(tmp_path)
+    (tmp_path / "job.yaml").write_text(JOB.replace("name: wave", "name: ripple"))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "holds job 'wave' that the job file no longer has", "--overwrite")
+    assert "out.h5" not in leftovers(tmp_path) and "out.h5.partial" in leftovers(tmp_path)
+
+
+def test_resume_refuses_a_partial_whose_job_was_removed(tmp_path: Path) -> None:
+    two = "jobs:\n  - " + JOB.replace("\n", "\n    ").rstrip() + "\n  - " + \
+        JOB.replace("name: wave", "name: other").replace("\n", "\n    ").rstrip() + "\n"
+    _killed(tmp_path, two)
+    (tmp_path / "job.yaml").write_text(JOB.replace("name: wave", "name: other"))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "'wave'")
+    assert "out.h5" not in leftovers(tmp_path)
+
+
+def test_resume_never_follows_a_symlinked_partial(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(JOB)
+    precious = tmp_path / "precious.dat"
+    precious.write_bytes(b"\x89HDF\r\n\x1a\n" + b"keep me" * 100)
+    (tmp_path / "out.h5.partial").symlink_to(precious)
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "symbolic link")
+    assert precious.read_bytes().endswith(b"keep me")
+
+
+def test_overwrite_keeps_the_old_partial_when_planning_fails(tmp_path: Path) -> None:
+    _killed(tmp_path)
+    size = (tmp_path / "out.h5.partial").stat().st_size
+    (tmp_path / "job.yaml").write_text(JOB.replace("sin(3*x)", "sin(3*q)"))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--overwrite"], tmp_path)
+    assert p.returncode == 2 and "q" in p.stderr
+    assert (tmp_path / "out.h5.partial").stat().st_size == size
+
+
+def test_render_field_the_job_does_not_write_is_refused_before_any_file(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text("name: vec\nfunction: ['-y', 'x']\ngrid: {x: [-1, 1, 32], y: [-1, 1, 32]}\n"
+                                       "render: {output: vec.png}\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    one_line_error(p, "ConfigError", "render.field", "'value'", "v_x")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_job_larger_than_the_free_disk_is_refused_unless_forced(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text("name: huge\nfunction: 'x*y'\ngrid: {x: [0, 1, 4000000], y: [0, 1, 4000000]}\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    one_line_error(p, "StoreError", "may need up to", "free", "--force")
+    assert leftovers(tmp_path) == []
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(JOB)
+    (tmp_path / "out.h5").mkdir()
+    one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path), "StoreError", "is a folder")

@@ -1,0 +1,90 @@
+"""User callables are checked on every tile, not only on a 4-point probe; their code is part of
+the job for --resume; sys.exit in them cannot end a run with exit code 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ._util import gradbatch, leftovers, one_line_error
+
+MODULE = '''
+import sys
+import torch
+
+def no_grad(x, y):
+    with torch.no_grad():
+        return torch.sin(x) * y
+
+def detached(x, y):
+    return (x * y).detach()
+
+def via_numpy(x, y):
+    return torch.as_tensor((x * y).detach().cpu().numpy())
+
+def wrong_shape_on_real_tiles(x, y):
+    out = x * y
+    return out if x.numel() <= 4 else out[:1]     # right on the probe, a row on real tiles
+
+def wrong_dtype_on_real_tiles(x, y):
+    out = x * y
+    return out if x.numel() <= 4 else out.double()
+
+def exits(x, y):
+    if x.numel() > 4:
+        sys.exit(0)
+    return x * y
+
+def raises_on_real_tiles(x, y):
+    if x.numel() > 4:
+        raise ValueError("boom")
+    return x * y
+
+def fine(x, y):
+    return torch.sin(x) * y
+'''
+
+
+def _job(ref: str, outputs: str = "[value, gradient]") -> str:
+    return (f"name: user\nfunction: {{callable: 'ufuncs:{ref}'}}\ngrid: {{x: [-1, 1, 64], y: [-1, 1, 48]}}\n"
+            f"tile: 32\noutputs: {outputs}\n")
+
+
+@pytest.mark.parametrize(("ref", "needles"), [
+    ("no_grad", ["without an autograd graph", "torch.no_grad()"]),
+    ("detached", ["without an autograd graph"]),
+    ("via_numpy", ["without an autograd graph"]),
+    ("wrong_shape_on_real_tiles", ["shape (1, 32)", "shaped like its inputs"]),
+    ("wrong_dtype_on_real_tiles", ["torch.float64", "shaped like its inputs, of their dtype"]),
+    ("exits", ["called sys.exit(0)"]),
+    ("raises_on_real_tiles", ["ValueError: boom", "tile"]),
+])
+def test_misbehaving_callables_fail_with_one_line_and_no_file(tmp_path: Path, ref: str, needles: list[str]) -> None:
+    (tmp_path / "ufuncs.py").write_text(MODULE)
+    (tmp_path / "job.yaml").write_text(_job(ref))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    one_line_error(p, "FunctionError", f"ufuncs:{ref}", *needles)
+    assert "out.h5" not in leftovers(tmp_path)
+
+
+def test_a_no_grad_callable_is_fine_for_values_only(tmp_path: Path) -> None:
+    (tmp_path / "ufuncs.py").write_text(MODULE)
+    (tmp_path / "job.yaml").write_text(_job("no_grad", "[value]"))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    assert p.returncode == 0, p.stderr
+
+
+def test_resume_refuses_a_callable_whose_code_changed(tmp_path: Path) -> None:
+    (tmp_path / "ufuncs.py").write_text(MODULE)
+    (tmp_path / "job.yaml").write_text(_job("fine"))
+    kill_third = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
+                  "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+                  "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_third).returncode == -9
+    (tmp_path / "ufuncs.py").write_text(MODULE.replace("torch.sin(x) * y", "torch.cos(x) * y"))
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "other code for its callable", "--overwrite")
+    (tmp_path / "ufuncs.py").write_text(MODULE)  # the code it started with: resumes
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    assert p.returncode == 0, p.stderr
