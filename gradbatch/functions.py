@@ -327,6 +327,8 @@ def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device
         out = ff.fn(*coords)
     except FunctionError:
         raise
+    except SystemExit as exc:
+        raise FunctionError(f"{ff.source} {ff.text!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise FunctionError(f"{ff.source} {ff.text!r} failed: {type(exc).__name__}: {exc}") from exc
     shape = coords[0].shape

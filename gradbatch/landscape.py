@@ -284,6 +284,8 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
     factory = import_callable(ref, base_dir, where)
     try:
         out = factory()
+    except SystemExit as exc:  # must not end the run, least of all with exit code 0
+        raise FunctionError(f"{where}: {ref}() called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise FunctionError(f"{where}: {ref}() raised {type(exc).__name__}: {exc}") from exc
     if isinstance(out, dict):

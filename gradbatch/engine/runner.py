@@ -206,6 +206,9 @@ class TileComputer:
                 stats.check.merge(check)
         except (GradbatchError, torch.cuda.OutOfMemoryError):
             raise
+        except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
+            raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
+                                f"{tile.index} called sys.exit({exc.code!r})") from None
         except Exception as exc:
             raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
                                 f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
