@@ -18,6 +18,7 @@ the structure readable. A tile's done bit is set only after a flush has put its 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -550,6 +551,54 @@ def _superblock_swmr(p: Path) -> bool:
     return swmr
 
 
+SWMR_READ_ATTEMPTS = 30
+"""Metadata read attempts of a SWMR reader. HDF5 retries a read whose checksum fails (a
+writer may be midway through it), doubling a wait that starts at 1 ns; its default of 100
+attempts turned damaged metadata into a hang of hours. 30 give up after about a second, far
+longer than a writer's torn write lasts."""
+
+
+def _open_swmr(p: Path) -> h5py.File:
+    """``h5py.File(p, "r", swmr=True)`` with at most :data:`SWMR_READ_ATTEMPTS` read attempts
+    (h5py has no setting for them: the HDF5 library h5py loaded is called directly, and where
+    it cannot be found, HDF5's default stays)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    cache = list(fapl.get_cache())
+    cache[2] = CHUNK_CACHE_BYTES
+    fapl.set_cache(*cache)
+    setter = _read_attempts_setter()
+    if setter is not None:
+        setter(fapl.id, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(p), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_attempts_setter() -> Any:
+    """``H5Pset_metadata_read_attempts`` of the HDF5 library this process loaded for h5py
+    (found in /proc/self/maps, so never another copy); None where that cannot be done."""
+    import ctypes
+    import re
+
+    try:
+        with open("/proc/self/maps") as fh:
+            maps = fh.read()
+    except OSError:
+        return None
+    for lib in sorted(set(re.findall(r"(/\S*/libhdf5[-.][^/\s]*\.so[^/\s]*)", maps))):
+        if "_hl" in lib.rsplit("/", 1)[-1]:
+            continue
+        try:
+            fn = ctypes.CDLL(lib).H5Pset_metadata_read_attempts
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int64, ctypes.c_uint]  # hid_t is 64 bits since HDF5 1.10
+        fn.restype = ctypes.c_int
+        return fn
+    return None
+
+
 def open_store(path: str | Path) -> h5py.File:
     """Open a gradbatch file for reading, with a clear error for anything else."""
     p = Path(path)
@@ -567,7 +616,7 @@ def open_store(path: str | Path) -> h5py.File:
     if not h5py.is_hdf5(p):
         raise StoreError(f"{p}: not an HDF5 file")
     try:
-        f = h5py.File(p, "r", swmr=swmr, rdcc_nbytes=CHUNK_CACHE_BYTES, **({"libver": "latest"} if swmr else {}))
+        f = _open_swmr(p) if swmr else h5py.File(p, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
     except OSError as exc:
         raise StoreError(f"{p}: cannot be opened ({exc})") from None
     try:
