@@ -366,3 +366,75 @@ def test_a_partial_file_being_written(tmp_path: Path) -> None:
         run.wait(timeout=TIMEOUT_S)
     assert run.returncode == 0, run.stderr.read() if run.stderr else ""
     assert (tmp_path / "live.h5").exists()
+
+
+# -- info's output: JSON types, non-finite counts -----------------------------------------------
+
+def _walk(v: object, where: str = "") -> list[tuple[str, object]]:
+    if isinstance(v, dict):
+        return [x for k, w in v.items() for x in _walk(w, f"{where}.{k}")]
+    if isinstance(v, list):
+        return [x for i, w in enumerate(v) for x in _walk(w, f"{where}[{i}]")]
+    return [(where, v)]
+
+
+def test_info_json_has_booleans_and_numbers_not_their_text(job_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradbatch.cli import main
+
+    assert main(["info", "--json", str(job_file)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    job = info["jobs"][0]
+    assert info["partial"] is False and job["complete"] is True and job["attrs"]["complete"] is True
+    assert isinstance(job["attrs"]["compiled"], bool)
+    assert isinstance(job["tiles_done"], int) and isinstance(job["fields"][0]["stored_bytes"], int)
+    assert isinstance(job["attrs"]["levels"], int) and isinstance(job["attrs"]["tile"][0], int)
+    assert all(isinstance(v, float) for v in job["axes"][0][1:3])
+    for where, v in _walk(info):
+        assert not isinstance(v, str) or v not in ("True", "False", "true", "false", "None", "nan"), where
+        if isinstance(v, str) and where.rsplit(".", 1)[-1] not in ("function", "job_yaml"):
+            with pytest.raises(ValueError):
+                float(v)  # a number stored as text would parse
+
+
+def _with_nonfinite(job_file: Path, tmp_path: Path, counts: object) -> Path:
+    path = tmp_path / "nonfinite.h5"
+    shutil.copy(job_file, path)
+    with h5py.File(path, "r+") as f:
+        f["hb"].attrs["nonfinite"] = json.dumps(counts)  # as the writer stores dict attributes
+    return path
+
+
+def test_info_prints_non_finite_counts(job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradbatch.cli import main
+
+    counts = {"value": {"nan": 5000, "posinf": 0, "neginf": 0},  # of 40 x 300 = 12,000 points
+              "grad_x": {"nan": 0, "posinf": 12000, "neginf": 0},
+              "grad_y": {"nan": 0, "posinf": 0, "neginf": 0},
+              "magnitude": {"nan": 6000, "posinf": 5000, "neginf": 1000}}
+    path = _with_nonfinite(job_file, tmp_path, counts)
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "value: NaN at 5,000 of 12,000 points" in text
+    assert "grad_x: infinite (+inf) at every point (12,000)" in text
+    assert "grad_y" not in text.split("fields")[0]  # no line for a field without non-finite points
+    assert "magnitude: non-finite at every point (12,000): NaN at 6,000, +inf at 5,000, -inf at 1,000" in text
+    assert main(["info", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["attrs"]["nonfinite"] == counts
+
+
+def test_info_without_non_finite_counts_says_nothing_of_them(job_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradbatch.cli import main
+
+    assert main(["info", str(job_file)]) == 0
+    assert "non-finite" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("counts", [{"value": {"nan": 20000}}, {"value": {"nan": -1}}, {"value": 3}, [1, 2]])
+def test_odd_non_finite_counts_are_one_line(job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            counts: object) -> None:
+    from gradbatch.cli import main
+
+    path = _with_nonfinite(job_file, tmp_path, counts)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"StoreError: {path}: attribute 'nonfinite' of job 'hb'") and "\n" not in err
