@@ -434,10 +434,26 @@ def reading(path: str | Path, what: str, only_h5py: bool = False) -> Iterator[No
     except GradbatchError:
         raise
     except _DAMAGE as exc:
-        if only_h5py and not _raised_in_h5py(exc):
-            raise
+        if only_h5py:
+            if not _raised_in_h5py(exc):
+                raise
+            what = _h5py_object(exc) or what
         why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else f"{type(exc).__name__}: {exc}"
         raise StoreError(f"{path}: cannot read {what}: the file is damaged ({why})") from None
+
+
+def _h5py_object(exc: BaseException) -> str | None:
+    """The name of the dataset or group whose h5py method raised ``exc`` (its ``self``)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, (h5py.Dataset, h5py.Group)):
+            try:
+                return str(obj.name)
+            except _DAMAGE:
+                return None
+        tb = tb.tb_next
+    return None
 
 
 def _raised_in_h5py(exc: BaseException) -> bool:
