@@ -82,6 +82,7 @@ for path in sys.argv[2:]:
             out[name] = {"rc": -1, "err": traceback.format_exc()}
     print(json.dumps(out), flush=True)
 """
+Outcomes = dict[str, dict[str, object]]  # reader -> {"rc": ..., "err": ...}
 ALL = ("info", "json", "view", "inspect", "read_field", "read_level", "job_complete", "reader")
 
 
@@ -92,7 +93,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def read_all(paths: list[Path], readers: tuple[str, ...] = ALL) -> dict[Path, dict[str, dict[str, object]]]:
+def read_all(paths: list[Path], readers: tuple[str, ...] = ALL) -> dict[Path, Outcomes]:
     """Each file's outcome per reader, all read by one subprocess; a hang fails with the file's name."""
     try:
         r = subprocess.run([sys.executable, "-c", DRIVER, ",".join(readers), *map(str, paths)],
@@ -106,7 +107,7 @@ def read_all(paths: list[Path], readers: tuple[str, ...] = ALL) -> dict[Path, di
     return {Path(res.pop("path")): res for res in results}
 
 
-def read_one(path: Path, readers: tuple[str, ...] = ALL) -> dict[str, dict[str, object]]:
+def read_one(path: Path, readers: tuple[str, ...] = ALL) -> Outcomes:
     return read_all([path], readers)[path]
 
 
@@ -142,7 +143,7 @@ def job_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def damaged_cases(job_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, dict[str, object]]]]:
+def damaged_cases(job_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Outcomes]]:
     """Every case of CASES damaged into its own copy, all read by one subprocess."""
     folder = tmp_path_factory.mktemp("damaged")
     paths = {}
@@ -259,14 +260,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("case, needles", [(c[0], c[2]) for c in CASES], ids=[c[0] for c in CASES])
-def test_every_reader_gives_one_line(damaged_cases: dict[str, tuple[Path, dict[str, dict[str, object]]]],
+def test_every_reader_gives_one_line(damaged_cases: dict[str, tuple[Path, Outcomes]],
                                      case: str, needles: list[str]) -> None:
     damaged, result = damaged_cases[case]
     for reader in ("info", "json", "inspect"):
         assert_one_line(damaged, result[reader], *needles)
     for reader in ("view", "reader", "read_field", "read_level", "job_complete"):
         # these read less of the file: what they need is intact, or they fail in one line
-        if result[reader]["rc"] != 0 and "ViewerError: gradbatch view needs a display" not in str(result[reader]["err"]):
+        no_display = "ViewerError: gradbatch view needs a display" in str(result[reader]["err"])
+        if result[reader]["rc"] != 0 and not no_display:
             assert_one_line(damaged, result[reader])
     if "complete" not in case:
         assert_one_line(damaged, result["reader"], *needles)  # what the viewer and render open
@@ -422,7 +424,8 @@ def test_info_prints_non_finite_counts(job_file: Path, tmp_path: Path, capsys: p
     assert json.loads(capsys.readouterr().out)["jobs"][0]["attrs"]["nonfinite"] == counts
 
 
-def test_info_without_non_finite_counts_says_nothing_of_them(job_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_without_non_finite_counts_says_nothing_of_them(job_file: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from gradbatch.cli import main
 
     assert main(["info", str(job_file)]) == 0
