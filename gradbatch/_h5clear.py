@@ -22,12 +22,15 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "stored_eof"]
+__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF
+WRITE_ACCESS = 0x01  # flag bits of the superblock (H5Fpkg.h)
+SWMR_WRITE_ACCESS = 0x04
 
 
 def _rot(x: int, k: int) -> int:
@@ -104,15 +107,30 @@ def clear_write_flags(path: Path) -> bool:
     return True
 
 
-def stored_eof(path: Path) -> int | None:
-    """The end-of-file address a version 2/3 superblock records (None for other versions)."""
+@dataclass(frozen=True)
+class Superblock:
+    """What a reader checks before HDF5 sees the file: a truncated file opened for SWMR
+    reading makes HDF5 retry its reads for minutes instead of failing."""
+
+    version: int
+    flags: int
+    end: int | None  # base address + end-of-file address: the size HDF5 last recorded; None if undefined
+    checksum_ok: bool
+
+
+def read_superblock(path: Path) -> Superblock | None:
+    """The version 2/3 superblock at offset 0 of ``path``, read only; None for any other file
+    (no HDF5 signature there, an older superblock version, or too short to hold one)."""
     with open(path, "rb") as fh:
         head = fh.read(12)
-        if len(head) < 12 or head[:8] != _SIGNATURE or head[8] not in (2, 3):
+        if len(head) < 12 or head[:8] != _SIGNATURE or head[8] not in (2, 3) or head[9] not in (2, 4, 8):
             return None
         size = head[9]
-        fh.seek(12 + 2 * size)
-        raw = fh.read(size)
-    if len(raw) < size:
-        raise ValueError("superblock cut short")
-    return int.from_bytes(raw, "little")
+        block = head + fh.read(4 * size + 4)
+    if len(block) < 12 + 4 * size + 4:
+        return None
+    base, _ext, eof, _root = (int.from_bytes(block[12 + i * size:12 + (i + 1) * size], "little") for i in range(4))
+    undefined = (1 << (8 * size)) - 1
+    (stored,) = struct.unpack("<I", block[-4:])
+    return Superblock(head[8], head[11], None if eof == undefined else base + eof,
+                      lookup3(bytes(block[:-4])) == stored)

@@ -103,7 +103,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .store import inspect
 
     info = inspect(args.file)
-    print(json.dumps(info_as_dict(info), indent=2, default=str) if args.json else describe(info))
+    print(json.dumps(info_as_dict(info), indent=2, allow_nan=False) if args.json else describe(info))
     return 0
 
 
@@ -137,7 +137,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     opts = RenderOptions(size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
                          surface=args.surface, path_step=args.path_step, slice_axis=axis, plane=plane,
                          **_layer_options(args))
-    out = render(args.file, args.output, args.job, opts)
+    out = render(args.file, args.output, args.job, opts, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("render", help="render a 2D job to a PNG, headless")
     rn.add_argument("file")
     rn.add_argument("-o", "--output", default="render.png", help="PNG path (default render.png)")
+    rn.add_argument("--overwrite", action="store_true",
+                    help="replace an existing output that is not a PNG (never the input file)")
     _layer_arguments(rn)
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .store import StoreInfo, inspect
+from .errors import StoreError
+from .store import JobInfo, StoreInfo, inspect, plain
 
-__all__ = ["describe", "info_as_dict", "human_size"]
+__all__ = ["describe", "info_as_dict", "human_size", "nonfinite_lines"]
 
 
 def human_size(n: float) -> str:
@@ -22,13 +25,27 @@ def human_size(n: float) -> str:
 
 
 def info_as_dict(info: StoreInfo) -> dict[str, Any]:
-    """``info`` as plain data (JSON attributes decoded)."""
+    """``info`` as JSON-ready data: JSON attributes decoded, booleans as booleans, numbers as
+    numbers, NaN and infinities as None (JSON has no such numbers)."""
     jobs = []
     for j in info.jobs:
         attrs = {k: _decode(v) for k, v in j.attrs.items()}
         jobs.append({**asdict(j), "attrs": attrs})
-    return {"path": str(info.path), "format": info.format, "version": info.version,
-            "partial": info.partial, "jobs": jobs}
+    return _json({"path": str(info.path), "format": info.format, "version": info.version,
+                  "partial": info.partial, "jobs": jobs})
+
+
+def _json(v: Any) -> Any:
+    v = plain(v)
+    if isinstance(v, dict):
+        return {str(k): _json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
 
 
 def _decode(v: Any) -> Any:
@@ -40,8 +57,51 @@ def _decode(v: Any) -> Any:
     return v
 
 
+@contextmanager
+def _attribute(info: StoreInfo, job: JobInfo, key: str, value: Any) -> Iterator[None]:
+    """A provenance attribute not shaped as gradbatch writes it ends in one StoreError."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise StoreError(f"{info.path}: attribute {key!r} of job {job.name!r} is not as gradbatch "
+                         f"writes it: {shown}") from None
+
+
+def nonfinite_lines(counts: Any, points: int) -> list[str]:
+    """``value: NaN at 20,100 of 40,401 points`` for each field with non-finite points.
+
+    ``counts``: {field: {"nan": n, "posinf": n, "neginf": n}} (the job's ``nonfinite``
+    attribute); ``points``: the grid's point count."""
+    if not isinstance(counts, dict):
+        raise TypeError("nonfinite: expected a mapping of fields")
+    names = (("nan", "NaN"), ("posinf", "+inf"), ("neginf", "-inf"))
+    lines = []
+    for name, c in counts.items():
+        n = {k: c.get(k, 0) for k, _ in names}
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= points for v in n.values()) \
+                or sum(n.values()) > points:
+            raise ValueError(f"nonfinite: bad counts for {name!r}")
+        found = [(label, n[k]) for k, label in names if n[k]]
+        if not found:
+            continue
+        if sum(n.values()) == points:
+            if len(found) == 1:
+                label = found[0][0]
+                what = "NaN" if label == "NaN" else f"infinite ({label})"
+                lines.append(f"{name}: {what} at every point ({points:,})")
+            else:
+                parts = ", ".join(f"{label} at {k:,}" for label, k in found)
+                lines.append(f"{name}: non-finite at every point ({points:,}): {parts}")
+        else:
+            lines.append(f"{name}: " + ", ".join(f"{label} at {k:,} of {points:,} points" for label, k in found))
+    return lines
+
+
 def describe(info: StoreInfo | str | Path) -> str:
-    """What a file holds, as text: jobs, function, axes, device, timings, check, fields, pyramid."""
+    """What a file holds, as text: jobs, function, axes, device, timings, check, non-finite
+    points, fields, pyramid."""
     if not isinstance(info, StoreInfo):
         info = inspect(info)
     lines = [f"{info.path}  ({info.format}, written by gradbatch {info.version})"]
@@ -54,17 +114,24 @@ def describe(info: StoreInfo | str | Path) -> str:
         lines.append(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
                      f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
         t = a.get("timings")
-        if isinstance(t, dict):
-            lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
-                         f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
-                         f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
+        if t is not None:
+            with _attribute(info, j, "timings", t):
+                lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
+                             f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
+                             f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
         c = a.get("check")
-        if isinstance(c, dict):
-            lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
-                         f"at {tuple(round(v, 6) for v in c['at'])}")
+        if c is not None:
+            with _attribute(info, j, "check", c):
+                lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
+                             f"at {tuple(round(v, 6) for v in c['at'])}")
         minima = a.get("minima") or []
         if minima:
-            lines.append("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
+            with _attribute(info, j, "minima", minima):
+                lines.append("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
+        if "nonfinite" in a:
+            points = math.prod(j.fields[0].shape) if j.fields else 0
+            with _attribute(info, j, "nonfinite", a["nonfinite"]):
+                lines += [f"  non-finite {line}" for line in nonfinite_lines(a["nonfinite"], points)]
         lines.append(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
         lines.append("  fields")
         for f in j.fields:
@@ -74,16 +141,17 @@ def describe(info: StoreInfo | str | Path) -> str:
         t = j.trajectories
         if "landscape" in t:
             la = t["landscape"]
-            if la.get("kind") == "data":
-                fit = (f"; least squares: slope {la['lstsq'][0]:.6g}, bias {la['lstsq'][1]:.6g}"
-                       if "lstsq" in la else "")
-                lines.append(f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over "
-                             f"{la.get('rows')} rows{fit}")
-            else:
-                var = la.get("explained_variance")
-                ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
-                lines.append(f"  landscape  {la.get('directions')} directions, loss at the centre "
-                             f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")
+            with _attribute(info, j, "landscape", la):
+                if la.get("kind") == "data":
+                    fit = (f"; least squares: slope {la['lstsq'][0]:.6g}, bias {la['lstsq'][1]:.6g}"
+                           if "lstsq" in la else "")
+                    lines.append(f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over "
+                                 f"{la.get('rows')} rows{fit}")
+                else:
+                    var = la.get("explained_variance")
+                    ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
+                    lines.append(f"  landscape  {la.get('directions')} directions, loss at the centre "
+                                 f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")
         for label, p in t.get("paths", {}).items():
             stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
             lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "

@@ -149,6 +149,13 @@ def run_jobs(
             _make_folder(out)
             locks.enter_context(OutputLock(out))
         todo = [(out, group) for out, group in by_output.items() if _decide(out, group, resume, overwrite, say)]
+        for out, group in todo:  # a picture asked for must not destroy data: refused now, not after the run
+            if any(job.render is not None for job in group):
+                from .render import check_output
+
+                for job in group:
+                    if job.render is not None:
+                        check_output(job.render.output, [out, partial_path(out)], overwrite)
 
         # Plan everything first: a bad function or device fails before anything is written.
         plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
@@ -441,5 +448,5 @@ def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:
     assert r is not None
     opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
                          scale=r.scale, colorbar=r.colorbar, surface=r.surface)
-    render(out, r.output, job.name, opts)
+    render(out, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
     say(f"rendered {r.output}")

@@ -8,6 +8,8 @@ level-of-detail grid, stored streamlines and descent paths. Geometry comes from
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,16 @@ import h5py
 import numpy as np
 
 from .errors import StoreError, ViewerError
-from .store import open_store
+from .store import JobLayout, check_job, child, job_names, open_store, reading
 from .viewer.loader import FieldReader, WindowRequest
 from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
-__all__ = ["RenderOptions", "render", "show", "ViewerError", "LAYERS", "vispy_scene"]
+__all__ = ["RenderOptions", "render", "check_output", "show", "ViewerError", "LAYERS", "vispy_scene",
+           "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png",)
+"""What a render writes (by suffix, any case)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -55,18 +62,73 @@ def vispy_scene(app: str | None = "egl") -> Any:
 
 
 def render(path: str | Path, out: str | Path, job: str | None = None,
-           options: RenderOptions = RenderOptions()) -> Path:
-    """Render ``job`` of the file at ``path`` to the PNG ``out``; returns ``out``."""
+           options: RenderOptions = RenderOptions(), overwrite: bool = False) -> Path:
+    """Render ``job`` of the file at ``path`` to the PNG ``out``; returns ``out``.
+
+    ``out`` is checked first (:func:`check_output`): never the input, never an existing file
+    that is not a PNG unless ``overwrite``."""
     options.check()
+    out = check_output(out, [path], overwrite)
     with open_store(path) as f:
-        name = job or next((k for k, v in f.items() if isinstance(v, h5py.Group)), None)
-        if name is not None and name in f and len(f[name].attrs.get("axes", [])) == 1:
-            return _render_1d(f[name], Path(out), options)
+        jobs = job_names(path, f)
+        name = job or (jobs[0] if jobs else None)
+        if name is not None and name in jobs:
+            g = child(path, f, name, h5py.Group)
+            layout = check_job(path, g)
+            if len(layout.axes) == 1:
+                with reading(path, f"job {name!r}", only_h5py=True):
+                    return _render_1d(g, layout, out, options)
     reader = FieldReader(path, job, options.slice_axis)
     try:
-        return (_render_surface if options.surface else _render)(reader, Path(out), options)
+        with reading(path, f"job {reader.job!r}", only_h5py=True):  # overlays read while drawing
+            return (_render_surface if options.surface else _render)(reader, out, options)
     finally:
         reader.close()
+
+
+def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: bool = False) -> Path:
+    """Refuse a render output that would destroy data; returns ``out`` as a Path.
+
+    A render writes a PNG, so ``out`` must end in one of :data:`IMAGE_SUFFIXES`. It is never
+    one of ``inputs`` (compared by device and inode: a symlink or hard link to the input is the
+    input), even with ``overwrite``; and an existing file that does not start with the PNG
+    signature (not an image a render made) is replaced only with ``overwrite``."""
+    out = Path(out)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ViewerError(f"{out}: a render is written as PNG; the output's suffix must be one of "
+                          f"{', '.join(IMAGE_SUFFIXES)} (any case), got "
+                          f"{repr(out.suffix) if out.suffix else 'no suffix'}")
+    try:
+        st = os.stat(out)
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot check the render's output ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{out}: is a folder; the render's output must be a file")
+    for src in inputs:
+        try:
+            same = os.path.samestat(st, os.stat(src))
+        except OSError:
+            continue  # an input that is not there cannot be overwritten
+        if same:
+            raise StoreError(f"{out}: is the input file {src}; the render would overwrite it "
+                             "(give another output path)")
+    if overwrite:
+        return out
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{out}: exists and is not a regular file; a render replaces only PNGs "
+                         "(give --overwrite to write to it anyway)")
+    try:
+        with open(out, "rb") as fh:
+            head = fh.read(len(PNG_SIGNATURE))
+    except OSError as exc:
+        raise StoreError(f"{out}: exists and cannot be read to check it ({exc.strerror or exc}); "
+                         "give --overwrite to replace it") from None
+    if head != PNG_SIGNATURE:
+        raise StoreError(f"{out}: exists and is not a PNG image; a render replaces only PNGs "
+                         "(give --overwrite to replace it anyway)")
+    return out
 
 
 def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
@@ -78,20 +140,19 @@ def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     return _save(canvas, out)
 
 
-def _render_1d(g: h5py.Group, out: Path, opt: RenderOptions) -> Path:
+def _render_1d(g: h5py.Group, layout: JobLayout, out: Path, opt: RenderOptions) -> Path:
     """A 1D job: the curve, the gradient's arrows on the input axis below it (clipped, as in
     seed 000) and slope arrows along the curve (seed 002)."""
     scene = vispy_scene("egl")
 
     from .geometry import arrow_segments, choose_level
 
-    axis = str(g.attrs["axes"][0])
-    fields = [str(f) for f in g.attrs.get("fields", [])]
+    axis = layout.axes[0]
+    fields = layout.fields
     if "value" not in fields:
-        raise StoreError(f"job {g.name!r} has no value field to draw as a curve")
+        raise StoreError(f"job {layout.name!r} has no value field to draw as a curve")
     w, h = opt.size
-    nlev = int(g.attrs.get("levels", 0))
-    level = choose_level(g[axis].shape[0], w, nlev)
+    level = choose_level(layout.shapes[0][0], w, len(layout.shapes) - 1)
     src = g if level == 0 else g[f"levels/{level}"]
     x = src[axis][...].astype(np.float64)
     y = src["value"][...].astype(np.float64)

@@ -20,6 +20,7 @@ the structure readable. A tile's done bit is set only after a flush has put its 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -34,8 +35,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from ._h5clear import clear_write_flags, held_by_another_process, stored_eof
-from .errors import StoreError
+from ._h5clear import SWMR_WRITE_ACCESS, WRITE_ACCESS, clear_write_flags, held_by_another_process, read_superblock
+from .errors import GradbatchError, StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
@@ -460,7 +461,8 @@ def recover_partial(part: Path) -> None:
                          "this output: those take its .lock first)")
     try:
         clear_write_flags(part)
-        eof = stored_eof(part)
+        sb = read_superblock(part)
+        eof = sb.end if sb is not None else None
     except (OSError, ValueError) as why:
         raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
                          "with --overwrite to start afresh") from None
@@ -540,6 +542,13 @@ def commit(partial: Path, final: Path, jobs: Sequence[str] = ()) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------------
+# A reader never trusts the file. What it relies on is checked first (superblock, attributes,
+# shapes: metadata only, cheap), and every h5py access goes through `reading` or the helpers
+# built on it, so a damaged file ends in one StoreError naming the file and the object.
+
+_DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError)
+MAX_LEVELS = 64  # a pyramid of 2^64 points per side: anything above is a damaged attribute
+
 
 @dataclass(frozen=True)
 class FieldInfo:
@@ -556,7 +565,7 @@ class FieldInfo:
 class JobInfo:
     name: str
     complete: bool
-    attrs: dict[str, Any]
+    attrs: dict[str, Any]  # plain Python values (numpy scalars and arrays converted)
     fields: tuple[FieldInfo, ...]
     axes: tuple[tuple[str, float, float, int], ...]  # (name, first, last, points), grid order
     levels: tuple[tuple[int, ...], ...]  # shape of each pyramid level
@@ -574,6 +583,208 @@ class StoreInfo:
     partial: bool
 
 
+@dataclass(frozen=True)
+class JobLayout:
+    """A job's structure as checked by :func:`check_job`: what every reader relies on."""
+
+    name: str
+    axes: tuple[str, ...]  # grid order
+    fields: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]  # array shape (axes reversed) of level 0, 1, ...
+
+
+@contextmanager
+def reading(path: str | Path, what: str, only_h5py: bool = False) -> Iterator[None]:
+    """Turn what h5py raises on a damaged file into a StoreError naming ``path`` and ``what``.
+
+    ``only_h5py``: convert only errors raised inside h5py, for blocks that run other code too
+    (drawing): an error of that code is a bug and keeps its traceback."""
+    try:
+        yield
+    except GradbatchError:
+        raise
+    except _DAMAGE as exc:
+        if only_h5py:
+            if not _raised_in_h5py(exc):
+                raise
+            what = _h5py_object(exc) or what
+        why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else f"{type(exc).__name__}: {exc}"
+        raise StoreError(f"{path}: cannot read {what}: the file is damaged ({why})") from None
+
+
+def _h5py_object(exc: BaseException) -> str | None:
+    """The name of the dataset or group whose h5py method raised ``exc`` (its ``self``)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, (h5py.Dataset, h5py.Group)):
+            try:
+                return str(obj.name)
+            except _DAMAGE:
+                return None
+        tb = tb.tb_next
+    return None
+
+
+def _raised_in_h5py(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if "h5py" in Path(tb.tb_frame.f_code.co_filename).parts:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def child(path: str | Path, g: h5py.Group, name: str, kind: type = h5py.Dataset) -> Any:
+    """``g[name]`` (a relative path), checked: present, not a link to another file, of ``kind``."""
+    obj: Any = g
+    for part in name.split("/"):
+        full = f"{obj.name.rstrip('/')}/{part}"
+        with reading(path, full):
+            link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
+            if link is None:
+                raise StoreError(f"{path}: {full} is missing (a damaged file, or not written by gradbatch)")
+            if isinstance(link, h5py.ExternalLink):
+                raise StoreError(f"{path}: {full} is a link to another file ({link.filename}:{link.path}); "
+                                 "a gradbatch file holds its own data")
+            obj = obj[part]  # a soft link that loops or dangles fails here
+    if not isinstance(obj, kind):
+        found = "group" if isinstance(obj, h5py.Group) else "dataset"
+        raise StoreError(f"{path}: {obj.name} is a {found}; expected a {kind.__name__.lower()}")
+    return obj
+
+
+def _read(path: str | Path, d: h5py.Dataset, sel: Any = Ellipsis) -> np.ndarray:
+    with reading(path, d.name):
+        return np.asarray(d[sel])
+
+
+def _attr_value(path: str | Path, obj: h5py.HLObject, key: str) -> Any:
+    with reading(path, f"attribute {key!r} of {obj.name}"):
+        return obj.attrs[key] if key in obj.attrs else None
+
+
+def _bad_attr(path: str | Path, obj: h5py.HLObject, key: str, value: Any, expected: str) -> StoreError:
+    shown = repr(plain(value))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return StoreError(f"{path}: attribute {key!r} of {obj.name} is {shown}; expected {expected}")
+
+
+def _names_attr(path: str | Path, g: h5py.Group, key: str) -> tuple[str, ...]:
+    v = plain(_attr_value(path, g, key))
+    if isinstance(v, str) and v.startswith("["):
+        try:
+            v = json.loads(v)  # an empty list is stored as JSON text
+        except ValueError:
+            pass
+    if isinstance(v, list) and all(isinstance(n, str) and n and "/" not in n for n in v):
+        return tuple(v)
+    raise _bad_attr(path, g, key, v, "a list of names")
+
+
+def _int_attr(path: str | Path, g: h5py.Group, key: str, lo: int, hi: int) -> int:
+    v = plain(_attr_value(path, g, key))
+    if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi:
+        return v
+    raise _bad_attr(path, g, key, v, f"an integer from {lo} to {hi}")
+
+
+def _flag_attr(path: str | Path, g: h5py.Group, key: str) -> bool:
+    v = plain(_attr_value(path, g, key))
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    raise _bad_attr(path, g, key, v, "true or false")
+
+
+def plain(v: Any) -> Any:
+    """An attribute's value as plain Python: numpy scalars and arrays converted, bytes decoded."""
+    if isinstance(v, np.ndarray):
+        return [plain(x) for x in v.tolist()] if v.ndim else plain(v.item())
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return plain(v.item())
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v
+
+
+def _superblock_swmr(p: Path) -> bool:
+    """Check the superblock before HDF5 sees the file; True if a writer holds it in SWMR mode.
+
+    A truncated file opened for SWMR reading makes HDF5 retry for minutes, and a reader that
+    opens every file for SWMR retries on damaged metadata too: only a file a SWMR writer holds
+    (or a killed one left) is opened so, after this check."""
+    try:
+        sb = read_superblock(p)
+    except OSError as exc:
+        raise StoreError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if sb is None:
+        return False  # not a superblock gradbatch writes: HDF5 checks the rest, without retries
+    if not sb.checksum_ok:
+        raise StoreError(f"{p}: damaged: its HDF5 superblock does not match its checksum")
+    writing = bool(sb.flags & WRITE_ACCESS)
+    swmr = writing and bool(sb.flags & SWMR_WRITE_ACCESS)
+    if writing and not swmr and held_by_another_process(p):
+        raise StoreError(f"{p}: another process is writing it (a step readers cannot share); "
+                         "open it when that process has finished")
+    size = p.stat().st_size
+    if sb.end is not None and size < sb.end:
+        raise StoreError(f"{p}: truncated: {size:,} bytes of the {sb.end:,} its superblock records")
+    if writing and not swmr:
+        raise StoreError(f"{p}: left open for writing by a process that stopped before closing it; "
+                         "if it is a run's .partial file, `gradbatch run --resume` finishes it")
+    return swmr
+
+
+SWMR_READ_ATTEMPTS = 30
+"""Metadata read attempts of a SWMR reader. HDF5 retries a read whose checksum fails (a
+writer may be midway through it), doubling a wait that starts at 1 ns; its default of 100
+attempts turned damaged metadata into a hang of hours. 30 give up after about a second, far
+longer than a writer's torn write lasts."""
+
+
+def _open_swmr(p: Path) -> h5py.File:
+    """``h5py.File(p, "r", swmr=True)`` with at most :data:`SWMR_READ_ATTEMPTS` read attempts
+    (h5py has no setting for them: the HDF5 library h5py loaded is called directly, and where
+    it cannot be found, HDF5's default stays)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    cache = list(fapl.get_cache())
+    cache[2] = CHUNK_CACHE_BYTES
+    fapl.set_cache(*cache)
+    setter = _read_attempts_setter()
+    if setter is not None:
+        setter(fapl.id, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(p), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_attempts_setter() -> Any:
+    """``H5Pset_metadata_read_attempts`` of the HDF5 library this process loaded for h5py
+    (found in /proc/self/maps, so never another copy); None where that cannot be done."""
+    import ctypes
+    import re
+
+    try:
+        with open("/proc/self/maps") as fh:
+            maps = fh.read()
+    except OSError:
+        return None
+    for lib in sorted(set(re.findall(r"(/\S*/libhdf5[-.][^/\s]*\.so[^/\s]*)", maps))):
+        if "_hl" in lib.rsplit("/", 1)[-1]:
+            continue
+        try:
+            fn = ctypes.CDLL(lib).H5Pset_metadata_read_attempts
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int64, ctypes.c_uint]  # hid_t is 64 bits since HDF5 1.10
+        fn.restype = ctypes.c_int
+        return fn
+    return None
+
+
 def open_store(path: str | Path) -> h5py.File:
     """Open a gradbatch file for reading, with a clear error for anything else."""
     p = Path(path)
@@ -583,97 +794,198 @@ def open_store(path: str | Path) -> h5py.File:
         raise StoreError(f"{p}: no such file{hint}")
     if p.is_dir():
         raise StoreError(f"{p}: is a folder, not an HDF5 file")
+    if not p.is_file():
+        raise StoreError(f"{p}: is not a regular file (a pipe or a device?); expected an HDF5 file")
+    swmr = _superblock_swmr(p)
+    if p.stat().st_size == 0:
+        raise StoreError(f"{p}: is empty (0 bytes), not an HDF5 file")
     if not h5py.is_hdf5(p):
         raise StoreError(f"{p}: not an HDF5 file")
     try:
-        f = h5py.File(p, "r", libver="latest", swmr=True, rdcc_nbytes=CHUNK_CACHE_BYTES)
-    except OSError:
-        try:
-            f = h5py.File(p, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
-        except OSError as exc:
-            raise StoreError(f"{p}: cannot be opened ({exc})") from None
-    if f.attrs.get("gradbatch_format") != FORMAT:
-        found = f.attrs.get("gradbatch_format")
+        f = _open_swmr(p) if swmr else h5py.File(p, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
+    except OSError as exc:
+        raise StoreError(f"{p}: cannot be opened ({exc})") from None
+    try:
+        found = plain(_attr_value(p, f, "gradbatch_format"))
+    except BaseException:
+        f.close()
+        raise
+    if found != FORMAT:
         f.close()
         what = f"format {found!r}" if found is not None else "no 'gradbatch_format' attribute"
         raise StoreError(f"{p}: not a gradbatch file ({what}; expected {FORMAT!r})")
     return f
 
 
+def job_names(path: str | Path, f: h5py.File) -> list[str]:
+    """The file's jobs (its top-level groups), in file order."""
+    names = []
+    with reading(path, "the list of jobs"):
+        keys = list(f.keys())
+    for name in keys:
+        with reading(path, f"/{name}"):
+            link = f.get(name, getlink=True)
+            if isinstance(link, h5py.HardLink) and not isinstance(f[name], h5py.Group):
+                continue  # a dataset at the top: not a job
+        child(path, f, name, h5py.Group)  # a link out of the file or a loop is damage
+        names.append(name)
+    return names
+
+
+def check_job(path: str | Path, g: h5py.Group, overlays: bool = True) -> JobLayout:
+    """Check what readers rely on in job group ``g``: its ``axes``, ``fields`` and ``levels``
+    attributes, each level's coordinates and fields (shape, dtype), the done map and, with
+    ``overlays``, the paths, basins and streamlines. Reads metadata and small tables only."""
+    axes = _names_attr(path, g, "axes")
+    fields = _names_attr(path, g, "fields")
+    levels = _int_attr(path, g, "levels", 0, MAX_LEVELS)
+    shape: tuple[int, ...] = ()
+    shapes = []
+    for k in range(levels + 1):
+        lg = g if k == 0 else child(path, g, f"levels/{k}", h5py.Group)
+        sizes = []
+        for a in axes:
+            d = child(path, lg, a)
+            if d.ndim != 1 or d.shape[0] < 1 or d.dtype.kind not in "fiu":
+                raise StoreError(f"{path}: {d.name} is {d.shape} {d.dtype}; expected coordinates: "
+                                 "a non-empty 1D array of numbers")
+            sizes.append(d.shape[0])
+        here = tuple(reversed(sizes))
+        if k == 0:
+            shape = here
+        elif here != level_shape(shape, k):
+            raise StoreError(f"{path}: {lg.name} has coordinates for {here}; expected {level_shape(shape, k)}")
+        for fn in fields:
+            d = child(path, lg, fn)
+            if d.shape != here or d.dtype.kind != "f":
+                raise StoreError(f"{path}: {d.name} is {d.shape} {d.dtype}; expected a {here} float array")
+        shapes.append(here)
+    done = child(path, g, "_tiles/done")
+    if done.ndim != len(axes) or done.dtype.kind not in "iub":
+        raise StoreError(f"{path}: {done.name} is {done.shape} {done.dtype}; expected a {len(axes)}D integer map")
+    if overlays:
+        _trajectories(path, g, axes)
+    return JobLayout(g.name.lstrip("/"), axes, fields, tuple(shapes))
+
+
 def inspect(path: str | Path) -> StoreInfo:
     """What a gradbatch file (or a partial one) holds."""
     p = Path(path)
     with open_store(p) as f:
-        jobs = []
-        for name, g in f.items():
-            if not isinstance(g, h5py.Group):
-                continue
-            attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in g.attrs.items()}
-            field_names = [str(n) for n in attrs.get("fields", [])]
-            fields = []
-            for fn in field_names:
-                d = g[fn]
-                dims = tuple(dim.label or (dim[0].name.rsplit("/", 1)[-1] if len(dim) else "")
-                             for dim in d.dims)
-                fields.append(FieldInfo(fn, dims, d.shape, str(d.dtype), d.chunks,
-                                        str(attrs.get("compression", "")), d.id.get_storage_size()))
-            axis_names = [str(a) for a in attrs.get("axes", [])]
-            axes = tuple((a, float(g[a][0]), float(g[a][-1]), int(g[a].shape[0])) for a in axis_names)
-            nlev = int(attrs.get("levels", 0))
-            levels = tuple(g[f"levels/{k}/{field_names[0]}"].shape for k in range(1, nlev + 1)) \
-                if field_names else ()
-            done = g["_tiles/done"][...]
-            jobs.append(JobInfo(name, bool(attrs.get("complete", False)), attrs, tuple(fields),
-                                axes, levels, int(done.sum()), int(done.size), _trajectories(g)))
-        return StoreInfo(p, str(f.attrs["gradbatch_format"]), str(f.attrs.get("gradbatch_version", "")),
-                         tuple(jobs), p.name.endswith(".partial"))
+        jobs = tuple(_job_info(p, child(p, f, name, h5py.Group)) for name in job_names(p, f))
+        version = plain(_attr_value(p, f, "gradbatch_version"))
+        return StoreInfo(p, FORMAT, "" if version is None else str(version), jobs, p.name.endswith(".partial"))
+
+
+def _job_info(p: Path, g: h5py.Group) -> JobInfo:
+    lay = check_job(p, g, overlays=False)
+    with reading(p, f"the attributes of {g.name}"):
+        attrs = {str(k): plain(v) for k, v in g.attrs.items()}
+    complete = _flag_attr(p, g, "complete")
+    fields = []
+    for fn in lay.fields:
+        d = child(p, g, fn)
+        with reading(p, d.name):
+            dims = tuple(dim.label or (dim[0].name.rsplit("/", 1)[-1] if len(dim) else "") for dim in d.dims)
+            fields.append(FieldInfo(fn, dims, tuple(d.shape), str(d.dtype),
+                                    tuple(d.chunks) if d.chunks else None,
+                                    str(attrs.get("compression", "")), int(d.id.get_storage_size())))
+    axes = []
+    for a in lay.axes:
+        values = _read(p, child(p, g, a))
+        axes.append((a, float(values[0]), float(values[-1]), int(values.shape[0])))
+    done = _read(p, child(p, g, "_tiles/done"))
+    return JobInfo(g.name.lstrip("/"), complete, attrs, tuple(fields), tuple(axes), lay.shapes[1:],
+                   int(np.count_nonzero(done)), int(done.size), _trajectories(p, g, lay.axes))
 
 
 def job_complete(path: str | Path, job: str) -> bool:
     """Whether ``path`` (a finished or partial file) holds ``job`` marked complete."""
     with open_store(path) as f:
-        return job in f and bool(f[job].attrs.get("complete", False))
+        if job not in job_names(path, f):
+            return False
+        return _flag_attr(path, child(path, f, job, h5py.Group), "complete")
 
 
-def _trajectories(g: h5py.Group) -> dict[str, Any]:
+def _table(path: str | Path, g: h5py.Group, name: str, shape: tuple[int | None, ...], kinds: str) -> np.ndarray:
+    """A small dataset read whole, checked: ``shape`` (None: any length) and dtype kind."""
+    d = child(path, g, name)
+    if d.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, d.shape)) \
+            or d.dtype.kind not in kinds:
+        want = " x ".join("N" if n is None else str(n) for n in shape)
+        raise StoreError(f"{path}: {d.name} is {d.shape} {d.dtype}; expected {want} ({kinds!r} kind)")
+    return _read(path, d)
+
+
+def _trajectories(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> dict[str, Any]:
+    """Summaries of the paths, basins, landscape and streamlines, their shapes checked on the way."""
     out: dict[str, Any] = {}
-    if "paths" in g:
+    n = len(axes)
+    with reading(path, f"the groups of {g.name}"):
+        present = set(g.keys())
+    if "paths" in present:
         paths = {}
-        for label, pg in g["paths"].items():
-            reasons = [str(r) for r in pg.attrs.get("reasons", [])]
-            codes = pg["stop_reason"][...]
-            stopped = {reasons[c] if c < len(reasons) else str(c): int((codes == c).sum()) for c in np.unique(codes)}
-            paths[label] = {"optimizer": str(pg.attrs.get("optimizer", label)), "paths": int(codes.size),
-                            "steps": int(pg["positions"].shape[1] - 1), "stopped": stopped}
+        pgs = child(path, g, "paths", h5py.Group)
+        with reading(path, pgs.name):
+            labels = list(pgs.keys())
+        for label in labels:
+            pg = child(path, pgs, label, h5py.Group)
+            pos = child(path, pg, "positions")
+            if pos.ndim != 3 or pos.shape[2] != n or pos.shape[1] < 1 or pos.dtype.kind != "f":
+                raise StoreError(f"{path}: {pos.name} is {pos.shape} {pos.dtype}; expected paths x steps x {n} floats")
+            codes = _table(path, pg, "stop_reason", (pos.shape[0],), "iu")
+            raw = _attr_value(path, pg, "reasons")
+            reasons = [str(r) for r in plain(raw)] if isinstance(plain(raw), list) else []
+            stopped = {reasons[c] if 0 <= c < len(reasons) else str(c): int((codes == c).sum())
+                       for c in np.unique(codes).tolist()}
+            optimizer = plain(_attr_value(path, pg, "optimizer"))
+            paths[label] = {"optimizer": str(optimizer if optimizer is not None else label),
+                            "paths": int(codes.size), "steps": int(pos.shape[1] - 1), "stopped": stopped}
         out["paths"] = paths
-    if "basins" in g:
-        b = g["basins"]
-        kinds = [str(k) for k in b["minima/kind"].asstr()[...]]
-        out["basins"] = {"resolution": list(b["label"].shape[::-1]), "minima": len(kinds), "kinds": kinds,
-                         "points": b["minima/point"][...].tolist(), "counts": b["minima/count"][...].tolist()}
-    if "landscape" in g:
-        la = g["landscape"].attrs
+    if "basins" in present:
+        b = child(path, g, "basins", h5py.Group)
+        label = child(path, b, "label")
+        if label.ndim != n or label.dtype.kind not in "iu":
+            raise StoreError(f"{path}: {label.name} is {label.shape} {label.dtype}; expected a {n}D integer array")
+        for i, a in enumerate(axes):
+            _table(path, b, a, (label.shape[n - 1 - i],), "fiu")
+        kinds = [str(k) for k in plain(_table(path, b, "minima/kind", (None,), "OSU"))]
+        k = len(kinds)
+        out["basins"] = {"resolution": list(label.shape[::-1]), "minima": k, "kinds": kinds,
+                         "points": _table(path, b, "minima/point", (k, n), "f").tolist(),
+                         "counts": _table(path, b, "minima/count", (k,), "iu").tolist()}
+    if "landscape" in present:
+        la = child(path, g, "landscape", h5py.Group)
         keep = ("kind", "model", "loss", "rows", "lstsq", "directions", "loss_at_theta", "explained_variance")
-        out["landscape"] = {k: (la[k].tolist() if hasattr(la[k], "tolist") else la[k]) for k in keep if k in la}
-    if "streamlines" in g:
-        sl = g["streamlines"]
-        out["streamlines"] = {"lines": int(sl["offsets"].shape[0] - 1), "points": int(sl["points"].shape[0]),
-                              "field": str(sl.attrs.get("field", ""))}
+        out["landscape"] = {key: plain(_attr_value(path, la, key)) for key in keep
+                            if _attr_value(path, la, key) is not None}
+    if "streamlines" in present:
+        sl = child(path, g, "streamlines", h5py.Group)
+        points = child(path, sl, "points")
+        if points.ndim != 2 or points.shape[1] != n or points.dtype.kind != "f":
+            raise StoreError(f"{path}: {points.name} is {points.shape} {points.dtype}; expected N x {n} floats")
+        offsets = _table(path, sl, "offsets", (None,), "iu")
+        if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != points.shape[0] or (np.diff(offsets) < 0).any():
+            raise StoreError(f"{path}: {sl.name}/offsets do not split its {points.shape[0]} points into lines")
+        fld = plain(_attr_value(path, sl, "field"))
+        out["streamlines"] = {"lines": int(offsets.shape[0] - 1), "points": int(points.shape[0]),
+                              "field": "" if fld is None else str(fld)}
     return out
 
 
 def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> np.ndarray:
     """Read one whole field (or pyramid level) into memory. Mind the size of large jobs."""
     with open_store(path) as f:
-        if job not in f:
-            raise StoreError(f"{path}: no job {job!r}; jobs: {', '.join(f.keys())}")
-        g = f[job] if level == 0 else f[job].get(f"levels/{level}")
-        if g is None:
-            raise StoreError(f"{path}: job {job!r} has no pyramid level {level}")
-        if field_name not in g:
-            names = [str(n) for n in f[job].attrs.get("fields", [])]
-            raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(names)}")
-        return g[field_name][...]
+        jobs = job_names(path, f)
+        if job not in jobs:
+            raise StoreError(f"{path}: no job {job!r}; jobs: {', '.join(jobs)}")
+        lay = check_job(path, child(path, f, job, h5py.Group), overlays=False)
+        if not (isinstance(level, int) and 0 <= level < len(lay.shapes)):
+            raise StoreError(f"{path}: job {job!r} has no pyramid level {level}; levels: 0 to {len(lay.shapes) - 1}")
+        if field_name not in lay.fields:
+            raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(lay.fields)}")
+        where = field_name if level == 0 else f"levels/{level}/{field_name}"
+        return _read(path, child(path, f[job], where))
 
 
 # -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----

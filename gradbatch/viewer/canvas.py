@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 
 from ..errors import GradbatchError, ViewerError
-from ..store import open_store
+from ..store import check_job, child, job_names, open_store
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
 from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
@@ -29,7 +29,8 @@ _TOGGLES = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths", "b": 
 def viewable_jobs(path: str | Path) -> dict[str, int]:
     """The file's jobs that have 2 or 3 axes, in file order, with their number of axes."""
     with open_store(path) as f:
-        axes = {k: len(g.attrs.get("axes", [])) for k, g in f.items() if isinstance(g, h5py.Group)}
+        axes = {k: len(check_job(path, child(path, f, k, h5py.Group), overlays=False).axes)
+                for k in job_names(path, f)}
     return {k: n for k, n in axes.items() if n in (2, 3)}
 
 

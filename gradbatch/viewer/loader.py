@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..geometry import choose_level
-from ..store import open_store
+from ..store import check_job, child, job_names, open_store, reading
 
 __all__ = ["WindowRequest", "WindowResponse", "FieldReader", "Loader", "requested_fields"]
 
@@ -71,17 +71,25 @@ class FieldReader:
     def __init__(self, path: str | Path, job: str | None = None, slice_axis: str | None = None) -> None:
         self.path = Path(path)
         self.file = open_store(self.path)
-        jobs = [k for k, v in self.file.items() if isinstance(v, h5py.Group)]
+        try:
+            self._open(job, slice_axis)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _open(self, job: str | None, slice_axis: str | None) -> None:
+        jobs = job_names(self.path, self.file)
         if not jobs:
             raise StoreError(f"{self.path}: holds no jobs")
         if job is None:
             job = jobs[0]
-        if job not in self.file:
+        if job not in jobs:
             raise StoreError(f"{self.path}: no job {job!r}; jobs: {', '.join(jobs)}")
         self.job = job
-        g = self.file[job]
+        g = child(self.path, self.file, job, h5py.Group)
         self.group = g
-        self.grid_axes = [str(a) for a in g.attrs.get("axes", [])]
+        layout = check_job(self.path, g)  # all a reader and the overlays rely on, before drawing
+        self.grid_axes = list(layout.axes)
         if len(self.grid_axes) not in (2, 3):
             raise StoreError(f"{self.path}: job {job!r} has {len(self.grid_axes)} axes; window reads "
                              "need 2, or 3 read as planes")
@@ -94,13 +102,21 @@ class FieldReader:
         elif slice_axis is not None:
             raise StoreError(f"{self.path}: job {job!r} is 2D; slice_axis is for 3D jobs")
         self.axes = [a for a in self.grid_axes if a != self.slice_axis]
-        self.fields = [str(f) for f in g.attrs.get("fields", [])]
-        nlev = int(g.attrs.get("levels", 0))
-        self.levels = [self._level(g) for g in [g, *(g[f"levels/{k}"] for k in range(1, nlev + 1))]]
+        self.fields = list(layout.fields)
+        self.levels = [self._level(k) for k in range(len(layout.shapes))]
 
-    def _level(self, g: h5py.Group) -> _Level:
-        s = g[self.slice_axis][...] if self.slice_axis else None
-        return _Level(g[self.axes[0]][...], g[self.axes[1]][...], s)
+    def _group(self, level: int) -> h5py.Group:
+        return self.group if level == 0 else child(self.path, self.group, f"levels/{level}", h5py.Group)
+
+    def _level(self, k: int) -> _Level:
+        g = self._group(k)
+
+        def coords(axis: str) -> np.ndarray:
+            d = child(self.path, g, axis)
+            with reading(self.path, d.name):
+                return np.asarray(d[...])
+
+        return _Level(coords(self.axes[0]), coords(self.axes[1]), coords(self.slice_axis) if self.slice_axis else None)
 
     @property
     def plane_axes(self) -> tuple[int, int]:
@@ -155,7 +171,7 @@ class FieldReader:
         x0, x1, y0, y1 = req.window
         ix = _span(lev.x, min(x0, x1), max(x0, x1))
         iy = _span(lev.y, min(y0, y1), max(y0, y1))
-        g = self.group if level == 0 else self.group[f"levels/{level}"]
+        g = self._group(level)
         index: tuple[int | slice, ...] = (iy, ix)
         plane = None
         if lev.s is not None:  # the nearest plane of this level, placed in array order (axes reversed)
@@ -166,10 +182,11 @@ class FieldReader:
             index = tuple(parts[a] for a in reversed(self.grid_axes))
         data = {}
         for name in names:
-            d = g[name]
-            if self.file.swmr_mode:
-                d.refresh()  # a file still being written: see the tiles that landed since
-            data[name] = d[index]  # rows follow axes[1], columns axes[0], whichever axis is sliced
+            d = child(self.path, g, name)
+            with reading(self.path, d.name):
+                if self.file.swmr_mode:
+                    d.refresh()  # a file still being written: see the tiles that landed since
+                data[name] = d[index]  # rows follow axes[1], columns axes[0], whichever axis is sliced
         return WindowResponse(req, level, lev.x[ix], lev.y[iy], data, plane=plane)
 
     def close(self) -> None:
