@@ -74,3 +74,14 @@ def test_an_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(JOB)
     (tmp_path / "out.h5").mkdir()
     one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path), "StoreError", "is a folder")
+
+
+def test_a_job_render_output_that_would_destroy_data_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "job.yaml").write_text(JOB + "render: {output: notes.txt}\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and ".png" in p.stderr, p.stderr
+    (tmp_path / "job.yaml").write_text(JOB + "render: {output: out.h5}\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert (tmp_path / "notes.txt").read_text() == "my notes" and leftovers(tmp_path) == ["notes.txt"]
