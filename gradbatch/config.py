@@ -389,7 +389,7 @@ def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
     if isinstance(raw, dict) and len(raw) == 1:
         (kind, value), = raw.items()
         if kind == "builtin":
-            if value not in BUILTINS:
+            if not isinstance(value, str) or value not in BUILTINS:
                 raise ConfigError(f"{where}.builtin: unknown built-in {_show(value)}; "
                                   f"allowed: {', '.join(sorted(BUILTINS))}")
             return BuiltinSource(value)
@@ -521,7 +521,7 @@ def _check_function(function: FunctionSource, grid: Grid, params: Mapping[str, f
         raise ExpressionError(f"{where}: {exc}") from None
     if isinstance(function, (DataLandscapeSource, NetworkSource)):
         check_landscape_grid(function, grid.ndim, where + (".landscape" if isinstance(function, DataLandscapeSource)
-                                                           else ".network"))
+                                                           else ".network"), grid.size)
     if isinstance(function, BuiltinSource):
         b = BUILTINS[function.name]
         if grid.ndim not in b.dims:
