@@ -433,9 +433,8 @@ def _check_path_text(raw: Any, where: str) -> None:
 def _check_axis_names(grid: Grid, params: Mapping[str, float], basins: bool, where: str) -> None:
     """Axis names become coordinate datasets beside the fields (``grad_x``, ``value``, ...) and
     groups (``paths``, ``levels``) of the job's HDF5 group: refuse a clash now, not mid-write."""
-    reserved = set(FUNCTIONS) | set(CONSTANTS) | _RESERVED
     for a in grid.axes:
-        if a.name in reserved or a.name in params:
+        if a.name in FUNCTIONS or a.name in CONSTANTS or a.name in params:
             raise ConfigError(f"{where}.{a.name}: axis name {a.name!r} clashes with a function, "
                               "constant or parameter name")
         clash = [a.name] if a.name in _STORE_NAMES or (basins and a.name in _BASINS_NAMES) else [

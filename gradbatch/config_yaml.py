@@ -216,11 +216,16 @@ def _check_aliases(root: Node) -> None:
                           "the limit (an alias bomb?)")
 
 
+_CONTROL_NAMES = {"\0": "NUL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
+                  "\x7f": "DELETE"}
+
+
 def bad_character(text: str) -> str:
     """'character U+000A (LINE FEED)' for the first control or format character of ``text``, else ''."""
     for ch in text:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            return f"character U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')})"
+            name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "a control character")
+            return f"character U+{ord(ch):04X} ({name})"
     return ""
 
 
