@@ -24,6 +24,7 @@ import ast
 import math
 import operator
 import unicodedata
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -154,6 +155,8 @@ def _tensor(v: Value, like: torch.Tensor) -> torch.Tensor:
     """A tensor on ``like``'s device and dtype (0-d for a constant); bools become 0/1."""
     if isinstance(v, torch.Tensor):
         return v.to(like.dtype) if v.dtype == torch.bool else v
+    if like.dtype != torch.float64 and math.isfinite(v) and abs(v) > torch.finfo(like.dtype).max:
+        return torch.full((), math.copysign(math.inf, v), dtype=like.dtype, device=like.device)  # 1e100 in float32
     return torch.full((), v, dtype=like.dtype, device=like.device)
 
 
@@ -230,7 +233,9 @@ def parse(
     lead = len(source) - len(source.lstrip())
     source, columns = source[lead:], columns[lead:]
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid hexadecimal literal" for 0x1for: not a second line
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         col = columns[min(max((exc.offset or 1) - 1, 0), len(columns) - 1)] + 1
         raise ExpressionError(
