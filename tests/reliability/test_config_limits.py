@@ -175,7 +175,6 @@ def test_the_colormap_list_is_vispy_s() -> None:
     ("function: x\n" + X + "paths: {starts: {random: 1000}, steps: 1000000}\n",
      "paths: 1,000 starts x 1 optimiser(s) x 1,000,001 positions = 1e+09 path points to store; at most "
      "134,217,728 (2^27)"),
-    ("function: x\n" + X + "paths: {starts: {random: 2}, seed: 1}\n", "paths.seed: unknown setting"),
     ("function: x\n" + X + "paths: {starts: {random: 2, seed: 4294967296}}\n",
      "paths.starts.seed: expected a seed below 2^32"),
     ("function: x*y\n" + XY + "streamlines: {seeds: {random: 2000000}}\n",
