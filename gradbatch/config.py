@@ -10,6 +10,8 @@ and nothing is computed or written until the whole file has validated.
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,6 +24,7 @@ from .config_landscape import (DataLandscapeSource, NetworkSource, check_landsca
                                parse_network)
 from .config_trajectories import (BasinsConfig, PathsConfig, StreamlinesConfig, parse_basins,
                                   parse_paths, parse_streamlines)
+from .config_yaml import bad_character, load_yaml, read_job_text, show
 from .errors import ConfigError, ExpressionError
 from .expr import CONSTANTS, FUNCTIONS, parse
 from .functions import BUILTINS
@@ -35,10 +38,35 @@ __all__ = [
 DEFAULT_CONFIG = Path(__file__).parent / "data" / "ripple.yaml"
 """The small embedded job that ``gradbatch run`` runs when no file is given."""
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always .fullmatch: '$' would let a final newline through
+_JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_DEVICE = re.compile(r"auto|cpu|cuda|cuda:\d+")
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
 _RESERVED = {"jobs", "levels", "_tiles"}
+# Names in a job's HDF5 group beside the axes' coordinate datasets (docs/format.md): an axis of
+# one of these names would collide with a field or group only when the file is written.
+_STORE_NAMES = ("value", "magnitude", "divergence", "curl", "paths", "basins", "streamlines", "levels",
+                "landscape", "_tiles")
+_FIELD_PREFIXES = ("grad_", "v_", "curl_")  # + another axis's name
+_BASINS_NAMES = ("label", "steps", "stop_reason", "minima")  # in /<job>/basins beside its coordinates
+
+# Resource limits: far beyond any sensible job, they stop a typo (an extra 0 or two) from
+# starting something that cannot finish. Each message says the limit.
+MAX_GRID_POINTS = 1 << 48
+"""Most points in one job's grid (2^48: about a petabyte per float32 field)."""
+MAX_AXIS_POINTS = 1 << 32
+MAX_TILE_POINTS = 1 << 26
+"""Most points in one tile (2^26: a few GB of autograd memory)."""
+MAX_THREADS = 1024
+MAX_CONTOURS = 1000
+
+# vispy 0.17's colormaps (vispy.color.get_colormaps()), listed here because importing
+# vispy.color loads its GL modules; tests/reliability/test_config_limits.py keeps it in step.
+VISPY_COLORMAPS = (
+    "GrBu", "GrBu_d", "HiLo", "PuGr", "RdBu", "RdYeBuCy", "autumn", "blues", "cool", "coolwarm", "cubehelix",
+    "diverging", "fire", "grays", "greens", "hot", "hsl", "husl", "ice", "light_blues", "orange", "reds",
+    "single_hue", "spring", "summer", "viridis", "winter",
+)
 
 
 class Output(str, Enum):
@@ -147,6 +175,7 @@ class RenderConfig:
     scale: str = "linear"
     colorbar: bool = True
     surface: bool = False
+    contours: int = 10  # contour lines (layer contours)
 
 
 @dataclass(frozen=True)
@@ -194,12 +223,7 @@ def load_config(path: str | Path | None = None, *, output: str | Path | None = N
     ``output`` overrides every job's output path (the CLI's ``-o``).
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such job file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read job file ({exc})") from None
+    text = read_job_text(p)
     stem = p.stem if path is not None else "ripple"
     return parse_config(text, name=stem, source=p, output=output)
 
@@ -214,11 +238,15 @@ def parse_config(
     """Validate YAML ``text``. ``name`` is the default job name and output stem."""
     label = f"{source}: " if source else ""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}not valid YAML: {exc}") from None
+        data = load_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}{exc}") from None
+    if data is None:
+        raise ConfigError(f"{label}the job file is empty; expected a mapping of job settings, e.g. "
+                          "function: 'x**2' and grid: {x: [-1, 1, 101]}")
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}expected a mapping of job settings, got {_show(data)}")
+        raise ConfigError(f"{label}expected a mapping of job settings (function:, grid:, ...), "
+                          f"got {_show(data)}")
     base_dir = source.parent.resolve() if source is not None else None
     try:
         if "jobs" in data:
@@ -250,11 +278,7 @@ def parse_config(
 
 # -- helpers ------------------------------------------------------------------------------
 
-def _show(v: Any) -> str:
-    if v is None:
-        return "nothing"
-    s = repr(v)
-    return s if len(s) <= 60 else s[:57] + "..."
+_show = show  # bounded: never expands a shared (aliased) structure
 
 
 def _at(where: str, key: str) -> str:
@@ -271,7 +295,7 @@ def _job(
             f"{_at(where, unknown[0])}: unknown setting; allowed: {', '.join(sorted(_JOB_KEYS))}"
         )
     name = d.get("name", default_name if where else stem)
-    if not isinstance(name, str) or not _JOB_NAME.match(name) or name in _RESERVED:
+    if not isinstance(name, str) or not _JOB_NAME.fullmatch(name) or name in _RESERVED:
         raise ConfigError(
             f"{_at(where, 'name')}: expected a job name of letters, digits, '_', '.', '-' "
             f"(not {', '.join(sorted(_RESERVED))}), got {_show(name)}"
@@ -282,25 +306,20 @@ def _job(
         raise ConfigError(f"{_at(where, 'function')}: missing; give an expression, a list of "
                           "expressions, {builtin: NAME} or {callable: 'package.module:function'}")
     function = _function(function_raw, _at(where, "function"), base_dir)
+    dtype = d.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"{_at(where, 'dtype')}: expected float32 or float64, got {_show(dtype)}")
     grid = _grid(d.get("grid"), _at(where, "grid"), function)
-    reserved = set(FUNCTIONS) | set(CONSTANTS) | _RESERVED
-    for a in grid.axes:
-        if a.name in reserved or a.name in params:
-            raise ConfigError(
-                f"{_at(where, 'grid')}.{a.name}: axis name {a.name!r} clashes with a function, "
-                "constant or parameter name"
-            )
+    _check_axis_names(grid, params, "basins" in d, _at(where, "grid"))
+    _check_bounds(grid, dtype, _at(where, "grid"))
     for p in params:
         if p in FUNCTIONS or p in CONSTANTS:
             raise ConfigError(f"{_at(where, 'params')}.{p}: {p!r} is a built-in function or constant name")
     _check_function(function, grid, params, _at(where, "function"))
 
     device = d.get("device", "auto")
-    if not isinstance(device, str) or not _DEVICE.match(device):
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise ConfigError(f"{_at(where, 'device')}: expected auto, cpu, cuda or cuda:N, got {_show(device)}")
-    dtype = d.get("dtype", "float32")
-    if dtype not in ("float32", "float64"):
-        raise ConfigError(f"{_at(where, 'dtype')}: expected float32 or float64, got {_show(dtype)}")
     outputs = _outputs(d.get("outputs"), _at(where, "outputs"), function, grid)
     tile = _tile(d.get("tile"), _at(where, "tile"), grid)
     compile_mode = _enum(CompileMode, d.get("compile", "auto"), _at(where, "compile"),
@@ -311,15 +330,15 @@ def _job(
     if not isinstance(pyramid, bool):
         raise ConfigError(f"{_at(where, 'pyramid')}: expected true or false, got {_show(pyramid)}")
     threads = d.get("threads", 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"{_at(where, 'threads')}: expected a positive integer, got {_show(threads)}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"{_at(where, 'threads')}: expected a positive integer (1 to {MAX_THREADS}), "
+                          f"got {_show(threads)}")
 
     if output_override is not None:
         out = Path(output_override)
     else:
         out_raw = d.get("output", f"{stem}.h5")
-        if not isinstance(out_raw, str) or not out_raw.strip():
-            raise ConfigError(f"{_at(where, 'output')}: expected a file path, got {_show(out_raw)}")
+        _check_path_text(out_raw, _at(where, "output"))
         out = Path(out_raw)
     if out.suffix not in (".h5", ".hdf5", ".nc"):
         raise ConfigError(f"{_at(where, 'output')}: expected a path ending in .h5, .hdf5 or .nc, got {str(out)!r}")
@@ -353,11 +372,9 @@ def _params(raw: Any, where: str) -> dict[str, float]:
         raise ConfigError(f"{where}: expected a mapping of name: number, got {_show(raw)}")
     out: dict[str, float] = {}
     for k, v in raw.items():
-        if not isinstance(k, str) or not _NAME.match(k):
+        if not isinstance(k, str) or not _NAME.fullmatch(k):
             raise ConfigError(f"{where}: parameter names must be identifiers, got {_show(k)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"{where}.{k}: expected a number, got {_show(v)}")
-        out[k] = float(v)
+        out[k] = _number(v, f"{where}.{k}")
     return out
 
 
@@ -372,7 +389,7 @@ def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
     if isinstance(raw, dict) and len(raw) == 1:
         (kind, value), = raw.items()
         if kind == "builtin":
-            if value not in BUILTINS:
+            if not isinstance(value, str) or value not in BUILTINS:
                 raise ConfigError(f"{where}.builtin: unknown built-in {_show(value)}; "
                                   f"allowed: {', '.join(sorted(BUILTINS))}")
             return BuiltinSource(value)
@@ -393,9 +410,67 @@ def _function(raw: Any, where: str, base_dir: Path | None) -> FunctionSource:
 
 
 def _number(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
-        raise ConfigError(f"{where}: expected a finite number, got {_show(v)}")
-    return float(v)
+    """A finite float (an int past float64's range, .nan and .inf are refused)."""
+    if not isinstance(v, bool) and isinstance(v, (int, float)):
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if math.isfinite(f):
+            return f
+    raise ConfigError(f"{where}: expected a finite number, got {_show(v)}")
+
+
+def _check_path_text(raw: Any, where: str) -> None:
+    """A file path from the job file: text, not blank, no control characters (a newline, NUL)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{where}: expected a file path, got {_show(raw)}")
+    bad = bad_character(raw)
+    if bad:
+        raise ConfigError(f"{where}: the path {_show(raw)} has {bad} in it")
+
+
+def _check_axis_names(grid: Grid, params: Mapping[str, float], basins: bool, where: str) -> None:
+    """Axis names become coordinate datasets beside the fields (``grad_x``, ``value``, ...) and
+    groups (``paths``, ``levels``) of the job's HDF5 group: refuse a clash now, not mid-write."""
+    for a in grid.axes:
+        if a.name in FUNCTIONS or a.name in CONSTANTS or a.name in params:
+            raise ConfigError(f"{where}.{a.name}: axis name {a.name!r} clashes with a function, "
+                              "constant or parameter name")
+        clash = [a.name] if a.name in _STORE_NAMES or (basins and a.name in _BASINS_NAMES) else [
+            f"{prefix}{b.name}" for prefix in _FIELD_PREFIXES for b in grid.axes if a.name == f"{prefix}{b.name}"]
+        if clash:
+            taken = ", ".join(_STORE_NAMES + ("grad_<axis>", "v_<axis>", "curl_<axis>")
+                              + (_BASINS_NAMES if basins else ()))
+            raise ConfigError(f"{where}.{a.name}: axis name {a.name!r} clashes with a field or group "
+                              f"the output file holds; choose another (taken: {taken})")
+
+
+def _check_bounds(grid: Grid, dtype: str, where: str) -> None:
+    """Coordinates are float64 ``linspace`` cast to ``dtype`` (grid.axis_values): each must be
+    finite in ``dtype``, and neighbours distinct, or every field is garbage at that axis."""
+    import numpy as np
+
+    info = np.finfo(np.dtype(dtype))
+    total = 1
+    for a in grid.axes:
+        at = f"{where}.{a.name}"
+        if a.points > MAX_AXIS_POINTS:
+            raise ConfigError(f"{at}[2]: {a.points:,} points on one axis; at most {MAX_AXIS_POINTS:,} (2^32) "
+                              "are allowed")
+        total *= a.points
+        big = max(abs(a.start), abs(a.stop))
+        if big > float(info.max) or not math.isfinite(a.stop - a.start):
+            raise ConfigError(f"{at}: bounds {a.start:g} .. {a.stop:g} overflow {dtype} (largest "
+                              f"{float(info.max):.4g}" + (", or use dtype: float64)" if dtype == "float32" else ")"))
+        step = (a.stop - a.start) / (a.points - 1)
+        ulp = float(np.spacing(np.dtype(dtype).type(big)))
+        if not step > ulp:
+            raise ConfigError(f"{at}: {a.points:,} points from {a.start:g} to {a.stop:g} are {step:.3g} apart, "
+                              f"closer than {dtype} can tell apart there ({ulp:.3g}); widen the range or use "
+                              "fewer points" + (" or dtype: float64" if dtype == "float32" else ""))
+    if total > MAX_GRID_POINTS:
+        raise ConfigError(f"{where}: {total:.3g} points in all; at most {MAX_GRID_POINTS:,} (2^48) are allowed")
 
 
 def _grid(raw: Any, where: str, function: FunctionSource) -> Grid:
@@ -413,7 +488,7 @@ def _grid(raw: Any, where: str, function: FunctionSource) -> Grid:
     axes = []
     for name, spec in raw.items():
         at = f"{where}.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(f"{where}: axis names must be identifiers, got {_show(name)}")
         if not isinstance(spec, list) or len(spec) != 3:
             raise ConfigError(f"{at}: expected [min, max, points], got {_show(spec)}")
@@ -445,7 +520,7 @@ def _check_function(function: FunctionSource, grid: Grid, params: Mapping[str, f
         raise ExpressionError(f"{where}: {exc}") from None
     if isinstance(function, (DataLandscapeSource, NetworkSource)):
         check_landscape_grid(function, grid.ndim, where + (".landscape" if isinstance(function, DataLandscapeSource)
-                                                           else ".network"))
+                                                           else ".network"), grid.size)
     if isinstance(function, BuiltinSource):
         b = BUILTINS[function.name]
         if grid.ndim not in b.dims:
@@ -495,9 +570,16 @@ def _tile(raw: Any, where: str, grid: Grid) -> tuple[int, ...] | None:
         raise ConfigError(f"{where}: expected a power of two, or a list of {grid.ndim} of them "
                           f"(one per axis), got {_show(raw)}")
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v & (v - 1):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v & (v - 1) or v > MAX_TILE_POINTS:
             raise ConfigError(f"{where}" + (f"[{i}]" if isinstance(raw, list) else "")
-                              + f": expected a power of two (1, 2, 4, ... 512 ...), got {_show(v)}")
+                              + f": expected a power of two (1, 2, 4, ... 512 ...) up to {MAX_TILE_POINTS:,} (2^26), "
+                              f"got {_show(v)}")
+    points = 1
+    for v, a in zip(values, grid.axes):  # a tile side never exceeds the next power of two above its axis
+        points *= min(v, 1 << max(a.points - 1, 1).bit_length())
+    if points > MAX_TILE_POINTS:
+        raise ConfigError(f"{where}: tiles of {' x '.join(map(str, values))} are {points:,} points; at most "
+                          f"{MAX_TILE_POINTS:,} (2^26) are allowed: each tile is held in memory with its gradients")
     return tuple(values)
 
 
@@ -516,8 +598,9 @@ def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderC
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected true or a mapping (output, size, layers, field, colormap, "
-                          f"descent, scale, colorbar, surface), got {_show(raw)}")
-    allowed = {"output", "size", "layers", "field", "colormap", "descent", "scale", "colorbar", "surface"}
+                          f"descent, scale, colorbar, surface, contours), got {_show(raw)}")
+    allowed = {"output", "size", "layers", "field", "colormap", "descent", "scale", "colorbar", "surface",
+               "contours"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}")
@@ -526,6 +609,7 @@ def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderC
     out = raw.get("output", str(output.with_name(f"{output.stem}-{name}.png")))
     if not isinstance(out, str) or not out.endswith(".png"):
         raise ConfigError(f"{where}.output: expected a path ending in .png, got {_show(out)}")
+    _check_path_text(out, f"{where}.output")
     size = raw.get("size", [1200, 900])
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 16384 for v in size)):
@@ -542,5 +626,28 @@ def _render(raw: Any, where: str, output: Path, name: str, ndim: int) -> RenderC
     scale = raw.get("scale", "linear")
     if scale not in ("linear", "symmetric", "log"):
         raise ConfigError(f"{where}.scale: expected linear, symmetric or log, got {_show(scale)}")
-    return RenderConfig(Path(out), (size[0], size[1]), tuple(layers), str(raw.get("field", "value")),
-                        str(raw.get("colormap", "viridis")), scale=scale, **flags)
+    fld = raw.get("field", "value")
+    if not isinstance(fld, str) or not _FIELD_NAME.fullmatch(fld):
+        raise ConfigError(f"{where}.field: expected a field name such as value, magnitude or grad_x, "
+                          f"got {_show(fld)}")
+    colormap = _colormap(raw.get("colormap", "viridis"), f"{where}.colormap")
+    contours = raw.get("contours", 10)
+    if isinstance(contours, bool) or not isinstance(contours, int) or not 1 <= contours <= MAX_CONTOURS:
+        raise ConfigError(f"{where}.contours: expected a number of contour lines from 1 to {MAX_CONTOURS}, "
+                          f"got {_show(contours)}")
+    return RenderConfig(Path(out), (size[0], size[1]), tuple(layers), fld, colormap, scale=scale,
+                        contours=contours, **flags)
+
+
+def _colormap(raw: Any, where: str) -> str:
+    """vispy's colormap names, and matplotlib's where matplotlib is installed (vispy falls back
+    to it): checked now, not after the job has been computed."""
+    if isinstance(raw, str) and raw in VISPY_COLORMAPS:
+        return raw
+    if isinstance(raw, str) and importlib.util.find_spec("matplotlib") is not None:
+        import matplotlib
+
+        if raw in matplotlib.colormaps:
+            return raw
+    raise ConfigError(f"{where}: unknown colormap {_show(raw)}; allowed: {', '.join(VISPY_COLORMAPS)}"
+                      + (" and matplotlib's colormaps" if importlib.util.find_spec("matplotlib") else ""))

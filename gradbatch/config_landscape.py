@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .config_trajectories import _bool, _choice, _mapping, _positive_int, _show
+from .config_trajectories import _bool, _choice, _finite, _mapping, _positive_int, _show
+from .config_yaml import bad_character
 from .errors import ConfigError
 
 __all__ = ["SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
@@ -23,6 +24,20 @@ MODELS = ("linear", "logistic")
 LOSSES = {"linear": ("sse", "mse"), "logistic": ("cross_entropy", "sse", "mse")}
 DATASETS = ("moons", "spirals")
 DIRECTIONS = ("random", "filter", "checkpoints", "pca")
+
+# Resource limits, far beyond any sensible landscape: a typo must not start what cannot finish.
+MAX_ROWS = 1 << 24
+"""Most synthetic data rows."""
+MAX_POINT_ROWS = 1 << 40
+"""Most loss terms of a data landscape, grid points x rows (about 10^12)."""
+MAX_NETWORK_POINTS = 1 << 24
+"""Most grid points of a network landscape (one loss of the whole dataset per point)."""
+MAX_SAMPLES = 1 << 20
+MAX_WIDTH = 4096
+MAX_LAYERS = 16
+MAX_TRAIN_STEPS = 1_000_000
+MAX_CHUNK = 1 << 26
+MAX_SEED = (1 << 32) - 1  # numpy's RandomState takes seeds below 2^32
 
 
 @dataclass(frozen=True)
@@ -87,8 +102,10 @@ def _keys(raw: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _num(raw: Any, where: str, lo: float | None = None, positive: bool = False) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != raw or abs(raw) == float("inf"):
+    f = _finite(raw)
+    if f is None:
         raise ConfigError(f"{where}: expected a finite number, got {_show(raw)}")
+    raw = f
     if positive and raw <= 0:
         raise ConfigError(f"{where}: expected a number above 0, got {_show(raw)}")
     if lo is not None and raw < lo:
@@ -119,8 +136,8 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
             slope=_num(s.get("slope", default.slope), f"{at}.synthetic.slope"),
             bias=_num(s.get("bias", default.bias), f"{at}.synthetic.bias"),
             noise=_num(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
-            n=_positive_int(s.get("n", default.n), f"{at}.synthetic.n", 2),
-            x_range=(lo, hi), seed=_positive_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0))
+            n=_positive_int(s.get("n", default.n), f"{at}.synthetic.n", 2, MAX_ROWS),
+            x_range=(lo, hi), seed=_positive_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0, MAX_SEED))
     elif "file" in data_d:
         path = data_d["file"]
         if not isinstance(path, str) or not path.lower().endswith((".csv", ".npz")):
@@ -136,7 +153,7 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
     else:
         raise ConfigError(f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, "
                           f"got {_show(data_raw)}")
-    chunk = _positive_int(d.get("chunk", 0), f"{where}.chunk", 0)
+    chunk = _positive_int(d.get("chunk", 0), f"{where}.chunk", 0, MAX_CHUNK)
     return DataLandscapeSource(model, loss, data, chunk)
 
 
@@ -154,16 +171,17 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
         s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
         default = MLPConfig()
         hidden = s.get("hidden", list(default.hidden))
-        if (not isinstance(hidden, list) or not hidden
-                or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)):
-            raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64], got {_show(hidden)}")
+        if (not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_LAYERS
+                or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)):
+            raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
+                              f"layers of 1 to {MAX_WIDTH}), got {_show(hidden)}")
         model = MLPConfig(
             dataset=_choice(s.get("dataset", default.dataset), f"{at}.dataset", DATASETS),
-            samples=_positive_int(s.get("samples", default.samples), f"{at}.samples", 10),
+            samples=_positive_int(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
             noise=_num(s.get("noise", default.noise), f"{at}.noise", lo=0),
-            hidden=tuple(hidden), steps=_positive_int(s.get("steps", default.steps), f"{at}.steps", 1),
+            hidden=tuple(hidden), steps=_positive_int(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
             lr=_num(s.get("lr", default.lr), f"{at}.lr", positive=True),
-            seed=_positive_int(s.get("seed", default.seed), f"{at}.seed", 0),
+            seed=_positive_int(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
             record_every=_positive_int(s.get("record_every", default.record_every), f"{at}.record_every", 1))
     else:
         raise ConfigError(f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, "
@@ -178,21 +196,39 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
         if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
             raise ConfigError(f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
                               "a callable's checkpoints are files")
+        for i, c in enumerate(cps):
+            if isinstance(c, int) and isinstance(model, MLPConfig):
+                recorded = 0 <= c <= model.steps and (c % model.record_every == 0 or c == model.steps)
+                if not recorded:
+                    raise ConfigError(f"{where}.checkpoints[{i}]: no weights are recorded at training step {c}; "
+                                      f"the built-in MLP records every {model.record_every} steps from 0 to "
+                                      f"{model.steps} and step {model.steps}")
+            elif isinstance(c, str) and (not c or bad_character(c)):
+                raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {_show(c)}")
         cps = [str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute()
                else c for c in cps]
     elif cps:
         raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
-    return NetworkSource(model, base_dir, directions, include_1d, _positive_int(d.get("seed", 0), f"{where}.seed", 0),
-                         tuple(cps), _positive_int(d.get("batch", 0), f"{where}.batch", 0))
+    return NetworkSource(model, base_dir, directions, include_1d,
+                         _positive_int(d.get("seed", 0), f"{where}.seed", 0, MAX_SEED),
+                         tuple(cps), _positive_int(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK))
 
 
-def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str) -> None:
-    """The grid's axes must match the landscape's parameters."""
+def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str,
+                         points: int = 0) -> None:
+    """The grid's axes must match the landscape's parameters, and its ``points`` be affordable."""
     if isinstance(source, DataLandscapeSource):
         if ndim != 2:
             raise ConfigError(f"{where}: a {source.model} model has 2 parameters (slope, bias): the grid needs "
                               f"2 axes, it has {ndim}")
+        if isinstance(source.data, SyntheticData) and points * source.data.n > MAX_POINT_ROWS:
+            raise ConfigError(f"{where}: {points:,} grid points x {source.data.n:,} data rows = "
+                              f"{points * source.data.n:.3g} loss terms; at most {MAX_POINT_ROWS:.3g} (2^40) are "
+                              "allowed: a coarser grid or fewer rows")
         return
+    if points > MAX_NETWORK_POINTS:
+        raise ConfigError(f"{where}: {points:,} grid points, each a loss over the whole dataset; at most "
+                          f"{MAX_NETWORK_POINTS:,} (2^24) are allowed for a network landscape: a coarser grid")
     if ndim not in (1, 2):
         raise ConfigError(f"{where}: a network landscape is a line (1 axis) or a plane (2 axes); the grid has {ndim}")
     if source.directions == "checkpoints" and len(source.checkpoints) != ndim + 1:

@@ -5,15 +5,34 @@ Part of the config layer: every message names the YAML path, the value and what 
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .config_yaml import show
 from .errors import ConfigError
 
 __all__ = [
     "OPTIMIZERS", "OptimizerConfig", "Starts", "PathsConfig", "BasinsConfig", "StreamlinesConfig",
     "parse_paths", "parse_basins", "parse_streamlines",
 ]
+
+# Resource limits, far beyond any sensible job: a typo must not start what cannot finish.
+MAX_STARTS = 1 << 24
+"""Most start points of paths or basins (2^24, e.g. a 4096 x 4096 basins resolution)."""
+MAX_STEPS = 10_000_000
+"""Most optimiser steps per path or basin start."""
+MAX_PATH_POINTS = 1 << 27
+"""Most stored path positions, starts x optimisers x (steps + 1): 2^27, several GB."""
+MAX_SEEDS = 1 << 20
+"""Most streamline seeds (a grid, random or listed)."""
+MAX_LINE_POINTS = 1 << 28
+"""Most streamline points held while integrating, seeds x (max_steps + 1)."""
+MAX_EVEN_DENSITY = 100.0
+"""Densest even seeding: 3000 x 3000 cells."""
+
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 # name -> (torch.optim class name, fixed settings, allowed hyper-parameters)
 OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
@@ -55,6 +74,11 @@ class Starts:
     seed: int = 0
 
 
+def count_starts(starts: Starts) -> int:
+    """How many start points (or seeds) ``starts`` gives."""
+    return len(starts.points) or (math.prod(starts.grid) if starts.grid else starts.random)
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     starts: Starts
@@ -90,9 +114,7 @@ class StreamlinesConfig:
 
 # -- helpers --------------------------------------------------------------------------------
 
-def _show(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 60 else s[:57] + "..."
+_show = show  # bounded: never expands a shared (aliased) structure
 
 
 def _mapping(raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
@@ -104,18 +126,31 @@ def _mapping(raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
     return raw
 
 
-def _positive_int(raw: Any, where: str, minimum: int = 1) -> int:
+def _positive_int(raw: Any, where: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
         raise ConfigError(f"{where}: expected an integer of at least {minimum}, got {_show(raw)}")
+    if maximum is not None and raw > maximum:
+        raise ConfigError(f"{where}: expected an integer of at most {maximum:,}, got {_show(raw)}")
     return raw
 
 
+def _finite(raw: Any) -> float | None:
+    """``raw`` as a finite float, or None (not a number, a bool, NaN, infinite, an int past float64)."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    try:
+        f = float(raw)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _positive(raw: Any, where: str, allow_zero: bool = False) -> float:
-    ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw == raw
-    if not ok or raw < 0 or (raw == 0 and not allow_zero) or raw == float("inf"):
+    f = _finite(raw)
+    if f is None or f < 0 or (f == 0 and not allow_zero):
         what = "a number >= 0" if allow_zero else "a positive number"
         raise ConfigError(f"{where}: expected {what}, got {_show(raw)}")
-    return float(raw)
+    return f
 
 
 def _bool(raw: Any, where: str) -> bool:
@@ -134,8 +169,12 @@ def _per_axis_ints(raw: Any, where: str, ndim: int, minimum: int = 1) -> tuple[i
     values = [raw] * ndim if isinstance(raw, int) and not isinstance(raw, bool) else raw
     if not isinstance(values, list) or len(values) != ndim:
         raise ConfigError(f"{where}: expected an integer or a list of {ndim} (one per axis), got {_show(raw)}")
-    return tuple(_positive_int(v, f"{where}[{i}]" if isinstance(raw, list) else where, minimum)
-                 for i, v in enumerate(values))
+    out = tuple(_positive_int(v, f"{where}[{i}]" if isinstance(raw, list) else where, minimum)
+                for i, v in enumerate(values))
+    if math.prod(out) > MAX_STARTS:
+        raise ConfigError(f"{where}: {' x '.join(map(str, out))} = {math.prod(out):.3g} start points; at most "
+                          f"{MAX_STARTS:,} (2^24) are allowed")
+    return out
 
 
 def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
@@ -144,7 +183,7 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected an optimiser name or a mapping with name: and lr:, got {_show(raw)}")
     name = raw.get("name")
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ConfigError(f"{where}.name: unknown optimiser {_show(name)}; allowed: {', '.join(OPTIMIZERS)}")
     allowed = set(OPTIMIZERS[name][2])
     _mapping(raw, where, allowed | {"name", "lr", "label"})
@@ -157,7 +196,7 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
             options[key] = _bool(value, at)
         elif key == "betas":
             if (not isinstance(value, list) or len(value) != 2
-                    or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value)):
+                    or not all(_finite(b) is not None and 0 <= b < 1 for b in value)):
                 raise ConfigError(f"{at}: expected two numbers in [0, 1), e.g. [0.9, 0.999], got {_show(value)}")
             options[key] = (float(value[0]), float(value[1]))
         elif key in ("momentum", "alpha", "dampening"):
@@ -168,7 +207,7 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
         else:
             options[key] = _positive(value, at, allow_zero=True)
     label = raw.get("label", name)
-    if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise ConfigError(f"{where}.label: expected a name of letters, digits, '_' or '-', got {_show(label)}")
     return OptimizerConfig(name, lr, options, label)
 
@@ -180,9 +219,8 @@ def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) 
             raise ConfigError(f"{where}: expected at least one start point")
         points = []
         for i, p in enumerate(raw):
-            if (not isinstance(p, list) or len(p) != ndim
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
-                raise ConfigError(f"{where}[{i}]: expected a point of {ndim} numbers, got {_show(p)}")
+            if not isinstance(p, list) or len(p) != ndim or not all(_finite(v) is not None for v in p):
+                raise ConfigError(f"{where}[{i}]: expected a point of {ndim} finite numbers, got {_show(p)}")
             for k, (v, (lo, hi)) in enumerate(zip(p, bounds)):
                 if not lo <= v <= hi:
                     raise ConfigError(f"{where}[{i}]: start {_show(p)} is outside the grid "
@@ -197,7 +235,9 @@ def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) 
         seed = raw.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"{where}.seed: expected a non-negative integer, got {_show(seed)}")
-        return Starts(random=_positive_int(raw["random"], f"{where}.random"), seed=seed)
+        if seed >= 1 << 32:
+            raise ConfigError(f"{where}.seed: expected a seed below 2^32, got {_show(seed)}")
+        return Starts(random=_positive_int(raw["random"], f"{where}.random", 1, MAX_STARTS), seed=seed)
     raise ConfigError(f"{where}: expected a list of points, {{grid: N or [n per axis]}} or "
                       f"{{random: N, seed: S}}, got {_show(raw)}")
 
@@ -218,7 +258,14 @@ def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -
         if labels.index(label) != i:
             raise ConfigError(f"{where}.optimizers[{i}].label: {label!r} is used twice; "
                               "give each optimiser a distinct label:")
-    return PathsConfig(starts, opts, _positive_int(d.get("steps", 1000), f"{where}.steps"),
+    steps = _positive_int(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS)
+    n = count_starts(starts)
+    total = n * len(opts) * (steps + 1)
+    if total > MAX_PATH_POINTS:
+        raise ConfigError(f"{where}: {n:,} starts x {len(opts)} optimiser(s) x {steps + 1:,} positions = "
+                          f"{total:.3g} path points to store; at most {MAX_PATH_POINTS:,} (2^27) are allowed: "
+                          "fewer starts or steps")
+    return PathsConfig(starts, opts, steps,
                        _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
                        _bool(d.get("ascent", False), f"{where}.ascent"))
 
@@ -227,10 +274,10 @@ def parse_basins(raw: Any, where: str, ndim: int) -> BasinsConfig:
     d = _mapping(raw, where, {"resolution", "optimizer", "steps", "tol", "merge_tol", "batch"})
     resolution = _per_axis_ints(d.get("resolution", 256), f"{where}.resolution", ndim, minimum=2)
     opt = parse_optimizer(d.get("optimizer", {"name": "adam", "lr": 0.01}), f"{where}.optimizer")
-    return BasinsConfig(resolution, opt, _positive_int(d.get("steps", 1000), f"{where}.steps"),
+    return BasinsConfig(resolution, opt, _positive_int(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS),
                         _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
                         _positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
-                        _positive_int(d.get("batch", 1 << 20), f"{where}.batch"))
+                        _positive_int(d.get("batch", 1 << 20), f"{where}.batch", 1, MAX_STARTS))
 
 
 def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], ...], vector: bool | None
@@ -245,21 +292,37 @@ def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], .
     if vector is True and fld != "vector":
         raise ConfigError(f"{where}.field: a vector-field job's streamlines follow the field itself: "
                           f"use vector, got {fld!r}")
-    seeds_raw = d.get("seeds", {"even": 1})
+    ndim = len(bounds)
+    seeds_raw = d.get("seeds", {"even": 1} if ndim == 2 else None)
+    if seeds_raw is None:
+        raise ConfigError(f"{where}.seeds: missing; evenly spaced seeding (the default) is for 2D grids, this "
+                          f"one has {ndim} axes: give a list of points, {{grid: N}} or {{random: N}}")
     density = 0.0
+    max_steps = _positive_int(d.get("max_steps", 2000), f"{where}.max_steps", 1, MAX_STEPS)
     if isinstance(seeds_raw, dict) and "even" in seeds_raw:
         _mapping(seeds_raw, f"{where}.seeds", {"even"})
+        if ndim != 2:
+            raise ConfigError(f"{where}.seeds.even: evenly spaced seeding is for 2D grids, this one has {ndim} "
+                              "axes; use grid: or random:")
         density = _positive(seeds_raw["even"], f"{where}.seeds.even")
+        if density > MAX_EVEN_DENSITY:
+            raise ConfigError(f"{where}.seeds.even: expected a density up to {MAX_EVEN_DENSITY:g} "
+                              f"({30 * MAX_EVEN_DENSITY:.0f} x {30 * MAX_EVEN_DENSITY:.0f} cells), got {_show(density)}")
         seeds = Starts()
     else:
         seeds = parse_starts(seeds_raw, f"{where}.seeds", bounds)
+        n = count_starts(seeds)
+        if n > MAX_SEEDS or n * (max_steps + 1) > MAX_LINE_POINTS:
+            raise ConfigError(f"{where}.seeds: {n:,} seeds x {max_steps + 1:,} points per line; at most "
+                              f"{MAX_SEEDS:,} (2^20) seeds and {MAX_LINE_POINTS:,} (2^28) points in all are "
+                              "allowed: fewer seeds or max_steps")
     return StreamlinesConfig(
         fld, seeds, density,
         _choice(d.get("method", "rk4"), f"{where}.method", ("rk4", "rk45")),
         _positive(d.get("step", 0.0), f"{where}.step", allow_zero=True),
         _positive(d.get("tol", 1e-5), f"{where}.tol"),
         _positive(d.get("max_length", 0.0), f"{where}.max_length", allow_zero=True),
-        _positive_int(d.get("max_steps", 2000), f"{where}.max_steps"),
+        max_steps,
         _choice(d.get("direction", "both"), f"{where}.direction", ("forward", "backward", "both")),
         _positive(d.get("min_speed", 1e-8), f"{where}.min_speed", allow_zero=True),
     )

@@ -23,6 +23,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import unicodedata
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -153,6 +155,8 @@ def _tensor(v: Value, like: torch.Tensor) -> torch.Tensor:
     """A tensor on ``like``'s device and dtype (0-d for a constant); bools become 0/1."""
     if isinstance(v, torch.Tensor):
         return v.to(like.dtype) if v.dtype == torch.bool else v
+    if like.dtype != torch.float64 and math.isfinite(v) and abs(v) > torch.finfo(like.dtype).max:
+        return torch.full((), math.copysign(math.inf, v), dtype=like.dtype, device=like.device)  # 1e100 in float32
     return torch.full((), v, dtype=like.dtype, device=like.device)
 
 
@@ -221,6 +225,7 @@ def parse(
         )
     if not text.strip():
         raise ExpressionError("expression is empty")
+    _check_characters(text)
     flat = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
     _check_parentheses(flat)
     # '^' means power in maths texts; Python would read it as xor with the wrong precedence.
@@ -228,7 +233,9 @@ def parse(
     lead = len(source) - len(source.lstrip())
     source, columns = source[lead:], columns[lead:]
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid hexadecimal literal" for 0x1for: not a second line
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         col = columns[min(max((exc.offset or 1) - 1, 0), len(columns) - 1)] + 1
         raise ExpressionError(
@@ -256,6 +263,27 @@ def parse(
 
 def _short(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+_MATH_SIGNS = {"\u2212": "-", "\u00d7": "*", "\u22c5": "*", "\u00b7": "*", "\u00f7": "/", "\u2013": "-"}
+
+
+def _check_characters(text: str) -> None:
+    """Expressions are ASCII. Python's parser NFKC-normalises identifiers, so a fullwidth 'ｘ' or a
+    mathematical italic '𝑥' would silently *be* x; refuse them, and control characters, by name."""
+    for i, ch in enumerate(text):
+        if ch.isascii() and (ch.isprintable() or ch in "\t\n\r"):
+            continue
+        name = unicodedata.name(ch, "a control character")
+        looks = unicodedata.normalize("NFKC", ch)
+        hint = (f"; write {_MATH_SIGNS[ch]!r}" if ch in _MATH_SIGNS
+                else f" (Python would silently read it as {looks!r})" if looks != ch and looks.isascii()
+                and looks.isprintable() else "")
+        raise ExpressionError(
+            f"character U+{ord(ch):04X} ({name}) at column {i + 1} is not allowed: expressions are "
+            f"ASCII text{hint}",
+            column=i + 1,
+        )
 
 
 def _check_parentheses(text: str) -> None:
