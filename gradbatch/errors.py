@@ -40,15 +40,14 @@ class ConfigError(GradbatchError, ValueError):
 class ExpressionError(ConfigError):
     """An expression string is not in the allowed language.
 
-    ``column`` is the 1-based column of the offending token in the text the user wrote.
+    ``column`` is the 1-based column of the offending token in the text the user wrote; the
+    message names it (``... at column 7``) and stays one line, as every error does.
     """
 
     def __init__(self, message: str, *, text: str = "", column: int | None = None) -> None:
         self.text = text
         self.column = column
-        if column is not None and text and len(text) <= 200:
-            message = f"{message}\n    {text}\n    {' ' * (column - 1)}^"
-        super().__init__(message)
+        super().__init__(message)  # one line: the message names the token and its column
 
 
 class FunctionError(GradbatchError):

@@ -151,6 +151,12 @@ def run_jobs(
         todo = [(out, group) for out, group in by_output.items() if _decide(out, group, resume, overwrite, say)]
         for out, group in todo:  # a picture asked for must not destroy data: refused now, not after the run
             if any(job.render is not None for job in group):
+                import importlib.util
+
+                if importlib.util.find_spec("vispy") is None:
+                    job = next(j for j in group if j.render is not None)
+                    raise ConfigError(f"{job.where + '.' if job.where else ''}render: drawing needs vispy, which is "
+                                      "not installed (pip install 'gradbatch[viewer]'); or remove render:")
                 from .render import check_output
 
                 for job in group:
@@ -447,6 +453,6 @@ def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:
     r = job.render
     assert r is not None
     opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
-                         scale=r.scale, colorbar=r.colorbar, surface=r.surface)
+                         scale=r.scale, colorbar=r.colorbar, surface=r.surface, contours=r.contours)
     render(out, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
     say(f"rendered {r.output}")

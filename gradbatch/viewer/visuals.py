@@ -60,8 +60,8 @@ class LayerOptions:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ViewerError(f"{name}: unknown value {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        if self.contours < 1:
-            raise ViewerError(f"contours: expected a count of at least 1, got {self.contours}")
+        if not 1 <= self.contours <= 1000:
+            raise ViewerError(f"contours: expected a count from 1 to 1000, got {self.contours}")
         if self.pixels_per_arrow < 4:
             raise ViewerError(f"pixels_per_arrow: expected at least 4 pixels, got {self.pixels_per_arrow}")
         if self.path_step is not None and self.path_step < 0:
