@@ -208,12 +208,13 @@ def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: to
 
 # -- end points to critical points ------------------------------------------------------------
 
-def _clusters(points: np.ndarray, tol: float) -> tuple[np.ndarray, list[np.ndarray]]:
+def _clusters(points: np.ndarray, tol: float) -> np.ndarray:
     """Single-linkage clusters of ``points`` ``(F, D)`` at distance ``tol``: each point's cluster
-    and each cluster's members' indices. Points snap to cells of side ``tol`` first, so a
-    million polished end points (a few distinct places) cost one ``unique``."""
+    (0, 1, ...). Points snap to cells of side ``tol`` first, so a million polished end points (a
+    few distinct places) cost one ``unique``; neighbouring cells join when their means are within
+    ``tol``."""
     if not len(points):
-        return np.zeros(0, dtype=np.int64), []
+        return np.zeros(0, dtype=np.int64)
     keys, inverse = np.unique(np.floor(points / tol).astype(np.int64), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     means = np.zeros((len(keys), points.shape[1]))
@@ -227,18 +228,27 @@ def _clusters(points: np.ndarray, tol: float) -> tuple[np.ndarray, list[np.ndarr
             i = parent[i]
         return i
 
-    cell = {tuple(k): i for i, k in enumerate(keys.tolist())}
+    cell = {k: i for i, k in enumerate(map(tuple, keys.tolist()))}
     offsets = np.stack(np.meshgrid(*[[-1, 0, 1]] * points.shape[1], indexing="ij"), -1).reshape(-1, points.shape[1])
     for i, k in enumerate(keys):
-        for off in offsets:
-            j = cell.get(tuple((k + off).tolist()))
+        for j in (cell.get(tuple(n)) for n in (k + offsets).tolist()):
             if j is not None and j > i and np.linalg.norm(means[i] - means[j]) <= tol:
                 parent[root(j)] = root(i)
-    roots = np.array([root(i) for i in range(len(keys))])
-    _, cluster_of_cell = np.unique(roots, return_inverse=True)
-    label = cluster_of_cell.reshape(-1)[inverse]
-    members = [np.flatnonzero(label == c) for c in range(int(label.max()) + 1)]
-    return label, members
+    _, cluster_of_cell = np.unique([root(i) for i in range(len(keys))], return_inverse=True)
+    return np.asarray(cluster_of_cell).reshape(-1)[inverse]
+
+
+def _representatives(points: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per cluster, the member nearest the cluster's mean ``(C, D)``: the mean itself for a
+    compact cluster, and still a member for a ring of minima (whose mean is its centre)."""
+    k = int(label.max()) + 1
+    means = np.zeros((k, points.shape[1]))
+    np.add.at(means, label, points)
+    means /= np.bincount(label, minlength=k)[:, None]
+    dist = np.linalg.norm(points - means[label], axis=1)
+    order = np.lexsort((dist, label))  # by cluster, nearest first
+    first = order[np.unique(label[order], return_index=True)[1]]
+    return points[first]
 
 
 def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, known: Sequence[Minimum],
@@ -264,10 +274,10 @@ def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, 
         ok &= ((x >= lo - edge) & (x <= hi + edge)).all(1)
         polished[rows] = x.cpu().numpy()
         found[rows] = ok.cpu().numpy()
-    members_of, members = _clusters(polished[found], cfg.merge_tol)
-    # each cluster's centre: the mean of its members, refined by Newton (any stationary point)
-    centres = np.array([polished[found][m].mean(0) for m in members]).reshape(-1, d)
-    if len(centres):
+    points = polished[found]
+    cluster = _clusters(points, cfg.merge_tol)
+    centres = _representatives(points, cluster) if len(points) else np.zeros((0, d))
+    if len(centres):  # refined by Newton (to any stationary point: a saddle stays a saddle)
         c0 = torch.tensor(centres, dtype=torch.float64, device=device)
         refined, ok = polish(ff, c0, torch.zeros(len(c0), dtype=torch.bool, device=device), span, first_step)
         centres = torch.where(ok[:, None], refined, c0).cpu().numpy()
@@ -281,14 +291,15 @@ def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, 
         row_of[hit] = near[hit]
     rest = np.flatnonzero(row_of < 0)
     if len(rest):
-        merged_of, merged = _clusters(centres[rest], cfg.merge_tol)
-        firsts = [centres[rest][m[0]] for m in merged]
-        order = sorted(range(len(merged)), key=lambda i: tuple(firsts[i]))
-        new_row = {c: len(table) + k for k, c in enumerate(order)}
-        table.extend(firsts[c] for c in order)
-        row_of[rest] = [new_row[int(c)] for c in merged_of]
+        merged = _clusters(centres[rest], cfg.merge_tol)
+        firsts = centres[rest][np.unique(merged, return_index=True)[1]]
+        order = np.lexsort(firsts.T[::-1])  # coordinate order: first axis first
+        new_row = np.empty(len(firsts), dtype=np.int64)
+        new_row[order] = len(table) + np.arange(len(firsts))
+        table.extend(firsts[order])
+        row_of[rest] = new_row[merged]
     label = np.full(n, -1, dtype=np.int32)
-    label[np.flatnonzero(found)] = row_of[members_of] if len(members_of) else []
+    label[found] = row_of[cluster]
     return label, _table(ff, table, len(known), device)
 
 
