@@ -48,11 +48,11 @@ HIMMELBLAU_MINIMA = np.array([m.point for m in BUILTINS["himmelblau"].minima(2)]
 
 @pytest.mark.parametrize("settings, dtype", [
     # Adam with lr 0.5 hops round each minimum at the learning rate's scale: runs end max_steps
-    ({"resolution": 32, "steps": 300, "optimizer": {"name": "adam", "lr": 0.5}}, torch.float32),
+    ({"resolution": 20, "steps": 200, "optimizer": {"name": "adam", "lr": 0.5}}, torch.float32),
     # float32 gradients settle near 3e-5: tol 1e-12 is never reached
-    ({"resolution": 32, "steps": 300, "tol": 1e-12, "optimizer": {"name": "adam", "lr": 0.05}}, torch.float32),
+    ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "adam", "lr": 0.05}}, torch.float32),
     # plain SGD near its stability limit (the curvature at the minima reaches ~95)
-    ({"resolution": 32, "steps": 300, "tol": 1e-12, "optimizer": {"name": "sgd", "lr": 0.012}}, torch.float64),
+    ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "sgd", "lr": 0.012}}, torch.float64),
 ], ids=["adam-lr0.5", "float32-tol1e-12", "sgd-near-2/L"])
 def test_himmelblau_all_four_minima_found_with_bad_settings(settings: dict, dtype: torch.dtype) -> None:
     ff = from_builtin("himmelblau", 2, {})
@@ -60,18 +60,18 @@ def test_himmelblau_all_four_minima_found_with_bad_settings(settings: dict, dtyp
     _assert_found(r, HIMMELBLAU_MINIMA)
     _assert_every_start_labelled(r)
     assert sum(p.kind == "minimum" for p in r.points) == 4
-    assert all(c > 100 for p, c in zip(r.points, r.counts) if p.kind == "minimum")
+    assert all(c > 40 for p, c in zip(r.points, r.counts) if p.kind == "minimum")
 
 
 def test_known_minima_come_first_and_their_basins_are_labelled() -> None:
     ff = from_builtin("himmelblau", 2, {})
     known = BUILTINS["himmelblau"].minima(2)
-    r = _basins(ff, ((-5.0, 5.0), (-5.0, 5.0)), {"resolution": 32, "steps": 300, "optimizer":
+    r = _basins(ff, ((-5.0, 5.0), (-5.0, 5.0)), {"resolution": 20, "steps": 200, "optimizer":
                                                  {"name": "adam", "lr": 0.5}}, torch.float32, known)
     assert [p.point for p in r.points[:4]] == [m.point for m in known] and all(p.known for p in r.points[:4])
     assert all(not p.known for p in r.points[4:])
     _assert_every_start_labelled(r)
-    assert all(c > 100 for c in r.counts[:4])
+    assert all(c > 40 for c in r.counts[:4])
 
 
 @pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 1e-3}, {"name": "adam", "lr": 0.05}], ids=lambda o: o["name"])
