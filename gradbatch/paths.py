@@ -40,19 +40,18 @@ STALL_WINDOW = 100
   that moving one coordinate by one unit in the last place (ulp) makes, and
 - its gradient norm is at most ``STALL_NOISE`` times the change in the gradient such a one-ulp
   move makes: the dtype's noise floor there (float32 gradients at Himmelblau's minima settle
-  near 3e-5, above the default tol); or, for SGD (with or without momentum) and Adagrad, its
-  position did not change at all: their step at an unchanged point never grows again, so the
-  path is frozen for good (plain SGD with a small learning rate freezes where lr * |grad f| is
-  below half an ulp). Adam and RMSprop can start moving again as their second-moment average
-  decays, so for them only the noise floor counts.
+  near 3e-5, above the default tol); or, for SGD (momentum below 0.93) and Adagrad, its
+  position did not change at all: their step at an unchanged point never grows again (a
+  momentum's velocity has settled within a window), so the path is frozen for good (plain SGD
+  with a small learning rate freezes where lr * |grad f| is below half an ulp). Adam and RMSprop
+  can start moving again as their second-moment average decays, so for them only the noise
+  floor counts.
 
 A slow path that still makes progress (SGD down Rosenbrock's valley) lowers its value by far
 more than that noise over a window, so it is not cut short; nor is Adam crawling towards a
 minimum by less than an ulp a step while its gradient is still well above the floor."""
 
 STALL_NOISE = 2.0
-
-_FREEZE_FOR_GOOD = ("SGD", "Adagrad")
 
 MAX_RECORDED_POINTS = 50_000_000
 """Largest paths x (steps + 1) recorded in memory; dense grids of starts belong in basins:."""
@@ -122,6 +121,14 @@ def _optimizer(opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool,
         except (TypeError, RuntimeError, ValueError):
             pass  # no fused version of this optimiser (or for this device): the default one
     return cls(params, maximize=ascent, **opt.torch_kwargs)
+
+
+def _frozen_is_final(opt: OptimizerConfig) -> bool:
+    """Whether a row of ``opt`` that did not move for a whole stall window never will: Adagrad's
+    steps only shrink, SGD's settle once its velocity has (momentum**window below 1e-3)."""
+    if opt.torch_class == "Adagrad":
+        return True
+    return opt.torch_class == "SGD" and float(opt.torch_kwargs.get("momentum", 0.0)) ** STALL_WINDOW < 1e-3
 
 
 class _StallWatch:
@@ -224,7 +231,7 @@ def descend(
         values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
         gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
     held: list[torch.Tensor] | None = None
-    watch = _StallWatch(n, dtype, dev, frozen_is_final=opt.torch_class in _FREEZE_FOR_GOOD)
+    watch = _StallWatch(n, dtype, dev, frozen_is_final=_frozen_is_final(opt))
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
         v = ff.scalar(*cols)
