@@ -1,9 +1,22 @@
 """Basins of attraction: descend from every point of a grid of starts, label where each ends.
 
-The minima are the built-in's known ones where the function has them; otherwise they are the
-end points of converged runs, merged within ``merge_tol``. Each minimum (critical point) found
-is classified by the eigenvalues of its Hessian. A start is labelled with the minimum its run
-ends within ``merge_tol`` of, else -1 (it diverged, left the domain, or ended elsewhere).
+Each start's descent ends somewhere: at a minimum (converged, or stalled at the dtype's noise
+floor), near one (out of steps while oscillating round it with a large learning rate, or still
+crawling down a valley), or nowhere (diverged, left the domain). Every end point that is not
+lost is then *polished*: Newton steps in float64 on the exact Hessian (double backward;
+differences of the autograd gradient where the function has first derivatives only), in a
+trust region that starts at one grid spacing::
+
+    end points ──polish──▶ stationary points ──cluster (merge_tol)──▶ centres ──Newton──▶ table
+       converged / stalled: Newton (any stationary point: a saddle it sits on stays a saddle)
+       max_steps:           saddle-free Newton (|eigenvalues|: only downhill, to a minimum)
+
+A start is labelled with the critical point its polished end point clusters at, else -1: it
+diverged or left the domain, or polishing did not reach a stationary point inside the box in
+``POLISH_STEPS`` steps (a flat plain). ``steps`` and ``stop_reason`` still say how the
+optimiser's own run ended. The table lists the built-in's known minima first (in the
+built-in's order; count 0 where no start reached one), then every other critical point found,
+in coordinate order, each classified by the eigenvalues of its Hessian.
 """
 
 from __future__ import annotations
@@ -13,13 +26,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import hessian
 
 from .config_trajectories import BasinsConfig, Starts
 from .functions import FieldFunction, Minimum
 from .paths import REASONS, descend, start_points
 
-__all__ = ["CriticalPoint", "BasinsResult", "compute_basins", "classify"]
+__all__ = ["CriticalPoint", "BasinsResult", "compute_basins", "classify", "polish", "derivatives",
+           "POLISH_STEPS", "POLISH_RADIUS"]
+
+POLISH_STEPS = 60
+"""Newton iterations at most (a degenerate minimum like x**4 converges linearly, by 2/3 a step)."""
+
+POLISH_RADIUS = 1.0
+"""How far polishing may move an end point, as a fraction of the box's diagonal (and it must end
+inside the box): far enough to finish a run still crawling down Rosenbrock's valley."""
+
+
+POLISH_XTOL = 1e-10
+"""A Newton step shorter than this (as a fraction of the box's size per axis) ends polishing."""
 
 
 @dataclass(frozen=True)
@@ -43,57 +67,251 @@ class BasinsResult:
     counts: tuple[int, ...]  # starts per point
 
 
-def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: float = 1e-6
-             ) -> tuple[str, tuple[float, ...]]:
-    """Hessian eigenvalues at ``point`` (float64) and what they make it."""
-    x = torch.tensor(point, dtype=torch.float64)
-    try:
-        h = hessian(lambda v: ff.scalar(*v.unbind()))(x)
-    except (RuntimeError, NotImplementedError):  # no second derivatives (a loss landscape's chunks)
+# -- derivatives of a batch of points ----------------------------------------------------------
+
+def derivatives(ff: FieldFunction, x: torch.Tensor, hessian: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """f ``(M,)``, grad f ``(M, D)`` and, if asked, the Hessian ``(M, D, D)`` at the rows of ``x``.
+
+    The Hessian is exact (double backward of the batch: D backward passes, each row's own
+    second derivatives since f is elementwise). Where autograd has first derivatives only (a
+    loss landscape's chunks hand back stored gradients; a once-differentiable function), it is
+    central differences of the autograd gradient instead.
+    """
+    with torch.enable_grad():
+        cols = [c.detach().clone().requires_grad_(True) for c in x.unbind(1)]
+        v = ff.scalar(*cols)
+        if not v.requires_grad:  # a constant function
+            zero = torch.zeros_like(x)
+            return v.detach(), zero, (torch.zeros(*x.shape, x.shape[1], dtype=x.dtype, device=x.device)
+                                      if hessian else None)
+        grads = torch.autograd.grad(v.sum(), cols, create_graph=hessian, allow_unused=True)
+        g = [gk if gk is not None else torch.zeros_like(c) for gk, c in zip(grads, cols)]
+        if not hessian:
+            return v.detach(), torch.stack([gk.detach() for gk in g], 1), None
+        h = _double_backward(g, cols)
+    if h is None:
         h = _fd_hessian(ff, x)
-    ev = torch.linalg.eigvalsh((h + h.T) / 2)
-    scale = max(1.0, float(ev.abs().max()))
-    pos = bool((ev > rel_tol * scale).all())
-    neg = bool((ev < -rel_tol * scale).all())
-    small = bool((ev.abs() <= rel_tol * scale).any())
-    kind = "minimum" if pos else "maximum" if neg else "degenerate" if small else "saddle"
-    return kind, tuple(float(e) for e in ev)
+    return v.detach(), torch.stack([gk.detach() for gk in g], 1), h
+
+
+def _double_backward(g: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """Rows of the Hessian by differentiating each gradient component; None where autograd cannot
+    (no component depends on the point through autograd, or double backward is refused)."""
+    if not any(gk.requires_grad for gk in g):
+        return None  # first derivatives only (or a linear function: differences give 0 too)
+    rows = []
+    try:
+        for gk in g:
+            if not gk.requires_grad:
+                rows.append(torch.zeros(len(cols[0]), len(cols), dtype=gk.dtype, device=gk.device))
+                continue
+            hk = torch.autograd.grad(gk.sum(), cols, retain_graph=True, allow_unused=True)
+            rows.append(torch.stack([r.detach() if r is not None else torch.zeros_like(c)
+                                     for r, c in zip(hk, cols)], 1))
+    except (RuntimeError, NotImplementedError):
+        return None
+    return torch.stack(rows, 1)
 
 
 def _fd_hessian(ff: FieldFunction, x: torch.Tensor) -> torch.Tensor:
-    """Central differences of the autograd gradient: the Hessian where autograd has only first
-    derivatives."""
-
-    def grad(at: torch.Tensor) -> torch.Tensor:
-        c = [v.clone().requires_grad_() for v in at.unbind()]
-        return torch.stack(torch.autograd.grad(ff.scalar(*c), c))
-
-    n = x.numel()
+    """Central differences of the autograd gradient, ``(M, D, D)``: the Hessian where autograd
+    has only first derivatives."""
+    d = x.shape[1]
     cols = []
-    for i in range(n):
-        h = 1e-5 * max(1.0, abs(float(x[i])))
+    for i in range(d):
+        h = 1e-5 * x[:, i].abs().clamp_min(1.0)
         e = torch.zeros_like(x)
-        e[i] = h
-        cols.append((grad(x + e) - grad(x - e)) / (2 * h))
-    return torch.stack(cols, 1)
+        e[:, i] = h
+        up = derivatives(ff, x + e, hessian=False)[1]
+        down = derivatives(ff, x - e, hessian=False)[1]
+        cols.append((up - down) / (2 * h[:, None]))
+    hess = torch.stack(cols, 2)
+    return (hess + hess.transpose(1, 2)) / 2
 
 
-def _merge(points: np.ndarray, tol: float) -> list[np.ndarray]:
-    """Greedy clustering of end points: each new point joins the first centre within tol."""
-    centres: list[np.ndarray] = []
-    members: list[list[np.ndarray]] = []
-    # snapping to cells first keeps this fast for a million end points
-    cells = np.unique(np.round(points / tol).astype(np.int64), axis=0) * tol
-    for c in cells:
-        for i, centre in enumerate(centres):
-            if np.linalg.norm(centre - c) <= tol:
-                members[i].append(c)
-                centres[i] = np.mean(members[i], axis=0)
-                break
-        else:
-            centres.append(c.astype(np.float64))
-            members.append([c])
-    return centres
+def _kinds(h: torch.Tensor, rel_tol: float) -> list[tuple[str, tuple[float, ...]]]:
+    """What the Hessians ``(K, D, D)`` make their points, and their eigenvalues (ascending)."""
+    out = []
+    for ev in torch.linalg.eigvalsh((h + h.transpose(1, 2)) / 2).cpu():
+        scale = max(1.0, float(ev.abs().max()))
+        pos = bool((ev > rel_tol * scale).all())
+        neg = bool((ev < -rel_tol * scale).all())
+        small = bool((ev.abs() <= rel_tol * scale).any())
+        kind = "minimum" if pos else "maximum" if neg else "degenerate" if small else "saddle"
+        out.append((kind, tuple(float(e) for e in ev)))
+    return out
+
+
+def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: float = 1e-6
+             ) -> tuple[str, tuple[float, ...]]:
+    """Hessian eigenvalues at ``point`` (float64) and what they make it."""
+    x = torch.tensor(np.asarray(point, dtype=np.float64).reshape(1, -1))
+    h = derivatives(ff, x)[2]
+    assert h is not None
+    return _kinds(h, rel_tol)[0]
+
+
+# -- polishing end points ---------------------------------------------------------------------
+
+def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: torch.Tensor,
+           first_step: float, radius: float = POLISH_RADIUS, steps: int = POLISH_STEPS
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Newton's method from each row of ``x0`` ``(M, D)`` float64, in a trust region.
+
+    Distances are measured in units of ``span`` (the box's size per axis): the first step is at
+    most ``first_step``, a row never moves more than ``radius * sqrt(D)`` from its start.
+    ``downhill`` rows take saddle-free steps (the Hessian's eigenvalues made positive) accepted
+    only where f falls, so they end at a minimum; the others take plain Newton steps accepted
+    where |grad f| falls, so they end at the nearest stationary point of any kind.
+
+    Returns the polished points and whether each reached a stationary point (a Newton step
+    shorter than ``POLISH_XTOL``) within the radius.
+    """
+    m, d = x0.shape
+    x = x0.clone()
+    ok = torch.zeros(m, dtype=torch.bool, device=x0.device)
+    live = torch.ones(m, dtype=torch.bool, device=x0.device)
+    delta = torch.full((m,), first_step, dtype=x0.dtype, device=x0.device)
+    reach = radius * d ** 0.5
+    for _ in range(steps):
+        idx = live.nonzero().squeeze(1)
+        if not len(idx):
+            break
+        xi, down = x[idx], downhill[idx]
+        f, g, h = derivatives(ff, xi)
+        assert h is not None
+        finite = torch.isfinite(f) & torch.isfinite(g).all(1) & torch.isfinite(h).flatten(1).all(1)
+        h = torch.where(finite[:, None, None], h, torch.zeros_like(h))
+        lam, vec = torch.linalg.eigh((h + h.transpose(1, 2)) / 2)
+        size = lam.abs().clamp_min(1e-12 * lam.abs().amax(1, keepdim=True)).clamp_min(1e-300)
+        curv = torch.where(down[:, None] | (lam >= 0), size, -size)
+        gt = (vec.transpose(1, 2) @ torch.where(finite[:, None], g, 0.0)[:, :, None]).squeeze(2)
+        p = -(vec @ (gt / curv)[:, :, None]).squeeze(2)
+        length = (p / span).norm(dim=1)
+        done = finite & (length <= POLISH_XTOL)
+        x[idx[done]] = xi[done] + p[done]
+        ok[idx[done]] = True
+        trial = xi + p * (delta[idx] / length).clamp(max=1.0)[:, None]
+        ft, gt_ = derivatives(ff, trial, hessian=False)[:2]
+        gn, gn_t = g.norm(dim=1), gt_.norm(dim=1)
+        better = torch.where(down, (ft < f) | ((ft <= f) & (gn_t < gn)), gn_t < gn)
+        accept = finite & ~done & better & torch.isfinite(ft) & torch.isfinite(gn_t)
+        x[idx[accept]] = trial[accept]
+        grow = accept & (length > delta[idx])
+        delta[idx] = torch.where(grow, (2 * delta[idx]).clamp(max=reach), torch.where(accept, delta[idx], delta[idx] / 4))
+        far = ((x[idx] - x0[idx]) / span).norm(dim=1) > reach
+        stuck = delta[idx] < POLISH_XTOL
+        live[idx[done | ~finite | far | stuck]] = False
+    return x, ok & (((x - x0) / span).norm(dim=1) <= reach)
+
+
+# -- end points to critical points ------------------------------------------------------------
+
+def _clusters(points: np.ndarray, tol: float) -> np.ndarray:
+    """Single-linkage clusters of ``points`` ``(F, D)`` at distance ``tol``: each point's cluster
+    (0, 1, ...). Points snap to cells of side ``tol`` first, so a million polished end points (a
+    few distinct places) cost one ``unique``; neighbouring cells join when their means are within
+    ``tol``."""
+    if not len(points):
+        return np.zeros(0, dtype=np.int64)
+    keys, inverse = np.unique(np.floor(points / tol).astype(np.int64), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    means = np.zeros((len(keys), points.shape[1]))
+    np.add.at(means, inverse, points)
+    means /= np.bincount(inverse, minlength=len(keys))[:, None]
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    cell = {k: i for i, k in enumerate(map(tuple, keys.tolist()))}
+    offsets = np.stack(np.meshgrid(*[[-1, 0, 1]] * points.shape[1], indexing="ij"), -1).reshape(-1, points.shape[1])
+    for i, k in enumerate(keys):
+        for j in (cell.get(tuple(n)) for n in (k + offsets).tolist()):
+            if j is not None and j > i and np.linalg.norm(means[i] - means[j]) <= tol:
+                parent[root(j)] = root(i)
+    _, cluster_of_cell = np.unique([root(i) for i in range(len(keys))], return_inverse=True)
+    return np.asarray(cluster_of_cell).reshape(-1)[inverse]
+
+
+def _representatives(points: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per cluster, the member nearest the cluster's mean ``(C, D)``: the mean itself for a
+    compact cluster, and still a member for a ring of minima (whose mean is its centre)."""
+    k = int(label.max()) + 1
+    means = np.zeros((k, points.shape[1]))
+    np.add.at(means, label, points)
+    means /= np.bincount(label, minlength=k)[:, None]
+    dist = np.linalg.norm(points - means[label], axis=1)
+    order = np.lexsort((dist, label))  # by cluster, nearest first
+    first = order[np.unique(label[order], return_index=True)[1]]
+    return points[first]
+
+
+def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, known: Sequence[Minimum],
+                     cfg: BasinsConfig, bounds: Sequence[tuple[float, float]], device: torch.device
+                     ) -> tuple[np.ndarray, list[CriticalPoint]]:
+    """Polish the end points, cluster them, refine each cluster's centre; the label of each
+    start (-1: none) and the table (known minima first)."""
+    n, d = finals.shape
+    lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64, device=device)
+    hi = torch.tensor([b[1] for b in bounds], dtype=torch.float64, device=device)
+    span = (hi - lo).clamp_min(1e-300)
+    first_step = max(1.0 / (k - 1) for k in cfg.resolution)
+    codes = [REASONS.index(r) for r in ("converged", "stalled", "max_steps")]
+    usable = np.flatnonzero(np.isin(reason, codes) & np.isfinite(finals).all(1))
+    found = np.zeros(n, dtype=bool)
+    polished = np.full((n, d), np.nan)
+    for a in range(0, len(usable), cfg.batch):
+        rows = usable[a:a + cfg.batch]
+        x0 = torch.tensor(finals[rows], dtype=torch.float64, device=device)
+        downhill = torch.tensor(reason[rows] == REASONS.index("max_steps"), device=device)
+        x, ok = polish(ff, x0, downhill, span, first_step)
+        edge = 1e-9 * span
+        ok &= ((x >= lo - edge) & (x <= hi + edge)).all(1)
+        polished[rows] = x.cpu().numpy()
+        found[rows] = ok.cpu().numpy()
+    points = polished[found]
+    cluster = _clusters(points, cfg.merge_tol)
+    centres = _representatives(points, cluster) if len(points) else np.zeros((0, d))
+    if len(centres):  # refined by Newton (to any stationary point: a saddle stays a saddle)
+        c0 = torch.tensor(centres, dtype=torch.float64, device=device)
+        refined, ok = polish(ff, c0, torch.zeros(len(c0), dtype=torch.bool, device=device), span, first_step)
+        centres = torch.where(ok[:, None], refined, c0).cpu().numpy()
+    # clusters at a known minimum take its row; the others follow, merged and in coordinate order
+    table: list[np.ndarray] = [np.asarray(m.point, dtype=np.float64) for m in known]
+    row_of = np.full(len(centres), -1, dtype=np.int64)
+    if known and len(centres):
+        dist = np.linalg.norm(centres[:, None, :] - np.array(table)[None], axis=2)
+        near = dist.argmin(1)
+        hit = dist[np.arange(len(centres)), near] <= cfg.merge_tol
+        row_of[hit] = near[hit]
+    rest = np.flatnonzero(row_of < 0)
+    if len(rest):
+        merged = _clusters(centres[rest], cfg.merge_tol)
+        firsts = centres[rest][np.unique(merged, return_index=True)[1]]
+        order = np.lexsort(firsts.T[::-1])  # coordinate order: first axis first
+        new_row = np.empty(len(firsts), dtype=np.int64)
+        new_row[order] = len(table) + np.arange(len(firsts))
+        table.extend(firsts[order])
+        row_of[rest] = new_row[merged]
+    label = np.full(n, -1, dtype=np.int32)
+    label[found] = row_of[cluster]
+    return label, _table(ff, table, len(known), device)
+
+
+def _table(ff: FieldFunction, points: Sequence[np.ndarray], n_known: int, device: torch.device
+           ) -> list[CriticalPoint]:
+    if not points:
+        return []
+    x = torch.tensor(np.array(points), dtype=torch.float64, device=device)
+    f, _, h = derivatives(ff, x)
+    assert h is not None
+    return [CriticalPoint(tuple(float(v) for v in p), float(v), kind, ev, i < n_known)
+            for i, (p, v, (kind, ev)) in enumerate(zip(points, f.cpu(), _kinds(h, 1e-6)))]
 
 
 BatchResult = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, finals, steps, reasons
@@ -139,31 +357,7 @@ def compute_basins(
         done += hi - lo
         if progress is not None:
             progress(done, n)
-    usable = (reason == REASONS.index("converged")) | (reason == REASONS.index("max_steps"))
-    if known:
-        centres = [np.asarray(m.point, dtype=np.float64) for m in known]
-    else:
-        converged = finals[reason == REASONS.index("converged")]
-        centres = _merge(converged, cfg.merge_tol) if len(converged) else []
-    label = np.full(n, -1, dtype=np.int32)
-    if centres:
-        c = np.stack(centres)
-        dist = np.linalg.norm(finals[:, None, :] - c[None, :, :], axis=2) if n * len(c) <= 50_000_000 else None
-        if dist is None:  # very many starts and centres: label in slices
-            for a in range(0, n, 1 << 16):
-                d = np.linalg.norm(finals[a:a + (1 << 16), None, :] - c[None], axis=2)
-                nearest = d.argmin(axis=1)
-                ok = (d[np.arange(len(nearest)), nearest] <= cfg.merge_tol) & usable[a:a + (1 << 16)]
-                label[a:a + (1 << 16)] = np.where(ok, nearest, -1)
-        else:
-            nearest = dist.argmin(axis=1)
-            ok = (dist[np.arange(n), nearest] <= cfg.merge_tol) & usable
-            label = np.where(ok, nearest, -1).astype(np.int32)
-    points = []
-    for i, centre in enumerate(centres):
-        kind, ev = classify(ff, centre)
-        value = float(ff.scalar(*torch.tensor(centre, dtype=torch.float64).unbind()))
-        points.append(CriticalPoint(tuple(float(v) for v in centre), value, kind, ev, bool(known)))
+    label, points = _critical_points(ff, finals, reason, known, cfg, bounds, device)
     counts = tuple(int((label == i).sum()) for i in range(len(points)))
     shape = tuple(reversed(cfg.resolution))
     axes = tuple(np.linspace(lo, hi, k) for (lo, hi), k in zip(bounds, cfg.resolution))

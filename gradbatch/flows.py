@@ -132,10 +132,14 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: An
                                 progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
                                 run_batches=batches)
         attrs = {**_opt_attrs(bcfg.optimizer), "steps": bcfg.steps, "tol": bcfg.tol,
-                 "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS)}
+                 "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS),
+                 "known_minima": sum(p.known for p in result.points)}
         write_basins(part, job.name, result, job.grid.names, attrs)
         timings["basins_s"] = time.perf_counter() - t0
-        say(f"{job.name}: basins: {len(result.points)} minima, starts per basin {list(result.counts)} "
+        kinds = [p.kind for p in result.points]
+        lost = int((result.label < 0).sum())
+        say(f"{job.name}: basins: {len(kinds)} critical points ({kinds.count('minimum')} minima), starts per "
+            f"point {list(result.counts)}, {lost:,} of {result.label.size:,} starts unlabelled "
             f"in {timings['basins_s']:.1f}s")
     if job.streamlines is not None:
         scfg = job.streamlines

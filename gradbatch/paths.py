@@ -23,12 +23,35 @@ from .config_trajectories import OptimizerConfig, Starts
 from .errors import ConfigError
 from .functions import FieldFunction
 
-__all__ = ["REASONS", "Descent", "start_points", "count_starts", "check_recorded", "descend",
+__all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
            "MAX_RECORDED_POINTS"]
 
-REASONS = ("converged", "left_domain", "diverged", "max_steps")
+REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
 """Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
-grid's box), diverged (a non-finite value or gradient), max_steps."""
+grid's box), diverged (a non-finite value or gradient), max_steps, stalled (no progress left in
+the job's dtype: see :data:`STALL_WINDOW`). New reasons are only ever appended, so the codes in
+older files keep their meaning."""
+
+STALL_WINDOW = 100
+"""Steps between stall checks. A path is ``stalled`` at a check when, over the last window,
+
+- its best gradient norm did not halve, and
+- its best value did not fall (rise, for ascent) by more than ``STALL_NOISE`` times the change
+  that moving one coordinate by one unit in the last place (ulp) makes, and
+- its gradient norm is at most ``STALL_NOISE`` times the change in the gradient such a one-ulp
+  move makes: the dtype's noise floor there (float32 gradients at Himmelblau's minima settle
+  near 3e-5, above the default tol); or, for SGD (momentum below 0.93) and Adagrad, its
+  position did not change at all: their step at an unchanged point never grows again (a
+  momentum's velocity has settled within a window), so the path is frozen for good (plain SGD
+  with a small learning rate freezes where lr * |grad f| is below half an ulp). Adam and RMSprop
+  can start moving again as their second-moment average decays, so for them only the noise
+  floor counts.
+
+A slow path that still makes progress (SGD down Rosenbrock's valley) lowers its value by far
+more than that noise over a window, so it is not cut short; nor is Adam crawling towards a
+minimum by less than an ulp a step while its gradient is still well above the floor."""
+
+STALL_NOISE = 2.0
 
 MAX_RECORDED_POINTS = 50_000_000
 """Largest paths x (steps + 1) recorded in memory; dense grids of starts belong in basins:."""
@@ -100,6 +123,81 @@ def _optimizer(opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool,
     return cls(params, maximize=ascent, **opt.torch_kwargs)
 
 
+def _frozen_is_final(opt: OptimizerConfig) -> bool:
+    """Whether a row of ``opt`` that did not move for a whole stall window never will: Adagrad's
+    steps only shrink, SGD's settle once its velocity has (momentum**window below 1e-3)."""
+    if opt.torch_class == "Adagrad":
+        return True
+    return opt.torch_class == "SGD" and float(opt.torch_kwargs.get("momentum", 0.0)) ** STALL_WINDOW < 1e-3
+
+
+class _StallWatch:
+    """The state of the stall rule (:data:`STALL_WINDOW`) for N rows: each row's best objective
+    (f, or -f for ascent) and squared gradient norm so far, the same at the last check, and the
+    position at the last check."""
+
+    def __init__(self, n: int, dtype: torch.dtype, device: torch.device, frozen_is_final: bool) -> None:
+        self.frozen_is_final = frozen_is_final
+        inf = float("inf")
+        self.best_loss = torch.full((n,), inf, dtype=dtype, device=device)
+        self.best_g2 = torch.full((n,), inf, dtype=dtype, device=device)
+        self.ref_loss = self.best_loss.clone()
+        self.ref_g2 = self.best_g2.clone()
+        self.ref_pos: list[torch.Tensor] | None = None
+
+    def update(self, loss: torch.Tensor, g2: torch.Tensor) -> None:
+        torch.minimum(self.best_loss, loss, out=self.best_loss)
+        torch.minimum(self.best_g2, g2, out=self.best_g2)
+
+    def check(self, ff: FieldFunction, cols: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+              g2: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """The rows that are stalled now (bool, N); then this check becomes the reference."""
+        stalled = torch.zeros_like(active)
+        # the cheap test first: rows whose gradient norm halved in the window are progressing
+        maybe = active & ~(self.best_g2 < 0.25 * self.ref_g2)
+        if self.ref_pos is not None and bool(maybe.any()):
+            idx = maybe.nonzero().squeeze(1)
+            x = [c.detach()[idx] for c in cols]
+            g_noise, f_noise = _noise(ff, x, [g[idx] for g in grads])
+            fell = (self.ref_loss[idx] - self.best_loss[idx]) > STALL_NOISE * f_noise
+            floor = g2[idx].sqrt() <= STALL_NOISE * g_noise
+            frozen = torch.full_like(fell, self.frozen_is_final)
+            for xk, rk in zip(x, self.ref_pos):
+                frozen &= xk == rk[idx]
+            stalled[idx] = ~fell & (floor | frozen)
+        self.ref_loss.copy_(self.best_loss)
+        self.ref_g2.copy_(self.best_g2)
+        self.ref_pos = [c.detach().clone() for c in cols]
+        return stalled
+
+
+def _noise(ff: FieldFunction, x: Sequence[torch.Tensor], g: Sequence[torch.Tensor]
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much the gradient (norm of the change) and the value change when one coordinate of
+    each point moves by one unit in the last place, up or down (the largest of the 2D moves):
+    the resolution of f and grad f in the points' dtype, rounding in the function's own
+    arithmetic included. ``x``, ``g``: (M,) tensors, one per axis."""
+    with torch.enable_grad():
+        f0 = ff.scalar(*x).detach()
+        g_noise = torch.zeros_like(f0)
+        f_noise = torch.zeros_like(f0)
+        for k in range(len(x)):
+            for towards in (float("inf"), float("-inf")):
+                moved = [v.clone() for v in x]
+                moved[k] = torch.nextafter(moved[k], torch.full_like(moved[k], towards))
+                moved = [v.requires_grad_(True) for v in moved]
+                v = ff.scalar(*moved)
+                gk = torch.autograd.grad(v.sum(), moved, allow_unused=True) if v.requires_grad else [None] * len(x)
+                with torch.no_grad():
+                    d2 = torch.zeros_like(f0)
+                    for a, b in zip(gk, g):
+                        d = (a if a is not None else torch.zeros_like(b)) - b
+                        d2 += d * d
+                    torch.maximum(g_noise, d2.sqrt(), out=g_noise)
+                    torch.maximum(f_noise, (v.detach() - f0).abs(), out=f_noise)
+    return g_noise, f_noise
+
+
 def descend(
     ff: FieldFunction,
     starts: torch.Tensor,
@@ -133,6 +231,7 @@ def descend(
         values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
         gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
     held: list[torch.Tensor] | None = None
+    watch = _StallWatch(n, dtype, dev, frozen_is_final=_frozen_is_final(opt))
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
         v = ff.scalar(*cols)
@@ -162,6 +261,14 @@ def descend(
                 stop_step[stop_now] = s
                 active &= ~stop_now
                 held = [c.detach().clone() for c in cols]  # stopped rows stay where they are now
+            watch.update(-vd if ascent else vd, gn2)
+        if s and s % STALL_WINDOW == 0 and s < steps and bool(active.any()):
+            stalled = watch.check(ff, cols, grads, gn2, active)
+            if bool(stalled.any()):
+                reason[stalled] = REASONS.index("stalled")
+                stop_step[stalled] = s
+                active &= ~stalled
+                held = [c.detach().clone() for c in cols]
         if on_step is not None:
             on_step(s)
         if s == steps or not bool(active.any()):
