@@ -157,7 +157,7 @@ class JobWriter:
         exists = self.path.exists()
         for attempt in range(2):
             try:
-                return h5py.File(self.path, "a" if exists else "w", libver="latest",
+                return h5py.File(self.path, "a" if exists else "w", libver="latest", locking=False,
                                  rdcc_nbytes=CHUNK_CACHE_BYTES, track_order=True)
             except OSError as exc:
                 if attempt == 0 and exists and "already open for write" in str(exc):
@@ -990,6 +990,10 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
 
 # -- trajectories: paths, basins, streamlines (written after the fields, before `complete`) ----
 
+# Writers open files with HDF5's own file locking off (locking=False): gradbatch's lock on
+# <output>.lock already keeps a second writer away, and HDF5's lock would make a reader that
+# has the .partial open (`gradbatch info`, a `view` window) fail the writer when it reopens the
+# file for the paths, basins, streamlines and final attributes.
 _BROKEN: list[Any] = []
 _LOST_WRITES: list[str] = []  # writes HDF5 failed while h5py freed an object (see _unraisable)
 _previous_hook = sys.unraisablehook
@@ -1048,7 +1052,7 @@ def _open_rw(path: Path) -> Iterator[h5py.File]:
                           "run again with --resume to finish it")
 
     try:
-        f = h5py.File(path, "r+", libver="latest")
+        f = h5py.File(path, "r+", libver="latest", locking=False)
     except (OSError, RuntimeError) as exc:
         raise failed(exc) from None
     with _QuietH5():
