@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock"]
+__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock", "raise_eof"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF
@@ -134,3 +134,31 @@ def read_superblock(path: Path) -> Superblock | None:
     (stored,) = struct.unpack("<I", block[-4:])
     return Superblock(head[8], head[11], None if eof == undefined else base + eof,
                       lookup3(bytes(block[:-4])) == stored)
+
+
+def raise_eof(path: Path, size: int) -> bool:
+    """Set the superblock's end-of-file address to ``size`` if it records less (what ``h5clear
+    --increment=0`` does): a writer that failed at its last close (a full disk) may have written
+    metadata past the address it recorded, which HDF5 then refuses to read ("addr overflow").
+    True if it was raised. Checks the checksum first; superblock version 2/3, base address 0."""
+    with open(path, "r+b") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:8] != _SIGNATURE or head[8] not in (2, 3) or head[9] not in (4, 8):
+            return False
+        o = head[9]
+        fh.seek(0)
+        block = bytearray(fh.read(12 + 4 * o + 4))
+        (stored,) = struct.unpack("<I", block[-4:])
+        if lookup3(bytes(block[:-4])) != stored:
+            raise ValueError(f"{path}: superblock checksum does not match; not touching it")
+        base = int.from_bytes(block[12:12 + o], "little")
+        eof = int.from_bytes(block[12 + 2 * o:12 + 3 * o], "little")
+        if base != 0 or eof >= size or eof == (1 << (8 * o)) - 1:
+            return False
+        block[12 + 2 * o:12 + 3 * o] = size.to_bytes(o, "little")
+        block[-4:] = struct.pack("<I", lookup3(bytes(block[:-4])))
+        fh.seek(0)
+        fh.write(block)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True

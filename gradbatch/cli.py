@@ -249,11 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _exit_now_if_a_write_failed(code: int) -> None:
-    """After a failed HDF5 write (full disk), leave without freeing h5py's objects: HDF5 would
-    retry the failed flushes, print thousands of lines and crash. The partial file on disk is
-    what ``--resume`` recovers; nothing is lost by not closing it again."""
-    if "gradbatch.store" in sys.modules and sys.modules["gradbatch.store"].write_failed():
+def _write_failures() -> int:
+    store = sys.modules.get("gradbatch.store")
+    return store.write_failures() if store is not None else 0
+
+
+def _exit_now_if_a_write_failed(code: int, before: int) -> None:
+    """After a failed HDF5 write (full disk) in this command, leave without freeing h5py's
+    objects: HDF5 would retry the failed flushes, print thousands of lines and crash. The
+    partial file on disk is what ``--resume`` recovers; nothing is lost by not closing it."""
+    if _write_failures() > before:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -261,11 +266,12 @@ def _exit_now_if_a_write_failed(code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    failures = _write_failures()
     try:
         return int(args.func(args))
     except GradbatchError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        _exit_now_if_a_write_failed(2)
+        _exit_now_if_a_write_failed(2, failures)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; an unfinished output stays as <output>.partial: "

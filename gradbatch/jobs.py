@@ -31,7 +31,7 @@ from .errors import ConfigError, StoreError
 from .flows import check_flows, run_flows
 from .grid import level_shape
 from .lock import OutputLock
-from .store import JobWriter, commit, partial_jobs, partial_path, recover_partial, tile_stats
+from .store import HeldJob, JobWriter, commit, partial_jobs, partial_path, recover_partial, tile_stats
 
 __all__ = ["Progress", "JobReport", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
@@ -200,6 +200,12 @@ def _decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, sa
     part = partial_path(out)
     has_part = part.exists() or part.is_symlink()
     if resume and out.exists() and not has_part:
+        held = partial_jobs(out)
+        extra = sorted(set(held) - {job.name for job in group})
+        if extra:
+            raise StoreError(f"{out}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                             "that the job file does not have; run again with --overwrite to replace it")
+        _same_jobs(out, held, group, "was made with")
         say(f"{out}: complete already; nothing to resume")
         return False
     if out.exists() and not (overwrite or resume):
@@ -216,7 +222,29 @@ def _decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, sa
             raise StoreError(f"{part}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
                              "that the job file no longer has (renamed or removed?); it cannot be resumed "
                              "with this job file: run again with --overwrite to start afresh")
+        _same_jobs(part, held, [job for job in group if job.name in held], "was started with")
     return True
+
+
+def _same_jobs(path: Path, held: dict[str, HeldJob], group: Sequence[JobConfig], verb: str) -> None:
+    """Each job of ``group`` is in ``held`` with the settings the job file gives it now."""
+    missing = [job.name for job in group if job.name not in held]
+    changed = [job.name for job in group if job.name in held and held[job.name].job_yaml != job.yaml]
+    lost = [name for name in changed if not held[name].job_yaml]
+    if lost:
+        raise StoreError(f"{path}: job {', '.join(map(repr, lost))} has lost its recorded settings (the file was "
+                         "damaged, e.g. by a full disk as it was written); run again with --overwrite to start afresh")
+    if missing or changed:
+        what = (f"holds no job {', '.join(map(repr, missing))}" if missing else
+                f"job {', '.join(map(repr, changed))} {verb} different settings than the job file gives it now")
+        raise StoreError(f"{path}: {what}; run again with --overwrite to start afresh")
+
+
+def _same_code(path: Path, held: HeldJob, plan: JobPlan) -> None:
+    if held.code_hash != plan.function.code_hash:
+        raise StoreError(f"{path}: job {plan.job.name!r} was made with other code for its callable "
+                         f"{plan.function.text!r} (its source files changed); run again with --overwrite "
+                         "to start afresh")
 
 
 def _check_render(plan: JobPlan) -> None:
@@ -262,7 +290,8 @@ def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan]
             part.unlink()  # ours: no gradbatch run holds this output's lock but us
         held = partial_jobs(part) if part.exists() else {}
         for job in group:
-            if held.get(job.name, False):
+            if job.name in held and held[job.name].complete:
+                _same_code(part, held[job.name], plans[id(job)])
                 say(f"{job.name}: complete already in {part}")
                 continue
             reports.append(_run_one(plans[id(job)], part, progress, say, cluster))

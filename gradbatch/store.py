@@ -35,13 +35,15 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from ._h5clear import SWMR_WRITE_ACCESS, WRITE_ACCESS, clear_write_flags, held_by_another_process, read_superblock
+from ._h5clear import (SWMR_WRITE_ACCESS, WRITE_ACCESS, clear_write_flags, held_by_another_process, raise_eof,
+                       read_superblock)
 from .errors import GradbatchError, StoreError
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
            "inspect", "read_field", "open_store", "job_complete", "write_paths", "write_basins",
-           "write_streamlines", "write_failed", "recover_partial", "partial_jobs", "tile_stats"]
+           "write_streamlines", "write_failures", "recover_partial", "partial_jobs", "HeldJob", "read_back",
+           "tile_stats"]
 
 FORMAT = "gradbatch/1"
 FLUSH_INTERVAL_S = 1.0
@@ -467,6 +469,15 @@ def recover_partial(part: Path) -> None:
         raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
                          "with --overwrite to start afresh") from None
     size = part.stat().st_size
+    if eof is not None and size > eof:
+        # A close that failed (full disk) can leave metadata written past the end of file the
+        # superblock records; HDF5 refuses to read it. Record the real end, as h5clear -i does;
+        # commit() reads the whole structure back before it renames the file.
+        try:
+            raise_eof(part, size)
+        except (OSError, ValueError) as why:
+            raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
+                             "with --overwrite to start afresh") from None
     if eof is not None and size < eof:
         # A full disk or a file size limit cut the file short of the space HDF5 had allocated.
         # Everything a successful flush wrote lies before the cut, and only tiles flushed whole
@@ -480,21 +491,45 @@ def recover_partial(part: Path) -> None:
 _REPAIRED: set[Path] = set()
 
 
-def partial_jobs(part: Path) -> dict[str, bool]:
-    """The jobs a partial file holds, each with whether it is marked complete; a file that
-    cannot be read is a :class:`StoreError` saying why it cannot be resumed."""
+@dataclass(frozen=True)
+class HeldJob:
+    """A job found in an existing file: whether it is complete, and what it was made from."""
+
+    complete: bool
+    job_yaml: str
+    code_hash: str | None
+
+
+def partial_jobs(part: Path) -> dict[str, HeldJob]:
+    """The jobs a file (partial or complete) holds, with whether each is marked complete and
+    the settings and code it was made from; a file that cannot be read is a
+    :class:`StoreError` saying why it cannot be resumed."""
     try:
-        with h5py.File(part, "r", libver="latest", swmr=True) as f:
+        with _open_swmr(part) as f:  # few read attempts: damaged metadata fails, not hangs
             if f.attrs.get("gradbatch_format") != FORMAT:
                 raise StoreError(f"{part}: cannot be resumed: not a gradbatch file; remove it or run "
                                  "with --overwrite")
-            return {name: bool(g.attrs.get("complete", False)) for name, g in f.items()
-                    if isinstance(g, h5py.Group)}
+            return {name: HeldJob(bool(g.attrs.get("complete", False)), str(g.attrs.get("job_yaml", "")),
+                                  stored_code_hash(g))
+                    for name, g in f.items() if isinstance(g, h5py.Group)}
     except StoreError:
         raise
     except Exception as exc:  # h5py: OSError, KeyError, RuntimeError on damaged metadata
         raise StoreError(f"{part}: cannot be resumed: it cannot be read ({_h5_reason(exc)}); run again "
                          "with --overwrite to start afresh") from None
+
+
+def read_back(path: Path, jobs: Sequence[str]) -> None:
+    """Read the structure and every attribute of ``jobs`` in ``path`` as a reader will: a file
+    whose writes did not all reach the disk (a full disk at the last close) is refused here, not
+    found out by its first reader."""
+    with open_store(path) as f:
+        for name in jobs:
+            g = child(path, f, name, h5py.Group)
+            check_job(path, g)
+            with reading(path, f"the attributes of /{name}"):
+                for key in g.attrs:
+                    g.attrs[key]
 
 
 def _h5_reason(exc: BaseException) -> str:
@@ -517,12 +552,17 @@ def commit(partial: Path, final: Path, jobs: Sequence[str] = ()) -> None:
     if jobs:
         held = partial_jobs(partial)
         extra = sorted(set(held) - set(jobs))
-        unfinished = sorted(j for j in jobs if not held.get(j, False))
+        unfinished = sorted(j for j in jobs if j not in held or not held[j].complete)
         if extra or unfinished:
             what = (f"jobs not in the job file: {', '.join(extra)}" if extra else
                     f"jobs not complete: {', '.join(unfinished)}")
             raise StoreError(f"{partial}: not renamed to {final.name}: it holds {what}; run again with "
                              "--overwrite to start afresh")
+        try:
+            read_back(partial, jobs)
+        except StoreError as exc:
+            raise StoreError(f"{partial}: not renamed to {final.name}: it does not read back ({exc}); run "
+                             "again with --overwrite to start afresh") from None
     fd = os.open(partial, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -1037,9 +1077,9 @@ def _park(f: h5py.File, handles: Any = None) -> None:
     _BROKEN.append((f, handles))
 
 
-def write_failed() -> bool:
-    """Whether a write to some file failed in this process (see :func:`_park`)."""
-    return bool(_BROKEN)
+def write_failures() -> int:
+    """How many files' writes have failed in this process so far (see :func:`_park`)."""
+    return len(_BROKEN)
 
 
 @contextmanager
