@@ -98,7 +98,7 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., torch.Tensor]]] = {
     "log1p": (1, 1, torch.log1p),
     "sqrt": (1, 1, torch.sqrt),
     "abs": (1, 1, torch.abs),
-    "sign": (1, 1, torch.sign),
+    "sign": (1, 1, lambda a: torch.where(torch.isnan(a), a, torch.sign(a))),  # sign(NaN) is NaN, not 0
     "floor": (1, 1, torch.floor),
     "ceil": (1, 1, torch.ceil),
     "sigmoid": (1, 1, torch.sigmoid),

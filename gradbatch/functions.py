@@ -272,6 +272,7 @@ def code_hash(obj: object) -> str:
         path = getattr(mod, "__file__", None)
         if path:
             files.append(path)
+            files += _helpers(Path(path).resolve().parent, mod_name or "")
     for path in sorted(set(files)):
         try:
             h.update(Path(path).read_bytes())
@@ -281,6 +282,28 @@ def code_hash(obj: object) -> str:
         code = getattr(obj, "__code__", None)
         h.update(code.co_code if code is not None else repr(obj).encode())
     return h.hexdigest()[:32]
+
+
+def _helpers(folder: Path, mod_name: str) -> list[str]:
+    """Source files of the loaded modules that live in the callable's project: its own folder
+    (or, for a package, the package's top folder) and below, outside any installed package. A
+    callable's helpers (``from helper import g``) are part of its code."""
+    import sysconfig
+
+    depth = mod_name.count(".")
+    root = folder.parents[depth - 1] if depth else folder
+    installed = {Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "purelib", "platlib")}
+    installed.add(Path(__file__).resolve().parent)  # gradbatch itself, even run from its checkout
+    out = []
+    for mod in list(sys.modules.values()):
+        path = getattr(mod, "__file__", None)
+        if not path or not path.endswith(".py"):
+            continue
+        p = Path(path).resolve()
+        if p.is_relative_to(root) and not any(p.is_relative_to(i) for i in installed) \
+                and "site-packages" not in p.parts:
+            out.append(str(p))
+    return out
 
 
 def _guarded(user: Callable[..., Any], ref: str) -> TensorFn:
@@ -297,7 +320,7 @@ def _guarded(user: Callable[..., Any], ref: str) -> TensorFn:
         parts = out if isinstance(out, (tuple, list)) else (out,)
         for p in parts:
             if not isinstance(p, torch.Tensor) or p.shape != coords[0].shape or p.dtype != coords[0].dtype \
-                    or p.device != coords[0].device:
+                    or p.device != coords[0].device or p.layout != torch.strided:
                 got = (f"a {p.dtype} tensor of shape {tuple(p.shape)} on {p.device}" if isinstance(p, torch.Tensor)
                        else f"a {type(p).__name__}")
                 raise FunctionError(
@@ -329,7 +352,9 @@ def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device
         raise
     except SystemExit as exc:
         raise FunctionError(f"{ff.source} {ff.text!r} called sys.exit({exc.code!r})") from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise FunctionError(f"{ff.source} {ff.text!r} failed: {type(exc).__name__}: {exc}") from exc
     shape = coords[0].shape
     if isinstance(out, torch.Tensor):
@@ -375,8 +400,15 @@ def probe_graph(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.
             raise FunctionError(f"callable {ff.text!r} failed on inputs that require grad: "
                                 f"{type(exc).__name__}: {exc}") from exc
     parts = out if isinstance(out, (tuple, list)) else (out,)
-    if not any(p.requires_grad for p in parts):
+    reaches = False
+    if any(p.requires_grad for p in parts):
+        with torch.enable_grad():
+            total = torch.stack([p.sum() for p in parts if p.requires_grad]).sum()
+            grads = torch.autograd.grad(total, leaves, allow_unused=True)
+        reaches = any(g is not None for g in grads)
+    if not reaches:
         raise FunctionError(
-            f"callable {ff.text!r} returned a tensor without an autograd graph (computed under "
-            "torch.no_grad(), .detach(), or through numpy?), so its gradient would be stored as zero; "
+            f"callable {ff.text!r} returned a tensor without an autograd graph to its inputs (computed "
+            "under torch.no_grad(), .detach(), or through numpy or a list?), so its gradient would be "
+            "stored as zero; "
             "compute it with torch operations on the inputs (a constant field: return e.g. 0 * x + c)")

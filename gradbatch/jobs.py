@@ -8,6 +8,7 @@ writer thread, so computing tile i+1 overlaps compressing and writing tile i.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import queue
 import shutil
@@ -27,7 +28,7 @@ from .config import JobConfig, JobFile, load_config
 from .describe import human_size
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, EngineError, StoreError
 from .flows import check_flows, run_flows
 from .grid import level_shape
 from .lock import OutputLock
@@ -141,8 +142,13 @@ def run_jobs(
     else:
         job_list = list(jobs)
     by_output: dict[Path, list[JobConfig]] = {}
+    named: dict[Path, Path] = {}  # one output named two ways (out.h5, ./out.h5) is one output
     for job in job_list:
-        by_output.setdefault(job.output, []).append(job)
+        try:
+            real = Path(os.path.realpath(job.output))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{job.output}: not a usable output path ({exc})") from None
+        by_output.setdefault(named.setdefault(real, job.output), []).append(job)
 
     with ExitStack() as locks:
         for out in by_output:
@@ -186,9 +192,9 @@ def run_jobs(
 
 
 def _make_folder(out: Path) -> None:
-    if out.is_dir():
-        raise StoreError(f"{out}: is a folder; give a file name for the output")
     try:
+        if out.is_dir():
+            raise StoreError(f"{out}: is a folder; give a file name for the output")
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"{out}: cannot create its folder ({exc.strerror or exc})") from None
@@ -423,7 +429,11 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     wall = time.perf_counter() - t0
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
-    flow_timings = run_flows(plan, part, say, cluster)
+    try:
+        flow_timings = run_flows(plan, part, say, cluster)
+    except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
+        raise EngineError(f"{job.name}: computing its paths, basins or streamlines failed ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:300]}); the fields are on disk in {part}") from None
     computed_points = total_points - resumed_points
     final = {
         "device": device,

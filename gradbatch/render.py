@@ -98,9 +98,15 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
         raise ViewerError(f"{out}: a render is written as PNG; the output's suffix must be one of "
                           f"{', '.join(IMAGE_SUFFIXES)} (any case), got "
                           f"{repr(out.suffix) if out.suffix else 'no suffix'}")
+    def no_link() -> None:  # written through, a link would replace its target
+        if out.is_symlink():
+            raise StoreError(f"{out}: is a symbolic link; give the render's output as a plain path "
+                             f"(the link's target: {os.readlink(out)})")
+
     try:
         st = os.stat(out)
     except FileNotFoundError:
+        no_link()  # a dangling one
         return out
     except OSError as exc:
         raise StoreError(f"{out}: cannot check the render's output ({exc.strerror or exc})") from None
@@ -114,11 +120,12 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
         if same:
             raise StoreError(f"{out}: is the input file {src}; the render would overwrite it "
                              "(give another output path)")
+    no_link()
+    if not stat.S_ISREG(st.st_mode):  # a pipe would block the render forever, a device take it
+        raise StoreError(f"{out}: exists and is not a regular file (a pipe or a device?); a render "
+                         "writes PNG files only")
     if overwrite:
         return out
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError(f"{out}: exists and is not a regular file; a render replaces only PNGs "
-                         "(give --overwrite to write to it anyway)")
     try:
         with open(out, "rb") as fh:
             head = fh.read(len(PNG_SIGNATURE))
@@ -239,8 +246,11 @@ def _save(canvas: Any, out: Path) -> Path:
 
     img = canvas.render()
     canvas.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(str(out), img)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_png(str(out), img)
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot write the picture ({exc.strerror or exc})") from None
     return out
 
 

@@ -215,6 +215,11 @@ class JobWriter:
                 d.dims[dim].attach_scale(scale)
 
     def _reopen(self, g: h5py.Group) -> set[int]:
+        try:  # a full disk as the file's structure was made can leave it unusable: say so
+            check_job(self.path, g, overlays=False)
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: cannot be resumed: {str(exc).removeprefix(f'{self.path}: ')}; run "
+                             "again with --overwrite to start afresh") from None
         if g.attrs.get("complete", False):
             raise StoreError(f"{self.path}: job {self.job!r} is already complete")
         stored = g.attrs.get("job_yaml", "")
@@ -303,7 +308,12 @@ class JobWriter:
         try:
             with _WatchWrites():
                 self._write_tile(tile, fields, levels, chunks, nonfinite, check)
-        except (OSError, RuntimeError) as exc:  # h5py: OSError, or RuntimeError from a failed flush
+        except (KeyError, ValueError) as exc:  # h5py cannot open a dataset: metadata damaged earlier
+            self._failed = True
+            raise StoreError(f"{self.path}: cannot write tile {tile.index}: the file is damaged ({_h5_reason(exc)}; "
+                             "a disk that filled up as it was made?); run again with --overwrite to start "
+                             "afresh") from None
+        except (OSError, RuntimeError) as exc:  # h5py: a failed write or flush
             self._failed = True
             raise StoreError(f"{self.path}: writing tile {tile.index} failed ({_h5_reason(exc)}; disk full "
                              "or file size limit?); the tiles written before it stay for --resume") from None

@@ -99,6 +99,12 @@ def _jacobian_autograd(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Te
             # (Passing grad_outputs instead would import sympy on first use: ~0.5-0.9 s.)
             grads = torch.autograd.grad(v.sum(), leaves, retain_graph=i < len(values) - 1,
                                         allow_unused=True)
+            if ff.source == "callable" and all(g is None for g in grads):
+                raise FunctionError(
+                    f"callable {ff.text!r} returned a tensor whose autograd graph does not reach its "
+                    "inputs (converted through a list or numpy, or new tensors built from their "
+                    "values?), so its gradient would be stored as zero; compute it with torch "
+                    "operations on the inputs")
             rows.append([torch.zeros_like(c) if g is None else g for c, g in zip(coords, grads)])
     return [v.detach() for v in values], rows
 

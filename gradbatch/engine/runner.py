@@ -204,12 +204,12 @@ class TileComputer:
                 assert stats.check is not None
                 check = finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps)
                 stats.check.merge(check)
-        except (GradbatchError, torch.cuda.OutOfMemoryError):
+        except (GradbatchError, torch.cuda.OutOfMemoryError, KeyboardInterrupt):
             raise
         except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
             raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
                                 f"{tile.index} called sys.exit({exc.code!r})") from None
-        except Exception as exc:
+        except BaseException as exc:  # GeneratorExit or a user's own BaseException too: one line
             raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
                                 f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
         out = {k: v.detach() for k, v in out.items()}

@@ -68,3 +68,12 @@ def test_counts_and_check_cover_every_tile_after_a_resume(tmp_path: Path) -> Non
         assert json.loads(a["wave"].attrs["nonfinite"])["value"]["nan"] > 0
         ca, cb = json.loads(a["wave"].attrs["check"]), json.loads(b["wave"].attrs["check"])
         assert ca == cb and ca["max_abs_error"] > 0 and ca["nan_points"] > 0
+
+
+def test_sign_of_an_undefined_value_is_nan() -> None:
+    import torch
+
+    from gradbatch.expr import parse
+
+    out = parse("sign(sqrt(-1 - x*x)) + sign(x)", ("x",))(torch.linspace(-1, 1, 5))
+    assert torch.isnan(out).all()

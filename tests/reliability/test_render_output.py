@@ -156,3 +156,17 @@ def test_a_damaged_overlay_read_while_drawing_is_one_line(job_file: Path, tmp_pa
         fh.write(random.Random(5).randbytes(chunk.size))
     assert main(["render", str(damaged), "-o", str(tmp_path / "d.png"), "--size", "64x48"]) == 2
     _one_line(capsys, f"StoreError: {damaged}: cannot read /hb/paths/adam/positions")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_links_and_pipes_are_never_written_through(tmp_path: Path, overwrite: bool) -> None:
+    target = tmp_path / "job.yaml"
+    target.write_text("precious")
+    (tmp_path / "link.png").symlink_to(target)
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere" / "x.png")
+    os.mkfifo(tmp_path / "fifo.png")
+    for name, needle in (("link.png", "symbolic link"), ("dangling.png", "symbolic link"),
+                         ("fifo.png", "not a regular file")):
+        with pytest.raises(StoreError, match=needle):
+            check_output(tmp_path / name, [], overwrite)
+    assert target.read_text() == "precious"

@@ -85,3 +85,62 @@ def test_a_job_render_output_that_would_destroy_data_is_refused_before_the_run(t
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert (tmp_path / "notes.txt").read_text() == "my notes" and leftovers(tmp_path) == ["notes.txt"]
+
+
+TWO = """output: out.h5
+tile: 32
+jobs:
+  - name: first
+    function: "x + y"
+    grid: {x: [-3, 3, 64], y: [-3, 3, 64]}
+  - name: second
+    function: "sin(x)*cos(y)"
+    grid: {x: [-3, 3, 256], y: [-3, 3, 256]}
+"""
+
+
+def test_resume_refuses_a_finished_job_whose_settings_changed(tmp_path: Path) -> None:
+    """The first job was complete in the partial; it must still match the job file."""
+    kill_in_second = KILL_SECOND.replace("_n[0] == 2", "_n[0] == 8")  # first has 4 tiles
+    (tmp_path / "job.yaml").write_text(TWO)
+    assert gradbatch(["run", "job.yaml", "-q"], tmp_path, prelude=kill_in_second).returncode == -9
+    (tmp_path / "job.yaml").write_text(TWO.replace('"x + y"', '"x * y * 1000"'))
+    p = gradbatch(["run", "job.yaml", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "'first' was started with different settings")
+    assert "out.h5" not in leftovers(tmp_path)
+
+
+def test_resume_on_a_complete_output_checks_it_holds_this_job_file(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(JOB)
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path).returncode == 0
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "--resume"], tmp_path)
+    assert p.returncode == 0 and "nothing to resume" in p.stderr
+    (tmp_path / "job.yaml").write_text(JOB.replace("sin(3*x)", "sin(4*x)"))
+    one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
+                   "StoreError", "'wave' was made with different settings")
+    (tmp_path / "job.yaml").write_text(JOB.replace("name: wave", "name: other"))
+    one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
+                   "StoreError", "'wave' that the job file does not have")
+
+
+def test_one_output_named_two_ways_is_one_output(tmp_path: Path) -> None:
+    two_ways = TWO.replace("output: out.h5\n", "").replace("  - name: second", "    output: out.h5\n  - name: second")
+    two_ways = two_ways.replace("  - name: first", "  - name: first").replace(
+        "    grid: {x: [-3, 3, 256]", "    output: ./out.h5\n    grid: {x: [-3, 3, 256]")
+    (tmp_path / "job.yaml").write_text(two_ways)
+    p = gradbatch(["run", "job.yaml", "-q"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert leftovers(tmp_path) == ["out.h5"]
+
+
+def test_an_output_name_too_long_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(JOB)
+    one_line_error(gradbatch(["run", "job.yaml", "-o", "a" * 300 + ".h5", "-q"], tmp_path), "StoreError")
+
+
+def test_paths_failing_after_the_fields_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text("function: 'x*x + y*y'\ngrid: {x: [-1, 1, 11], y: [-1, 1, 11]}\n"
+                                       "paths: {starts: [[0.5, 0]], optimizers: [{name: sgd, lr: 1e300}]}\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "out.h5" not in leftovers(tmp_path)

@@ -43,6 +43,29 @@ def raises_on_real_tiles(x, y):
 
 def fine(x, y):
     return torch.sin(x) * y
+
+_w = torch.ones((), requires_grad=True)
+
+def graph_not_to_inputs(x, y):          # a graph through a weight, none to x and y
+    inp = torch.tensor(torch.stack([x, y], -1).tolist(), dtype=x.dtype)
+    return (inp.sum(-1) * _w).reshape(x.shape)
+
+class MyBase(BaseException):
+    pass
+
+def generator_exit(x, y):
+    if x.numel() > 4:
+        raise GeneratorExit("user")
+    return x * y
+
+def own_base_exception(x, y):
+    if x.numel() > 4:
+        raise MyBase("custom")
+    return x * y
+
+def sparse_on_real_tiles(x, y):
+    v = x * y
+    return v.to_sparse() if x.numel() > 4 else v
 '''
 
 
@@ -59,6 +82,10 @@ def _job(ref: str, outputs: str = "[value, gradient]") -> str:
     ("wrong_dtype_on_real_tiles", ["torch.float64", "shaped like its inputs, of their dtype"]),
     ("exits", ["called sys.exit(0)"]),
     ("raises_on_real_tiles", ["ValueError: boom", "tile"]),
+    ("graph_not_to_inputs", ["autograd graph to its inputs"]),
+    ("generator_exit", ["GeneratorExit: user"]),
+    ("own_base_exception", ["MyBase: custom"]),
+    ("sparse_on_real_tiles", ["shaped like its inputs"]),
 ])
 def test_misbehaving_callables_fail_with_one_line_and_no_file(tmp_path: Path, ref: str, needles: list[str]) -> None:
     (tmp_path / "ufuncs.py").write_text(MODULE)
@@ -88,3 +115,17 @@ def test_resume_refuses_a_callable_whose_code_changed(tmp_path: Path) -> None:
     (tmp_path / "ufuncs.py").write_text(MODULE)  # the code it started with: resumes
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+def test_resume_refuses_a_callable_whose_helper_module_changed(tmp_path: Path) -> None:
+    (tmp_path / "ufuncs.py").write_text(MODULE)
+    (tmp_path / "helper.py").write_text("def g(x, y):\n    return x * y\n")
+    (tmp_path / "ufuncs.py").write_text("from helper import g\n\ndef uses_helper(x, y):\n    return g(x, y)\n")
+    (tmp_path / "job.yaml").write_text(_job("uses_helper"))
+    kill_second = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
+                   "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+                   "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_second).returncode == -9
+    (tmp_path / "helper.py").write_text("def g(x, y):\n    return x + y + 100\n")
+    p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
+    one_line_error(p, "StoreError", "other code for its callable")
