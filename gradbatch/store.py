@@ -379,7 +379,12 @@ class JobWriter:
         d = self._handles.get(name)
         if d is None:
             assert self._file is not None
-            d = self._handles[name] = self._file[self.job][name]
+            # No chunk cache: every write is a whole chunk (a tile, or a full pyramid group), so
+            # it is compressed and written at once, on this thread, and a failure raises here.
+            dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+            dapl.set_chunk_cache(0, 0, 1.0)
+            gid = self._file[self.job].id
+            d = self._handles[name] = h5py.Dataset(h5py.h5d.open(gid, name.encode(), dapl=dapl))
         return d
 
     def flush(self) -> None:
