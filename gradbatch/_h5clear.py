@@ -24,6 +24,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock", "raise_eof"]
 
@@ -99,12 +100,17 @@ def clear_write_flags(path: Path) -> bool:
         if block[11] == 0:
             return False
         block[11] = 0
-        block[-4:] = struct.pack("<I", lookup3(bytes(block[:-4])))
-        fh.seek(0)
-        fh.write(block)
-        fh.flush()
-        os.fsync(fh.fileno())
+        _write_superblock(fh, block)
     return True
+
+
+def _write_superblock(fh: BinaryIO, block: bytearray) -> None:
+    """Write a changed superblock back at offset 0 with its checksum made anew, durably."""
+    block[-4:] = struct.pack("<I", lookup3(bytes(block[:-4])))
+    fh.seek(0)
+    fh.write(block)
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 @dataclass(frozen=True)
@@ -156,9 +162,5 @@ def raise_eof(path: Path, size: int) -> bool:
         if base != 0 or eof >= size or eof == (1 << (8 * o)) - 1:
             return False
         block[12 + 2 * o:12 + 3 * o] = size.to_bytes(o, "little")
-        block[-4:] = struct.pack("<I", lookup3(bytes(block[:-4])))
-        fh.seek(0)
-        fh.write(block)
-        fh.flush()
-        os.fsync(fh.fileno())
+        _write_superblock(fh, block)
     return True
