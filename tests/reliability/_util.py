@@ -29,6 +29,14 @@ streamlines: {field: descent, seeds: {even: 2}}
 """
 
 
+def kill_at_write(n: int) -> str:
+    """A prelude that SIGKILLs the run as it starts writing its ``n``-th tile."""
+    return ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
+            "def _f(self, *a, **k):\n    _n[0] += 1\n"
+            f"    if _n[0] == {n}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")

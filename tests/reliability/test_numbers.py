@@ -10,11 +10,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (the Blosc2 filter)
 import numpy as np
 
-from ._util import gradbatch
-
-KILL_AT = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
-           "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == {n}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-           "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+from ._util import gradbatch, kill_at_write
 
 
 def _read(path: Path, job: str) -> tuple[h5py.File, h5py.Group]:
@@ -58,7 +54,7 @@ def test_counts_and_check_cover_every_tile_after_a_resume(tmp_path: Path) -> Non
     assert straight.returncode == 0, straight.stderr
     flush_each_tile = "import gradbatch.store as s\ns.FLUSH_INTERVAL_S = 0\n"
     killed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path,
-                       prelude=flush_each_tile + KILL_AT.format(n=19))
+                       prelude=flush_each_tile + kill_at_write(19))
     assert killed.returncode == -9
     resumed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._util import gradbatch, leftovers, one_line_error
+from ._util import gradbatch, kill_at_write, leftovers, one_line_error
 
 JOB = "name: wave\nfunction: 'sin(3*x) * cos(2*y)'\ngrid: {x: [-2, 2, 128], y: [-1, 1, 96]}\ntile: 32\n"
-KILL_SECOND = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
-               "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-               "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+KILL_SECOND = kill_at_write(2)
 
 
 def _killed(folder: Path, text: str = JOB) -> None:
@@ -101,7 +99,7 @@ jobs:
 
 def test_resume_refuses_a_finished_job_whose_settings_changed(tmp_path: Path) -> None:
     """The first job was complete in the partial; it must still match the job file."""
-    kill_in_second = KILL_SECOND.replace("_n[0] == 2", "_n[0] == 8")  # first has 4 tiles
+    kill_in_second = kill_at_write(8)  # the first job has 4 tiles
     (tmp_path / "job.yaml").write_text(TWO)
     assert gradbatch(["run", "job.yaml", "-q"], tmp_path, prelude=kill_in_second).returncode == -9
     (tmp_path / "job.yaml").write_text(TWO.replace('"x + y"', '"x * y * 1000"'))

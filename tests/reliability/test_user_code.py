@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ._util import gradbatch, leftovers, one_line_error
+from ._util import gradbatch, kill_at_write, leftovers, one_line_error
 
 MODULE = '''
 import sys
@@ -105,10 +105,7 @@ def test_a_no_grad_callable_is_fine_for_values_only(tmp_path: Path) -> None:
 def test_resume_refuses_a_callable_whose_code_changed(tmp_path: Path) -> None:
     (tmp_path / "ufuncs.py").write_text(MODULE)
     (tmp_path / "job.yaml").write_text(_job("fine"))
-    kill_third = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
-                  "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-                  "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
-    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_third).returncode == -9
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_at_write(2)).returncode == -9
     (tmp_path / "ufuncs.py").write_text(MODULE.replace("torch.sin(x) * y", "torch.cos(x) * y"))
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     one_line_error(p, "StoreError", "other code for its callable", "--overwrite")
@@ -122,10 +119,7 @@ def test_resume_refuses_a_callable_whose_helper_module_changed(tmp_path: Path) -
     (tmp_path / "helper.py").write_text("def g(x, y):\n    return x * y\n")
     (tmp_path / "ufuncs.py").write_text("from helper import g\n\ndef uses_helper(x, y):\n    return g(x, y)\n")
     (tmp_path / "job.yaml").write_text(_job("uses_helper"))
-    kill_second = ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
-                   "def _f(self, *a, **k):\n    _n[0] += 1\n    if _n[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-                   "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
-    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_second).returncode == -9
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=kill_at_write(2)).returncode == -9
     (tmp_path / "helper.py").write_text("def g(x, y):\n    return x + y + 100\n")
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     one_line_error(p, "StoreError", "other code for its callable")
