@@ -22,14 +22,14 @@ in coordinate order, each classified by the eigenvalues of its Hessian.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .config_trajectories import BasinsConfig, Starts
-from .functions import FieldFunction, Minimum
-from .paths import REASONS, descend, start_points
+from .functions import FieldFunction
+from .paths import descend, start_points
+from .records import REASONS, BasinsResult, CriticalPoint, Minimum
 
 __all__ = ["CriticalPoint", "BasinsResult", "compute_basins", "classify", "polish", "derivatives",
            "POLISH_STEPS", "POLISH_RADIUS"]
@@ -44,27 +44,6 @@ inside the box): far enough to finish a run still crawling down Rosenbrock's val
 
 POLISH_XTOL = 1e-10
 """A Newton step shorter than this (as a fraction of the box's size per axis) ends polishing."""
-
-
-@dataclass(frozen=True)
-class CriticalPoint:
-    point: tuple[float, ...]
-    value: float
-    kind: str  # "minimum" | "maximum" | "saddle" | "degenerate"
-    eigenvalues: tuple[float, ...]
-    known: bool  # one of the built-in's known minima
-
-
-@dataclass(frozen=True)
-class BasinsResult:
-    """``label``, ``steps`` and ``reason`` have the starts grid's shape in array order."""
-
-    axes: tuple[np.ndarray, ...]  # start coordinates per axis, grid order
-    label: np.ndarray  # int32: index into ``points``, -1 for none
-    steps: np.ndarray  # int32: steps taken
-    reason: np.ndarray  # uint8: index into paths.REASONS
-    points: tuple[CriticalPoint, ...]
-    counts: tuple[int, ...]  # starts per point
 
 
 # -- derivatives of a batch of points ----------------------------------------------------------

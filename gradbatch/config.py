@@ -27,7 +27,7 @@ from .config_trajectories import (BasinsConfig, PathsConfig, StreamlinesConfig, 
 from .config_yaml import bad_character, load_yaml, read_job_text, show
 from .errors import ConfigError, ExpressionError
 from .expr import CONSTANTS, FUNCTIONS, parse
-from .functions import BUILTINS
+from .builtins import BUILTINS
 
 __all__ = [
     "Axis", "Grid", "ExpressionSource", "VectorSource", "BuiltinSource", "CallableSource",

@@ -14,9 +14,10 @@ from .config_landscape import DataLandscapeSource, NetworkSource
 from .config_trajectories import OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
-from .paths import REASONS, Descent, check_recorded, count_starts, descend, start_points
+from .paths import check_recorded, count_starts, descend, start_points
+from .records import REASONS, STOPS, Descent
 from .store import write_basins, write_landscape, write_paths, write_streamlines
-from .streamlines import STOPS, compute_streamlines
+from .streamlines import compute_streamlines
 
 __all__ = ["check_flows", "run_flows"]
 

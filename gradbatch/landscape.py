@@ -30,7 +30,8 @@ from torch import nn
 
 from .config_landscape import DataLandscapeSource, FileData, MLPConfig, NetworkSource, SyntheticData
 from .errors import ConfigError, FunctionError
-from .functions import FieldFunction, Minimum, import_callable
+from .functions import FieldFunction, import_callable
+from .records import Minimum
 
 __all__ = ["load_data", "data_landscape", "network_landscape", "Network", "Plane", "build_network",
            "build_plane", "project", "make_dataset", "lstsq_minimum", "filter_normalize"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,15 +21,10 @@ import torch
 from .config_trajectories import OptimizerConfig, Starts
 from .errors import ConfigError
 from .functions import FieldFunction
+from .records import REASONS, Descent
 
 __all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
            "MAX_RECORDED_POINTS"]
-
-REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
-"""Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
-grid's box), diverged (a non-finite value or gradient), max_steps, stalled (no progress left in
-the job's dtype: see :data:`STALL_WINDOW`). New reasons are only ever appended, so the codes in
-older files keep their meaning."""
 
 STALL_WINDOW = 100
 """Steps between stall checks. A path is ``stalled`` at a check when, over the last window,
@@ -57,25 +51,6 @@ MAX_RECORDED_POINTS = 50_000_000
 """Largest paths x (steps + 1) recorded in memory; dense grids of starts belong in basins:."""
 
 Bounds = Sequence[tuple[float, float]]
-
-
-@dataclass(frozen=True)
-class Descent:
-    """The result of :func:`descend` for N starts in D dimensions (host arrays).
-
-    ``positions``, ``values``, ``grad_norms`` are ``(N, steps + 1, D)``, ``(N, steps + 1)``,
-    ``(N, steps + 1)`` when recorded (NaN after each path's stop step), else None.
-    ``final`` is ``(N, D)``; ``stop_step`` the index of each path's last position; ``reason``
-    indexes :data:`REASONS`.
-    """
-
-    final: np.ndarray
-    final_value: np.ndarray
-    stop_step: np.ndarray
-    reason: np.ndarray
-    positions: np.ndarray | None = None
-    values: np.ndarray | None = None
-    grad_norms: np.ndarray | None = None
 
 
 def start_points(starts: Starts, bounds: Bounds, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -38,6 +38,7 @@ import numpy as np
 from ._h5clear import (SWMR_WRITE_ACCESS, WRITE_ACCESS, clear_write_flags, held_by_another_process, raise_eof,
                        read_superblock)
 from .errors import GradbatchError, StoreError
+from .records import BasinsResult, Descent, Streamlines
 from .grid import Tile, TileLayout, level_axis_values, level_shape
 
 __all__ = ["FORMAT", "partial_path", "JobWriter", "commit", "FieldInfo", "JobInfo", "StoreInfo",
@@ -1165,9 +1166,11 @@ def _array(g: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
     return g.create_dataset(name, data=data, **(_filters("lz4") if big else {}))
 
 
-def write_paths(path: Path, job: str, label: str, descent: Any, attrs: Mapping[str, Any]) -> None:
+def write_paths(path: Path, job: str, label: str, descent: Descent, attrs: Mapping[str, Any]) -> None:
     """``/<job>/paths/<label>``: positions (paths, steps+1, axes), values, grad_norms (NaN after
     each path's stop), stop_step, stop_reason; the optimiser's settings as attributes."""
+    if descent.positions is None or descent.values is None or descent.grad_norms is None:
+        raise ValueError(f"paths {label!r}: only descents with recorded positions are stored")
     with _open_rw(path) as f:
         if "paths" not in f[job]:
             f[job].create_group("paths", track_order=True)  # optimisers in the order given
@@ -1192,7 +1195,7 @@ def write_landscape(path: Path, job: str, arrays: Mapping[str, np.ndarray], attr
             g.attrs[k] = _attr(v)
 
 
-def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: Mapping[str, Any]) -> None:
+def write_basins(path: Path, job: str, result: BasinsResult, axes: Sequence[str], attrs: Mapping[str, Any]) -> None:
     """``/<job>/basins``: label / steps / stop_reason on the starts grid (dims like the fields,
     with their own coordinates) and the table ``minima/{point, value, kind, eigenvalues, count}``."""
     with _open_rw(path) as f:
@@ -1220,7 +1223,7 @@ def write_basins(path: Path, job: str, result: Any, axes: Sequence[str], attrs: 
             g.attrs[key] = _attr(v)
 
 
-def write_streamlines(path: Path, job: str, lines: Any, attrs: Mapping[str, Any]) -> None:
+def write_streamlines(path: Path, job: str, lines: Streamlines, attrs: Mapping[str, Any]) -> None:
     """``/<job>/streamlines``: ragged lines, line i = points[offsets[i]:offsets[i+1]]."""
     with _open_rw(path) as f:
         g = _fresh_group(f, f"{job}/streamlines")

@@ -27,11 +27,9 @@ from .config_trajectories import StreamlinesConfig
 from .errors import ConfigError
 from .functions import FieldFunction
 from .paths import start_points
+from .records import STOPS, Streamlines
 
 __all__ = ["STOPS", "Streamlines", "integrate", "compute_streamlines", "spiral_cells"]
-
-STOPS = ("max_length", "max_steps", "stagnation", "domain_edge", "occupied", "not_integrated")
-"""Why one end of a line stopped, by code."""
 
 _DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
 _DP_A = (
@@ -46,19 +44,6 @@ _DP_A = (
 _DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
 _DP_E = tuple(b - bs for b, bs in zip(_DP_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640,
                                             -92097 / 339200, 187 / 2100, 1 / 40)))
-
-
-@dataclass(frozen=True)
-class Streamlines:
-    """Ragged lines: line i is ``points[offsets[i]:offsets[i + 1]]``, from its backward end
-    through its seed to its forward end."""
-
-    points: np.ndarray  # (M, D)
-    offsets: np.ndarray  # (L + 1,) int64
-    seeds: np.ndarray  # (L, D)
-    stop_backward: np.ndarray  # (L,) uint8, index into STOPS
-    stop_forward: np.ndarray  # (L,) uint8
-    length: np.ndarray  # (L,) arc length
 
 
 Cols = list[torch.Tensor]  # one (N,) tensor per axis: elementwise maths stays fast

@@ -1,0 +1,98 @@
+"""What flows between the stages besides the fields: frozen, numpy-only records.
+
+Descent paths, basins with their table of critical points, streamlines, a loss landscape's
+makings and known minima. The trajectory modules return them, the store writes and reads them,
+the viewer and ``gradbatch info`` draw and print them. No torch and no h5py here: a record can be
+built, read and tested anywhere (the import contracts in ``pyproject.toml`` hold this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
+           "LandscapeMakings"]
+
+REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
+"""Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
+grid's box), diverged (a non-finite value or gradient), max_steps, stalled (no progress left in
+the job's dtype: see :data:`gradbatch.paths.STALL_WINDOW`). New reasons are only ever appended,
+so the codes in older files keep their meaning."""
+
+STOPS = ("max_length", "max_steps", "stagnation", "domain_edge", "occupied", "not_integrated")
+"""Why one end of a streamline stopped, by code."""
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """A known minimum: ``point`` in axis order, ``value`` there; ``local`` if not global."""
+
+    point: tuple[float, ...]
+    value: float
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Descent:
+    """Descent paths for N starts in D dimensions (host arrays).
+
+    ``positions``, ``values``, ``grad_norms`` are ``(N, steps + 1, D)``, ``(N, steps + 1)``,
+    ``(N, steps + 1)`` when recorded (NaN after each path's stop step), else None.
+    ``final`` is ``(N, D)``; ``stop_step`` the index of each path's last position; ``reason``
+    indexes :data:`REASONS`.
+    """
+
+    final: np.ndarray
+    final_value: np.ndarray
+    stop_step: np.ndarray
+    reason: np.ndarray
+    positions: np.ndarray | None = None
+    values: np.ndarray | None = None
+    grad_norms: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    point: tuple[float, ...]
+    value: float
+    kind: str  # "minimum" | "maximum" | "saddle" | "degenerate"
+    eigenvalues: tuple[float, ...]
+    known: bool  # one of the built-in's known minima
+
+
+@dataclass(frozen=True)
+class BasinsResult:
+    """``label``, ``steps`` and ``reason`` have the starts grid's shape in array order."""
+
+    axes: tuple[np.ndarray, ...]  # start coordinates per axis, grid order
+    label: np.ndarray  # int32: index into ``points``, -1 for none
+    steps: np.ndarray  # int32: steps taken
+    reason: np.ndarray  # uint8: index into REASONS
+    points: tuple[CriticalPoint, ...]
+    counts: tuple[int, ...]  # starts per point
+
+
+@dataclass(frozen=True)
+class Streamlines:
+    """Ragged lines: line i is ``points[offsets[i]:offsets[i + 1]]``, from its backward end
+    through its seed to its forward end."""
+
+    points: np.ndarray  # (M, D)
+    offsets: np.ndarray  # (L + 1,) int64
+    seeds: np.ndarray  # (L, D)
+    stop_backward: np.ndarray  # (L,) uint8, index into STOPS
+    stop_forward: np.ndarray  # (L,) uint8
+    length: np.ndarray  # (L,) arc length
+
+
+@dataclass(frozen=True)
+class LandscapeMakings:
+    """What a loss landscape was made of, so the file reproduces it: the data (``x``, ``y``), or
+    a network's θ* and plane directions, with their description as ``attrs``."""
+
+    arrays: Mapping[str, np.ndarray]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
