@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradbatch.config import (Choice, DType, Layer, Optimizer, Scale, StreamField, parse_config,
+from gradbatch.config import (Choice, DType, Layer, NetworkSource, Optimizer, Scale, StreamField, parse_config,
                               parse_expression)
 from gradbatch.config.axes import spacing
 from gradbatch.errors import ConfigError, ExpressionError
@@ -100,6 +100,10 @@ def test_choices_are_enums_that_print_and_compare_as_their_text() -> None:
     assert job.render.layers == (Layer.IMAGE, Layer.PATHS) and job.render.scale is Scale.SYMMETRIC
     assert np.dtype(job.dtype) == np.float32
     assert all(issubclass(c, Choice) and issubclass(c, str) for c in (Optimizer, DType, Layer, Scale))
+    # a config's repr is stored (the network landscape's model attribute): as with plain strings
+    net = parse_config(EVERY_SECTION).jobs[5].function
+    assert isinstance(net, NetworkSource)
+    assert repr(net.model).startswith("MLPConfig(dataset='moons', ") and repr(Optimizer.SGD) == "'sgd'"
 
 
 # -- unknown keys: a hint for a likely typo ----------------------------------------------------

@@ -29,8 +29,12 @@ C = TypeVar("C", bound="Choice")
 
 class Choice(str, Enum):
     """A fixed set of names a setting allows. A ``str``, so it compares equal to its text
-    (``opt.name == "adam"``), and ``str()``/f-strings give the text itself, never ``Class.MEMBER``:
-    what is stored in files and printed is exactly what the job file said."""
+    (``opt.name == "adam"``), and ``str()``, ``repr()`` and f-strings give the text itself (as
+    ``'adam'`` for repr), never ``Class.MEMBER``: what is stored in files (an ``MLPConfig``'s
+    repr is an attribute of the landscape group) and printed is exactly what a plain string gave."""
+
+    def __repr__(self) -> str:
+        return repr(str(self.value))
 
     def __str__(self) -> str:
         return str(self.value)
