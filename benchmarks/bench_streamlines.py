@@ -21,7 +21,7 @@ import torch
 
 import gradbatch
 from gradbatch.basins import compute_basins
-from gradbatch.config_trajectories import parse_basins, parse_streamlines
+from gradbatch.config import parse_basins, parse_streamlines
 from gradbatch.functions import BUILTINS, from_builtin
 from gradbatch.streamlines import compute_streamlines
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .config_trajectories import BasinsConfig, Starts
+from .config import BasinsConfig, Starts
 from .functions import FieldFunction
 from .paths import descend, start_points
 from .records import REASONS, BasinsResult, CriticalPoint, Minimum

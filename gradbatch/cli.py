@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from .describe import human_size
 from .errors import GradbatchError
 
 if TYPE_CHECKING:
@@ -68,23 +67,29 @@ def _duration(s: float | None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .jobs import run
+    # The job file is read and validated before anything imports torch (the engine, jobs,
+    # the cluster): a bad one is refused in a fraction of a second.
+    from .config import load_config
 
     if args.config is None:
         print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)",
               file=sys.stderr)
+    if args.workers is not None and args.scheduler is not None:
+        raise SystemExit("gradbatch run: give --workers N (a local cluster) or --scheduler ADDRESS, not both")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"gradbatch run: --workers: expected at least 1, got {args.workers}")
+    jobs = load_config(args.config, output=args.output)
     cluster = None
     if args.workers is not None or args.scheduler is not None:
-        if args.workers is not None and args.scheduler is not None:
-            raise SystemExit("gradbatch run: give --workers N (a local cluster) or --scheduler ADDRESS, not both")
-        if args.workers is not None and args.workers < 1:
-            raise SystemExit(f"gradbatch run: --workers: expected at least 1, got {args.workers}")
         from .distributed import ClusterOptions
 
         cluster = ClusterOptions(workers=args.workers or 0, scheduler=args.scheduler)
-    reports = run(args.config, output=args.output, resume=args.resume, overwrite=args.overwrite,
-                  force=args.force, device=args.device, progress=None if args.quiet else ProgressBar(),
-                  log=None if args.quiet else (lambda m: print(m, file=sys.stderr)), cluster=cluster)
+    from .describe import human_size
+    from .jobs import run_jobs
+
+    reports = run_jobs(jobs, resume=args.resume, overwrite=args.overwrite, force=args.force, device=args.device,
+                       progress=None if args.quiet else ProgressBar(),
+                       log=None if args.quiet else (lambda m: print(m, file=sys.stderr)), cluster=cluster)
     for r in reports:
         raw = r.points * len(r.fields) * 4
         check = ""

@@ -10,8 +10,8 @@ from typing import Any
 
 from .basins import compute_basins
 from .config import JobConfig
-from .config_landscape import DataLandscapeSource, NetworkSource
-from .config_trajectories import OptimizerConfig
+from .config import DataLandscapeSource, NetworkSource
+from .config import OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
 from .paths import check_recorded, count_starts, descend, start_points

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config_landscape import DataLandscapeSource, FileData, MLPConfig, NetworkSource, SyntheticData
+from .config import DataLandscapeSource, FileData, MLPConfig, NetworkSource, SyntheticData
 from .errors import ConfigError, FunctionError
 from .functions import FieldFunction, import_callable
 from .records import Minimum

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .config_trajectories import OptimizerConfig, Starts
+from .config import OptimizerConfig, Starts
 from .errors import ConfigError
 from .functions import FieldFunction
 from .records import REASONS, Descent

@@ -23,7 +23,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from .config_trajectories import StreamlinesConfig
+from .config import StreamlinesConfig
 from .errors import ConfigError
 from .functions import FieldFunction
 from .paths import start_points

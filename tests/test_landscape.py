@@ -117,7 +117,7 @@ def _net(tmp: Path, extra: str, grid: str = "{alpha: [-1, 1, 5], beta: [-1, 1, 5
 
 
 def _problem() -> tuple[object, object]:
-    from gradbatch.config_landscape import MLPConfig, NetworkSource
+    from gradbatch.config import MLPConfig, NetworkSource
     from gradbatch.landscape import build_network
 
     src = NetworkSource(MLPConfig(hidden=(8,), samples=200, steps=60, record_every=5, seed=1))
@@ -134,7 +134,7 @@ def _loss_at(net, theta: dict, dirs: list, coef: tuple[float, ...]) -> float:  #
 def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tmp_path: Path) -> None:
     """A smooth (tanh) model from a factory, so central differences are a fair reference (a ReLU
     network's loss has a kink for every sample and unit: differences straddle them)."""
-    from gradbatch.config_landscape import NetworkSource
+    from gradbatch.config import NetworkSource
     from gradbatch.landscape import build_network, build_plane
 
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))

@@ -12,7 +12,7 @@ import torch
 import gradbatch
 from gradbatch.basins import classify, compute_basins
 from gradbatch.config import parse_config
-from gradbatch.config_trajectories import Starts, parse_basins, parse_optimizer, parse_streamlines
+from gradbatch.config import Starts, parse_basins, parse_optimizer, parse_streamlines
 from gradbatch.errors import ConfigError
 from gradbatch.functions import BUILTINS, from_builtin, from_expression, from_vector
 from gradbatch.paths import REASONS, descend, start_points

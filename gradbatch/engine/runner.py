@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config_landscape import DataLandscapeSource, NetworkSource
+from ..config import DataLandscapeSource, NetworkSource
 from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSource, CallableSource,
                       ExpressionSource, JobConfig, Output, VectorSource, check_outputs)
 from ..errors import EngineError, FunctionError, GradbatchError

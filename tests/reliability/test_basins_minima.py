@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gradbatch.basins import compute_basins, derivatives, polish
-from gradbatch.config_trajectories import parse_basins
+from gradbatch.config import parse_basins
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
 from gradbatch.paths import REASONS
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gradbatch.config import load_config, parse_config
-from gradbatch.config_yaml import MAX_FILE_BYTES, show
+from gradbatch.config import MAX_FILE_BYTES, show
 from gradbatch.errors import ConfigError, ExpressionError
 from gradbatch.expr import parse
 

@@ -13,17 +13,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .config_trajectories import _bool, _choice, _finite, _mapping, _positive_int, _show
-from .config_yaml import bad_character
-from .errors import ConfigError
+from ..errors import ConfigError
+from .checks import Choice, bad_character, boolean, choice, integer, mapping, number, show
 
-__all__ = ["SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
+__all__ = ["Model", "Loss", "Dataset", "Directions", "SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
            "parse_landscape", "parse_network", "check_landscape_grid", "MODELS", "LOSSES", "DATASETS", "DIRECTIONS"]
 
-MODELS = ("linear", "logistic")
-LOSSES = {"linear": ("sse", "mse"), "logistic": ("cross_entropy", "sse", "mse")}
-DATASETS = ("moons", "spirals")
-DIRECTIONS = ("random", "filter", "checkpoints", "pca")
+
+
+class Model(Choice):
+    """A data landscape's two-parameter model."""
+
+    LINEAR = "linear"
+    LOGISTIC = "logistic"
+
+
+class Loss(Choice):
+    SSE = "sse"
+    MSE = "mse"
+    CROSS_ENTROPY = "cross_entropy"
+
+
+class Dataset(Choice):
+    """The built-in MLP's 2D toy datasets, made in code."""
+
+    MOONS = "moons"
+    SPIRALS = "spirals"
+
+
+class Directions(Choice):
+    """How a network landscape's plane is spanned around the weights."""
+
+    RANDOM = "random"
+    FILTER = "filter"  # filter-normalised random directions (Li et al. 2018)
+    CHECKPOINTS = "checkpoints"  # through recorded or saved weights
+    PCA = "pca"  # of the training trajectory
+
+
+MODELS = tuple(Model)
+LOSSES = {Model.LINEAR: (Loss.SSE, Loss.MSE), Model.LOGISTIC: (Loss.CROSS_ENTROPY, Loss.SSE, Loss.MSE)}
+"""The losses each model allows; the first is its default."""
+DATASETS = tuple(Dataset)
+DIRECTIONS = tuple(Directions)
 
 # Resource limits, far beyond any sensible landscape: a typo must not start what cannot finish.
 MAX_ROWS = 1 << 24
@@ -65,8 +96,8 @@ class FileData:
 
 @dataclass(frozen=True)
 class DataLandscapeSource:
-    model: str = "linear"
-    loss: str = "sse"
+    model: Model = Model.LINEAR
+    loss: Loss = Loss.SSE
     data: Union[SyntheticData, FileData] = SyntheticData()
     chunk: int = 0  # grid points per batch against all rows; 0: about 4M point-rows per batch
 
@@ -76,7 +107,7 @@ class MLPConfig:
     """The built-in model: an MLP (ReLU) classifying a 2D toy dataset made in code, trained
     full-batch with Adam; every ``record_every`` steps its weights are recorded (the trajectory)."""
 
-    dataset: str = "moons"
+    dataset: Dataset = Dataset.MOONS
     samples: int = 2000
     noise: float = 0.1
     hidden: tuple[int, ...] = (64, 64)
@@ -90,7 +121,7 @@ class MLPConfig:
 class NetworkSource:
     model: Union[MLPConfig, str] = MLPConfig()  # the built-in MLP, or 'package.module:factory'
     base_dir: Path | None = None
-    directions: str = "filter"
+    directions: Directions = Directions.FILTER
     include_1d: bool = False  # filter-normalised: also perturb biases and norm layers (Li et al. leave them out)
     seed: int = 0  # random and filter-normalised directions
     checkpoints: tuple[Union[str, int], ...] = ()  # files, or recorded steps of the built-in's training
@@ -98,25 +129,13 @@ class NetworkSource:
 
 
 def _keys(raw: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    return _mapping(raw, where, set(allowed))
-
-
-def _num(raw: Any, where: str, lo: float | None = None, positive: bool = False) -> float:
-    f = _finite(raw)
-    if f is None:
-        raise ConfigError(f"{where}: expected a finite number, got {_show(raw)}")
-    raw = f
-    if positive and raw <= 0:
-        raise ConfigError(f"{where}: expected a number above 0, got {_show(raw)}")
-    if lo is not None and raw < lo:
-        raise ConfigError(f"{where}: expected a number of at least {lo:g}, got {_show(raw)}")
-    return float(raw)
+    return mapping(raw, where, set(allowed))
 
 
 def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscapeSource:
     d = _keys(raw, where, ("model", "loss", "data", "chunk"))
-    model = _choice(d.get("model", "linear"), f"{where}.model", MODELS)
-    loss = _choice(d.get("loss", LOSSES[model][0]), f"{where}.loss", LOSSES[model])
+    model = choice(Model, d.get("model", "linear"), f"{where}.model")
+    loss = choice(Loss, d.get("loss", LOSSES[model][0].value), f"{where}.loss", LOSSES[model])
     data_raw = d.get("data", {"synthetic": {}})
     at = f"{where}.data"
     data_d = _keys(data_raw, at, ("synthetic", "file", "x", "y"))
@@ -128,32 +147,32 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
         default = SyntheticData()
         xr = s.get("x", list(default.x_range))
         if not isinstance(xr, list) or len(xr) != 2:
-            raise ConfigError(f"{at}.synthetic.x: expected [min, max], got {_show(xr)}")
-        lo, hi = _num(xr[0], f"{at}.synthetic.x[0]"), _num(xr[1], f"{at}.synthetic.x[1]")
+            raise ConfigError(f"{at}.synthetic.x: expected [min, max], got {show(xr)}")
+        lo, hi = number(xr[0], f"{at}.synthetic.x[0]"), number(xr[1], f"{at}.synthetic.x[1]")
         if not lo < hi:
-            raise ConfigError(f"{at}.synthetic.x: expected min < max, got {_show(xr)}")
+            raise ConfigError(f"{at}.synthetic.x: expected min < max, got {show(xr)}")
         data = SyntheticData(
-            slope=_num(s.get("slope", default.slope), f"{at}.synthetic.slope"),
-            bias=_num(s.get("bias", default.bias), f"{at}.synthetic.bias"),
-            noise=_num(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
-            n=_positive_int(s.get("n", default.n), f"{at}.synthetic.n", 2, MAX_ROWS),
-            x_range=(lo, hi), seed=_positive_int(s.get("seed", default.seed), f"{at}.synthetic.seed", 0, MAX_SEED))
+            slope=number(s.get("slope", default.slope), f"{at}.synthetic.slope"),
+            bias=number(s.get("bias", default.bias), f"{at}.synthetic.bias"),
+            noise=number(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
+            n=integer(s.get("n", default.n), f"{at}.synthetic.n", 2, MAX_ROWS),
+            x_range=(lo, hi), seed=integer(s.get("seed", default.seed), f"{at}.synthetic.seed", 0, MAX_SEED))
     elif "file" in data_d:
         path = data_d["file"]
         if not isinstance(path, str) or not path.lower().endswith((".csv", ".npz")):
-            raise ConfigError(f"{at}.file: expected a path ending in .csv or .npz, got {_show(path)}")
+            raise ConfigError(f"{at}.file: expected a path ending in .csv or .npz, got {show(path)}")
         p = Path(path)
         if not p.is_absolute() and base_dir is not None:
             p = base_dir / p
         cols = {k: data_d.get(k, k) for k in ("x", "y")}
         for k, v in cols.items():
             if not isinstance(v, str) or not v:
-                raise ConfigError(f"{at}.{k}: expected a column name, got {_show(v)}")
+                raise ConfigError(f"{at}.{k}: expected a column name, got {show(v)}")
         data = FileData(p, cols["x"], cols["y"])
     else:
         raise ConfigError(f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, "
-                          f"got {_show(data_raw)}")
-    chunk = _positive_int(d.get("chunk", 0), f"{where}.chunk", 0, MAX_CHUNK)
+                          f"got {show(data_raw)}")
+    chunk = integer(d.get("chunk", 0), f"{where}.chunk", 0, MAX_CHUNK)
     return DataLandscapeSource(model, loss, data, chunk)
 
 
@@ -165,7 +184,7 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
     if isinstance(m, dict) and "callable" in m:
         ref = m["callable"]
         if len(m) != 1 or not isinstance(ref, str) or ref.count(":") != 1:
-            raise ConfigError(f"{at}.callable: expected 'package.module:factory', got {_show(m)}")
+            raise ConfigError(f"{at}.callable: expected 'package.module:factory', got {show(m)}")
         model = ref
     elif isinstance(m, dict) and m.get("builtin") == "mlp":
         s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
@@ -174,24 +193,24 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
         if (not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_LAYERS
                 or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)):
             raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
-                              f"layers of 1 to {MAX_WIDTH}), got {_show(hidden)}")
+                              f"layers of 1 to {MAX_WIDTH}), got {show(hidden)}")
         model = MLPConfig(
-            dataset=_choice(s.get("dataset", default.dataset), f"{at}.dataset", DATASETS),
-            samples=_positive_int(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
-            noise=_num(s.get("noise", default.noise), f"{at}.noise", lo=0),
-            hidden=tuple(hidden), steps=_positive_int(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
-            lr=_num(s.get("lr", default.lr), f"{at}.lr", positive=True),
-            seed=_positive_int(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
-            record_every=_positive_int(s.get("record_every", default.record_every), f"{at}.record_every", 1))
+            dataset=choice(Dataset, s.get("dataset", default.dataset.value), f"{at}.dataset"),
+            samples=integer(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
+            noise=number(s.get("noise", default.noise), f"{at}.noise", lo=0),
+            hidden=tuple(hidden), steps=integer(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
+            lr=number(s.get("lr", default.lr), f"{at}.lr", above_zero=True),
+            seed=integer(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
+            record_every=integer(s.get("record_every", default.record_every), f"{at}.record_every", 1))
     else:
         raise ConfigError(f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, "
-                          f"got {_show(m)}")
-    directions = _choice(d.get("directions", "filter"), f"{where}.directions", DIRECTIONS)
-    include_1d = _bool(d.get("include_1d", False), f"{where}.include_1d")
+                          f"got {show(m)}")
+    directions = choice(Directions, d.get("directions", "filter"), f"{where}.directions")
+    include_1d = boolean(d.get("include_1d", False), f"{where}.include_1d")
     cps = d.get("checkpoints", [])
     if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
         raise ConfigError(f"{where}.checkpoints: expected a list of checkpoint files or training steps, "
-                          f"got {_show(cps)}")
+                          f"got {show(cps)}")
     if directions == "checkpoints":
         if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
             raise ConfigError(f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
@@ -204,14 +223,14 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
                                       f"the built-in MLP records every {model.record_every} steps from 0 to "
                                       f"{model.steps} and step {model.steps}")
             elif isinstance(c, str) and (not c or bad_character(c)):
-                raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {_show(c)}")
+                raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {show(c)}")
         cps = [str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute()
                else c for c in cps]
     elif cps:
         raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
     return NetworkSource(model, base_dir, directions, include_1d,
-                         _positive_int(d.get("seed", 0), f"{where}.seed", 0, MAX_SEED),
-                         tuple(cps), _positive_int(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK))
+                         integer(d.get("seed", 0), f"{where}.seed", 0, MAX_SEED),
+                         tuple(cps), integer(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK))
 
 
 def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str,

@@ -1,6 +1,6 @@
 """Job-file bytes → plain Python data, refusing what a hostile or mistaken file can do to PyYAML.
 
-Part of the config layer (``config.py`` validates what this returns). PyYAML's ``safe_load``
+Part of the config layer (``job.py`` validates what this returns). PyYAML's ``safe_load``
 never runs code, but it will happily
 
 - build a "billion laughs" document: aliases (``*a``) share one object, so loading is quick,
@@ -13,24 +13,23 @@ never runs code, but it will happily
 
 :func:`read_job_text` and :func:`load_yaml` refuse the first three with one ConfigError line
 naming the line of the file, and read ``1e3``, ``1.5E-3``, ``-2e+4`` as numbers, as YAML 1.2
-does. :func:`show` is the only way a value enters a message: bounded in length and depth, it
-never expands a shared structure.
+does. Values enter messages through :func:`~gradbatch.config.checks.show`: bounded in length and
+depth, it never expands a shared structure.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .checks import bad_character, show
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NESTING", "MAX_ALIAS_VALUES", "MAX_KEY_LENGTH", "read_job_text", "load_yaml",
-           "show", "bad_character"]
+__all__ = ["MAX_FILE_BYTES", "MAX_NESTING", "MAX_ALIAS_VALUES", "MAX_KEY_LENGTH", "read_job_text", "load_yaml"]
 
 MAX_FILE_BYTES = 1 << 20
 """Largest job file read, in bytes (1 MiB: the largest real job files are a few kB)."""
@@ -214,58 +213,3 @@ def _check_aliases(root: Node) -> None:
     if size[id(root)] - len(size) > MAX_ALIAS_VALUES:
         raise ConfigError(f"aliases (*name) repeat more than {MAX_ALIAS_VALUES:,} values in this file, "
                           "the limit (an alias bomb?)")
-
-
-_CONTROL_NAMES = {"\0": "NUL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
-                  "\x7f": "DELETE"}
-
-
-def bad_character(text: str) -> str:
-    """'character U+000A (LINE FEED)' for the first control or format character of ``text``, else ''."""
-    for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "a control character")
-            return f"character U+{ord(ch):04X} ({name})"
-    return ""
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """A value for a message: its repr, at most ``limit`` characters, never expanding more of a
-    nested or shared structure than it prints ('nothing' for None)."""
-    if value is None:
-        return "nothing"
-    parts: list[str] = []
-    budget = [limit + 1]
-
-    def emit(s: str) -> bool:
-        parts.append(s[: max(budget[0], 0)])
-        budget[0] -= len(s)
-        return budget[0] > 0
-
-    def walk(v: Any, level: int) -> bool:
-        if isinstance(v, (list, tuple, set, frozenset, dict)):
-            if level > 8:
-                return emit("...")
-            opening, closing = (("[", "]") if isinstance(v, list) else ("(", ")") if isinstance(v, tuple)
-                                else ("{", "}"))
-            if not emit(opening):
-                return False
-            items = v.items() if isinstance(v, dict) else v
-            for i, item in enumerate(items):
-                if i and not emit(", "):
-                    return False
-                if isinstance(v, dict):
-                    if not (walk(item[0], level + 1) and emit(": ") and walk(item[1], level + 1)):
-                        return False
-                elif not walk(item, level + 1):
-                    return False
-            return emit(closing)
-        if isinstance(v, str) and len(v) > limit:
-            v = v[:limit]
-        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 4 * limit:
-            return emit(f"<an integer of about {int(v.bit_length() * 0.30103):,} digits>")
-        return emit(repr(v))
-
-    walk(value, 0)
-    s = "".join(parts)
-    return s if len(s) <= limit else s[: limit - 3] + "..."

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .config_yaml import show
-from .errors import ConfigError
+from ..errors import ConfigError
+from .checks import Choice, boolean, choice, finite, integer, mapping, member, per_axis, positive, show
 
 __all__ = [
-    "OPTIMIZERS", "OptimizerConfig", "Starts", "PathsConfig", "BasinsConfig", "StreamlinesConfig",
+    "Optimizer", "StreamField", "StreamMethod", "StreamDirection", "OPTIMIZERS", "OptimizerConfig", "Starts", "PathsConfig", "BasinsConfig", "StreamlinesConfig",
     "parse_paths", "parse_basins", "parse_streamlines",
 ]
 
@@ -34,15 +34,46 @@ MAX_EVEN_DENSITY = 100.0
 
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
+
+
+class Optimizer(Choice):
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    NESTEROV = "nesterov"
+    ADAM = "adam"
+    ADAMW = "adamw"
+    RMSPROP = "rmsprop"
+    ADAGRAD = "adagrad"
+
+
+class StreamField(Choice):
+    """What streamlines follow: up or down a scalar function's gradient, or a vector field."""
+
+    ASCENT = "ascent"
+    DESCENT = "descent"
+    VECTOR = "vector"
+
+
+class StreamMethod(Choice):
+    RK4 = "rk4"  # fixed arc-length steps
+    RK45 = "rk45"  # adaptive steps with a local error tolerance
+
+
+class StreamDirection(Choice):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+    BOTH = "both"
+
+
 # name -> (torch.optim class name, fixed settings, allowed hyper-parameters)
-OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "sgd": ("SGD", {}, ("weight_decay",)),
-    "momentum": ("SGD", {"momentum": 0.9}, ("momentum", "dampening", "weight_decay")),
-    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}, ("momentum", "weight_decay")),
-    "adam": ("Adam", {}, ("betas", "eps", "weight_decay", "amsgrad")),
-    "adamw": ("AdamW", {}, ("betas", "eps", "weight_decay", "amsgrad")),
-    "rmsprop": ("RMSprop", {}, ("alpha", "eps", "weight_decay", "momentum", "centered")),
-    "adagrad": ("Adagrad", {}, ("lr_decay", "eps", "weight_decay", "initial_accumulator_value")),
+OPTIMIZERS: dict[Optimizer, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    Optimizer.SGD: ("SGD", {}, ("weight_decay",)),
+    Optimizer.MOMENTUM: ("SGD", {"momentum": 0.9}, ("momentum", "dampening", "weight_decay")),
+    Optimizer.NESTEROV: ("SGD", {"momentum": 0.9, "nesterov": True}, ("momentum", "weight_decay")),
+    Optimizer.ADAM: ("Adam", {}, ("betas", "eps", "weight_decay", "amsgrad")),
+    Optimizer.ADAMW: ("AdamW", {}, ("betas", "eps", "weight_decay", "amsgrad")),
+    Optimizer.RMSPROP: ("RMSprop", {}, ("alpha", "eps", "weight_decay", "momentum", "centered")),
+    Optimizer.ADAGRAD: ("Adagrad", {}, ("lr_decay", "eps", "weight_decay", "initial_accumulator_value")),
 }
 
 
@@ -50,7 +81,7 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 class OptimizerConfig:
     """One optimiser: ``name`` (see OPTIMIZERS), ``lr``, extra torch.optim settings, a label."""
 
-    name: str
+    name: Optimizer
     lr: float
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
@@ -100,77 +131,21 @@ class BasinsConfig:
 
 @dataclass(frozen=True)
 class StreamlinesConfig:
-    field: str  # "ascent" | "descent" | "vector"
+    field: StreamField
     seeds: Starts
     even_density: float = 0.0  # > 0: evenly spaced seeding, matplotlib's density
-    method: str = "rk4"  # "rk4" | "rk45"
+    method: StreamMethod = StreamMethod.RK4
     step: float = 0.0  # arc-length step (rk4) or first step (rk45); 0: from the grid spacing
     tol: float = 1e-5  # rk45 local error tolerance
     max_length: float = 0.0  # arc length per direction; 0: four times the domain diagonal
     max_steps: int = 2000
-    direction: str = "both"  # "forward" | "backward" | "both"
+    direction: StreamDirection = StreamDirection.BOTH
     min_speed: float = 1e-8  # |field| below this: stagnation
 
 
-# -- helpers --------------------------------------------------------------------------------
-
-_show = show  # bounded: never expands a shared (aliased) structure
-
-
-def _mapping(raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_show(raw)}")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}")
-    return raw
-
-
-def _positive_int(raw: Any, where: str, minimum: int = 1, maximum: int | None = None) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-        raise ConfigError(f"{where}: expected an integer of at least {minimum}, got {_show(raw)}")
-    if maximum is not None and raw > maximum:
-        raise ConfigError(f"{where}: expected an integer of at most {maximum:,}, got {_show(raw)}")
-    return raw
-
-
-def _finite(raw: Any) -> float | None:
-    """``raw`` as a finite float, or None (not a number, a bool, NaN, infinite, an int past float64)."""
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        return None
-    try:
-        f = float(raw)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _positive(raw: Any, where: str, allow_zero: bool = False) -> float:
-    f = _finite(raw)
-    if f is None or f < 0 or (f == 0 and not allow_zero):
-        what = "a number >= 0" if allow_zero else "a positive number"
-        raise ConfigError(f"{where}: expected {what}, got {_show(raw)}")
-    return f
-
-
-def _bool(raw: Any, where: str) -> bool:
-    if not isinstance(raw, bool):
-        raise ConfigError(f"{where}: expected true or false, got {_show(raw)}")
-    return raw
-
-
-def _choice(raw: Any, where: str, allowed: tuple[str, ...]) -> str:
-    if raw not in allowed:
-        raise ConfigError(f"{where}: expected one of {', '.join(allowed)}, got {_show(raw)}")
-    return str(raw)
-
-
 def _per_axis_ints(raw: Any, where: str, ndim: int, minimum: int = 1) -> tuple[int, ...]:
-    values = [raw] * ndim if isinstance(raw, int) and not isinstance(raw, bool) else raw
-    if not isinstance(values, list) or len(values) != ndim:
-        raise ConfigError(f"{where}: expected an integer or a list of {ndim} (one per axis), got {_show(raw)}")
-    out = tuple(_positive_int(v, f"{where}[{i}]" if isinstance(raw, list) else where, minimum)
-                for i, v in enumerate(values))
+    values = per_axis(raw, where, ndim, f"an integer or a list of {ndim} (one per axis)")
+    out = tuple(integer(v, at, minimum) for v, at in values)
     if math.prod(out) > MAX_STARTS:
         raise ConfigError(f"{where}: {' x '.join(map(str, out))} = {math.prod(out):.3g} start points; at most "
                           f"{MAX_STARTS:,} (2^24) are allowed")
@@ -181,34 +156,35 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected an optimiser name or a mapping with name: and lr:, got {_show(raw)}")
-    name = raw.get("name")
-    if not isinstance(name, str) or name not in OPTIMIZERS:
-        raise ConfigError(f"{where}.name: unknown optimiser {_show(name)}; allowed: {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"{where}: expected an optimiser name or a mapping with name: and lr:, got {show(raw)}")
+    name = member(Optimizer, raw.get("name"))
+    if name is None:
+        raise ConfigError(f"{where}.name: unknown optimiser {show(raw.get('name'))}; "
+                          f"allowed: {', '.join(Optimizer.names())}")
     allowed = set(OPTIMIZERS[name][2])
-    _mapping(raw, where, allowed | {"name", "lr", "label"})
-    lr = _positive(raw.get("lr", 1e-3), f"{where}.lr")
+    mapping(raw, where, allowed | {"name", "lr", "label"})
+    lr = positive(raw.get("lr", 1e-3), f"{where}.lr")
     options: dict[str, Any] = {}
     for key in sorted(allowed & set(raw)):
         value = raw[key]
         at = f"{where}.{key}"
         if key in ("amsgrad", "centered"):
-            options[key] = _bool(value, at)
+            options[key] = boolean(value, at)
         elif key == "betas":
             if (not isinstance(value, list) or len(value) != 2
-                    or not all(_finite(b) is not None and 0 <= b < 1 for b in value)):
-                raise ConfigError(f"{at}: expected two numbers in [0, 1), e.g. [0.9, 0.999], got {_show(value)}")
+                    or not all(finite(b) is not None and 0 <= b < 1 for b in value)):
+                raise ConfigError(f"{at}: expected two numbers in [0, 1), e.g. [0.9, 0.999], got {show(value)}")
             options[key] = (float(value[0]), float(value[1]))
         elif key in ("momentum", "alpha", "dampening"):
-            v = _positive(value, at, allow_zero=True)
+            v = positive(value, at, allow_zero=True)
             if v >= 1 and key != "dampening":
-                raise ConfigError(f"{at}: expected a number in [0, 1), got {_show(value)}")
+                raise ConfigError(f"{at}: expected a number in [0, 1), got {show(value)}")
             options[key] = v
         else:
-            options[key] = _positive(value, at, allow_zero=True)
-    label = raw.get("label", name)
+            options[key] = positive(value, at, allow_zero=True)
+    label = raw.get("label", name.value)
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
-        raise ConfigError(f"{where}.label: expected a name of letters, digits, '_' or '-', got {_show(label)}")
+        raise ConfigError(f"{where}.label: expected a name of letters, digits, '_' or '-', got {show(label)}")
     return OptimizerConfig(name, lr, options, label)
 
 
@@ -219,31 +195,31 @@ def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) 
             raise ConfigError(f"{where}: expected at least one start point")
         points = []
         for i, p in enumerate(raw):
-            if not isinstance(p, list) or len(p) != ndim or not all(_finite(v) is not None for v in p):
-                raise ConfigError(f"{where}[{i}]: expected a point of {ndim} finite numbers, got {_show(p)}")
+            if not isinstance(p, list) or len(p) != ndim or not all(finite(v) is not None for v in p):
+                raise ConfigError(f"{where}[{i}]: expected a point of {ndim} finite numbers, got {show(p)}")
             for k, (v, (lo, hi)) in enumerate(zip(p, bounds)):
                 if not lo <= v <= hi:
-                    raise ConfigError(f"{where}[{i}]: start {_show(p)} is outside the grid "
+                    raise ConfigError(f"{where}[{i}]: start {show(p)} is outside the grid "
                                       f"(axis {k}: {lo:g} .. {hi:g})")
             points.append(tuple(float(v) for v in p))
         return Starts(points=tuple(points))
     if isinstance(raw, dict) and "grid" in raw:
-        _mapping(raw, where, {"grid"})
+        mapping(raw, where, {"grid"})
         return Starts(grid=_per_axis_ints(raw["grid"], f"{where}.grid", ndim))
     if isinstance(raw, dict) and "random" in raw:
-        _mapping(raw, where, {"random", "seed"})
+        mapping(raw, where, {"random", "seed"})
         seed = raw.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"{where}.seed: expected a non-negative integer, got {_show(seed)}")
+            raise ConfigError(f"{where}.seed: expected a non-negative integer, got {show(seed)}")
         if seed >= 1 << 32:
-            raise ConfigError(f"{where}.seed: expected a seed below 2^32, got {_show(seed)}")
-        return Starts(random=_positive_int(raw["random"], f"{where}.random", 1, MAX_STARTS), seed=seed)
+            raise ConfigError(f"{where}.seed: expected a seed below 2^32, got {show(seed)}")
+        return Starts(random=integer(raw["random"], f"{where}.random", 1, MAX_STARTS), seed=seed)
     raise ConfigError(f"{where}: expected a list of points, {{grid: N or [n per axis]}} or "
-                      f"{{random: N, seed: S}}, got {_show(raw)}")
+                      f"{{random: N, seed: S}}, got {show(raw)}")
 
 
 def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -> PathsConfig:
-    d = _mapping(raw, where, {"starts", "optimizers", "optimizer", "steps", "tol", "ascent"})
+    d = mapping(raw, where, {"starts", "optimizers", "optimizer", "steps", "tol", "ascent"})
     if "starts" not in d:
         raise ConfigError(f"{where}.starts: missing; give a list of points, {{grid: N}} or {{random: N}}")
     starts = parse_starts(d["starts"], f"{where}.starts", bounds)
@@ -251,14 +227,14 @@ def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -
         raise ConfigError(f"{where}: give optimizers: (a list) or optimizer: (one), not both")
     raw_opts = d.get("optimizers", [d.get("optimizer", "adam")])
     if not isinstance(raw_opts, list) or not raw_opts:
-        raise ConfigError(f"{where}.optimizers: expected a non-empty list, got {_show(raw_opts)}")
+        raise ConfigError(f"{where}.optimizers: expected a non-empty list, got {show(raw_opts)}")
     opts = tuple(parse_optimizer(o, f"{where}.optimizers[{i}]") for i, o in enumerate(raw_opts))
     labels = [o.label for o in opts]
     for i, label in enumerate(labels):
         if labels.index(label) != i:
             raise ConfigError(f"{where}.optimizers[{i}].label: {label!r} is used twice; "
                               "give each optimiser a distinct label:")
-    steps = _positive_int(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS)
+    steps = integer(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS)
     n = count_starts(starts)
     total = n * len(opts) * (steps + 1)
     if total > MAX_PATH_POINTS:
@@ -266,48 +242,48 @@ def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -
                           f"{total:.3g} path points to store; at most {MAX_PATH_POINTS:,} (2^27) are allowed: "
                           "fewer starts or steps")
     return PathsConfig(starts, opts, steps,
-                       _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
-                       _bool(d.get("ascent", False), f"{where}.ascent"))
+                       positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+                       boolean(d.get("ascent", False), f"{where}.ascent"))
 
 
 def parse_basins(raw: Any, where: str, ndim: int) -> BasinsConfig:
-    d = _mapping(raw, where, {"resolution", "optimizer", "steps", "tol", "merge_tol", "batch"})
+    d = mapping(raw, where, {"resolution", "optimizer", "steps", "tol", "merge_tol", "batch"})
     resolution = _per_axis_ints(d.get("resolution", 256), f"{where}.resolution", ndim, minimum=2)
     opt = parse_optimizer(d.get("optimizer", {"name": "adam", "lr": 0.01}), f"{where}.optimizer")
-    return BasinsConfig(resolution, opt, _positive_int(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS),
-                        _positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
-                        _positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
-                        _positive_int(d.get("batch", 1 << 20), f"{where}.batch", 1, MAX_STARTS))
+    return BasinsConfig(resolution, opt, integer(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS),
+                        positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+                        positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
+                        integer(d.get("batch", 1 << 20), f"{where}.batch", 1, MAX_STARTS))
 
 
 def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], ...], vector: bool | None
                       ) -> StreamlinesConfig:
-    d = _mapping(raw, where, {"field", "seeds", "method", "step", "tol", "max_length", "max_steps",
+    d = mapping(raw, where, {"field", "seeds", "method", "step", "tol", "max_length", "max_steps",
                               "direction", "min_speed"})
     default_field = "vector" if vector else "descent"
-    fld = _choice(d.get("field", default_field), f"{where}.field", ("ascent", "descent", "vector"))
+    fld = choice(StreamField, d.get("field", default_field), f"{where}.field")
     if vector is False and fld == "vector":
         raise ConfigError(f"{where}.field: 'vector' needs a vector-field function; this job's is scalar "
                           "(use ascent or descent)")
     if vector is True and fld != "vector":
         raise ConfigError(f"{where}.field: a vector-field job's streamlines follow the field itself: "
-                          f"use vector, got {fld!r}")
+                          f"use vector, got {fld.value!r}")
     ndim = len(bounds)
     seeds_raw = d.get("seeds", {"even": 1} if ndim == 2 else None)
     if seeds_raw is None:
         raise ConfigError(f"{where}.seeds: missing; evenly spaced seeding (the default) is for 2D grids, this "
                           f"one has {ndim} axes: give a list of points, {{grid: N}} or {{random: N}}")
     density = 0.0
-    max_steps = _positive_int(d.get("max_steps", 2000), f"{where}.max_steps", 1, MAX_STEPS)
+    max_steps = integer(d.get("max_steps", 2000), f"{where}.max_steps", 1, MAX_STEPS)
     if isinstance(seeds_raw, dict) and "even" in seeds_raw:
-        _mapping(seeds_raw, f"{where}.seeds", {"even"})
+        mapping(seeds_raw, f"{where}.seeds", {"even"})
         if ndim != 2:
             raise ConfigError(f"{where}.seeds.even: evenly spaced seeding is for 2D grids, this one has {ndim} "
                               "axes; use grid: or random:")
-        density = _positive(seeds_raw["even"], f"{where}.seeds.even")
+        density = positive(seeds_raw["even"], f"{where}.seeds.even")
         if density > MAX_EVEN_DENSITY:
             raise ConfigError(f"{where}.seeds.even: expected a density up to {MAX_EVEN_DENSITY:g} "
-                              f"({30 * MAX_EVEN_DENSITY:.0f} x {30 * MAX_EVEN_DENSITY:.0f} cells), got {_show(density)}")
+                              f"({30 * MAX_EVEN_DENSITY:.0f} x {30 * MAX_EVEN_DENSITY:.0f} cells), got {show(density)}")
         seeds = Starts()
     else:
         seeds = parse_starts(seeds_raw, f"{where}.seeds", bounds)
@@ -318,11 +294,11 @@ def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], .
                               "allowed: fewer seeds or max_steps")
     return StreamlinesConfig(
         fld, seeds, density,
-        _choice(d.get("method", "rk4"), f"{where}.method", ("rk4", "rk45")),
-        _positive(d.get("step", 0.0), f"{where}.step", allow_zero=True),
-        _positive(d.get("tol", 1e-5), f"{where}.tol"),
-        _positive(d.get("max_length", 0.0), f"{where}.max_length", allow_zero=True),
+        choice(StreamMethod, d.get("method", "rk4"), f"{where}.method"),
+        positive(d.get("step", 0.0), f"{where}.step", allow_zero=True),
+        positive(d.get("tol", 1e-5), f"{where}.tol"),
+        positive(d.get("max_length", 0.0), f"{where}.max_length", allow_zero=True),
         max_steps,
-        _choice(d.get("direction", "both"), f"{where}.direction", ("forward", "backward", "both")),
-        _positive(d.get("min_speed", 1e-8), f"{where}.min_speed", allow_zero=True),
+        choice(StreamDirection, d.get("direction", "both"), f"{where}.direction"),
+        positive(d.get("min_speed", 1e-8), f"{where}.min_speed", allow_zero=True),
     )
