@@ -91,6 +91,12 @@ LANDSCAPE_SUMMARY = ("kind", "model", "loss", "rows", "lstsq", "directions", "lo
                      "explained_variance")
 
 
+GROUP_NAMES = (LEVELS_GROUP, TILES, PATHS, BASINS, STREAMLINES, LANDSCAPE)
+"""Names a job's group holds besides its axes and fields: an axis so named would collide."""
+BASINS_NAMES = (LABEL, STEPS, STOP_REASON, MINIMA)
+"""Names the basins group holds besides its coordinates (named by the job's axes)."""
+
+
 def overlay_path(job: str, overlay: str, label: str | None = None) -> str:
     """The absolute path of an overlay group: ``<job>/<overlay>`` (``/<label>`` for paths)."""
     return f"{job}/{overlay}" if label is None else f"{job}/{overlay}/{label}"

@@ -43,7 +43,7 @@ from .failures import h5_reason
 
 __all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock", "raise_eof",
            "recover_partial", "was_repaired", "HeldJob", "partial_jobs", "stored_code_hash", "superblock_swmr",
-           "open_swmr", "SWMR_READ_ATTEMPTS"]
+           "open_swmr", "SWMR_READ_ATTEMPTS", "open_for_writing"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF
@@ -266,6 +266,33 @@ def partial_jobs(part: Path) -> dict[str, HeldJob]:
     except Exception as exc:  # h5py: OSError, KeyError, RuntimeError on damaged metadata
         raise StoreError(f"{part}: cannot be resumed: it cannot be read ({h5_reason(exc)}); run again "
                          "with --overwrite to start afresh") from None
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+def open_for_writing(path: Path) -> h5py.File:
+    """``path`` opened to write a job (created if new); the flags a killed writer left are
+    cleared first when no live process holds the file."""
+    exists = path.exists()
+    for attempt in range(2):
+        try:
+            return h5py.File(path, "a" if exists else "w", libver="latest", locking=False,
+                             rdcc_nbytes=CHUNK_CACHE_BYTES, track_order=True)
+        except OSError as exc:
+            if attempt == 0 and exists and "already open for write" in str(exc):
+                # A writer killed mid-run leaves its "open" flags set. Clear them only if
+                # no live process holds the file (HDF5 keeps an flock while writing).
+                if held_by_another_process(path):
+                    raise StoreError(f"{path}: another process is writing this file") from None
+                try:
+                    clear_write_flags(path)
+                except (OSError, ValueError) as why:
+                    raise StoreError(f"{path}: cannot recover the file of a killed run "
+                                     f"({why}); start again with --overwrite") from None
+                continue
+            raise StoreError(f"{path}: cannot open for writing ({exc}); if it is a damaged "
+                             "partial file from a killed run, start again with --overwrite") from None
+    raise AssertionError("unreachable")
 
 
 # -- opening for reading ------------------------------------------------------------------------

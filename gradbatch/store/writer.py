@@ -26,10 +26,10 @@ from . import layout as L
 from .access import child, open_store, reading
 from .chunks import LevelChunks
 from .create import create_job, mark_format, resumable_tiles
-from .encode import CHUNK_CACHE_BYTES, encode_attr
+from .encode import encode_attr
 from .failures import WatchWrites, h5_reason, open_rw, park
 from .reader import check_job
-from .recovery import clear_write_flags, held_by_another_process, partial_jobs
+from .recovery import open_for_writing, partial_jobs
 
 __all__ = ["JobWriter", "commit", "read_back", "FLUSH_INTERVAL_S"]
 
@@ -66,7 +66,7 @@ class JobWriter:
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> set[int]:
         """Create or reopen the group; returns the flat numbers of tiles already done."""
-        f = self._open_for_writing()
+        f = open_for_writing(self.path)
         try:
             mark_format(f)
             if self.job in f:
@@ -81,28 +81,6 @@ class JobWriter:
         self._file = f
         self._last_flush = time.monotonic()
         return done
-
-    def _open_for_writing(self) -> h5py.File:
-        exists = self.path.exists()
-        for attempt in range(2):
-            try:
-                return h5py.File(self.path, "a" if exists else "w", libver="latest", locking=False,
-                                 rdcc_nbytes=CHUNK_CACHE_BYTES, track_order=True)
-            except OSError as exc:
-                if attempt == 0 and exists and "already open for write" in str(exc):
-                    # A writer killed mid-run leaves its "open" flags set. Clear them only if
-                    # no live process holds the file (HDF5 keeps an flock while writing).
-                    if held_by_another_process(self.path):
-                        raise StoreError(f"{self.path}: another process is writing this file") from None
-                    try:
-                        clear_write_flags(self.path)
-                    except (OSError, ValueError) as why:
-                        raise StoreError(f"{self.path}: cannot recover the file of a killed run "
-                                         f"({why}); start again with --overwrite") from None
-                    continue
-                raise StoreError(f"{self.path}: cannot open for writing ({exc}); if it is a damaged "
-                                 "partial file from a killed run, start again with --overwrite") from None
-        raise AssertionError("unreachable")
 
     def complete_groups(self, done: set[int]) -> set[int]:
         """Keep only done tiles whose whole deepest-level chunk group is done."""
