@@ -15,7 +15,7 @@ from .config import OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
 from .paths import check_recorded, count_starts, descend, start_points
-from .records import REASONS, STOPS, Descent
+from .records import REASONS, STOPS, Descent, LandscapeMakings
 from .store import write_basins, write_landscape, write_paths, write_streamlines
 from .streamlines import compute_streamlines
 
@@ -62,7 +62,7 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
                                  "data": str(dataclasses.asdict(src.data))}
         if src.model == "linear":
             attrs["lstsq"] = list(lstsq_minimum(x, y))
-        write_landscape(part, plan.job.name, {"x": x, "y": y}, attrs)
+        write_landscape(part, plan.job.name, LandscapeMakings({"x": x, "y": y}, attrs))
         return
     if not isinstance(src, NetworkSource):
         return
@@ -82,7 +82,7 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
              "loss_at_theta": at_theta, "model": str(src.model)}
     if plane.explained_variance is not None:
         attrs["explained_variance"] = plane.explained_variance
-    write_landscape(part, plan.job.name, {"theta": theta, "directions": dirs}, attrs)
+    write_landscape(part, plan.job.name, LandscapeMakings({"theta": theta, "directions": dirs}, attrs))
     if not net.trajectory or src.directions not in ("pca", "checkpoints"):
         return  # random directions miss a trajectory almost entirely (Li et al. 2018, section 7)
     coords = project(plane, net.trajectory)  # [T, ndim]

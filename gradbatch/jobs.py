@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -32,7 +31,8 @@ from .errors import ConfigError, EngineError, StoreError
 from .flows import check_flows, run_flows
 from .grid import level_shape
 from .lock import OutputLock
-from .store import HeldJob, JobWriter, commit, partial_jobs, partial_path, recover_partial, tile_stats
+from .store import (HeldJob, JobWriter, commit, h5py_version, partial_jobs, partial_path, recover_partial, stored_bytes,
+                    tile_stats)
 
 __all__ = ["Progress", "JobReport", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
@@ -327,7 +327,7 @@ def _provenance(plan: JobPlan) -> dict[str, Any]:
         "device_requested": job.device,
         "compression": job.compression.value,
         "torch_version": torch.__version__,
-        "h5py_version": h5py.__version__,
+        "h5py_version": h5py_version(),
         "gradbatch_version": __version__,
         "python_version": platform.python_version(),
         "job_yaml": job.yaml,
@@ -458,7 +458,7 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
                           "at": list(check.where), "nan_points": check.nan_points}
         final["check_max_abs_error"] = check.max_abs_error
     writer.finalize(final)
-    stored = _stored_bytes(part, job.name, plan.fields)
+    stored = stored_bytes(part, job.name, plan.fields)
     return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
                      computed_points, stats.tiles, len(done), wall, stats.compute_s, thread.busy_s,
                      stats.compile_s, stats.compiled, stored, check, nonfinite, total_points)
@@ -479,11 +479,6 @@ def nonfinite_lines(counts: dict[str, dict[str, int]], points: int) -> list[str]
             continue
         lines += [f"{name}: {words[k]} at {n:,} of {points:,} points" for k, n in c.items() if n]
     return lines
-
-
-def _stored_bytes(path: Path, job: str, fields: Sequence[str]) -> int:
-    with h5py.File(path, "r") as f:
-        return sum(f[job][n].id.get_storage_size() for n in fields)
 
 
 def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:

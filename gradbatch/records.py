@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 __all__ = ["REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
-           "LandscapeMakings"]
+           "LandscapeMakings", "Stored", "Overlays"]
 
 REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
 """Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
@@ -96,3 +96,26 @@ class LandscapeMakings:
 
     arrays: Mapping[str, np.ndarray]
     attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Stored(Generic[R]):
+    """A record as a job's file holds it, with the attributes stored beside it: the settings it
+    was made with (an optimiser's name and hyperparameters, the streamlines' field, ...)."""
+
+    record: R
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overlays:
+    """Everything a job stores besides its fields, as records (what the viewer draws):
+    ``paths`` by label in file order (the order the optimisers were given)."""
+
+    paths: Mapping[str, Stored[Descent]] = field(default_factory=dict)
+    basins: Stored[BasinsResult] | None = None
+    streamlines: Stored[Streamlines] | None = None
+    landscape: LandscapeMakings | None = None

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .errors import StoreError, ViewerError
-from .store import JobLayout, check_job, child, job_names, open_store, reading
-from .viewer.loader import FieldReader, WindowRequest
+from .store import FieldReader, JobLayout, WindowRequest, job_layout, read_coords, read_field
 from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
 __all__ = ["RenderOptions", "render", "check_output", "show", "ViewerError", "LAYERS", "vispy_scene",
@@ -69,19 +67,12 @@ def render(path: str | Path, out: str | Path, job: str | None = None,
     that is not a PNG unless ``overwrite``."""
     options.check()
     out = check_output(out, [path], overwrite)
-    with open_store(path) as f:
-        jobs = job_names(path, f)
-        name = job or (jobs[0] if jobs else None)
-        if name is not None and name in jobs:
-            g = child(path, f, name, h5py.Group)
-            layout = check_job(path, g)
-            if len(layout.axes) == 1:
-                with reading(path, f"job {name!r}", only_h5py=True):
-                    return _render_1d(g, layout, out, options)
+    layout = job_layout(path, job)
+    if layout is not None and len(layout.axes) == 1:
+        return _render_1d(path, layout, out, options)
     reader = FieldReader(path, job, options.slice_axis)
     try:
-        with reading(path, f"job {reader.job!r}", only_h5py=True):  # overlays read while drawing
-            return (_render_surface if options.surface else _render)(reader, out, options)
+        return (_render_surface if options.surface else _render)(reader, out, options)
     finally:
         reader.close()
 
@@ -147,7 +138,7 @@ def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     return _save(canvas, out)
 
 
-def _render_1d(g: h5py.Group, layout: JobLayout, out: Path, opt: RenderOptions) -> Path:
+def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOptions) -> Path:
     """A 1D job: the curve, the gradient's arrows on the input axis below it (clipped, as in
     seed 000) and slope arrows along the curve (seed 002)."""
     scene = vispy_scene("egl")
@@ -160,10 +151,9 @@ def _render_1d(g: h5py.Group, layout: JobLayout, out: Path, opt: RenderOptions) 
         raise StoreError(f"job {layout.name!r} has no value field to draw as a curve")
     w, h = opt.size
     level = choose_level(layout.shapes[0][0], w, len(layout.shapes) - 1)
-    src = g if level == 0 else g[f"levels/{level}"]
-    x = src[axis][...].astype(np.float64)
-    y = src["value"][...].astype(np.float64)
-    dy = src[f"grad_{axis}"][...].astype(np.float64) if f"grad_{axis}" in fields else None
+    x = read_coords(path, layout.name, level)[0].astype(np.float64)
+    y = read_field(path, layout.name, "value", level).astype(np.float64)
+    dy = read_field(path, layout.name, f"grad_{axis}", level).astype(np.float64) if f"grad_{axis}" in fields else None
     ok = np.isfinite(y)
     ymin, ymax = (float(y[ok].min()), float(y[ok].max())) if ok.any() else (0.0, 1.0)
     pad = 0.15 * (ymax - ymin or 1.0)
@@ -222,7 +212,7 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     view, bar = field_view(scene, canvas, opt)
     x0, x1, y0, y1 = window
     view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    layers = FieldLayers(scene, view.scene, reader.group, pair, opt, bar, reader.plane_axes)
+    layers = FieldLayers(scene, view.scene, reader.overlays(), pair, opt, bar, reader.plane_axes)
     layers.update(resp, window, (w, h))
     return _save(canvas, out)
 

@@ -11,7 +11,8 @@ import pytest
 import gradbatch
 from gradbatch.config import parse_config
 from gradbatch.errors import StoreError
-from gradbatch.viewer.loader import FieldReader, Loader, WindowRequest
+from gradbatch.store import FieldReader, WindowRequest
+from gradbatch.viewer.loader import Loader
 
 JOB = ("name: wave\nfunction: 'x + 10*y'\ngrid: {x: [0, 8, 2049], y: [-1, 1, 1025]}\n"
        "dtype: float64\noutputs: [value, gradient]\n")

@@ -14,11 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from ..errors import GradbatchError, ViewerError
-from ..store import check_job, child, job_names, open_store
-from .loader import FieldReader, Loader, WindowRequest, WindowResponse
+from ..store import FieldReader, WindowRequest, WindowResponse, job_axes
+from .loader import Loader
 from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
@@ -28,10 +26,7 @@ _TOGGLES = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths", "b": 
 
 def viewable_jobs(path: str | Path) -> dict[str, int]:
     """The file's jobs that have 2 or 3 axes, in file order, with their number of axes."""
-    with open_store(path) as f:
-        axes = {k: len(check_job(path, child(path, f, k, h5py.Group), overlays=False).axes)
-                for k in job_names(path, f)}
-    return {k: n for k, n in axes.items() if n in (2, 3)}
+    return {k: n for k, n in job_axes(path).items() if n in (2, 3)}
 
 
 class FieldView:
@@ -97,7 +92,7 @@ class FieldView:
             # the colour bar joins after the first frame: its text costs llvmpipe ~0.5 s to draw first
             if self.bar is not None:
                 self.bar.visible = False
-            self.layers = FieldLayers(self.scene, self.view.scene, reader.group, self.vectors, self.options,
+            self.layers = FieldLayers(self.scene, self.view.scene, reader.overlays(), self.vectors, self.options,
                                       None, reader.plane_axes)
             self.loader = Loader(reader, self.responses.put, self.errors.put)
             self.view.camera.transform.changed.connect(lambda event: self.request())

@@ -1,22 +1,24 @@
 """The visuals of a 2D job, shared by headless renders and the window. GL only draws here.
 
 :class:`FieldLayers` builds its visuals once and is updated with each :class:`WindowResponse`
-(image at the response's level, arrows on a level-of-detail grid for the view). Streamlines
-and descent paths are static overlays read once from the file.
+(image at the response's level, arrows on a level-of-detail grid for the view). Basins,
+streamlines and descent paths are static overlays, handed over once as records
+(:class:`gradbatch.records.Overlays`, read by the store).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ..errors import StoreError, ViewerError
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
+from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
+from ..store import FieldReader, WindowRequest, WindowResponse
 from .arrows import ArrowField
-from .loader import FieldReader, WindowRequest, WindowResponse
 
 __all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "arrow_canvas", "colormap_lut",
            "map_colors"]
@@ -93,7 +95,7 @@ class FieldLayers:
     """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node);
     ``colorbar``: a ColorBarWidget kept in step with the image's colour limits."""
 
-    def __init__(self, scene: Any, parent: Any, group: h5py.Group, vectors: tuple[str, str] | None,
+    def __init__(self, scene: Any, parent: Any, overlays: Overlays, vectors: tuple[str, str] | None,
                  options: LayerOptions, colorbar: Any = None, plane_axes: tuple[int, int] = (0, 1)) -> None:
         from vispy.color import get_colormap
 
@@ -111,25 +113,23 @@ class FieldLayers:
                                                     color_lev="white", parent=parent)
         self.arrows = ArrowField(parent=parent)
         self.overlays: dict[str, list[Any]] = {"basins": [], "streamlines": [], "paths": []}
-        self._basins(scene, parent, group)
-        self._streamlines(scene, parent, group)
-        self._paths(scene, parent, group)
+        self._basins(scene, parent, overlays.basins)
+        self._streamlines(scene, parent, overlays.streamlines)
+        self._paths(scene, parent, overlays.paths)
         self.last: WindowResponse | None = None
         self.set_visible(options.layers)
 
     # -- static overlays ---------------------------------------------------------------------
-    def _basins(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+    def _basins(self, scene: Any, parent: Any, stored: Stored[BasinsResult] | None) -> None:
         """Basin labels as a translucent categorical image (-1, no minimum: clear)."""
-        if "basins" not in g:
+        if stored is None:
             return
         from vispy.visuals.transforms import STTransform
 
-        b = g["basins"]
-        label = b["label"][...]
+        label = stored.record.label
         if label.ndim != 2:
             return
-        axes = [str(a) for a in g.attrs.get("axes", [])]
-        x, y = b[axes[0]][...], b[axes[1]][...]
+        x, y = stored.record.axes[0], stored.record.axes[1]
         rgba = np.zeros(label.shape + (4,), dtype=np.float32)
         for k in range(int(label.max()) + 1):
             c = np.array([int(PALETTE[k % len(PALETTE)][i:i + 2], 16) / 255 for i in (1, 3, 5)] + [0.35])
@@ -141,26 +141,27 @@ class FieldLayers:
         img.set_gl_state("translucent", depth_test=False)
         self.overlays["basins"].append(img)
 
-    def _streamlines(self, scene: Any, parent: Any, g: h5py.Group) -> None:
-        if "streamlines" not in g:
+    def _streamlines(self, scene: Any, parent: Any, stored: Stored[Streamlines] | None) -> None:
+        if stored is None:
             return
-        pts = g["streamlines/points"][...][:, self.plane_axes].astype(np.float32)
+        pts = stored.record.points[:, self.plane_axes].astype(np.float32)
         if len(pts):
             self.overlays["streamlines"].append(scene.visuals.Line(
-                pos=pts, connect=polyline_connect(g["streamlines/offsets"][...]), color=(1, 1, 1, 0.7),
+                pos=pts, connect=polyline_connect(stored.record.offsets), color=(1, 1, 1, 0.7),
                 method="gl", parent=parent))
 
-    def _paths(self, scene: Any, parent: Any, g: h5py.Group) -> None:
+    def _paths(self, scene: Any, parent: Any, paths: Mapping[str, Stored[Descent]]) -> None:
         """Each optimiser's paths as one line set, a circle at each start and a star at each
         path's current end (its last step, or ``path_step``)."""
         self.path_sets: list[tuple[np.ndarray, Any, Any]] = []  # positions [paths, steps+1, 2], line, ends
         self.path_steps = 0
         self.path_step = 0
-        if "paths" not in g:
-            return
-        for i, (_label, pg) in enumerate(g["paths"].items()):
+        for i, stored in enumerate(paths.values()):
             color = PALETTE[i % len(PALETTE)]
-            pos = pg["positions"][...][:, :, self.plane_axes].astype(np.float32)
+            positions = stored.record.positions
+            if positions is None:
+                continue
+            pos = positions[:, :, self.plane_axes].astype(np.float32)
             first = pos[:, 0]
             first = first[np.isfinite(first).all(axis=1)]
             if not len(first):

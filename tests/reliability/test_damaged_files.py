@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gradbatch._h5clear import lookup3
+from gradbatch.store.recovery import lookup3
 
 TIMEOUT_S = 90  # a hang fails here; healthy reads take well under a second each
 
@@ -48,7 +48,7 @@ import gradbatch
 from gradbatch.cli import main
 from gradbatch.errors import StoreError
 from gradbatch.store import job_complete
-from gradbatch.viewer.loader import FieldReader, WindowRequest
+from gradbatch.store import FieldReader, WindowRequest
 
 def reader(path):
     r = FieldReader(path)

@@ -28,7 +28,7 @@ JobWriter._write_tile = _f
 """,
     # after an overlay's group is made, before its data is written: the file open outside SWMR
     **{phase: _KILL + f"""
-import gradbatch.store as s
+import gradbatch.store.overlays as s
 _real = s._fresh_group
 def _f(f, path):
     g = _real(f, path)

@@ -52,7 +52,7 @@ def test_counts_and_check_cover_every_tile_after_a_resume(tmp_path: Path) -> Non
     (tmp_path / "job.yaml").write_text(job)
     straight = gradbatch(["run", "job.yaml", "-o", "straight.h5", "-q"], tmp_path)
     assert straight.returncode == 0, straight.stderr
-    flush_each_tile = "import gradbatch.store as s\ns.FLUSH_INTERVAL_S = 0\n"
+    flush_each_tile = "import gradbatch.store.writer as s\ns.FLUSH_INTERVAL_S = 0\n"
     killed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path,
                        prelude=flush_each_tile + kill_at_write(19))
     assert killed.returncode == -9
