@@ -20,10 +20,10 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from .config_landscape import (DataLandscapeSource, NetworkSource, check_landscape_grid, parse_landscape,
-                               parse_network)
-from .config_trajectories import (BasinsConfig, PathsConfig, StreamlinesConfig, parse_basins,
-                                  parse_paths, parse_streamlines)
+from .config_landscape import (DataLandscapeSource, FileData, MLPConfig, NetworkSource, SyntheticData,
+                               check_landscape_grid, parse_landscape, parse_network)
+from .config_trajectories import (BasinsConfig, OptimizerConfig, PathsConfig, Starts, StreamlinesConfig,
+                                  parse_basins, parse_paths, parse_streamlines)
 from .config_yaml import bad_character, load_yaml, read_job_text, show
 from .errors import ConfigError, ExpressionError
 from .expr import CONSTANTS, FUNCTIONS, parse

@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .config_trajectories import OptimizerConfig, Starts
+from .config import OptimizerConfig, Starts
+from .derivatives import value_and_grad
 from .errors import ConfigError
-from .functions import FieldFunction
+from .functions.field import FieldFunction
 from .records import REASONS, Descent
 
 __all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
@@ -160,16 +161,14 @@ def _noise(ff: FieldFunction, x: Sequence[torch.Tensor], g: Sequence[torch.Tenso
             for towards in (float("inf"), float("-inf")):
                 moved = [v.clone() for v in x]
                 moved[k] = torch.nextafter(moved[k], torch.full_like(moved[k], towards))
-                moved = [v.requires_grad_(True) for v in moved]
-                v = ff.scalar(*moved)
-                gk = torch.autograd.grad(v.sum(), moved, allow_unused=True) if v.requires_grad else [None] * len(x)
+                v, gk = value_and_grad(ff.scalar, moved)
                 with torch.no_grad():
                     d2 = torch.zeros_like(f0)
                     for a, b in zip(gk, g):
                         d = (a if a is not None else torch.zeros_like(b)) - b
                         d2 += d * d
                     torch.maximum(g_noise, d2.sqrt(), out=g_noise)
-                    torch.maximum(f_noise, (v.detach() - f0).abs(), out=f_noise)
+                    torch.maximum(f_noise, (v - f0).abs(), out=f_noise)
     return g_noise, f_noise
 
 

@@ -23,9 +23,10 @@ from typing import cast
 import numpy as np
 import torch
 
-from .config_trajectories import StreamlinesConfig
+from .config import StreamlinesConfig
+from .derivatives import value_and_grad
 from .errors import ConfigError
-from .functions import FieldFunction
+from .functions.field import FieldFunction
 from .paths import start_points
 from .records import STOPS, Streamlines
 
@@ -61,11 +62,7 @@ class _Field:
             with torch.no_grad():
                 f = list(cast(tuple, self.ff.fn(*x)))
         else:
-            with torch.enable_grad():
-                leaves = [c.detach().requires_grad_(True) for c in x]
-                v = self.ff.scalar(*leaves)
-                grads = torch.autograd.grad(v.sum(), leaves, allow_unused=True) if v.requires_grad \
-                    else [None] * len(leaves)
+            grads = value_and_grad(self.ff.scalar, x)[1]
             f = [torch.zeros_like(c) if g is None else (g if self.kind == "ascent" else -g)
                  for c, g in zip(x, grads)]
         speed2 = f[0] * f[0]

@@ -117,8 +117,8 @@ def _net(tmp: Path, extra: str, grid: str = "{alpha: [-1, 1, 5], beta: [-1, 1, 5
 
 
 def _problem() -> tuple[object, object]:
-    from gradbatch.config_landscape import MLPConfig, NetworkSource
-    from gradbatch.landscape import build_network
+    from gradbatch.config import MLPConfig, NetworkSource
+    from gradbatch.functions.models import build_network
 
     src = NetworkSource(MLPConfig(hidden=(8,), samples=200, steps=60, record_every=5, seed=1))
     return src, build_network(src)
@@ -134,8 +134,9 @@ def _loss_at(net, theta: dict, dirs: list, coef: tuple[float, ...]) -> float:  #
 def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tmp_path: Path) -> None:
     """A smooth (tanh) model from a factory, so central differences are a fair reference (a ReLU
     network's loss has a kink for every sample and unit: differences straddle them)."""
-    from gradbatch.config_landscape import NetworkSource
-    from gradbatch.landscape import build_network, build_plane
+    from gradbatch.config import NetworkSource
+    from gradbatch.functions.models import build_network
+    from gradbatch.functions.network import build_plane
 
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
     with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: filter, "
@@ -180,7 +181,7 @@ def _split(lm: h5py.Group) -> list[np.ndarray]:
 
 
 def test_filter_normalised_directions_have_the_weights_filter_norms() -> None:
-    from gradbatch.landscape import filter_normalize
+    from gradbatch.functions.network import filter_normalize
 
     gen = torch.Generator().manual_seed(0)
     theta = {"w": torch.randn(5, 3, 2, generator=gen), "b": torch.randn(5, generator=gen)}
