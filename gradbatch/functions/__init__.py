@@ -35,7 +35,9 @@ _LAZY = {
     "BuiltFunction": ".registry", "build_function": ".registry",
 }
 
-__all__ = ["FieldFunction", "TensorFn", *_LAZY]
+__all__ = ["FieldFunction", "TensorFn", "Minimum", "Builtin", "BUILTINS", "from_expression", "from_vector",
+           "from_builtin", "from_callable", "import_callable", "code_hash", "probe", "probe_graph",
+           "BuiltFunction", "build_function"]
 
 
 def __getattr__(name: str) -> Any:
