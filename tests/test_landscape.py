@@ -287,3 +287,31 @@ def test_basins_on_a_data_landscape_find_the_fit_as_a_minimum(tmp_path: Path) ->
         assert t["kind"].asstr()[0] == "minimum" and (t["eigenvalues"][0] > 0).all()
         np.testing.assert_allclose(sorted(t["eigenvalues"][0]),  # the SSE's Hessian: 2 [[sum x^2, sum x], [sum x, n]]
                                    np.linalg.eigvalsh(2 * np.array([[x @ x, x.sum()], [x.sum(), len(x)]])), rtol=1e-5)
+
+
+def test_a_landscape_is_built_once_and_its_makings_come_from_the_plan(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """No landscape is rebuilt after the tiles (and no process-wide cache stands in for that):
+    the data are read and the network trained once per job, for the tiles and the file alike."""
+    from gradbatch.functions import landscape, models, network
+
+    calls = {"data": 0, "net": 0}
+    load, build = landscape.load_data, models.build_network
+
+    def counting_load(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls["data"] += 1
+        return load(*a, **k)
+
+    def counting_build(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls["net"] += 1
+        return build(*a, **k)
+
+    monkeypatch.setattr(landscape, "load_data", counting_load)
+    monkeypatch.setattr(network, "build_network", counting_build)
+    with _run(tmp_path, "name: d\nfunction: {landscape: {data: {synthetic: {n: 20}}}}\n"
+                        "grid: {m: [-1, 1, 5], b: [-1, 1, 5]}\npaths: {starts: [[0, 0]], steps: 3}\n") as f:
+        assert f["d/landscape/x"].shape == (20,)
+    assert calls["data"] == 1
+    with _net(tmp_path, ", directions: pca", name="p.h5") as f:
+        assert "training" in f["n/paths"] and "theta" in f["n/landscape"]
+    assert calls["net"] == 1
+    assert not hasattr(models.build_network, "cache_info")
