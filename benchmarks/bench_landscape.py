@@ -34,7 +34,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import gradbatch
 from gradbatch.config import parse_config
 from gradbatch.config import MLPConfig, NetworkSource
-from gradbatch.landscape import build_network, build_plane
+from gradbatch.functions.models import build_network
+from gradbatch.functions.network import build_plane
 
 MLP = "{builtin: mlp, dataset: moons, samples: 2000, hidden: [64, 64], steps: 300, lr: 0.01, seed: 0}"
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .config import BasinsConfig, Starts
-from .functions import FieldFunction
+from .derivatives import value_grad_hessian
+from .functions.field import FieldFunction
 from .paths import descend, start_points
 from .records import REASONS, BasinsResult, CriticalPoint, Minimum
 
@@ -50,63 +51,10 @@ POLISH_XTOL = 1e-10
 
 def derivatives(ff: FieldFunction, x: torch.Tensor, hessian: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """f ``(M,)``, grad f ``(M, D)`` and, if asked, the Hessian ``(M, D, D)`` at the rows of ``x``.
-
-    The Hessian is exact (double backward of the batch: D backward passes, each row's own
-    second derivatives since f is elementwise). Where autograd has first derivatives only (a
-    loss landscape's chunks hand back stored gradients; a once-differentiable function), it is
-    central differences of the autograd gradient instead.
-    """
-    with torch.enable_grad():
-        cols = [c.detach().clone().requires_grad_(True) for c in x.unbind(1)]
-        v = ff.scalar(*cols)
-        if not v.requires_grad:  # a constant function
-            zero = torch.zeros_like(x)
-            return v.detach(), zero, (torch.zeros(*x.shape, x.shape[1], dtype=x.dtype, device=x.device)
-                                      if hessian else None)
-        grads = torch.autograd.grad(v.sum(), cols, create_graph=hessian, allow_unused=True)
-        g = [gk if gk is not None else torch.zeros_like(c) for gk, c in zip(grads, cols)]
-        if not hessian:
-            return v.detach(), torch.stack([gk.detach() for gk in g], 1), None
-        h = _double_backward(g, cols)
-    if h is None:
-        h = _fd_hessian(ff, x)
-    return v.detach(), torch.stack([gk.detach() for gk in g], 1), h
-
-
-def _double_backward(g: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) -> torch.Tensor | None:
-    """Rows of the Hessian by differentiating each gradient component; None where autograd cannot
-    (no component depends on the point through autograd, or double backward is refused)."""
-    if not any(gk.requires_grad for gk in g):
-        return None  # first derivatives only (or a linear function: differences give 0 too)
-    rows = []
-    try:
-        for gk in g:
-            if not gk.requires_grad:
-                rows.append(torch.zeros(len(cols[0]), len(cols), dtype=gk.dtype, device=gk.device))
-                continue
-            hk = torch.autograd.grad(gk.sum(), cols, retain_graph=True, allow_unused=True)
-            rows.append(torch.stack([r.detach() if r is not None else torch.zeros_like(c)
-                                     for r, c in zip(hk, cols)], 1))
-    except (RuntimeError, NotImplementedError):
-        return None
-    return torch.stack(rows, 1)
-
-
-def _fd_hessian(ff: FieldFunction, x: torch.Tensor) -> torch.Tensor:
-    """Central differences of the autograd gradient, ``(M, D, D)``: the Hessian where autograd
-    has only first derivatives."""
-    d = x.shape[1]
-    cols = []
-    for i in range(d):
-        h = 1e-5 * x[:, i].abs().clamp_min(1.0)
-        e = torch.zeros_like(x)
-        e[:, i] = h
-        up = derivatives(ff, x + e, hessian=False)[1]
-        down = derivatives(ff, x - e, hessian=False)[1]
-        cols.append((up - down) / (2 * h[:, None]))
-    hess = torch.stack(cols, 2)
-    return (hess + hess.transpose(1, 2)) / 2
+    """f ``(M,)``, grad f ``(M, D)`` and, if asked, the Hessian ``(M, D, D)`` of the scalar field
+    ``ff`` at the rows of ``x``: :func:`gradbatch.derivatives.value_grad_hessian` (exact by double
+    backward, or differences of the autograd gradient where autograd has first derivatives only)."""
+    return value_grad_hessian(ff.scalar, x, hessian)
 
 
 def _kinds(h: torch.Tensor, rel_tol: float) -> list[tuple[str, tuple[float, ...]]]:

@@ -179,54 +179,45 @@ def basins_on(cluster: Cluster, plan: JobPlan) -> RunBatches:
 
 
 
-def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int] = frozenset(),
-                stats: EvalStats | None = None) -> Iterator[TileResult]:
-    """Every tile of ``plan`` not in ``skip``, computed on the cluster, yielded in tile order."""
-    from distributed import as_completed
+class _Tiles:
+    """Tile tasks on the cluster: at most ``window`` in flight or waiting in ``ready`` for an
+    earlier tile, each task named by its tile and try, a result lost in transit computed again."""
 
-    stats = stats if stats is not None else EvalStats()
-    todo = [t.flat for t in plan.layout if t.flat not in skip]
-    if not todo:
-        return
-    client = cluster.client
-    device = _device(plan)
-    key = _job_key(plan)
-    job = client.scatter(plan.job, broadcast=True)
-    window = max(1, cluster.workers) * cluster.options.in_flight_per_worker
-    if plan.check and stats.check is None:
-        stats.check = CheckStats()
+    def __init__(self, cluster: Cluster, plan: JobPlan, todo: list[int], running: Any) -> None:
+        self.client = cluster.client
+        self.device = _device(plan)
+        self.key = _job_key(plan)
+        self.job = self.client.scatter(plan.job, broadcast=True)
+        self.window = max(1, cluster.workers) * cluster.options.in_flight_per_worker
+        self.queue = iter(todo)
+        self.running = running  # distributed.as_completed
+        self.in_flight = 0
+        self.tries: dict[int, int] = {}
+        self.flat_of: dict[str, int] = {}
+        self.ready: dict[int, TileResult] = {}
 
-    tries: dict[int, int] = {}
-    flat_of: dict[str, int] = {}
+    def submit(self, flat: int) -> None:
+        self.tries[flat] = self.tries.get(flat, 0) + 1
+        task = f"gradbatch-{self.key}-tile-{flat}-{self.tries[flat]}"
+        self.flat_of[task] = flat
+        self.running.add(self.client.submit(_tile_task, self.key, self.job, self.device, flat, key=task, pure=False))
+        self.in_flight += 1
 
-    def submit(flat: int) -> Any:
-        tries[flat] = tries.get(flat, 0) + 1
-        task = f"gradbatch-{key}-tile-{flat}-{tries[flat]}"
-        flat_of[task] = flat
-        return client.submit(_tile_task, key, job, device, flat, key=task, pure=False)
-
-    queue = iter(todo)
-    running = as_completed()
-    in_flight = 0
-
-    def top_up() -> None:  # results wait in `ready` for earlier tiles: count them against the window
-        nonlocal in_flight
-        while in_flight + len(ready) < window:
-            flat = next(queue, None)
+    def top_up(self) -> None:
+        """Results waiting in ``ready`` for earlier tiles count against the window."""
+        while self.in_flight + len(self.ready) < self.window:
+            flat = next(self.queue, None)
             if flat is None:
                 return
-            running.add(submit(flat))
-            in_flight += 1
+            self.submit(flat)
 
-    ready: dict[int, TileResult] = {}
-    order = iter(todo)
-    want: int | None = next(order)
-    top_up()
-    for future in running:
-        in_flight -= 1
-        flat = flat_of.pop(future.key)
+    def receive(self, future: Any) -> tuple[TileResult, CheckStats | None, float, float] | None:
+        """A finished task's result; None when it was lost with its worker and is computed again."""
+        self.in_flight -= 1
+        flat = self.flat_of.pop(future.key)
         try:
-            result, check, compute_s, compile_s = future.result()
+            result: tuple[TileResult, CheckStats | None, float, float] = future.result()
+            return result
         except GradbatchError:
             raise
         except Exception as exc:
@@ -236,19 +227,40 @@ def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int]
             # a result lost in transit with its worker (the task itself did not fail): compute it again
             lost = isinstance(exc, (OSError, asyncio.CancelledError)) or type(exc).__name__ in (
                 "CommClosedError", "CancelledError", "FutureCancelledError")
-            if not lost or tries[flat] >= 3:
+            if not lost or self.tries[flat] >= 3:
                 raise
-            running.add(submit(flat))
-            in_flight += 1
+            self.submit(flat)
+            return None
+
+
+def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int] = frozenset(),
+                stats: EvalStats | None = None) -> Iterator[TileResult]:
+    """Every tile of ``plan`` not in ``skip``, computed on the cluster, yielded in tile order."""
+    from distributed import as_completed
+
+    stats = stats if stats is not None else EvalStats()
+    todo = [t.flat for t in plan.layout if t.flat not in skip]
+    if not todo:
+        return
+    tiles = _Tiles(cluster, plan, todo, as_completed())
+    if plan.check and stats.check is None:
+        stats.check = CheckStats()
+    order = iter(todo)
+    want: int | None = next(order)
+    tiles.top_up()
+    for future in tiles.running:
+        got = tiles.receive(future)
+        if got is None:
             continue
+        result, check, compute_s, compile_s = got
         stats.compute_s += compute_s
         stats.compile_s += compile_s
         if check is not None and stats.check is not None:
             stats.check.merge(check)
         stats.tiles += 1
         stats.points += result.tile.size
-        ready[result.tile.flat] = result
-        while want is not None and want in ready:
-            yield ready.pop(want)
+        tiles.ready[result.tile.flat] = result
+        while want is not None and want in tiles.ready:
+            yield tiles.ready.pop(want)
             want = next(order, None)
-        top_up()
+        tiles.top_up()

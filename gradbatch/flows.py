@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .basins import compute_basins
-from .config import JobConfig
-from .config import DataLandscapeSource, NetworkSource
-from .config import OptimizerConfig
+from .config import JobConfig, OptimizerConfig
 from .engine import JobPlan
 from .errors import ConfigError
 from .paths import check_recorded, count_starts, descend, start_points
-from .records import REASONS, STOPS, Descent, LandscapeMakings
+from .records import REASONS, STOPS
 from .store import write_basins, write_landscape, write_paths, write_streamlines
 from .streamlines import compute_streamlines
 
@@ -51,54 +49,15 @@ def _bounds(job: JobConfig) -> tuple[tuple[float, float], ...]:
 
 def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
     """A loss landscape's makings, and a network's training trajectory projected on its plane
-    (stored as the path ``training``, so viewers draw it over the landscape)."""
-    src = plan.job.function
-    at = f"{plan.job.where}.function" if plan.job.where else "function"
-    if isinstance(src, DataLandscapeSource):
-        from .landscape import load_data, lstsq_minimum
-
-        x, y = load_data(src, f"{at}.landscape.data")
-        attrs: dict[str, Any] = {"kind": "data", "model": src.model, "loss": src.loss, "rows": len(x),
-                                 "data": str(dataclasses.asdict(src.data))}
-        if src.model == "linear":
-            attrs["lstsq"] = list(lstsq_minimum(x, y))
-        write_landscape(part, plan.job.name, LandscapeMakings({"x": x, "y": y}, attrs))
-        return
-    if not isinstance(src, NetworkSource):
-        return
-    import numpy as np
-    import torch
-
-    from .landscape import network_landscape, project
-
-    _, net, plane = network_landscape(src, plan.job.grid.ndim, f"{at}.network")
-    theta, dirs = plane.flat()
-    names = list(plane.theta)
-    with torch.no_grad():
-        at_theta = float(net.loss(torch.func.functional_call(net.model, plane.theta, (net.inputs,)), net.targets))
-    attrs = {"kind": "network", "description": net.description, "directions": src.directions,
-             "include_1d": src.include_1d, "seed": src.seed, "checkpoints": [str(c) for c in src.checkpoints],
-             "parameters": names, "shapes": [list(v.shape) for v in plane.theta.values()],
-             "loss_at_theta": at_theta, "model": str(src.model)}
-    if plane.explained_variance is not None:
-        attrs["explained_variance"] = plane.explained_variance
-    write_landscape(part, plan.job.name, LandscapeMakings({"theta": theta, "directions": dirs}, attrs))
-    if not net.trajectory or src.directions not in ("pca", "checkpoints"):
-        return  # random directions miss a trajectory almost entirely (Li et al. 2018, section 7)
-    coords = project(plane, net.trajectory)  # [T, ndim]
-    with torch.no_grad():
-        losses = np.array([float(net.loss(torch.func.functional_call(net.model, s, (net.inputs,)), net.targets))
-                           for s in net.trajectory])
-    last = np.concatenate([net.trajectory[-1][n].reshape(-1).numpy() for n in names])
-    rel = float(np.linalg.norm(dirs.T @ coords[-1] + theta - last)) / max(float(np.linalg.norm(theta)), 1e-12)
-    t = len(coords)
-    d = Descent(final=coords[-1:], final_value=losses[-1:], stop_step=np.array([t - 1]),
-                reason=np.array([REASONS.index("max_steps")], dtype=np.int8), positions=coords[None],
-                values=losses[None], grad_norms=np.full((1, t), np.nan))
-    write_paths(part, plan.job.name, "training", d,
-                {"optimizer": "training", "recorded_steps": net.steps, "values_are": "the model's loss at the "
-                 "recorded weights (not the plane's)", "final_offset_from_plane": rel, "reasons": list(REASONS)})
-    say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
+    (stored as the path ``training``, so viewers draw it over the landscape): made when the
+    function was built (``plan.built``), written here."""
+    built = plan.built
+    if built.landscape is not None:
+        write_landscape(part, plan.job.name, built.landscape)
+    if built.training is not None:
+        write_paths(part, plan.job.name, "training", built.training, built.training_attrs)
+        t = int(built.training.stop_step[0]) + 1  # one path: every recorded weight set
+        say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
 def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any = None) -> dict[str, float]:

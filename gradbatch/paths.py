@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 
 from .config import OptimizerConfig, Starts
+from .derivatives import value_and_grad
 from .errors import ConfigError
-from .functions import FieldFunction
+from .functions.field import FieldFunction
 from .records import REASONS, Descent
 
 __all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
@@ -160,17 +160,92 @@ def _noise(ff: FieldFunction, x: Sequence[torch.Tensor], g: Sequence[torch.Tenso
             for towards in (float("inf"), float("-inf")):
                 moved = [v.clone() for v in x]
                 moved[k] = torch.nextafter(moved[k], torch.full_like(moved[k], towards))
-                moved = [v.requires_grad_(True) for v in moved]
-                v = ff.scalar(*moved)
-                gk = torch.autograd.grad(v.sum(), moved, allow_unused=True) if v.requires_grad else [None] * len(x)
+                v, gk = value_and_grad(ff.scalar, moved)
                 with torch.no_grad():
                     d2 = torch.zeros_like(f0)
                     for a, b in zip(gk, g):
                         d = (a if a is not None else torch.zeros_like(b)) - b
                         d2 += d * d
                     torch.maximum(g_noise, d2.sqrt(), out=g_noise)
-                    torch.maximum(f_noise, (v.detach() - f0).abs(), out=f_noise)
+                    torch.maximum(f_noise, (v - f0).abs(), out=f_noise)
     return g_noise, f_noise
+
+
+class _Paths:
+    """What N descending paths have done so far: which still run, why and when each stopped,
+    and (``record``) every position, value and gradient norm, on the starts' device."""
+
+    def __init__(self, n: int, d: int, steps: int, dtype: torch.dtype, dev: torch.device, record: bool) -> None:
+        self.steps, self.record = steps, record
+        self.active = torch.ones(n, dtype=torch.bool, device=dev)
+        self.reason = torch.full((n,), REASONS.index("max_steps"), dtype=torch.uint8, device=dev)
+        self.stop_step = torch.full((n,), steps, dtype=torch.int64, device=dev)
+        self.held: list[torch.Tensor] | None = None  # where stopped rows are held
+        if record:  # every row every step; rows are held after stopping, NaN is put in afterwards
+            self.positions = torch.empty((n, steps + 1, d), dtype=dtype, device=dev)
+            self.values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
+            self.gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
+
+    def observe(self, s: int, cols: Sequence[torch.Tensor], vd: torch.Tensor, gn2: torch.Tensor,
+                bnds: Sequence[tuple[float, float]], tol: float) -> None:
+        """Record step ``s`` and stop the rows that converged, left the box or diverged."""
+        inside = (cols[0] >= bnds[0][0]) & (cols[0] <= bnds[0][1])
+        for c, (lo_k, hi_k) in zip(cols[1:], bnds[1:]):
+            inside &= (c >= lo_k) & (c <= hi_k)
+        if self.record:
+            for k, c in enumerate(cols):
+                self.positions[:, s, k] = c
+            self.values[:, s] = vd
+            self.gnorms[:, s] = gn2.sqrt()
+        # one cheap test per step (NaN fails every comparison, so it is caught here too) ...
+        stop_now = self.active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
+        if bool(stop_now.any()):  # ... and the reason only for the rare rows that stop
+            bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
+            code = torch.where(bad, REASONS.index("diverged"),
+                               torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")))
+            self.stop(s, stop_now, code[stop_now].to(torch.uint8), cols)
+
+    def stop(self, s: int, rows: torch.Tensor, code: torch.Tensor | int, cols: Sequence[torch.Tensor]) -> None:
+        self.reason[rows] = code
+        self.stop_step[rows] = s
+        self.active &= ~rows
+        self.held = [c.detach().clone() for c in cols]  # stopped rows stay where they are now
+
+    def hold(self, cols: Sequence[torch.Tensor]) -> None:
+        """After an optimiser step: put stopped rows back where they stopped."""
+        if self.held is not None:
+            with torch.no_grad():
+                for c, h in zip(cols, self.held):
+                    c.copy_(torch.where(self.active, c, h))
+
+    def result(self, cols: Sequence[torch.Tensor], final_value: torch.Tensor) -> Descent:
+        rec = self.record
+        if rec:
+            after = torch.arange(self.steps + 1, device=final_value.device)[None, :] > self.stop_step[:, None]
+            for t in (self.positions, self.values, self.gnorms):
+                t[after] = float("nan")
+        final = torch.stack([c.detach() for c in cols], dim=1)
+        return Descent(
+            final.cpu().numpy(), final_value.cpu().numpy(), self.stop_step.cpu().numpy(), self.reason.cpu().numpy(),
+            self.positions.cpu().numpy() if rec else None,
+            self.values.cpu().numpy() if rec else None,
+            self.gnorms.cpu().numpy() if rec else None,
+        )
+
+
+def _gradients(ff: FieldFunction, cols: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor,
+                                                                         torch.Tensor]:
+    """f at the rows, its gradient left in each parameter's ``.grad`` for the optimiser (the
+    optimiser's own protocol: ``backward`` of the sum), and the squared gradient norm."""
+    v = ff.scalar(*cols)
+    if v.requires_grad:  # a constant function has no gradient to take
+        v.sum().backward()
+    with torch.no_grad():
+        grads = [c.grad if c.grad is not None else torch.zeros_like(c) for c in cols]
+        gn2 = grads[0] * grads[0]
+        for g in grads[1:]:
+            gn2 = gn2 + g * g
+    return grads, gn2, v.detach()
 
 
 def descend(
@@ -193,76 +268,26 @@ def descend(
     n, d = starts.shape
     if record:
         check_recorded(n, steps)
-    dev, dtype = starts.device, starts.dtype
     # one contiguous parameter per axis: elementwise maths, fast gradients and checks
     cols = [starts[:, k].detach().clone().contiguous().requires_grad_(True) for k in range(d)]
     optimizer = _optimizer(opt, cols, ascent, fused)
     bnds = [(float(b[0]), float(b[1])) for b in bounds]
-    active = torch.ones(n, dtype=torch.bool, device=dev)
-    reason = torch.full((n,), REASONS.index("max_steps"), dtype=torch.uint8, device=dev)
-    stop_step = torch.full((n,), steps, dtype=torch.int64, device=dev)
-    if record:  # every row every step; rows are held after stopping, NaN is put in afterwards
-        positions = torch.empty((n, steps + 1, d), dtype=dtype, device=dev)
-        values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
-        gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
-    held: list[torch.Tensor] | None = None
-    watch = _StallWatch(n, dtype, dev, frozen_is_final=_frozen_is_final(opt))
+    paths = _Paths(n, d, steps, starts.dtype, starts.device, record)
+    watch = _StallWatch(n, starts.dtype, starts.device, frozen_is_final=_frozen_is_final(opt))
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
-        v = ff.scalar(*cols)
-        if v.requires_grad:  # a constant function has no gradient to take
-            v.sum().backward()
+        grads, gn2, vd = _gradients(ff, cols)
         with torch.no_grad():
-            grads = [c.grad if c.grad is not None else torch.zeros_like(c) for c in cols]
-            gn2 = grads[0] * grads[0]
-            for g in grads[1:]:
-                gn2 = gn2 + g * g
-            vd = v.detach()
-            inside = (cols[0] >= bnds[0][0]) & (cols[0] <= bnds[0][1])
-            for c, (lo_k, hi_k) in zip(cols[1:], bnds[1:]):
-                inside &= (c >= lo_k) & (c <= hi_k)
-            if record:
-                for k, c in enumerate(cols):
-                    positions[:, s, k] = c
-                values[:, s] = vd
-                gnorms[:, s] = gn2.sqrt()
-            # one cheap test per step (NaN fails every comparison, so it is caught here too) ...
-            stop_now = active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
-            if bool(stop_now.any()):  # ... and the reason only for the rare rows that stop
-                bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
-                code = torch.where(bad, REASONS.index("diverged"),
-                                   torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")))
-                reason[stop_now] = code[stop_now].to(torch.uint8)
-                stop_step[stop_now] = s
-                active &= ~stop_now
-                held = [c.detach().clone() for c in cols]  # stopped rows stay where they are now
+            paths.observe(s, cols, vd, gn2, bnds, tol)
             watch.update(-vd if ascent else vd, gn2)
-        if s and s % STALL_WINDOW == 0 and s < steps and bool(active.any()):
-            stalled = watch.check(ff, cols, grads, gn2, active)
+        if s and s % STALL_WINDOW == 0 and s < steps and bool(paths.active.any()):
+            stalled = watch.check(ff, cols, grads, gn2, paths.active)
             if bool(stalled.any()):
-                reason[stalled] = REASONS.index("stalled")
-                stop_step[stalled] = s
-                active &= ~stalled
-                held = [c.detach().clone() for c in cols]
+                paths.stop(s, stalled, REASONS.index("stalled"), cols)
         if on_step is not None:
             on_step(s)
-        if s == steps or not bool(active.any()):
+        if s == steps or not bool(paths.active.any()):
             break
         optimizer.step()
-        if held is not None:
-            with torch.no_grad():
-                for c, h in zip(cols, held):
-                    c.copy_(torch.where(active, c, h))
-    final_value = vd  # stopped rows were held, so this is f at every path's final position
-    if record:
-        after = torch.arange(steps + 1, device=dev)[None, :] > stop_step[:, None]
-        positions[after] = float("nan")
-        values[after] = float("nan")
-        gnorms[after] = float("nan")
-    final = torch.stack([c.detach() for c in cols], dim=1)
-    return Descent(
-        final.cpu().numpy(), final_value.cpu().numpy(), stop_step.cpu().numpy(), reason.cpu().numpy(),
-        positions.cpu().numpy() if record else None,
-        values.cpu().numpy() if record else None,
-        gnorms.cpu().numpy() if record else None,
-    )
+        paths.hold(cols)
+    return paths.result(cols, vd)  # stopped rows were held, so vd is f at every path's final position

@@ -2,7 +2,8 @@
 
 Lines follow the exact field evaluated by autograd at arbitrary points (never interpolated
 from a grid), parametrised by arc length: dx/ds = F(x) / |F(x)|. Every line advances in one
-batch, with RK4 at a fixed step or Dormand-Prince RK45 with a step per line.
+batch, with RK4 at a fixed step or Dormand-Prince RK45 with a step per line
+(:mod:`gradbatch.integrate`); this module seeds the lines and joins their halves.
 
 Evenly spaced seeding (2D; ``seeds: {even: density}``, as matplotlib's ``streamplot``): the
 domain is split into 30 x density cells per axis. Seeds are taken from free cells in a spiral
@@ -17,222 +18,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
 
 from .config import StreamlinesConfig
 from .errors import ConfigError
-from .functions import FieldFunction
+from .functions.field import FieldFunction
+from .integrate import Field, Mask, integrate
 from .paths import start_points
 from .records import STOPS, Streamlines
 
 __all__ = ["STOPS", "Streamlines", "integrate", "compute_streamlines", "spiral_cells"]
-
-_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_DP_E = tuple(b - bs for b, bs in zip(_DP_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640,
-                                            -92097 / 339200, 187 / 2100, 1 / 40)))
-
-
-Cols = list[torch.Tensor]  # one (N,) tensor per axis: elementwise maths stays fast
-
-
-class _Field:
-    """Unit direction (one column per axis) and speed of the field at N points."""
-
-    def __init__(self, ff: FieldFunction, kind: str) -> None:
-        self.ff = ff
-        self.kind = kind
-
-    def __call__(self, x: Cols, sign: torch.Tensor | float = 1.0) -> tuple[Cols, torch.Tensor]:
-        if self.kind == "vector":
-            with torch.no_grad():
-                f = list(cast(tuple, self.ff.fn(*x)))
-        else:
-            with torch.enable_grad():
-                leaves = [c.detach().requires_grad_(True) for c in x]
-                v = self.ff.scalar(*leaves)
-                grads = torch.autograd.grad(v.sum(), leaves, allow_unused=True) if v.requires_grad \
-                    else [None] * len(leaves)
-            f = [torch.zeros_like(c) if g is None else (g if self.kind == "ascent" else -g)
-                 for c, g in zip(x, grads)]
-        speed2 = f[0] * f[0]
-        for c in f[1:]:
-            speed2 = speed2 + c * c
-        speed = speed2.sqrt()
-        inv = sign / speed.clamp_min(torch.finfo(speed.dtype).tiny)
-        return [c * inv for c in f], speed
-
-
-def _cell(x: Cols, lo: Sequence[float], size: Sequence[float], n: Sequence[int]) -> torch.Tensor:
-    """Flat cell index of each point (2D mask, row-major (y, x))."""
-    ix = ((x[0] - lo[0]) / size[0]).floor().long().clamp(0, n[0] - 1)
-    iy = ((x[1] - lo[1]) / size[1]).floor().long().clamp(0, n[1] - 1)
-    return iy * n[0] + ix
-
-
-def _axpy(x: Cols, a: torch.Tensor, k: Cols) -> Cols:
-    """x + a * k, columnwise (a: one step length per line)."""
-    return [xc + a * kc for xc, kc in zip(x, k)]
-
-
-@dataclass
-class _Mask:
-    """Cells of the evenly spaced grid (-1: free, else the owning line) and its geometry."""
-
-    cells: torch.Tensor
-    lo: tuple[float, float]
-    size: tuple[float, float]
-    counts: tuple[int, int]
-
-
-def integrate(
-    field: _Field,
-    seeds: torch.Tensor,
-    sign: torch.Tensor,
-    bounds: Sequence[tuple[float, float]],
-    cfg: StreamlinesConfig,
-    step: float,
-    max_length: float,
-    mask: _Mask | None = None,
-    owner: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Integrate lines from ``seeds`` (``(L, D)``) in direction ``sign`` (+1/-1 per line).
-
-    Returns positions ``(L, S, D)`` (S <= max_steps + 1; NaN after each line's end), point counts,
-    stop codes and arc lengths. With ``mask`` lines claim the cells they enter as ``owner`` and
-    stop on entering a cell held by another line (or by their own earlier part).
-
-    Only lines still running are computed: the working set is compacted as lines stop.
-    """
-    n, d = seeds.shape
-    dev, dtype = seeds.device, seeds.dtype
-    steps = cfg.max_steps
-    # the point buffer grows by doubling: lines rarely need max_steps, and it is (L, steps, D)
-    pos = torch.full((n, min(steps + 1, 64), d), float("nan"), dtype=dtype, device=dev)
-    pos[:, 0] = seeds
-    count = torch.ones(n, dtype=torch.int64, device=dev)
-    length = torch.zeros(n, dtype=dtype, device=dev)
-    stop = torch.full((n,), STOPS.index("max_steps"), dtype=torch.uint8, device=dev)
-    # the working set: lines still running
-    ids = torch.arange(n, device=dev)
-    x = [seeds[:, k].contiguous() for k in range(d)]
-    sgn = sign.to(dtype)
-    h = torch.full((n,), step, dtype=dtype, device=dev)
-    run_len = torch.zeros(n, dtype=dtype, device=dev)
-    run_count = torch.ones(n, dtype=torch.int64, device=dev)
-    prev = [torch.zeros(n, dtype=dtype, device=dev) for _ in range(d)]
-    own = owner
-    current = _cell(x, mask.lo, mask.size, mask.counts) if mask is not None else None
-    lo_b = [b[0] for b in bounds]
-    hi_b = [b[1] for b in bounds]
-    attempts = 0
-    while ids.numel() and attempts < 20 * steps:
-        attempts += 1
-        k1, speed = field(x, sgn)
-        # at a critical point the unit direction flips, or the step stops moving
-        dot = k1[0] * prev[0]
-        for a, b in zip(k1[1:], prev[1:]):
-            dot = dot + a * b
-        stagnant = (speed < cfg.min_speed) | (dot < 0)
-        ha = torch.minimum(h, (max_length - run_len).clamp_min(0))
-        if cfg.method == "rk4":
-            k2 = field(_axpy(x, 0.5 * ha, k1), sgn)[0]
-            k3 = field(_axpy(x, 0.5 * ha, k2), sgn)[0]
-            k4 = field(_axpy(x, ha, k3), sgn)[0]
-            xn = [xc + ha / 6 * (a + 2 * b + 2 * c + e) for xc, a, b, c, e in zip(x, k1, k2, k3, k4)]
-            accept = torch.ones_like(stagnant)
-        else:
-            ks = [k1]
-            for i in range(1, 7):
-                xi = [xc + ha * sum(a * kk[j] for a, kk in zip(_DP_A[i], ks)) for j, xc in enumerate(x)]
-                ks.append(field(xi, sgn)[0])
-            xn = [xc + ha * sum(b * kk[j] for b, kk in zip(_DP_B, ks)) for j, xc in enumerate(x)]
-            err2 = torch.zeros_like(ha)
-            for j in range(d):
-                e = ha * sum(c * kk[j] for c, kk in zip(_DP_E, ks))
-                err2 = err2 + e * e
-            err = err2.sqrt()
-            accept = err <= cfg.tol
-            factor = (0.9 * (cfg.tol / err.clamp_min(1e-300)) ** 0.2).clamp(0.2, 5.0)
-            h = (ha * factor).clamp(max=step * 20)
-        moved2 = torch.zeros_like(ha)
-        inside = torch.ones_like(stagnant)  # NaN fails these comparisons too
-        for j in range(d):
-            dj = xn[j] - x[j]
-            moved2 = moved2 + dj * dj
-            inside &= (xn[j] >= lo_b[j]) & (xn[j] <= hi_b[j])
-        stagnant |= accept & (moved2 < (0.25 * ha) ** 2) & (ha > 0)
-        ok = accept & ~stagnant & inside
-        held = torch.zeros_like(ok)
-        if mask is not None and own is not None and current is not None:
-            new_cell = _cell(xn, mask.lo, mask.size, mask.counts)
-            moved = ok & (new_cell != current)
-            held = moved & (mask.cells[new_cell] != -1)
-            claim = moved & ~held
-            if bool(claim.any()):  # two lines entering one free cell at once: the lower owner wins
-                winner = torch.full_like(mask.cells, torch.iinfo(mask.cells.dtype).max)
-                winner.scatter_reduce_(0, new_cell[claim], own[claim], reduce="amin")
-                lost = claim & (winner[new_cell] != own)
-                held |= lost
-                claim &= ~lost
-                mask.cells[new_cell[claim]] = own[claim]
-            ok &= ~held
-            current = torch.where(ok, new_cell, current)
-        # advance accepted lines and record their new point
-        x = [torch.where(ok, a, b) for a, b in zip(xn, x)]
-        prev = [torch.where(ok, a, b) for a, b in zip(k1, prev)]
-        run_len = torch.where(ok, run_len + ha, run_len)
-        if bool(ok.any()):
-            rows, at = ids[ok], run_count[ok]
-            if int(at.max()) >= pos.shape[1]:
-                grown = torch.full((n, min(steps + 1, 2 * pos.shape[1]), d), float("nan"), dtype=dtype, device=dev)
-                grown[:, :pos.shape[1]] = pos
-                pos = grown
-            for j in range(d):
-                pos[rows, at, j] = x[j][ok]
-        run_count = run_count + ok.long()
-        # which lines end now; why, only for those (a rare, small set)
-        long = run_len >= max_length * (1 - 1e-9)
-        full = run_count > steps
-        ended = long | full | held | stagnant | (accept & ~inside)
-        if bool(ended.any()):
-            e_inside, e_stag, e_held = inside[ended], stagnant[ended], held[ended]
-            e_finite = torch.ones_like(e_inside)
-            for j in range(d):
-                e_finite &= torch.isfinite(xn[j][ended])
-            code = torch.full_like(e_inside, STOPS.index("max_length"), dtype=torch.uint8)
-            code[full[ended]] = STOPS.index("max_steps")
-            code[e_held] = STOPS.index("occupied")
-            code[accept[ended] & ~e_inside] = STOPS.index("domain_edge")
-            code[e_stag | ~e_finite] = STOPS.index("stagnation")
-            done = ids[ended]
-            stop[done] = code
-            count[done] = run_count[ended]
-            length[done] = run_len[ended]
-            keep = ~ended
-            ids = ids[keep]
-            x = [c[keep] for c in x]
-            prev = [c[keep] for c in prev]
-            sgn, h, run_len, run_count = sgn[keep], h[keep], run_len[keep], run_count[keep]
-            if current is not None and own is not None:
-                current, own = current[keep], own[keep]
-    if ids.numel():  # out of attempts (rk45 refusing every step): record where they got to
-        count[ids] = run_count
-        length[ids] = run_len
-    return pos, count, stop, length
 
 
 def spiral_cells(nx: int, ny: int) -> list[tuple[int, int]]:
@@ -295,7 +92,7 @@ def compute_streamlines(
     dtype: torch.dtype,
     device: torch.device,
 ) -> Streamlines:
-    field = _Field(ff, cfg.field)
+    field = Field(ff, cfg.field)
     ranges = [hi - lo for lo, hi in bounds]
     diag = math.sqrt(sum(r * r for r in ranges))
     max_length = cfg.max_length or 4 * diag
@@ -306,8 +103,8 @@ def compute_streamlines(
     return _lines(field, seeds, cfg, bounds, step, max_length)
 
 
-def _lines(field: _Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
-           step: float, max_length: float, mask: _Mask | None = None, owner: torch.Tensor | None = None
+def _lines(field: Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
+           step: float, max_length: float, mask: Mask | None = None, owner: torch.Tensor | None = None
            ) -> Streamlines:
     n = seeds.shape[0]
     dev = seeds.device
@@ -322,7 +119,7 @@ def _lines(field: _Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: S
     return _assemble(pos, count, stop, length, backward, forward, n)
 
 
-def _even(field: _Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
+def _even(field: Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
           dtype: torch.dtype, device: torch.device, max_length: float) -> Streamlines:
     if len(bounds) != 2:
         raise ConfigError("streamlines.seeds: evenly spaced seeding is for 2D grids; use grid: or random:")
@@ -331,7 +128,7 @@ def _even(field: _Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, f
     lo = (bounds[0][0], bounds[1][0])
     step = cfg.step or min(size)  # one cell, as matplotlib's streamplot
     min_length = 0.1 * min(hi - lo_ for lo_, hi in bounds)
-    mask = _Mask(torch.full((nx * ny,), -1, dtype=torch.int64, device=device), lo, size, (nx, ny))
+    mask = Mask(torch.full((nx * ny,), -1, dtype=torch.int64, device=device), lo, size, (nx, ny))
     order = np.array([iy * nx + ix for ix, iy in spiral_cells(nx, ny)], dtype=np.int64)
     results: list[Streamlines] = []
     next_id = 0

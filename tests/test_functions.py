@@ -316,3 +316,79 @@ def test_out_of_memory_splits_the_tile_and_gives_the_same_result() -> None:
     expected = real(axes)
     for k in expected:
         torch.testing.assert_close(out[k], expected[k])
+
+
+# -- the registry of function sources and the autograd helper ----------------------------------
+
+def test_every_function_source_type_has_a_builder() -> None:
+    import typing
+
+    from gradbatch.config import FunctionSource
+    from gradbatch.functions.registry import BUILDERS, SourceBuilder, builder_for
+
+    types = typing.get_args(FunctionSource)
+    assert set(types) == set(BUILDERS)
+    for t in types:
+        module, _, name = BUILDERS[t].partition(":")
+        cls = getattr(__import__(f"gradbatch.functions.{module}", fromlist=[name]), name)
+        assert issubclass(cls, SourceBuilder) and cls.build is not SourceBuilder.build
+    with pytest.raises(TypeError, match="unknown function source"):
+        builder_for(object())
+
+
+def test_the_engine_imports_no_function_source() -> None:
+    """The engine resolves sources through the registry: planning an expression job loads the
+    expression source only, never the landscapes, networks or user code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gradbatch.engine as e\nfrom gradbatch.config import parse_config\n"
+            "e.plan_job(parse_config('function: x*y\\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}').jobs[0], 'cpu')\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('gradbatch.functions.')))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                timeout=120).stdout.split())
+    assert "gradbatch.functions.expression" in loaded
+    assert not loaded & {f"gradbatch.functions.{m}" for m in ("landscape", "network", "models", "chunked",
+                                                               "callable", "builtin")}
+
+
+def test_derivatives_helper_value_gradient_and_hessian() -> None:
+    """f = x^2 y + sin(y): grad (2xy, x^2 + cos y), Hessian [[2y, 2x], [2x, -sin y]], by hand."""
+    from gradbatch.derivatives import value_and_grad, value_grad_hessian
+
+    x = np.array([0.3, -1.2, 2.0])
+    y = np.array([0.7, 0.1, -0.4])
+    pts = torch.tensor(np.stack([x, y], 1))
+    f, g, h = value_grad_hessian(lambda a, b: a * a * b + torch.sin(b), pts)
+    assert h is not None
+    np.testing.assert_allclose(f.numpy(), x**2 * y + np.sin(y), rtol=1e-14)
+    np.testing.assert_allclose(g.numpy(), np.stack([2 * x * y, x**2 + np.cos(y)], 1), rtol=1e-14)
+    want = np.stack([np.stack([2 * y, 2 * x], 1), np.stack([2 * x, -np.sin(y)], 1)], 1)
+    np.testing.assert_allclose(h.numpy(), want, rtol=1e-13)
+    v, grads = value_and_grad(lambda a, b: 3 * a, [pts[:, 0], pts[:, 1]])
+    assert grads[1] is None and torch.equal(grads[0], torch.full((3,), 3.0, dtype=torch.float64))
+    _, none = value_and_grad(lambda a, b: torch.zeros_like(a), [pts[:, 0], pts[:, 1]])
+    assert none == [None, None]
+
+
+def test_derivatives_helper_hessian_by_differences_where_autograd_has_first_derivatives_only() -> None:
+    from gradbatch.derivatives import value_grad_hessian
+
+    class Cube(torch.autograd.Function):  # x^3 with a backward that is not differentiable again
+        @staticmethod
+        def forward(ctx, a):  # noqa: ANN001, ANN205
+            ctx.save_for_backward(a)
+            return a ** 3
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            (a,) = ctx.saved_tensors
+            return grad * 3 * a.detach() ** 2
+
+    pts = torch.tensor([[0.5, 2.0], [-1.5, 1.0]], dtype=torch.float64)
+    _, g, h = value_grad_hessian(lambda a, b: Cube.apply(a) + 2 * Cube.apply(b), pts)
+    assert h is not None
+    a, b = pts[:, 0].numpy(), pts[:, 1].numpy()
+    np.testing.assert_allclose(g.numpy(), np.stack([3 * a**2, 6 * b**2], 1), rtol=1e-14)
+    want = np.stack([np.stack([6 * a, 0 * a], 1), np.stack([0 * a, 12 * b], 1)], 1)
+    np.testing.assert_allclose(h.numpy(), want, rtol=1e-6, atol=1e-8)

@@ -118,7 +118,7 @@ def _net(tmp: Path, extra: str, grid: str = "{alpha: [-1, 1, 5], beta: [-1, 1, 5
 
 def _problem() -> tuple[object, object]:
     from gradbatch.config import MLPConfig, NetworkSource
-    from gradbatch.landscape import build_network
+    from gradbatch.functions.models import build_network
 
     src = NetworkSource(MLPConfig(hidden=(8,), samples=200, steps=60, record_every=5, seed=1))
     return src, build_network(src)
@@ -135,7 +135,8 @@ def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tm
     """A smooth (tanh) model from a factory, so central differences are a fair reference (a ReLU
     network's loss has a kink for every sample and unit: differences straddle them)."""
     from gradbatch.config import NetworkSource
-    from gradbatch.landscape import build_network, build_plane
+    from gradbatch.functions.models import build_network
+    from gradbatch.functions.network import build_plane
 
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
     with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: filter, "
@@ -180,7 +181,7 @@ def _split(lm: h5py.Group) -> list[np.ndarray]:
 
 
 def test_filter_normalised_directions_have_the_weights_filter_norms() -> None:
-    from gradbatch.landscape import filter_normalize
+    from gradbatch.functions.network import filter_normalize
 
     gen = torch.Generator().manual_seed(0)
     theta = {"w": torch.randn(5, 3, 2, generator=gen), "b": torch.randn(5, generator=gen)}
@@ -286,3 +287,31 @@ def test_basins_on_a_data_landscape_find_the_fit_as_a_minimum(tmp_path: Path) ->
         assert t["kind"].asstr()[0] == "minimum" and (t["eigenvalues"][0] > 0).all()
         np.testing.assert_allclose(sorted(t["eigenvalues"][0]),  # the SSE's Hessian: 2 [[sum x^2, sum x], [sum x, n]]
                                    np.linalg.eigvalsh(2 * np.array([[x @ x, x.sum()], [x.sum(), len(x)]])), rtol=1e-5)
+
+
+def test_a_landscape_is_built_once_and_its_makings_come_from_the_plan(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """No landscape is rebuilt after the tiles (and no process-wide cache stands in for that):
+    the data are read and the network trained once per job, for the tiles and the file alike."""
+    from gradbatch.functions import landscape, models, network
+
+    calls = {"data": 0, "net": 0}
+    load, build = landscape.load_data, models.build_network
+
+    def counting_load(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls["data"] += 1
+        return load(*a, **k)
+
+    def counting_build(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls["net"] += 1
+        return build(*a, **k)
+
+    monkeypatch.setattr(landscape, "load_data", counting_load)
+    monkeypatch.setattr(network, "build_network", counting_build)
+    with _run(tmp_path, "name: d\nfunction: {landscape: {data: {synthetic: {n: 20}}}}\n"
+                        "grid: {m: [-1, 1, 5], b: [-1, 1, 5]}\npaths: {starts: [[0, 0]], steps: 3}\n") as f:
+        assert f["d/landscape/x"].shape == (20,)
+    assert calls["data"] == 1
+    with _net(tmp_path, ", directions: pca", name="p.h5") as f:
+        assert "training" in f["n/paths"] and "theta" in f["n/landscape"]
+    assert calls["net"] == 1
+    assert not hasattr(models.build_network, "cache_info")

@@ -1,10 +1,11 @@
 """The value and exact derivatives of one tile.
 
-For a scalar field f the kernel returns ``value`` and ``grad_<axis>`` (one reverse-mode pass of
-``torch.func.grad_and_value`` over ``f(...).sum()``: points are independent, so the gradient of
-the sum is every point's own gradient). For a vector field v it returns the components and the
-Jacobian rows ``d v_i / d axis`` (one ``torch.func.vjp`` pass per component), from which
-divergence and curl are formed. Everything stays on the tile's device.
+For a scalar field f the kernel returns ``value`` and ``grad_<axis>`` (one reverse-mode pass over
+``f(...).sum()``: points are independent, so the gradient of the sum is every point's own
+gradient). For a vector field v it returns the components and the Jacobian rows
+``d v_i / d axis`` (one pass per component), from which divergence and curl are formed. The
+passes are :mod:`gradbatch.derivatives`' (eager autograd; torch.func when compiled). Everything
+stays on the tile's device.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
-from torch.func import grad_and_value, vjp
-
 from ..config import CompileMode, Output
+from ..derivatives import jacobian, jacobian_functional, zeros_for_unused
 from ..errors import EngineError, FunctionError
-from ..functions import FieldFunction
+from ..functions.field import FieldFunction
 from .coords import expand_axes
 
 __all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats", "nonfinite_counts", "needs_derivatives",
@@ -59,54 +59,31 @@ def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
 
     ``functional`` uses torch.func (what torch.compile traces); otherwise plain autograd, which
     is as fast eagerly and has no first-call cost (torch.func's first call takes ~2 s).
+    A component without a graph has zero derivatives, unless it is user code that lost its
+    graph: then the stored gradient would be a silent zero, and it is an error.
     """
-    if not functional:
-        return _jacobian_autograd(ff, coords)
-    n = len(coords)
-    if ff.kind == "scalar":
-        def summed(*c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            v = cast(torch.Tensor, ff.fn(*c))
-            return v.sum(), v
-
-        grads, (_, value) = grad_and_value(summed, argnums=tuple(range(n)), has_aux=True)(*coords)
-        return [value], [list(grads)]
-    result = vjp(lambda *c: tuple(cast(tuple, ff.fn(*c))), *coords)
-    values, pullback = result[0], result[1]
-    rows = []
-    for i in range(len(values)):
-        cot = tuple(torch.ones_like(v) if j == i else torch.zeros_like(v) for j, v in enumerate(values))
-        rows.append(list(pullback(cot)))
-    return list(values), rows
-
-
-def _jacobian_autograd(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    with torch.enable_grad():
-        leaves = [c.detach().requires_grad_(True) for c in coords]
-        out = ff.fn(*leaves)
-        values = [cast(torch.Tensor, out)] if ff.kind == "scalar" else list(cast(tuple, out))
-        rows: list[list[torch.Tensor]] = []
-        for i, v in enumerate(values):
-            if not v.requires_grad:  # constant in every coordinate
-                if ff.source == "callable":  # or computed where autograd cannot see it
-                    raise FunctionError(
-                        f"callable {ff.text!r} returned a tensor without an autograd graph (computed "
-                        "under torch.no_grad(), .detach(), or through numpy?), so its gradient would "
-                        "be stored as zero; compute it with torch operations on the inputs (a constant "
-                        "field: return e.g. 0 * x + c)")
-                rows.append([torch.zeros_like(c) for c in coords])
-                continue
-            # Points are independent, so d(sum v)/d coords is every point's own derivative.
-            # (Passing grad_outputs instead would import sympy on first use: ~0.5-0.9 s.)
-            grads = torch.autograd.grad(v.sum(), leaves, retain_graph=i < len(values) - 1,
-                                        allow_unused=True)
-            if ff.source == "callable" and all(g is None for g in grads):
+    if functional:
+        return jacobian_functional(ff.fn, coords, ff.kind == "vector")
+    values, rows = jacobian(ff.fn, coords, ff.kind == "vector")
+    out: list[list[torch.Tensor]] = []
+    for row in rows:
+        if row is None:  # constant in every coordinate
+            if ff.user_code:  # or computed where autograd cannot see it
                 raise FunctionError(
-                    f"callable {ff.text!r} returned a tensor whose autograd graph does not reach its "
-                    "inputs (converted through a list or numpy, or new tensors built from their "
-                    "values?), so its gradient would be stored as zero; compute it with torch "
-                    "operations on the inputs")
-            rows.append([torch.zeros_like(c) if g is None else g for c, g in zip(coords, grads)])
-    return [v.detach() for v in values], rows
+                    f"callable {ff.text!r} returned a tensor without an autograd graph (computed "
+                    "under torch.no_grad(), .detach(), or through numpy?), so its gradient would "
+                    "be stored as zero; compute it with torch operations on the inputs (a constant "
+                    "field: return e.g. 0 * x + c)")
+            out.append([torch.zeros_like(c) for c in coords])
+            continue
+        if ff.user_code and all(g is None for g in row):
+            raise FunctionError(
+                f"callable {ff.text!r} returned a tensor whose autograd graph does not reach its "
+                "inputs (converted through a list or numpy, or new tensors built from their "
+                "values?), so its gradient would be stored as zero; compute it with torch "
+                "operations on the inputs")
+        out.append(zeros_for_unused(row, coords))
+    return values, out
 
 
 def value_and_jacobian(ff: FieldFunction, coords: Coords
@@ -117,7 +94,7 @@ def value_and_jacobian(ff: FieldFunction, coords: Coords
     shape ``S`` per component: one for a scalar field) and ``jac[i][j] = d values[i] / d axis j``.
     For a scalar field ``jac[0]`` is the gradient.
     """
-    return _jacobian_autograd(ff, coords)
+    return _jacobian(ff, coords)
 
 
 def needs_derivatives(ff: FieldFunction, outputs: Sequence[Output]) -> bool:

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import DataLandscapeSource, NetworkSource
-from ..config import (DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, BuiltinSource, CallableSource,
-                      ExpressionSource, JobConfig, Output, VectorSource, check_outputs)
+from ..config import DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, JobConfig, Output, check_outputs
 from ..errors import EngineError, FunctionError, GradbatchError
-from ..functions import (FieldFunction, from_builtin, from_callable, from_expression, from_vector,
-                         probe, probe_graph)
+from ..functions.field import FieldFunction
+from ..functions.registry import BuiltFunction, build_function
 from ..grid import Tile, TileLayout, axis_values, layout, level_count
 from .coords import expand_axes, tile_axes
 from ..pyramid import tile_levels
@@ -38,7 +36,9 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class JobPlan:
-    """Everything needed to compute a job, resolved and validated."""
+    """Everything needed to compute a job, resolved and validated. ``built`` is what building the
+    function produced besides it (a loss landscape's makings, a network's training path): the
+    job's flows write it after the tiles, without building anything again."""
 
     job: JobConfig
     function: FieldFunction
@@ -49,6 +49,7 @@ class JobPlan:
     layout: TileLayout
     levels: int
     axes: tuple[np.ndarray, ...]  # coordinates per axis, grid order, job dtype
+    built: BuiltFunction
 
     @property
     def check(self) -> bool:
@@ -83,27 +84,8 @@ class EvalStats:
 
 
 def resolve_function(job: JobConfig) -> FieldFunction:
-    src = job.function
-    names = job.grid.names
-    if isinstance(src, ExpressionSource):
-        return from_expression(src.text, names, job.params)
-    if isinstance(src, VectorSource):
-        return from_vector(src.texts, names, job.params)
-    if isinstance(src, BuiltinSource):
-        return from_builtin(src.name, job.grid.ndim, job.params)
-    if isinstance(src, CallableSource):
-        where = f"{job.where}.function.callable" if job.where else "function.callable"
-        return from_callable(src.ref, src.base_dir, where)
-    at = f"{job.where}.function" if job.where else "function"
-    if isinstance(src, DataLandscapeSource):
-        from ..landscape import data_landscape
-
-        return data_landscape(src, f"{at}.landscape")
-    if isinstance(src, NetworkSource):
-        from ..landscape import network_landscape
-
-        return network_landscape(src, job.grid.ndim, f"{at}.network")[0]
-    raise TypeError(f"unknown function source {src!r}")
+    """The job's function, built from its ``function:`` settings (not yet probed)."""
+    return build_function(job).function
 
 
 def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPlan:
@@ -113,7 +95,8 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
     """
     dev = resolve_device(device if device is not None else job.device)
     dtype = _DTYPES[job.dtype]
-    ff = probe(resolve_function(job), job.grid.ndim, dtype, dev)
+    built = build_function(job)
+    ff = built.check(job.grid.ndim, dtype, dev)
     where = f"{job.where}.outputs" if job.where else "outputs"
     outputs: tuple[Output, ...]
     if job.outputs is None:
@@ -123,15 +106,15 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
     else:
         outputs = job.outputs
         check_outputs(outputs, ff.kind, job.grid.ndim, where)
-    if ff.source == "callable" and needs_derivatives(ff, outputs):
-        probe_graph(ff, job.grid.ndim, dtype, dev)
+    if needs_derivatives(ff, outputs):
+        built.check_graph(ff, job.grid.ndim, dtype, dev)
     names = tuple(field_names(ff, job.grid.names, outputs))
     if not names:
         raise EngineError(f"{where}: nothing to write; add value, gradient or another field")
     lay = layout(job.grid, job.tile)
     levels = level_count(lay) if job.pyramid else 0
     axes = tuple(axis_values(job.grid, job.dtype))
-    return JobPlan(job, ff, dev, dtype, tuple(outputs), names, lay, levels, axes)
+    return JobPlan(job, ff, dev, dtype, tuple(outputs), names, lay, levels, axes, built)
 
 
 def _run_split(kernel: Kernel, axes1d: tuple[torch.Tensor, ...], parts: int) -> dict[str, torch.Tensor]:
