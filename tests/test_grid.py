@@ -9,7 +9,7 @@ import torch
 from gradbatch.config import parse_config
 from gradbatch.engine.coords import tile_coords
 from gradbatch.grid import axis_values, layout, level_axis_values, level_count
-from gradbatch.pyramid import tile_levels
+from gradbatch.engine.pyramid import tile_levels
 
 from .conftest import compute_fields
 

@@ -20,7 +20,7 @@ from ..functions.field import FieldFunction
 from ..functions.registry import BuiltFunction, build_function
 from ..grid import Tile, TileLayout, axis_values, layout, level_count
 from .coords import expand_axes, tile_axes
-from ..pyramid import tile_levels
+from .pyramid import tile_levels
 from .device import resolve_device
 from .kernel import (CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check,
                      needs_derivatives, nonfinite_counts, warm_up)
