@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 import gradbatch
-from gradbatch.basins import compute_basins
+from gradbatch.trajectories.basins import compute_basins
 from gradbatch.config import parse_basins, parse_streamlines
 from gradbatch.functions import BUILTINS, from_builtin
-from gradbatch.streamlines import compute_streamlines
+from gradbatch.trajectories.streamlines import compute_streamlines
 
 
 def main() -> None:

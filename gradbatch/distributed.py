@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .basins import BatchResult, RunBatches, basin_batch
+from .trajectories.basins import BatchResult, RunBatches, basin_batch
 from .config import JobConfig
 from .engine.kernel import CheckStats
 from .engine.runner import EvalStats, JobPlan, TileComputer, TileResult, plan_job

@@ -28,7 +28,7 @@ from .describe import human_size
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError, StoreError
-from .flows import check_flows, run_flows
+from .trajectories.flows import check_flows, run_flows
 from .grid import level_shape
 from .lock import OutputLock
 from .store import (HeldJob, JobWriter, commit, h5py_version, partial_jobs, partial_path, recover_partial, stored_bytes,

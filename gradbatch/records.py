@@ -20,7 +20,7 @@ __all__ = ["REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsRes
 REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
 """Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the
 grid's box), diverged (a non-finite value or gradient), max_steps, stalled (no progress left in
-the job's dtype: see :data:`gradbatch.paths.STALL_WINDOW`). New reasons are only ever appended,
+the job's dtype: see :data:`gradbatch.trajectories.paths.STALL_WINDOW`). New reasons are only ever appended,
 so the codes in older files keep their meaning."""
 
 STOPS = ("max_length", "max_steps", "stagnation", "domain_edge", "occupied", "not_integrated")

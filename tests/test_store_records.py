@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import gradbatch.flows as flows
+import gradbatch.trajectories.flows as flows
 from gradbatch.cli import main
 from gradbatch.records import BasinsResult, Descent, LandscapeMakings, Streamlines
 from gradbatch.store import (FieldReader, WindowRequest, inspect, read_basins, read_field, read_landscape,

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 import gradbatch
-from gradbatch.basins import classify, compute_basins
+from gradbatch.trajectories.basins import classify, compute_basins
 from gradbatch.config import parse_config
 from gradbatch.config import Starts, parse_basins, parse_optimizer, parse_streamlines
 from gradbatch.errors import ConfigError
 from gradbatch.functions import BUILTINS, from_builtin, from_expression, from_vector
-from gradbatch.paths import REASONS, descend, start_points
+from gradbatch.trajectories.paths import REASONS, descend, start_points
 from gradbatch.store import partial_path
-from gradbatch.streamlines import STOPS, compute_streamlines
+from gradbatch.trajectories.streamlines import STOPS, compute_streamlines
 
 HIMMELBLAU = from_builtin("himmelblau", 2, {})
 BOX = ((-6.0, 6.0), (-6.0, 6.0))
@@ -228,7 +228,7 @@ def test_job_stores_paths_basins_and_streamlines(in_tmp: Path) -> None:
 
 
 def test_interrupted_during_paths_resumes_to_the_same_file(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gradbatch.flows as flows
+    import gradbatch.trajectories.flows as flows
 
     real = flows.compute_basins
 

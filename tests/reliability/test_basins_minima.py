@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradbatch.basins import compute_basins, derivatives, polish
+from gradbatch.trajectories.basins import compute_basins, derivatives, polish
 from gradbatch.config import parse_basins
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
-from gradbatch.paths import REASONS
+from gradbatch.trajectories.paths import REASONS
 
 CPU = torch.device("cpu")
 LOST = [REASONS.index("left_domain"), REASONS.index("diverged")]

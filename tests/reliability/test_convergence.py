@@ -15,7 +15,7 @@ from gradbatch.config import parse_config
 from gradbatch.config import parse_optimizer
 from gradbatch.describe import describe
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
-from gradbatch.paths import REASONS, STALL_WINDOW, descend
+from gradbatch.trajectories.paths import REASONS, STALL_WINDOW, descend
 
 HIMMELBLAU = from_builtin("himmelblau", 2, {})
 BOX = ((-6.0, 6.0), (-6.0, 6.0))

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import JobConfig, OptimizerConfig
+from ..engine import JobPlan
+from ..errors import ConfigError
+from ..records import REASONS, STOPS
+from ..store import write_basins, write_landscape, write_paths, write_streamlines
 from .basins import compute_basins
-from .config import JobConfig, OptimizerConfig
-from .engine import JobPlan
-from .errors import ConfigError
 from .paths import check_recorded, count_starts, descend, start_points
-from .records import REASONS, STOPS
-from .store import write_basins, write_landscape, write_paths, write_streamlines
 from .streamlines import compute_streamlines
 
 __all__ = ["check_flows", "run_flows"]
@@ -85,7 +85,7 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: An
         t0 = time.perf_counter()
         batches = None
         if cluster is not None:
-            from .distributed import basins_on
+            from ..distributed import basins_on
 
             batches = basins_on(cluster, plan)
         result = compute_basins(ff, bcfg, bounds, ff.minima, plan.dtype, plan.device,

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import StreamlinesConfig
-from .errors import ConfigError
-from .functions.field import FieldFunction
+from ..config import StreamlinesConfig
+from ..errors import ConfigError
+from ..functions.field import FieldFunction
+from ..records import STOPS, Streamlines
 from .integrate import Field, Mask, integrate
 from .paths import start_points
-from .records import STOPS, Streamlines
 
 __all__ = ["STOPS", "Streamlines", "integrate", "compute_streamlines", "spiral_cells"]
 

@@ -15,10 +15,10 @@ from typing import cast
 
 import torch
 
-from .config import StreamlinesConfig
-from .derivatives import value_and_grad
-from .functions.field import FieldFunction
-from .records import STOPS
+from ..config import StreamlinesConfig
+from ..derivatives import value_and_grad
+from ..functions.field import FieldFunction
+from ..records import STOPS
 
 __all__ = ["Cols", "Field", "Mask", "cell", "integrate"]
 

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .config import OptimizerConfig, Starts
-from .derivatives import value_and_grad
-from .errors import ConfigError
-from .functions.field import FieldFunction
-from .records import REASONS, Descent
+from ..config import OptimizerConfig, Starts
+from ..derivatives import value_and_grad
+from ..errors import ConfigError
+from ..functions.field import FieldFunction
+from ..records import REASONS, Descent
 
 __all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
            "MAX_RECORDED_POINTS"]

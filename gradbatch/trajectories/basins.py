@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .config import BasinsConfig, Starts
-from .derivatives import value_grad_hessian
-from .functions.field import FieldFunction
+from ..config import BasinsConfig, Starts
+from ..derivatives import value_grad_hessian
+from ..functions.field import FieldFunction
+from ..records import REASONS, BasinsResult, CriticalPoint, Minimum
 from .paths import descend, start_points
-from .records import REASONS, BasinsResult, CriticalPoint, Minimum
 
 __all__ = ["CriticalPoint", "BasinsResult", "compute_basins", "classify", "polish", "derivatives",
            "POLISH_STEPS", "POLISH_RADIUS"]
