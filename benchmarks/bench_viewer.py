@@ -92,7 +92,7 @@ def main() -> None:
 
     # a million arrows, forced: one point-sprite draw (what the viewer uses) against matplotlib's
     # quiver, each arrow coloured by its magnitude as the viewer does
-    from gradbatch.render import vispy_scene
+    from gradbatch.viewer.render import vispy_scene
     from gradbatch.viewer.arrows import ArrowField
     from gradbatch.viewer.visuals import colormap_lut, map_colors
 

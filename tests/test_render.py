@@ -33,7 +33,7 @@ def _brightness(img: np.ndarray) -> np.ndarray:
 
 
 def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays", colorbar=False)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "x.png", options=opts))
@@ -47,7 +47,7 @@ def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
 
 def test_arrows_point_uphill(tmp_path: Path) -> None:
     """f = x: every gradient arrow points +x, so each arrow's head (barbs) is on its right."""
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     opts = RenderOptions(size=(200, 100), layers=("arrows",), pixels_per_arrow=50)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "a.png", options=opts))
@@ -111,7 +111,7 @@ def test_render_settings_errors(text: str, message: str) -> None:
 
 def test_1d_job_draws_the_curve_and_axis_arrows_downhill_to_uphill(tmp_path: Path) -> None:
     """f = x^2: axis arrows point left on the left half and right on the right half."""
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     out = tmp_path / "c.h5"
     gradbatch.run_jobs(parse_config("name: c\nfunction: 'x^2'\ngrid: {x: [-1, 1, 401]}\n", output=out))
@@ -139,7 +139,7 @@ def test_show_gives_a_png_for_a_notebook(tmp_path: Path) -> None:
 
 
 def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     path = _job(tmp_path, "sin(3*x) * cos(3*y)")
     img = _png(render(path, tmp_path / "s.png", options=RenderOptions(size=(300, 200), surface=True)))
@@ -151,7 +151,7 @@ def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
 
 
 def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
     sym = _png(render(path, tmp_path / "s.png", options=RenderOptions(
@@ -169,7 +169,7 @@ def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
 
 
 def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     img = _png(render(_job(tmp_path, "x"), tmp_path / "cb.png",
                       options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays")))
@@ -209,3 +209,55 @@ def test_slice_and_colormap_errors(tmp_path: Path, capsys: pytest.CaptureFixture
                                     output=out))
     assert main(["render", str(out), "-o", str(tmp_path / "x.png"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_job_picture_needs_vispy_and_is_refused_before_any_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from gradbatch.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vispy" else real(name, *a))
+    text = "name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 8], y: [-1, 1, 8]}\nrender: {size: [120, 100]}\n"
+    with pytest.raises(ConfigError, match=r"^render: drawing needs vispy, which is not installed"):
+        gradbatch.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_jobs_draw_pictures_only_through_the_renderer_they_are_given(tmp_path: Path) -> None:
+    """gradbatch.jobs never imports the viewer: the picture is drawn by the renderer passed in,
+    checked before the run and called after it; without one, the job is refused up front."""
+    from gradbatch import jobs
+    from gradbatch.errors import ConfigError
+
+    text = "name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 8], y: [-1, 1, 8]}\nrender: {size: [120, 100]}\n"
+    with pytest.raises(ConfigError, match=r"^render: this run draws no pictures"):
+        jobs.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    calls: list[tuple[str, str, bool]] = []
+
+    class Recorder:
+        def check(self, job, inputs, overwrite):  # noqa: ANN001, ANN202
+            calls.append(("check", job.name, (tmp_path / "r.h5").exists()))
+
+        def render(self, job, source):  # noqa: ANN001, ANN202
+            calls.append(("render", job.name, Path(source).exists()))
+            return Path(job.render.output)
+
+    jobs.run_jobs(parse_config(text, output=tmp_path / "r.h5"), renderer=Recorder())
+    assert calls == [("check", "r", False), ("render", "r", True)]
+    assert not (tmp_path / "r-r.png").exists()  # the recorder draws nothing
+
+
+def test_jobs_never_import_the_viewer_even_inside_a_function() -> None:
+    import ast
+
+    import gradbatch.jobs
+
+    tree = ast.parse(Path(gradbatch.jobs.__file__).read_text())
+    names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    names += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    assert not [n for n in names if n.split(".")[0] in ("render", "viewer", "vispy") or ".viewer" in n
+                or n.startswith("gradbatch.render")]

@@ -19,6 +19,7 @@ import h5py
 from ..errors import GradbatchError, ViewerError
 from ..store import check_job, child, job_names, open_store
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
+from .render import vispy_scene
 from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
@@ -41,8 +42,6 @@ class FieldView:
     def __init__(self, path: str | Path, job: str | None = None, size: tuple[int, int] = (1200, 900),
                  options: LayerOptions = LayerOptions(), app: str | None = None, show: bool = True,
                  surface: bool = False, slice_axis: str | None = None) -> None:
-        from ..render import vispy_scene
-
         self.scene = vispy_scene(app)
         from vispy import app as vispy_app
 

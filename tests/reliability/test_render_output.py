@@ -16,7 +16,7 @@ import gradbatch
 from gradbatch.cli import main
 from gradbatch.config import parse_config
 from gradbatch.errors import StoreError, ViewerError
-from gradbatch.render import check_output
+from gradbatch.viewer.render import check_output
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 
@@ -125,7 +125,7 @@ def test_render_to_a_suffix_it_does_not_write(job_file: Path, tmp_path: Path,
 
 @pytest.mark.gl
 def test_render_replaces_a_png_and_with_overwrite_any_file(job_file: Path, tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     out = tmp_path / "r.png"
     out.write_bytes(PNG)
