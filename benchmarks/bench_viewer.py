@@ -94,7 +94,7 @@ def main() -> None:
     # quiver, each arrow coloured by its magnitude as the viewer does
     from gradbatch.viewer.render import vispy_scene
     from gradbatch.viewer.arrows import ArrowField
-    from gradbatch.viewer.visuals import colormap_lut, map_colors
+    from gradbatch.viewer.prepare import colormap_lut, map_colors
 
     scene = vispy_scene("egl")
     side = int(np.sqrt(args.arrows))

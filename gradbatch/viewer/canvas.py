@@ -21,7 +21,7 @@ from ..store import check_job, child, job_names, open_store
 from .loader import FieldReader, Loader, WindowRequest, WindowResponse
 from .render import vispy_scene
 from .state import ShownJob, ViewState, key_action
-from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
+from .visuals import FieldLayers, LayerOptions, SurfaceLayers, field_view
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
 

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import ConfigError, StoreError, ViewerError
 from ..store import JobLayout, check_job, child, job_names, open_store, reading
 from .loader import FieldReader, WindowRequest
-from .visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
+from .prepare import arrow_canvas
+from .visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, field_view
 
 if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
     from ..config import JobConfig

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .loader import WindowRequest, WindowResponse
-from .visuals import LayerOptions, arrow_canvas
+from .prepare import arrow_canvas
+from .visuals import LayerOptions
 
 __all__ = ["KEY_ACTIONS", "ShownJob", "ViewState", "key_action"]
 
