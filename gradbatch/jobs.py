@@ -496,4 +496,3 @@ def nonfinite_lines(counts: dict[str, dict[str, int]], points: int) -> list[str]
 def _stored_bytes(path: Path, job: str, fields: Sequence[str]) -> int:
     with h5py.File(path, "r") as f:
         return sum(f[job][n].id.get_storage_size() for n in fields)
-
