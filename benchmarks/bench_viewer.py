@@ -42,8 +42,8 @@ while fv.poll() is None and time.time() < end:
 fv.canvas.render()
 for rect in [(-4, -4, 1, 1), (0, 0, 0.2, 0.2), (-5, -5, 10, 10)]:
     fv.view.camera.rect = rect
-    n = len(fv.applied)
-    while len(fv.applied) == n and time.time() < end:
+    n = fv.state.applied
+    while fv.state.applied == n and time.time() < end:
         fv.poll(); time.sleep(0.01)
     fv.canvas.render()
 # VmHWM belongs to this process's own address space (ru_maxrss would carry the parent's peak
@@ -78,7 +78,7 @@ def main() -> None:
         time.sleep(0.002)
     fv.canvas.render()
     first = time.perf_counter() - t0
-    print(f"first frame of a {args.size}^2 file (open, read level {fv.applied[-1].level}, draw): {first:.2f} s",
+    print(f"first frame of a {args.size}^2 file (open, read level {fv.state.last_applied.level}, draw): {first:.2f} s",
           flush=True)
     times = []
     for _ in range(10):
@@ -92,9 +92,9 @@ def main() -> None:
 
     # a million arrows, forced: one point-sprite draw (what the viewer uses) against matplotlib's
     # quiver, each arrow coloured by its magnitude as the viewer does
-    from gradbatch.render import vispy_scene
+    from gradbatch.viewer.render import vispy_scene
     from gradbatch.viewer.arrows import ArrowField
-    from gradbatch.viewer.visuals import colormap_lut, map_colors
+    from gradbatch.viewer.prepare import colormap_lut, map_colors
 
     scene = vispy_scene("egl")
     side = int(np.sqrt(args.arrows))

@@ -28,10 +28,10 @@ _LAZY = {
     "resolve_device": "engine", "value_and_jacobian": "engine",
     "Expr": "expr", "parse": "expr",
     "BUILTINS": "functions",
-    "JobReport": "jobs", "Progress": "jobs", "run": "jobs", "run_jobs": "jobs",
+    "JobReport": "jobs", "Progress": "jobs", "run": "api", "run_jobs": "api",  # api: jobs + their pictures
     "inspect": "store", "read_field": "store",
     "describe": "describe",
-    "show": "render",  # (render() itself lives in gradbatch.render: a same-named attribute would clash)
+    "show": "viewer.render",
 }
 
 __all__ = [
@@ -59,7 +59,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
                          value_and_jacobian)
     from .expr import Expr, parse
     from .functions import BUILTINS
-    from .jobs import JobReport, Progress, run, run_jobs
+    from .api import run, run_jobs
+    from .jobs import JobReport, Progress
     from .describe import describe
-    from .render import show
+    from .viewer.render import show
     from .store import inspect, read_field

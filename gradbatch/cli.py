@@ -84,8 +84,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .distributed import ClusterOptions
 
         cluster = ClusterOptions(workers=args.workers or 0, scheduler=args.scheduler)
+    from .api import run_jobs  # with the viewer's renderer for jobs that ask for a picture
     from .describe import human_size
-    from .jobs import run_jobs
 
     reports = run_jobs(jobs, resume=args.resume, overwrite=args.overwrite, force=args.force, device=args.device,
                        progress=None if args.quiet else ProgressBar(),
@@ -136,7 +136,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import RenderOptions, parse_size, parse_slice, parse_window, render
+    from .viewer.render import RenderOptions, parse_size, parse_slice, parse_window, render
 
     axis, plane = parse_slice(args.slice) if args.slice else (None, None)
     opts = RenderOptions(size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
@@ -151,7 +151,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
     from .viewer.visuals import LayerOptions
 
-    from .render import parse_slice
+    from .viewer.render import parse_slice
 
     axis = parse_slice(args.slice)[0] if args.slice else None
     view(args.file, args.job, LayerOptions(**_layer_options(args)), surface=args.surface, slice_axis=axis)
@@ -180,7 +180,7 @@ def _layer_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .render import parse_layers
+    from .viewer.render import parse_layers
 
     return dict(layers=parse_layers(args.layers), field=args.field, colormap=args.colormap, scale=args.scale,
                 contours=args.contours, arrow_mode=args.arrows, descent=args.descent,

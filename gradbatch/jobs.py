@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,7 +34,18 @@ from .lock import OutputLock
 from .store import (HeldJob, JobWriter, commit, h5py_version, partial_jobs, partial_path, recover_partial, stored_bytes,
                     tile_stats)
 
-__all__ = ["Progress", "JobReport", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
+__all__ = ["Progress", "JobReport", "JobRenderer", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
+
+
+class JobRenderer(Protocol):
+    """Draws the picture a job's ``render:`` asks for. Passed in, never imported: the viewer sits
+    above the jobs (``gradbatch.run_jobs`` and the CLI pass the viewer's ``JobPictures``)."""
+
+    def check(self, job: JobConfig, inputs: Sequence[Path], overwrite: bool) -> None:
+        """Refuse, before anything is computed, a picture that cannot be drawn or would destroy data."""
+
+    def render(self, job: JobConfig, source: Path) -> Path:
+        """Draw ``job`` of the complete file ``source``; returns the picture's path."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,11 @@ def run(
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     cluster: Any = None,
+    renderer: JobRenderer | None = None,
 ) -> list[JobReport]:
     """Load a job file (the embedded example when ``path`` is None) and run every job in it."""
     return run_jobs(load_config(path, output=output), resume=resume, overwrite=overwrite, force=force,
-                    device=device, progress=progress, log=log, cluster=cluster)
+                    device=device, progress=progress, log=log, cluster=cluster, renderer=renderer)
 
 
 def run_jobs(
@@ -119,6 +131,7 @@ def run_jobs(
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     cluster: Any = None,
+    renderer: JobRenderer | None = None,
 ) -> list[JobReport]:
     """Run jobs, writing each output file under a ``.partial`` name until all its jobs are done.
 
@@ -133,6 +146,10 @@ def run_jobs(
     ``cluster``: compute the tiles on Dask workers, this process writing the file: a
     :class:`gradbatch.distributed.ClusterOptions` (a local cluster is started and closed here) or a
     connected :class:`gradbatch.distributed.Cluster`.
+
+    ``renderer`` draws the pictures of jobs with a ``render:`` section once their file is complete.
+    ``gradbatch.run_jobs`` passes the viewer's when none is given; here, without one, such a job is
+    refused before the run.
     """
     say = log or (lambda msg: None)
     if isinstance(jobs, JobFile):
@@ -156,18 +173,12 @@ def run_jobs(
             locks.enter_context(OutputLock(out))
         todo = [(out, group) for out, group in by_output.items() if _decide(out, group, resume, overwrite, say)]
         for out, group in todo:  # a picture asked for must not destroy data: refused now, not after the run
-            if any(job.render is not None for job in group):
-                import importlib.util
-
-                if importlib.util.find_spec("vispy") is None:
-                    job = next(j for j in group if j.render is not None)
-                    raise ConfigError(f"{job.where + '.' if job.where else ''}render: drawing needs vispy, which is "
-                                      "not installed (pip install 'gradbatch[viewer]'); or remove render:")
-                from .render import check_output
-
-                for job in group:
-                    if job.render is not None:
-                        check_output(job.render.output, [out, partial_path(out)], overwrite)
+            for job in group:
+                if job.render is not None:
+                    if renderer is None:
+                        raise ConfigError(f"{job.where + '.' if job.where else ''}render: this run draws no "
+                                          "pictures (no renderer given); use gradbatch.run_jobs, or remove render:")
+                    renderer.check(job, [out, partial_path(out)], overwrite)
 
         # Plan everything first: a bad function or device fails before anything is written.
         plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
@@ -185,7 +196,7 @@ def run_jobs(
                 cluster = own_cluster = connect(cluster, gpus)
                 say(f"cluster: {cluster.workers} workers on {cluster.client.scheduler.address}")
         try:
-            return _run_all(todo, plans, resume, overwrite, progress, say, cluster)
+            return _run_all(todo, plans, resume, overwrite, progress, say, cluster, renderer)
         finally:
             if own_cluster is not None:
                 own_cluster.close()
@@ -288,7 +299,8 @@ def _check_space(out: Path, plans: list[JobPlan], force: bool, say: Callable[[st
 
 
 def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool, overwrite: bool,
-             progress: ProgressFn | None, say: Callable[[str], None], cluster: Any) -> list[JobReport]:
+             progress: ProgressFn | None, say: Callable[[str], None], cluster: Any,
+             renderer: JobRenderer | None) -> list[JobReport]:
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
@@ -304,8 +316,8 @@ def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan]
         commit(part, out, [job.name for job in group])
         say(f"wrote {out}")
         for job in group:  # pictures last: the data is safe on disk whatever happens here
-            if job.render is not None:
-                _render_png(job, out, say)
+            if job.render is not None and renderer is not None:  # checked before the run
+                say(f"rendered {renderer.render(job, out)}")
     return reports
 
 
@@ -479,14 +491,3 @@ def nonfinite_lines(counts: dict[str, dict[str, int]], points: int) -> list[str]
             continue
         lines += [f"{name}: {words[k]} at {n:,} of {points:,} points" for k, n in c.items() if n]
     return lines
-
-
-def _render_png(job: JobConfig, out: Path, say: Callable[[str], None]) -> None:
-    from .render import RenderOptions, render
-
-    r = job.render
-    assert r is not None
-    opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
-                         scale=r.scale, colorbar=r.colorbar, surface=r.surface, contours=r.contours)
-    render(out, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
-    say(f"rendered {r.output}")

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
+__all__ = ["WindowRequest", "WindowResponse", "REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
            "LandscapeMakings", "Stored", "Overlays"]
 
 REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
@@ -119,3 +119,32 @@ class Overlays:
     basins: Stored[BasinsResult] | None = None
     streamlines: Stored[Streamlines] | None = None
     landscape: LandscapeMakings | None = None
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    """``window`` = (x0, x1, y0, y1) in data coordinates; ``canvas`` = (width, height) pixels."""
+
+    job: str
+    window: tuple[float, float, float, float]
+    canvas: tuple[int, int]
+    fields: tuple[str, ...]
+    # fields wanted only at a coarse resolution (arrows: one per ~24 pixels), read from the
+    # level matching ``coarse_canvas`` instead of the full canvas
+    coarse_fields: tuple[str, ...] = ()
+    coarse_canvas: tuple[int, int] = (0, 0)
+    # a 3D job: the coordinate of the slice plane on the reader's slice axis (None: its middle)
+    plane: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowResponse:
+    """The fields inside the window at ``level``: arrays (ny, nx) over coordinates ``x``, ``y``."""
+
+    request: WindowRequest
+    level: int
+    x: np.ndarray
+    y: np.ndarray
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    coarse: WindowResponse | None = None  # the coarse fields, on their own level and coordinates
+    plane: float | None = None  # a 3D job: the slice's coordinate at this level (nearest to the request's)

@@ -68,7 +68,7 @@ def test_choose_level_keeps_a_data_point_per_screen_pixel(points: int, pixels: i
 
 
 def test_colour_lookup_table_ends_and_nan() -> None:
-    from gradbatch.viewer.visuals import colormap_lut, map_colors
+    from gradbatch.viewer.prepare import colormap_lut, map_colors
 
     lut = colormap_lut("viridis")
     assert lut.shape == (256, 4) and lut.dtype == np.float32

@@ -45,7 +45,7 @@ def _compare(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 def test_render_matches_its_golden(case: str, tmp_path: Path) -> None:
     from vispy.io import read_png
 
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     job, opts = CASES[case]
     h5 = tmp_path / f"{job}.h5"

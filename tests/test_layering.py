@@ -47,6 +47,6 @@ def test_lazy_attributes() -> None:
 
 
 def test_the_viewer_does_not_import_torch() -> None:
-    mods = _modules_after("import gradbatch.render, gradbatch.viewer.canvas, gradbatch.viewer.visuals, "
+    mods = _modules_after("import gradbatch.viewer.render, gradbatch.viewer.canvas, gradbatch.viewer.visuals, "
                           "gradbatch.viewer.loader, gradbatch.viewer.arrows, gradbatch.geometry")
     assert "torch" not in mods

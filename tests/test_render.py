@@ -33,7 +33,7 @@ def _brightness(img: np.ndarray) -> np.ndarray:
 
 
 def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays", colorbar=False)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "x.png", options=opts))
@@ -47,7 +47,7 @@ def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
 
 def test_arrows_point_uphill(tmp_path: Path) -> None:
     """f = x: every gradient arrow points +x, so each arrow's head (barbs) is on its right."""
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     opts = RenderOptions(size=(200, 100), layers=("arrows",), pixels_per_arrow=50)
     img = _png(render(_job(tmp_path, "x"), tmp_path / "a.png", options=opts))
@@ -111,7 +111,7 @@ def test_render_settings_errors(text: str, message: str) -> None:
 
 def test_1d_job_draws_the_curve_and_axis_arrows_downhill_to_uphill(tmp_path: Path) -> None:
     """f = x^2: axis arrows point left on the left half and right on the right half."""
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     out = tmp_path / "c.h5"
     gradbatch.run_jobs(parse_config("name: c\nfunction: 'x^2'\ngrid: {x: [-1, 1, 401]}\n", output=out))
@@ -139,7 +139,7 @@ def test_show_gives_a_png_for_a_notebook(tmp_path: Path) -> None:
 
 
 def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     path = _job(tmp_path, "sin(3*x) * cos(3*y)")
     img = _png(render(path, tmp_path / "s.png", options=RenderOptions(size=(300, 200), surface=True)))
@@ -151,7 +151,7 @@ def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
 
 
 def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
     sym = _png(render(path, tmp_path / "s.png", options=RenderOptions(
@@ -169,7 +169,7 @@ def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
 
 
 def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     img = _png(render(_job(tmp_path, "x"), tmp_path / "cb.png",
                       options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays")))
@@ -209,3 +209,4 @@ def test_slice_and_colormap_errors(tmp_path: Path, capsys: pytest.CaptureFixture
                                     output=out))
     assert main(["render", str(out), "-o", str(tmp_path / "x.png"), *argv]) == 2
     assert message in capsys.readouterr().err
+

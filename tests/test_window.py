@@ -27,12 +27,13 @@ def pump(until):
     end = time.time() + 20
     while not until() and time.time() < end:
         app.process_events(); fv.poll(); time.sleep(0.01)
-pump(lambda: fv.applied)
+pump(lambda: fv.state.applied)
+first = fv.state.last_applied
 before = fv.window
 fv.canvas.events.mouse_wheel(pos=(200, 150), delta=(0, 5), modifiers=())
-pump(lambda: len(fv.applied) >= 2 and fv.applied[-1].request.window != before)
-after = fv.applied[-1].request.window
-print("zoomed", (after[1] - after[0]) < (before[1] - before[0]), fv.applied[-1].level <= fv.applied[0].level)
+pump(lambda: fv.state.applied >= 2 and fv.state.last_applied.request.window != before)
+after = fv.state.last_applied.request.window
+print("zoomed", (after[1] - after[0]) < (before[1] - before[0]), fv.state.last_applied.level <= first.level)
 fv.canvas.events.key_press(key="a", text="a")
 print("arrows", fv.layers.arrows.visible)
 print("shot", fv.screenshot().exists())

@@ -16,42 +16,13 @@ import numpy as np
 
 from ..errors import StoreError
 from ..geometry import choose_level
-from ..records import Overlays
+from ..records import Overlays, WindowRequest, WindowResponse
 from . import layout as L
 from .access import child, open_store, read_array, reading
 from .overlays import overlays_of
 from .reader import check_job, open_job
 
 __all__ = ["WindowRequest", "WindowResponse", "FieldReader"]
-
-
-@dataclass(frozen=True)
-class WindowRequest:
-    """``window`` = (x0, x1, y0, y1) in data coordinates; ``canvas`` = (width, height) pixels."""
-
-    job: str
-    window: tuple[float, float, float, float]
-    canvas: tuple[int, int]
-    fields: tuple[str, ...]
-    # fields wanted only at a coarse resolution (arrows: one per ~24 pixels), read from the
-    # level matching ``coarse_canvas`` instead of the full canvas
-    coarse_fields: tuple[str, ...] = ()
-    coarse_canvas: tuple[int, int] = (0, 0)
-    # a 3D job: the coordinate of the slice plane on the reader's slice axis (None: its middle)
-    plane: float | None = None
-
-
-@dataclass(frozen=True)
-class WindowResponse:
-    """The fields inside the window at ``level``: arrays (ny, nx) over coordinates ``x``, ``y``."""
-
-    request: WindowRequest
-    level: int
-    x: np.ndarray
-    y: np.ndarray
-    data: dict[str, np.ndarray] = field(default_factory=dict)
-    coarse: WindowResponse | None = None  # the coarse fields, on their own level and coordinates
-    plane: float | None = None  # a 3D job: the slice's coordinate at this level (nearest to the request's)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,10 @@
 """The viewer: reads gradbatch files only (never torch or the engine).
 
-state/loader (no GL): which window at which pyramid level; render: headless PNGs through vispy.
+No GL: ``state`` (what the window shows: job, plane, layers, paths, requests and responses),
+``loader`` (window requests read at the pyramid level the view needs, on a thread), ``prepare``
+(numpy before upload). GL: ``visuals`` and ``arrows`` (the layers), ``canvas`` (the window:
+vispy events into the state, the state drawn), ``render`` (headless PNGs, and the pictures jobs
+ask for with ``render:``).
 """
 
 __all__ = ["KEYS"]

@@ -17,11 +17,11 @@ from typing import Any
 from ..errors import GradbatchError, ViewerError
 from ..store import FieldReader, WindowRequest, WindowResponse, job_axes
 from .loader import Loader
-from .visuals import FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
+from .render import vispy_scene
+from .state import ShownJob, ViewState, key_action
+from .visuals import FieldLayers, LayerOptions, SurfaceLayers, field_view
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
-
-_TOGGLES = {"i": "image", "a": "arrows", "s": "streamlines", "p": "paths", "b": "basins", "o": "contours"}
 
 
 def viewable_jobs(path: str | Path) -> dict[str, int]:
@@ -31,32 +31,24 @@ def viewable_jobs(path: str | Path) -> dict[str, int]:
 
 class FieldView:
     """A vispy canvas streaming one job. ``app``: ``None`` (a real window) or ``"egl"``;
-    ``surface``: seed 000's 3D picture instead of the 2D map (read once, turntable camera)."""
+    ``surface``: seed 000's 3D picture instead of the 2D map (read once, turntable camera).
+
+    The vispy wiring only: what is shown lives in ``state`` (:class:`ViewState`, no GL); events
+    go to it, and what it says is drawn here."""
 
     def __init__(self, path: str | Path, job: str | None = None, size: tuple[int, int] = (1200, 900),
                  options: LayerOptions = LayerOptions(), app: str | None = None, show: bool = True,
                  surface: bool = False, slice_axis: str | None = None) -> None:
-        from ..render import vispy_scene
-
         self.scene = vispy_scene(app)
         from vispy import app as vispy_app
 
         self.path = Path(path)
-        self.jobs = viewable_jobs(path)
-        self.options = options
-        self.surface = surface
-        self.slice_axis = slice_axis
+        self.state = ViewState(self.path, viewable_jobs(path), options, slice_axis, surface)
         self.canvas = self.scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None)
         # the surface is coloured by height, its own scale: no colour bar
         self.view, self.bar = field_view(self.scene, self.canvas, replace(options, colorbar=options.colorbar and not surface))
         self.responses: queue.Queue[WindowResponse] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
-        self.requests: list[WindowRequest] = []
-        self.applied: list[WindowResponse] = []
-        self.screenshots = 0
-        self.playing = False
-        self.plane: float | None = None
-        self.status = ""
         self.loader: Loader | None = None
         self.layers: FieldLayers | SurfaceLayers | None = None
         self.reader = FieldReader(self.path, job, slice_axis)
@@ -65,10 +57,19 @@ class FieldView:
         self.canvas.events.mouse_move.connect(self._on_mouse)
         self.timer = vispy_app.Timer(0.02, connect=lambda event: self._tick(), start=True)
 
+    @property
+    def plane(self) -> float | None:
+        """A 3D job: the slice plane's coordinate on its axis (None for 2D)."""
+        return self.state.plane
+
+    @property
+    def playing(self) -> bool:
+        """Whether the descent paths are being played."""
+        return self.state.playing
+
     # -- the job shown ------------------------------------------------------------------------
     def _show(self, reader: FieldReader) -> None:
         """Show ``reader``'s job, replacing what was shown (the same job keeps its plane)."""
-        same = self.layers is not None and reader.job == self.reader.job
         if self.loader is not None:
             self.loader.close()
         if reader is not self.reader:
@@ -76,24 +77,20 @@ class FieldView:
         if self.layers is not None:
             self.layers.remove()
         self.reader = reader
-        self.vectors = reader.vectors
-        r = reader.plane_range
-        if r is None:
-            self.plane = None
-        elif not same or self.plane is None:
-            self.plane = (r[0] + r[1]) / 2
-        self.playing = False
-        if self.surface:
-            self.layers = SurfaceLayers(self.scene, self.view, reader, self.options, plane=self.plane)
+        self.state.enter(ShownJob(reader.job, (reader.axes[0], reader.axes[1]), tuple(reader.fields),
+                                  reader.vectors, reader.extent, reader.slice_axis, reader.plane_range))
+        options = self.state.options
+        if self.state.surface:
+            self.layers = SurfaceLayers(self.scene, self.view, reader, options, plane=self.state.plane)
             self.loader = None
         else:
-            x0, x1, y0, y1 = reader.extent
-            self.view.camera = self.scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
+            self.view.camera = self.scene.PanZoomCamera(rect=self.state.home(), aspect=1)
             # the colour bar joins after the first frame: its text costs llvmpipe ~0.5 s to draw first
             if self.bar is not None:
                 self.bar.visible = False
-            self.layers = FieldLayers(self.scene, self.view.scene, reader.overlays(), self.vectors, self.options,
+            self.layers = FieldLayers(self.scene, self.view.scene, reader.overlays(), reader.vectors, options,
                                       None, reader.plane_axes)
+            self.state.paths_drawn(self.layers.path_steps, self.layers.path_step)
             self.loader = Loader(reader, self.responses.put, self.errors.put)
             self.view.camera.transform.changed.connect(lambda event: self.request())
             self.request()
@@ -105,9 +102,8 @@ class FieldView:
 
     def next_job(self) -> str:
         """Show the file's next 2D or 3D job (wrapping round); returns its name."""
-        names = list(self.jobs)
-        job = names[(names.index(self.reader.job) + 1) % len(names)] if self.reader.job in names else names[0]
-        self._show(FieldReader(self.path, job, self.slice_axis if self.jobs[job] == 3 else None))
+        job, slice_axis = self.state.next_job()
+        self._show(FieldReader(self.path, job, slice_axis))
         return job
 
     # -- streaming ----------------------------------------------------------------------------
@@ -117,42 +113,39 @@ class FieldView:
         return float(r.left), float(r.right), float(r.bottom), float(r.top)
 
     def request(self) -> WindowRequest | None:
-        if self.loader is None:  # the surface is read once
+        """Ask the loader for the visible window; returns the request, or None when there is
+        nothing to ask (the surface is read once; the same window is being read)."""
+        if self.loader is None:
             return None
-        fields = (self.options.field,) if self.options.field in self.reader.fields else ()
         w, h = (int(v) for v in self.canvas.size)
-        req = WindowRequest(self.reader.job, self.window, (w, h), fields, tuple(self.vectors or ()),
-                            arrow_canvas((w, h), self.options.pixels_per_arrow), self.plane)
-        self.requests.append(req)
-        self.loader.request(req)
+        req = self.state.request(self.window, (w, h))
+        if req is not None:
+            self.loader.request(req)
         return req
 
     def poll(self) -> WindowResponse | None:
         """Apply the newest response (GUI thread); returns it, or None if none arrived."""
         if not self.errors.empty():
+            self.state.failed()
             raise GradbatchError(f"reading {self.path}: {self.errors.get()}")
         newest = None
         while not self.responses.empty():
             newest = self.responses.get()
-        if newest is not None and newest.request.job != self.reader.job:
-            return None  # read for the job shown before a switch
-        if newest is not None and isinstance(self.layers, FieldLayers):
+        if newest is None or not self.state.take(newest):
+            return None  # none, or read for the job shown before a switch
+        if isinstance(self.layers, FieldLayers):
             self.layers.update(newest, newest.request.window, newest.request.canvas)
-            self.applied.append(newest)
             self.canvas.update()
         return newest
 
     def _tick(self) -> None:
         self.poll()
         if (self.bar is not None and isinstance(self.layers, FieldLayers) and self.layers.colorbar is None
-                and self.applied):
+                and self.state.applied):
             self.layers.attach_colorbar(self.bar)
             self.canvas.update()
-        if self.playing and isinstance(self.layers, FieldLayers):
-            total = self.layers.path_steps
-            step = self.layers.path_step + max(1, total // 200)
-            if step >= total:
-                step, self.playing = total, False
+        step = self.state.tick()
+        if step is not None:
             self.step_paths(step)
 
     # -- interaction --------------------------------------------------------------------------
@@ -161,89 +154,75 @@ class FieldView:
         if not isinstance(self.layers, FieldLayers):
             return 0
         done = self.layers.set_path_step(step)
+        self.state.paths_drawn(self.layers.path_steps, done)
         self._title()
         self.canvas.update()
         return done
 
     def move_plane(self, steps: int) -> float | None:
         """A 3D job: move the slice plane by ``steps`` grid steps; returns its coordinate."""
-        r = self.reader.plane_range
-        if r is None or self.plane is None:
+        plane = self.state.move_plane(steps)
+        if plane is None:
             return None
-        lo, hi, d = r
-        self.plane = min(max(self.plane + steps * d, min(lo, hi)), max(lo, hi))
-        if self.surface:
+        if self.state.surface:
             self._redraw()  # the surface is read once per plane
         else:
             self.request()
         self._title()
-        return self.plane
+        return plane
 
     def _on_key(self, event: Any) -> None:
-        key = (event.text or "").lower()
         name = getattr(event.key, "name", "") if event.key is not None else ""
+        action = key_action(event.text or "", name)
+        if action is not None:
+            self._act(action)
+        self.canvas.update()
+
+    def _act(self, action: str) -> None:
+        """Do what a key asks (see :data:`KEY_ACTIONS`)."""
         layers = self.layers
         assert layers is not None
-        if key in _TOGGLES:
-            layers.toggle(_TOGGLES[key])
-        elif key == " " or name == "Space":
-            if isinstance(layers, FieldLayers) and layers.path_steps:
-                if layers.path_step >= layers.path_steps:
-                    self.step_paths(0)
-                self.playing = not self.playing
-        elif key in "[]" and key and isinstance(layers, FieldLayers):
-            self.playing = False
-            delta = max(1, layers.path_steps // 50)
-            self.step_paths(layers.path_step + (delta if key == "]" else -delta))
-        elif key in ",." and key:
-            self.move_plane(1 if key == "." else -1)
-        elif key == "j":
+        verb, _, layer = action.partition(" ")
+        if verb == "toggle":
+            layers.set_visible(self.state.toggle(layer))
+        elif action == "play":
+            restart = self.state.play() if isinstance(layers, FieldLayers) else None
+            if restart is not None:
+                self.step_paths(restart)
+        elif action in ("back", "forward") and isinstance(layers, FieldLayers):
+            self.step_paths(self.state.nudge(action == "forward"))
+        elif action in ("plane down", "plane up"):
+            self.move_plane(1 if action == "plane up" else -1)
+        elif action == "next job":
             self.next_job()
-        elif key == "r" and self.surface:
+        elif action == "reset" and self.state.surface:
             self._redraw()
-        elif key == "r":
-            self._reset()
-        elif key == "d":
-            self.options = replace(self.options, descent=not self.options.descent)
+        elif action == "reset":
+            self.view.camera.rect = self.state.home()
+        elif action == "descent":
+            options = self.state.flip_descent()
             if isinstance(layers, FieldLayers):
-                layers.options = self.options
+                layers.options = options
                 self.request()
             else:
                 self._redraw()
-        elif key == "c":
+        elif action == "screenshot":
             self.screenshot()
-        self.canvas.update()
-
-    def _reset(self) -> None:
-        x0, x1, y0, y1 = self.reader.extent
-        self.view.camera.rect = (x0, y0, x1 - x0, y1 - y0)
 
     def _title(self) -> None:
-        parts = [f"gradbatch: {self.path.name} [{self.reader.job}]"]
-        if self.plane is not None:
-            parts.append(f"{self.reader.slice_axis} = {self.plane:.4g}")
-        if isinstance(self.layers, FieldLayers) and self.layers.path_steps:
-            parts.append(f"step {self.layers.path_step}/{self.layers.path_steps}")
-        if self.status:
-            parts.append(self.status)
-        self.canvas.title = "  ".join(parts)
+        self.canvas.title = self.state.title()
 
     def _on_mouse(self, event: Any) -> None:
         if not isinstance(self.layers, FieldLayers):
             return
-        tr = self.view.scene.transform
-        x, y = tr.imap(event.pos)[:2]
-        values = self.layers.value_at(float(x), float(y))
-        a, b = self.reader.axes
-        where = f"{a} {x:.4g}, {b} {y:.4g}"
-        self.status = f"{where}: " + (", ".join(f"{k} {v:.4g}" for k, v in values.items()) if values else "outside")
+        x, y = self.view.scene.transform.imap(event.pos)[:2]
+        self.state.readout(float(x), float(y), self.layers.value_at(float(x), float(y)))
         self._title()
 
     def screenshot(self) -> Path:
         from vispy.io import write_png
 
-        self.screenshots += 1
-        out = self.path.with_name(f"{self.path.stem}-{self.screenshots}.png")
+        out = self.state.screenshot_path()
         write_png(str(out), self.canvas.render())
         return out
 

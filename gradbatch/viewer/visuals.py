@@ -18,10 +18,10 @@ from ..errors import StoreError, ViewerError
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
 from ..store import FieldReader, WindowRequest, WindowResponse
+from .prepare import colormap_lut, image_limits, map_colors, path_polylines
 from .arrows import ArrowField
 
-__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "arrow_canvas", "colormap_lut",
-           "map_colors"]
+__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
 
 LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
 DEFAULT_LAYERS = ("image", "basins", "arrows", "streamlines", "paths")  # contours on request
@@ -180,21 +180,12 @@ class FieldLayers:
         step = self.path_steps if step is None else int(np.clip(step, 0, self.path_steps))
         for i, (pos, line, ends) in enumerate(self.path_sets):
             color = PALETTE[i % len(PALETTE)]
-            part = pos[:, :step + 1]
-            lines, offsets, tips = [], [0], []
-            for p in part:
-                p = p[np.isfinite(p).all(axis=1)]  # a stopped path is NaN after its stop
-                if len(p):
-                    lines.append(p)
-                    offsets.append(offsets[-1] + len(p))
-                    tips.append(p[-1])
-            verts = np.concatenate(lines)
-            connect = polyline_connect(np.array(offsets))
+            verts, connect, tips = path_polylines(pos, step)
             if len(connect):
                 line.set_data(pos=verts, connect=connect)
             else:  # at step 0 there is no segment yet: an invisible one at the start
                 line.set_data(pos=np.repeat(verts[:1], 2, axis=0), connect="segments")
-            ends.set_data(pos=np.array(tips, np.float32), face_color=color, size=10, symbol="star")
+            ends.set_data(pos=tips, face_color=color, size=10, symbol="star")
         self.path_step = step
         return step
 
@@ -222,10 +213,6 @@ class FieldLayers:
         for v in [self.image, self.contour_lines, self.arrows, *(x for vs in self.overlays.values() for x in vs)]:
             v.parent = None
 
-    def toggle(self, layer: str) -> None:
-        layers = tuple(x for x in self.visible if x != layer) if layer in self.visible else (*self.visible, layer)
-        self.set_visible(layers)
-
     def update(self, resp: WindowResponse, window: tuple[float, float, float, float],
                canvas: tuple[int, int]) -> None:
         """Show ``resp`` (read for ``window`` on a ``canvas``-sized view)."""
@@ -234,22 +221,7 @@ class FieldLayers:
         self.last = resp
         opt = self.options
         if opt.field in resp.data:
-            data = resp.data[opt.field]
-            if data.dtype != np.float32:
-                data = data.astype(np.float32)
-            if opt.scale == "log":  # log10 of the positive values; the rest show as the lowest
-                with np.errstate(all="ignore"):
-                    data = np.where(data > 0, np.log10(data), np.nan).astype(np.float32)
-            with np.errstate(all="ignore"):  # an all-NaN window is allowed: it is drawn flat
-                lo, hi = float(np.nanmin(data)) if data.size else 0.0, float(np.nanmax(data)) if data.size else 1.0
-            if not np.isfinite(lo) or not np.isfinite(hi):
-                lo, hi = 0.0, 1.0
-            if opt.scale == "symmetric":
-                lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
-            if lo == hi:
-                lo, hi = lo - 0.5, hi + 0.5
-            if np.isnan(data.sum()):  # copies only when there is a NaN to clear
-                data = np.nan_to_num(data, nan=lo)
+            data, lo, hi = image_limits(resp.data[opt.field], opt.scale)
             self.image.set_data(data)
             self.image.clim = (lo, hi)
             self.clim = (lo, hi)
@@ -302,21 +274,6 @@ class FieldLayers:
             j = int(np.abs(r.y - y).argmin())
             out.update({name: float(a[j, i]) for name, a in r.data.items()})
         return out or None
-
-
-def colormap_lut(name: str, n: int = 256) -> np.ndarray:
-    """(n, 4) float32 RGBA samples of a vispy colormap, for :func:`map_colors`."""
-    from vispy.color import get_colormap
-
-    return np.asarray(get_colormap(name).map(np.linspace(0.0, 1.0, n)[:, None]), dtype=np.float32)
-
-
-def map_colors(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """RGBA of ``values`` in [0, 1] through a lookup table: a gather instead of vispy's
-    per-value interpolation (6x faster for a million arrows). NaN maps to the lowest colour."""
-    n = len(lut)
-    idx = np.nan_to_num(np.asarray(values, dtype=np.float32) * (n - 1) + 0.5, nan=0.0)
-    return lut[np.clip(idx.astype(np.intp), 0, n - 1)]
 
 
 class SurfaceLayers:
@@ -381,16 +338,7 @@ class SurfaceLayers:
         if self.arrows is not None:
             self.arrows.visible = "arrows" in layers
 
-    def toggle(self, layer: str) -> None:
-        self.set_visible(tuple(x for x in self.visible if x != layer) if layer in self.visible
-                         else (*self.visible, layer))
-
     def remove(self) -> None:
         for v in (self.surface, self.frame, self.arrows):
             if v is not None:
                 v.parent = None
-
-
-def arrow_canvas(canvas: tuple[int, int], pixels_per_arrow: float) -> tuple[int, int]:
-    """The 'canvas' arrows need: a few data points per arrow cell is plenty."""
-    return (max(2, int(4 * canvas[0] / pixels_per_arrow)), max(2, int(4 * canvas[1] / pixels_per_arrow)))

@@ -16,7 +16,7 @@ import gradbatch
 from gradbatch.cli import main
 from gradbatch.config import parse_config
 from gradbatch.errors import StoreError, ViewerError
-from gradbatch.render import check_output
+from gradbatch.viewer.render import check_output
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 
@@ -125,7 +125,7 @@ def test_render_to_a_suffix_it_does_not_write(job_file: Path, tmp_path: Path,
 
 @pytest.mark.gl
 def test_render_replaces_a_png_and_with_overwrite_any_file(job_file: Path, tmp_path: Path) -> None:
-    from gradbatch.render import RenderOptions, render
+    from gradbatch.viewer.render import RenderOptions, render
 
     out = tmp_path / "r.png"
     out.write_bytes(PNG)
@@ -170,3 +170,55 @@ def test_links_and_pipes_are_never_written_through(tmp_path: Path, overwrite: bo
         with pytest.raises(StoreError, match=needle):
             check_output(tmp_path / name, [], overwrite)
     assert target.read_text() == "precious"
+
+
+def test_a_job_picture_needs_vispy_and_is_refused_before_any_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from gradbatch.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vispy" else real(name, *a))
+    text = "name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 8], y: [-1, 1, 8]}\nrender: {size: [120, 100]}\n"
+    with pytest.raises(ConfigError, match=r"^render: drawing needs vispy, which is not installed"):
+        gradbatch.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_jobs_draw_pictures_only_through_the_renderer_they_are_given(tmp_path: Path) -> None:
+    """gradbatch.jobs never imports the viewer: the picture is drawn by the renderer passed in,
+    checked before the run and called after it; without one, the job is refused up front."""
+    from gradbatch import jobs
+    from gradbatch.errors import ConfigError
+
+    text = "name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 8], y: [-1, 1, 8]}\nrender: {size: [120, 100]}\n"
+    with pytest.raises(ConfigError, match=r"^render: this run draws no pictures"):
+        jobs.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    calls: list[tuple[str, str, bool]] = []
+
+    class Recorder:
+        def check(self, job, inputs, overwrite):  # noqa: ANN001, ANN202
+            calls.append(("check", job.name, (tmp_path / "r.h5").exists()))
+
+        def render(self, job, source):  # noqa: ANN001, ANN202
+            calls.append(("render", job.name, Path(source).exists()))
+            return Path(job.render.output)
+
+    jobs.run_jobs(parse_config(text, output=tmp_path / "r.h5"), renderer=Recorder())
+    assert calls == [("check", "r", False), ("render", "r", True)]
+    assert not (tmp_path / "r-r.png").exists()  # the recorder draws nothing
+
+
+def test_jobs_never_import_the_viewer_even_inside_a_function() -> None:
+    import ast
+
+    import gradbatch.jobs
+
+    tree = ast.parse(Path(gradbatch.jobs.__file__).read_text())
+    names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    names += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    assert not [n for n in names if n.split(".")[0] in ("render", "viewer", "vispy") or ".viewer" in n
+                or n.startswith("gradbatch.render")]

@@ -2,7 +2,7 @@
 
 Layers: the value as a colormapped image, gradient (or vector-field) arrows on a
 level-of-detail grid, stored streamlines and descent paths. Geometry comes from
-:mod:`gradbatch.geometry`; the data window from :mod:`gradbatch.viewer.loader`. GL only draws.
+:mod:`gradbatch.geometry`; the data window from :mod:`gradbatch.store.window`. GL only draws.
 """
 
 from __future__ import annotations
@@ -12,16 +12,20 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import StoreError, ViewerError
-from .store import FieldReader, JobLayout, WindowRequest, job_layout, read_coords, read_field
-from .viewer.visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, arrow_canvas, field_view
+from ..errors import ConfigError, StoreError, ViewerError
+from ..store import FieldReader, JobLayout, WindowRequest, job_layout, read_coords, read_field
+from .prepare import arrow_canvas
+from .visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, field_view
+
+if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
+    from ..config import JobConfig
 
 __all__ = ["RenderOptions", "render", "check_output", "show", "ViewerError", "LAYERS", "vispy_scene",
-           "IMAGE_SUFFIXES"]
+           "IMAGE_SUFFIXES", "JobPictures"]
 
 IMAGE_SUFFIXES = (".png",)
 """What a render writes (by suffix, any case)."""
@@ -129,6 +133,33 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
     return out
 
 
+class JobPictures:
+    """The pictures jobs ask for with ``render:``, drawn once their file is complete.
+
+    :mod:`gradbatch.jobs` sits below the viewer and never imports it: the public
+    ``gradbatch.run``/``run_jobs`` and the CLI hand it one of these (its ``renderer``)."""
+
+    def check(self, job: JobConfig, inputs: Sequence[Path], overwrite: bool) -> None:
+        """Refuse, before anything is computed, a picture that cannot be drawn (no vispy) or
+        whose output would destroy data (:func:`check_output`; ``inputs``: the job's files)."""
+        import importlib.util
+
+        r = job.render
+        assert r is not None
+        if importlib.util.find_spec("vispy") is None:
+            raise ConfigError(f"{job.where + '.' if job.where else ''}render: drawing needs vispy, which is "
+                              "not installed (pip install 'gradbatch[viewer]'); or remove render:")
+        check_output(r.output, inputs, overwrite)
+
+    def render(self, job: JobConfig, source: Path) -> Path:
+        """Draw ``job`` of the finished file ``source`` to its ``render.output``; returns that path."""
+        r = job.render
+        assert r is not None
+        opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
+                             scale=r.scale, colorbar=r.colorbar, surface=r.surface, contours=r.contours)
+        return render(source, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
+
+
 def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     """Seed 000's 3D picture, headless (see :class:`SurfaceLayers`)."""
     scene = vispy_scene("egl")
@@ -143,7 +174,7 @@ def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOption
     seed 000) and slope arrows along the curve (seed 002)."""
     scene = vispy_scene("egl")
 
-    from .geometry import arrow_segments, choose_level
+    from ..geometry import arrow_segments, choose_level
 
     axis = layout.axes[0]
     fields = layout.fields
