@@ -2,8 +2,6 @@
 
 Plain data (no torch, no numpy): the config checks a job's ``builtin:`` name, dimension and axis
 names against this table without importing the engine, and the function sources compile the text.
-The minima become :class:`~gradbatch.records.Minimum` records when asked for (records import
-numpy, which validating a job file does not need).
 """
 
 from __future__ import annotations
@@ -11,10 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .records import Minimum
+from .records import Minimum
 
 __all__ = ["Builtin", "BUILTINS"]
 
@@ -47,8 +42,6 @@ _Spec = tuple[tuple[float, ...], float, bool]  # a minimum's point, value, local
 
 
 def _records(specs: tuple[_Spec, ...]) -> tuple[Minimum, ...]:
-    from .records import Minimum
-
     return tuple(Minimum(point, value, local) for point, value, local in specs)
 
 

@@ -90,7 +90,8 @@ def nonfinite_lines(counts: Any, points: int) -> list[str]:
             if len(found) == 1:
                 label = found[0][0]
                 what = "NaN" if label == "NaN" else f"infinite ({label})"
-                lines.append(f"{name}: {what} at every point ({points:,})")
+                why = "undefined everywhere" if label == "NaN" else "the function is infinite everywhere"
+                lines.append(f"{name}: {what} at every point ({points:,}); {why}")
             else:
                 parts = ", ".join(f"{label} at {k:,}" for label, k in found)
                 lines.append(f"{name}: non-finite at every point ({points:,}): {parts}")
@@ -106,65 +107,82 @@ def describe(info: StoreInfo | str | Path) -> str:
         info = inspect(info)
     lines = [f"{info.path}  ({info.format}, written by gradbatch {info.version})"]
     for j in info.jobs:
-        a = {k: _decode(v) for k, v in j.attrs.items()}
-        state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
-        lines += ["", f"job {j.name}  [{state}]",
-                  f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})"]
-        lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points" for name, first, last, n in j.axes]
-        lines.append(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
-                     f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
-        t = a.get("timings")
-        if t is not None:
-            with _attribute(info, j, "timings", t):
-                lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
-                             f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
-                             f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
-        c = a.get("check")
-        if c is not None:
-            with _attribute(info, j, "check", c):
-                lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
-                             f"at {tuple(round(v, 6) for v in c['at'])}")
-        minima = a.get("minima") or []
-        if minima:
-            with _attribute(info, j, "minima", minima):
-                lines.append("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
-        if "nonfinite" in a:
-            points = math.prod(j.fields[0].shape) if j.fields else 0
-            with _attribute(info, j, "nonfinite", a["nonfinite"]):
-                lines += [f"  non-finite {line}" for line in nonfinite_lines(a["nonfinite"], points)]
-        lines.append(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
-        lines.append("  fields")
-        for f in j.fields:
-            raw = math.prod(f.shape) * (4 if f.dtype == "float32" else 8)
-            lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
-                         f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
-        t = j.trajectories
-        if "landscape" in t:
-            la = t["landscape"]
-            with _attribute(info, j, "landscape", la):
-                if la.get("kind") == "data":
-                    fit = (f"; least squares: slope {la['lstsq'][0]:.6g}, bias {la['lstsq'][1]:.6g}"
-                           if "lstsq" in la else "")
-                    lines.append(f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over "
-                                 f"{la.get('rows')} rows{fit}")
-                else:
-                    var = la.get("explained_variance")
-                    ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
-                    lines.append(f"  landscape  {la.get('directions')} directions, loss at the centre "
-                                 f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")
-        for label, p in t.get("paths", {}).items():
-            stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
-            lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "
-                         f"stopped: {stopped}")
-        if "basins" in t:
-            b = t["basins"]
-            found = "; ".join(f"{kind} at {tuple(round(v, 4) for v in pt)} ({n} starts)"
-                              for kind, pt, n in zip(b["kinds"], b["points"], b["counts"]))
-            lines.append(f"  basins     {' x '.join(map(str, b['resolution']))} starts, {b['minima']} found: {found}")
-        if "streamlines" in t:
-            s_ = t["streamlines"]
-            lines.append(f"  streamlines {s_['lines']} lines of the {s_['field']} field, {s_['points']:,} points")
+        lines += ["", *_job_lines(info, j), *_field_lines(j), *_overlay_lines(info, j)]
         if j.levels:
             lines.append(f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
                          + ", ".join(" x ".join(map(str, s)) for s in j.levels))
     return "\n".join(lines)
+
+
+def _job_lines(info: StoreInfo, j: JobInfo) -> list[str]:
+    """The job's state, function, axes, settings, timings, check, minima, non-finite points."""
+    a = {k: _decode(v) for k, v in j.attrs.items()}
+    state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
+    lines = [f"job {j.name}  [{state}]",
+             f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})"]
+    lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points" for name, first, last, n in j.axes]
+    lines.append(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
+                 f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
+    t = a.get("timings")
+    if t is not None:
+        with _attribute(info, j, "timings", t):
+            lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
+                         f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
+                         f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
+    c = a.get("check")
+    if c is not None:
+        with _attribute(info, j, "check", c):
+            lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
+                         f"at {tuple(round(v, 6) for v in c['at'])}")
+    minima = a.get("minima") or []
+    if minima:
+        with _attribute(info, j, "minima", minima):
+            lines.append("  minima     " + "; ".join(f"{tuple(m['point'])} = {m['value']:g}" for m in minima))
+    if "nonfinite" in a:
+        points = math.prod(j.fields[0].shape) if j.fields else 0
+        with _attribute(info, j, "nonfinite", a["nonfinite"]):
+            lines += [f"  non-finite {line}" for line in nonfinite_lines(a["nonfinite"], points)]
+    lines.append(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
+    return lines
+
+
+def _field_lines(j: JobInfo) -> list[str]:
+    lines = ["  fields"]
+    for f in j.fields:
+        raw = math.prod(f.shape) * (4 if f.dtype == "float32" else 8)
+        lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
+                     f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
+    return lines
+
+
+def _overlay_lines(info: StoreInfo, j: JobInfo) -> list[str]:
+    """The landscape's makings, paths, basins and streamlines, one line each."""
+    lines = []
+    t = j.trajectories
+    if "landscape" in t:
+        la = t["landscape"]
+        with _attribute(info, j, "landscape", la):
+            lines.append(_landscape_line(la))
+    for label, p in t.get("paths", {}).items():
+        stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
+        lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "
+                     f"stopped: {stopped}")
+    if "basins" in t:
+        b = t["basins"]
+        found = "; ".join(f"{kind} at {tuple(round(v, 4) for v in pt)} ({n} starts)"
+                          for kind, pt, n in zip(b["kinds"], b["points"], b["counts"]))
+        lines.append(f"  basins     {' x '.join(map(str, b['resolution']))} starts, {b['minima']} found: {found}")
+    if "streamlines" in t:
+        s_ = t["streamlines"]
+        lines.append(f"  streamlines {s_['lines']} lines of the {s_['field']} field, {s_['points']:,} points")
+    return lines
+
+
+def _landscape_line(la: dict[str, Any]) -> str:
+    if la.get("kind") == "data":
+        fit = f"; least squares: slope {la['lstsq'][0]:.6g}, bias {la['lstsq'][1]:.6g}" if "lstsq" in la else ""
+        return f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over {la.get('rows')} rows{fit}"
+    var = la.get("explained_variance")
+    ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
+    return (f"  landscape  {la.get('directions')} directions, loss at the centre "
+            f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")

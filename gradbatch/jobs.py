@@ -8,31 +8,27 @@ writer thread, so computing tile i+1 overlaps compressing and writing tile i.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 import queue
-import shutil
 import threading
 import time
-from contextlib import ExitStack
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from .config import JobConfig, JobFile, load_config
-from .describe import human_size
+from .describe import nonfinite_lines
 from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
-from .errors import ConfigError, EngineError, StoreError
-from .trajectories.flows import check_flows, run_flows
-from .grid import level_shape
+from .errors import ConfigError, EngineError
 from .lock import OutputLock
-from .store import (HeldJob, JobWriter, commit, h5py_version, partial_jobs, partial_path, recover_partial, stored_bytes,
-                    tile_stats)
+from .outputs import by_output, check_render, check_space, decide, make_folder, planned_bytes, same_code
+from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
+from .trajectories.flows import check_flows, run_flows
 
 __all__ = ["Progress", "JobReport", "JobRenderer", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
@@ -158,144 +154,61 @@ def run_jobs(
         job_list = [jobs]
     else:
         job_list = list(jobs)
-    by_output: dict[Path, list[JobConfig]] = {}
-    named: dict[Path, Path] = {}  # one output named two ways (out.h5, ./out.h5) is one output
-    for job in job_list:
-        try:
-            real = Path(os.path.realpath(job.output))
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{job.output}: not a usable output path ({exc})") from None
-        by_output.setdefault(named.setdefault(real, job.output), []).append(job)
-
+    groups = by_output(job_list)
     with ExitStack() as locks:
-        for out in by_output:
-            _make_folder(out)
+        for out in groups:
+            make_folder(out)
             locks.enter_context(OutputLock(out))
-        todo = [(out, group) for out, group in by_output.items() if _decide(out, group, resume, overwrite, say)]
-        for out, group in todo:  # a picture asked for must not destroy data: refused now, not after the run
-            for job in group:
-                if job.render is not None:
-                    if renderer is None:
-                        raise ConfigError(f"{job.where + '.' if job.where else ''}render: this run draws no "
-                                          "pictures (no renderer given); use gradbatch.run_jobs, or remove render:")
-                    renderer.check(job, [out, partial_path(out)], overwrite)
-
-        # Plan everything first: a bad function or device fails before anything is written.
-        plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
-        for plan in plans.values():
-            check_flows(plan)
-            _check_render(plan)
-        for out, group in todo:
-            _check_space(out, [plans[id(job)] for job in group], force, say)
-        own_cluster = None
-        if cluster is not None and todo:
-            from .distributed import Cluster, connect
-
-            if not isinstance(cluster, Cluster):
-                gpus = torch.cuda.device_count() if any(p.device.type == "cuda" for p in plans.values()) else 0
-                cluster = own_cluster = connect(cluster, gpus)
-                say(f"cluster: {cluster.workers} workers on {cluster.client.scheduler.address}")
-        try:
-            return _run_all(todo, plans, resume, overwrite, progress, say, cluster, renderer)
-        finally:
-            if own_cluster is not None:
-                own_cluster.close()
+        todo = [(out, group) for out, group in groups.items() if decide(out, group, resume, overwrite, say)]
+        _check_pictures(todo, renderer, overwrite)
+        plans = _plan_all(todo, device, force, say)
+        with _cluster(cluster, plans, say) as connected:
+            return _run_all(todo, plans, resume, overwrite, progress, say, connected, renderer)
 
 
-def _make_folder(out: Path) -> None:
-    try:
-        if out.is_dir():
-            raise StoreError(f"{out}: is a folder; give a file name for the output")
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"{out}: cannot create its folder ({exc.strerror or exc})") from None
+def _check_pictures(todo: list[tuple[Path, list[JobConfig]]], renderer: JobRenderer | None, overwrite: bool) -> None:
+    """A picture asked for must not destroy data: refused now, not after the run."""
+    for out, group in todo:
+        for job in group:
+            if job.render is None:
+                continue
+            if renderer is None:
+                raise ConfigError(f"{job.where + '.' if job.where else ''}render: this run draws no "
+                                  "pictures (no renderer given); use gradbatch.run_jobs, or remove render:")
+            renderer.check(job, [out, partial_path(out)], overwrite)
 
 
-def _decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, say: Callable[[str], None]) -> bool:
-    """Whether ``out`` needs work, checked under its lock, before anything is planned: the
-    overwrite/resume rules, and a partial file to resume made openable (or refused, saying why)."""
-    part = partial_path(out)
-    has_part = part.exists() or part.is_symlink()
-    if resume and out.exists() and not has_part:
-        held = partial_jobs(out)
-        extra = sorted(set(held) - {job.name for job in group})
-        if extra:
-            raise StoreError(f"{out}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
-                             "that the job file does not have; run again with --overwrite to replace it")
-        _same_jobs(out, held, group, "was made with")
-        say(f"{out}: complete already; nothing to resume")
-        return False
-    if out.exists() and not (overwrite or resume):
-        raise StoreError(f"{out}: exists; pass --overwrite to replace it (the old file is kept "
-                         "until the new one is complete)")
-    if has_part and not resume and not overwrite:
-        raise StoreError(f"{part}: an interrupted run left this; pass --resume to finish it "
-                         "or --overwrite to start again")
-    if has_part and resume:
-        recover_partial(part)
-        held = partial_jobs(part)
-        extra = sorted(set(held) - {job.name for job in group})
-        if extra:
-            raise StoreError(f"{part}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
-                             "that the job file no longer has (renamed or removed?); it cannot be resumed "
-                             "with this job file: run again with --overwrite to start afresh")
-        _same_jobs(part, held, [job for job in group if job.name in held], "was started with")
-    return True
+def _plan_all(todo: list[tuple[Path, list[JobConfig]]], device: str | None, force: bool,
+              say: Callable[[str], None]) -> dict[int, JobPlan]:
+    """Plan everything first: a bad function or device fails before anything is written."""
+    plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
+    for plan in plans.values():
+        check_flows(plan)
+        check_render(plan)
+    for out, group in todo:
+        check_space(out, [plans[id(job)] for job in group], force, say)
+    return plans
 
 
-def _same_jobs(path: Path, held: dict[str, HeldJob], group: Sequence[JobConfig], verb: str) -> None:
-    """Each job of ``group`` is in ``held`` with the settings the job file gives it now."""
-    missing = [job.name for job in group if job.name not in held]
-    changed = [job.name for job in group if job.name in held and held[job.name].job_yaml != job.yaml]
-    lost = [name for name in changed if not held[name].job_yaml]
-    if lost:
-        raise StoreError(f"{path}: job {', '.join(map(repr, lost))} has lost its recorded settings (the file was "
-                         "damaged, e.g. by a full disk as it was written); run again with --overwrite to start afresh")
-    if missing or changed:
-        what = (f"holds no job {', '.join(map(repr, missing))}" if missing else
-                f"job {', '.join(map(repr, changed))} {verb} different settings than the job file gives it now")
-        raise StoreError(f"{path}: {what}; run again with --overwrite to start afresh")
-
-
-def _same_code(path: Path, held: HeldJob, plan: JobPlan) -> None:
-    if held.code_hash != plan.function.code_hash:
-        raise StoreError(f"{path}: job {plan.job.name!r} was made with other code for its callable "
-                         f"{plan.function.text!r} (its source files changed); run again with --overwrite "
-                         "to start afresh")
-
-
-def _check_render(plan: JobPlan) -> None:
-    """A job's ``render:`` must name a field the job writes (known once it is planned)."""
-    r = plan.job.render
-    if r is None:
+@contextmanager
+def _cluster(cluster: Any, plans: dict[int, JobPlan], say: Callable[[str], None]) -> Iterator[Any]:
+    """The cluster to compute on: a connected one as given, one started (and closed after) from
+    :class:`~gradbatch.distributed.ClusterOptions`, or None."""
+    if cluster is None or not plans:
+        yield None
         return
-    at = f"{plan.job.where}.render" if plan.job.where else "render"
-    if r.field not in plan.fields:
-        raise ConfigError(f"{at}.field: the job writes no field {r.field!r}; its fields: {', '.join(plan.fields)}")
+    from .distributed import Cluster, connect
 
-
-def planned_bytes(plan: JobPlan) -> int:
-    """Upper bound of a job's bytes on disk: every field and pyramid level uncompressed (what
-    incompressible data would take), plus the paths, basins and streamlines it records."""
-    itemsize = plan.axes[0].dtype.itemsize
-    points = plan.job.grid.size
-    pyramid = sum(int(np.prod(level_shape(plan.layout.shape, k))) for k in range(1, plan.levels + 1))
-    return (points + pyramid) * len(plan.fields) * itemsize
-
-
-def _check_space(out: Path, plans: list[JobPlan], force: bool, say: Callable[[str], None]) -> None:
-    need = sum(planned_bytes(p) for p in plans)
-    part = partial_path(out)
-    if part.is_file():
-        need = max(0, need - part.stat().st_size)
-    free = shutil.disk_usage(out.parent).free
-    for p in plans:
-        say(f"{p.job.name}: planned {p.job.grid.size:,} points x {len(p.fields)} fields ({p.job.dtype}), "
-            f"at most {human_size(planned_bytes(p))} on disk before compression")
-    if need > free and not force:
-        raise StoreError(f"{out}: the jobs may need up to {human_size(need)} (uncompressed) and "
-                         f"{out.parent} has {human_size(free)} free; free some space, make the grid "
-                         "smaller, or pass --force if compression will make it fit")
+    if isinstance(cluster, Cluster):
+        yield cluster
+        return
+    gpus = torch.cuda.device_count() if any(p.device.type == "cuda" for p in plans.values()) else 0
+    own = connect(cluster, gpus)
+    say(f"cluster: {own.workers} workers on {own.client.scheduler.address}")
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool, overwrite: bool,
@@ -309,7 +222,7 @@ def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan]
         held = partial_jobs(part) if part.exists() else {}
         for job in group:
             if job.name in held and held[job.name].complete:
-                _same_code(part, held[job.name], plans[id(job)])
+                same_code(part, held[job.name], plans[id(job)])
                 say(f"{job.name}: complete already in {part}")
                 continue
             reports.append(_run_one(plans[id(job)], part, progress, say, cluster))
@@ -323,7 +236,7 @@ def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan]
 
 def _provenance(plan: JobPlan) -> dict[str, Any]:
     job = plan.job
-    from . import __version__
+    from ._version import __version__
     return {
         "function": plan.function.text,
         "function_source": plan.function.source,
@@ -390,25 +303,61 @@ class _WriterThread(threading.Thread):
 
 def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None],
              cluster: Any = None) -> JobReport:
+    """One job: its tiles computed and written (those not done already), then its paths, basins
+    and streamlines, then the attributes that mark it complete."""
     job = plan.job
     writer = JobWriter(part, job.name, plan.fields, list(zip(job.grid.names, plan.axes)),
                        plan.layout, plan.levels, job.compression.value, _provenance(plan),
                        check_width=3 + job.grid.ndim if plan.check else 0)
     done = writer.open()
-    total_tiles = len(plan.layout)
-    total_points = job.grid.size
-    resumed_points = sum(plan.layout.tile_of(i).size for i in done)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(job.threads)
     device = device_name(plan.device)
+    say(_start_line(plan, device, done))
+    stats = EvalStats()
+    t0 = time.perf_counter()
+    busy_s = _tiles(plan, writer, done, stats, progress, cluster, t0)
+    wall = time.perf_counter() - t0
+    total_tiles, total_points = len(plan.layout), job.grid.size
+    if progress is not None:
+        progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
+    flow_timings = _flows(plan, part, say, cluster)
+    computed_points = total_points - sum(plan.layout.tile_of(i).size for i in done)
+    timings = {"wall_s": wall, "compute_s": stats.compute_s, "write_s": busy_s, "compile_s": stats.compile_s,
+               **flow_timings}
+    final = {
+        "device": device,
+        "compiled": stats.compiled,
+        "timings": {**{k: round(v, 4) for k, v in timings.items()},
+                    **({"cluster_workers": cluster.workers} if cluster is not None else {})},
+        "points_per_s": computed_points / wall if wall > 0 else 0.0,
+        "tiles_resumed": len(done),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    nonfinite, check = _tile_summary(plan, part, final)
+    writer.finalize(final)
+    stored = stored_bytes(part, job.name, plan.fields)
+    return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
+                     computed_points, stats.tiles, len(done), wall, stats.compute_s, busy_s,
+                     stats.compile_s, stats.compiled, stored, check, nonfinite, total_points)
+
+
+def _start_line(plan: JobPlan, device: str, done: set[int]) -> str:
+    job = plan.job
     chosen = ""
     if job.device == "auto":
         chosen = " (device: auto, CUDA found)" if plan.device.type == "cuda" else " (device: auto, no CUDA here)"
-    say(f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
-        f"points, on {device}{chosen}"
-        + (f"; resuming, {len(done)} of {total_tiles} tiles done" if done else ""))
-    stats = EvalStats()
-    t0 = time.perf_counter()
+    return (f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
+            f"points, on {device}{chosen}"
+            + (f"; resuming, {len(done)} of {len(plan.layout)} tiles done" if done else ""))
+
+
+def _tiles(plan: JobPlan, writer: JobWriter, done: set[int], stats: EvalStats, progress: ProgressFn | None,
+           cluster: Any, t0: float) -> float:
+    """Compute the tiles not ``done`` (here, or on ``cluster``) while the writer thread writes
+    them; the writer's busy seconds. On any failure the writer is drained and the file abandoned."""
+    job = plan.job
+    resumed_points = sum(plan.layout.tile_of(i).size for i in done)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(job.threads)
     thread = _WriterThread(writer)
     thread.start()
     try:
@@ -421,9 +370,8 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         for result in tiles:
             thread.put(result)
             if progress is not None:
-                progress(Progress(job.name, len(done) + thread.written, total_tiles,
-                                  resumed_points + thread.points, total_points,
-                                  time.perf_counter() - t0))
+                progress(Progress(job.name, len(done) + thread.written, len(plan.layout),
+                                  resumed_points + thread.points, job.grid.size, time.perf_counter() - t0))
         thread.put(None)
         thread.join()
         if thread.error is not None:
@@ -438,56 +386,37 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         raise
     finally:
         torch.set_num_threads(old_threads)
-    wall = time.perf_counter() - t0
-    if progress is not None:
-        progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
+    return thread.busy_s
+
+
+def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) -> dict[str, float]:
+    """The job's paths, basins and streamlines (basins' descents on ``cluster``'s workers if given)."""
+    run_batches = None
+    if cluster is not None and plan.job.basins is not None:
+        from .distributed import basins_on
+
+        run_batches = basins_on(cluster, plan)
     try:
-        flow_timings = run_flows(plan, part, say, cluster)
+        return run_flows(plan, part, say, run_batches)
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
-        raise EngineError(f"{job.name}: computing its paths, basins or streamlines failed ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:300]}); the fields are on disk in {part}") from None
-    computed_points = total_points - resumed_points
-    final = {
-        "device": device,
-        "compiled": stats.compiled,
-        "timings": {"wall_s": round(wall, 4), "compute_s": round(stats.compute_s, 4),
-                    "write_s": round(thread.busy_s, 4), "compile_s": round(stats.compile_s, 4),
-                    **{k: round(v, 4) for k, v in flow_timings.items()},
-                    **({"cluster_workers": cluster.workers} if cluster is not None else {})},
-        "points_per_s": computed_points / wall if wall > 0 else 0.0,
-        "tiles_resumed": len(done),
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    counts, rows = tile_stats(part, job.name)  # every tile's, this run's and earlier runs'
+        raise EngineError(f"{plan.job.name}: computing its paths, basins or streamlines failed "
+                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the fields are on disk "
+                          f"in {part}") from None
+
+
+def _tile_summary(plan: JobPlan, part: Path, final: dict[str, Any]
+                  ) -> tuple[dict[str, dict[str, int]], CheckStats | None]:
+    """Every tile's non-finite counts and gradient check (this run's and earlier runs'), summed
+    into ``final``'s attributes; returned for the report."""
+    counts, rows = tile_stats(part, plan.job.name)
     nonfinite = {name: dict(zip(("nan", "posinf", "neginf"), (int(n) for n in counts[:, i].sum(axis=0))))
                  for i, name in enumerate(plan.fields)}
     final["nonfinite"] = nonfinite
-    check = None
-    if rows is not None:
-        check = CheckStats.from_rows(rows, check_steps(plan.axes))
-        final["check"] = {"method": "central differences in float64", "steps": list(check.steps),
-                          "max_abs_error": check.max_abs_error, "max_scaled_error": check.max_scaled_error,
-                          "at": list(check.where), "nan_points": check.nan_points}
-        final["check_max_abs_error"] = check.max_abs_error
-    writer.finalize(final)
-    stored = stored_bytes(part, job.name, plan.fields)
-    return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
-                     computed_points, stats.tiles, len(done), wall, stats.compute_s, thread.busy_s,
-                     stats.compile_s, stats.compiled, stored, check, nonfinite, total_points)
-
-
-
-
-def nonfinite_lines(counts: dict[str, dict[str, int]], points: int) -> list[str]:
-    """What is not a finite number in each field, in words a user can act on."""
-    words = {"nan": "NaN", "posinf": "+inf", "neginf": "-inf"}
-    lines = []
-    for name, c in counts.items():
-        bad = sum(c.values())
-        if bad == points and points and len([k for k, n in c.items() if n]) == 1:
-            kind = next(k for k, n in c.items() if n)
-            lines.append(f"{name}: {words[kind]} at every point ({points:,})"
-                         + ("; the function is infinite everywhere" if kind != "nan" else "; undefined everywhere"))
-            continue
-        lines += [f"{name}: {words[k]} at {n:,} of {points:,} points" for k, n in c.items() if n]
-    return lines
+    if rows is None:
+        return nonfinite, None
+    check = CheckStats.from_rows(rows, check_steps(plan.axes))
+    final["check"] = {"method": "central differences in float64", "steps": list(check.steps),
+                      "max_abs_error": check.max_abs_error, "max_scaled_error": check.max_scaled_error,
+                      "at": list(check.where), "nan_points": check.nan_points}
+    final["check_max_abs_error"] = check.max_abs_error
+    return nonfinite, check

@@ -1,4 +1,4 @@
-"""What flows between the stages besides the fields: frozen, numpy-only records.
+"""What flows between the stages besides the fields: frozen records of numpy arrays.
 
 Descent paths, basins with their table of critical points, streamlines, a loss landscape's
 makings and known minima. The trajectory modules return them, the store writes and reads them,
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: building a record imports nothing heavy
+    import numpy as np
 
 __all__ = ["WindowRequest", "WindowResponse", "REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
            "LandscapeMakings", "Stored", "Overlays"]

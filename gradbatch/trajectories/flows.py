@@ -13,7 +13,7 @@ from ..engine import JobPlan
 from ..errors import ConfigError
 from ..records import REASONS, STOPS
 from ..store import write_basins, write_landscape, write_paths, write_streamlines
-from .basins import compute_basins
+from .basins import RunBatches, compute_basins
 from .paths import check_recorded, count_starts, descend, start_points
 from .streamlines import compute_streamlines
 
@@ -60,9 +60,11 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
         say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
-def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any = None) -> dict[str, float]:
+def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None],
+              run_batches: RunBatches | None = None) -> dict[str, float]:
     """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each.
-    ``cluster`` (``gradbatch.distributed.Cluster``): basins' descents run on its workers."""
+    ``run_batches``: runs basins' descents elsewhere (``gradbatch.distributed.basins_on``: on a
+    cluster's workers); by default they run here."""
     job = plan.job
     bounds = _bounds(job)
     timings: dict[str, float] = {}
@@ -83,14 +85,9 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: An
     if job.basins is not None:
         bcfg = job.basins
         t0 = time.perf_counter()
-        batches = None
-        if cluster is not None:
-            from ..distributed import basins_on
-
-            batches = basins_on(cluster, plan)
         result = compute_basins(ff, bcfg, bounds, ff.minima, plan.dtype, plan.device,
                                 progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
-                                run_batches=batches)
+                                run_batches=run_batches)
         attrs = {**_opt_attrs(bcfg.optimizer), "steps": bcfg.steps, "tol": bcfg.tol,
                  "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS),
                  "known_minima": sum(p.known for p in result.points)}
