@@ -37,12 +37,12 @@ def numpy_analytic(n: int, lo: float = -5.0, hi: float = 5.0, rows: int = 256) -
     gy = np.empty((n, n), np.float32)
     t0 = time.perf_counter()
     for r in range(0, n, rows):
-        yy = y[r:r + rows, None]
+        yy = y[r : r + rows, None]
         u = (0.75 * x[None, :]) ** 2 + yy**2 + np.float32(0.01)
-        value[r:r + rows] = np.sin(u)
+        value[r : r + rows] = np.sin(u)
         c = np.cos(u)
-        gx[r:r + rows] = c * (np.float32(2 * 0.5625) * x[None, :])
-        gy[r:r + rows] = c * (np.float32(2.0) * yy)
+        gx[r : r + rows] = c * (np.float32(2 * 0.5625) * x[None, :])
+        gy[r : r + rows] = c * (np.float32(2.0) * yy)
     return time.perf_counter() - t0
 
 

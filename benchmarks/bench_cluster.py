@@ -32,7 +32,7 @@ def _same(a: Path, b: Path, job: str) -> bool:
         for name in fa[job].attrs["fields"]:
             da, db = fa[job][name], fb[job][name]
             for s in range(0, da.shape[0], 1024):  # in slabs: bounded memory
-                if not np.array_equal(da[s:s + 1024], db[s:s + 1024], equal_nan=True):
+                if not np.array_equal(da[s : s + 1024], db[s : s + 1024], equal_nan=True):
                     return False
     return True
 
@@ -58,24 +58,30 @@ def main() -> None:
     r = gradbatch.run_jobs([job1], overwrite=True)[0]
     base = r.wall_s
     res["single_s"] = base
-    print(f"single process (1 compute thread + the writer): {base:.2f} s, {job.grid.size / base / 1e6:.1f} Mpts/s",
-          flush=True)
+    print(
+        f"single process (1 compute thread + the writer): {base:.2f} s, {job.grid.size / base / 1e6:.1f} Mpts/s",
+        flush=True,
+    )
     for n in (int(v) for v in args.workers.split(",")):
         t0 = time.perf_counter()
         cluster = connect(ClusterOptions(workers=n))
         start = time.perf_counter() - t0
         out = args.dir / f"cluster-{n}.h5"
         try:
-            r = gradbatch.run_jobs([__import__("dataclasses").replace(job, output=out)], overwrite=True,
-                                   cluster=cluster)[0]
+            r = gradbatch.run_jobs(
+                [__import__("dataclasses").replace(job, output=out)], overwrite=True, cluster=cluster
+            )[0]
         finally:
             cluster.close()
         same = _same(single, out, job.name)
         res[f"workers_{n}_s"] = r.wall_s
         res[f"workers_{n}_start_s"] = start
-        print(f"{n} worker{'s' if n > 1 else ''}: {r.wall_s:.2f} s ({r.wall_s / base:.2f}x the single process, "
-              f"{job.grid.size / r.wall_s / 1e6:.1f} Mpts/s; cluster start {start:.1f} s); "
-              f"file {'identical' if same else 'DIFFERENT'}", flush=True)
+        print(
+            f"{n} worker{'s' if n > 1 else ''}: {r.wall_s:.2f} s ({r.wall_s / base:.2f}x the single process, "
+            f"{job.grid.size / r.wall_s / 1e6:.1f} Mpts/s; cluster start {start:.1f} s); "
+            f"file {'identical' if same else 'DIFFERENT'}",
+            flush=True,
+        )
         out.unlink()
     single.unlink()
     if args.json:

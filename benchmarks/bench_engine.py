@@ -42,25 +42,40 @@ def main() -> None:
     print(f"numpy, chunked (stronger)    : {chunk_rate / 1e6:8.1f} Mpts/s ({t_chunk:.2f} s)", flush=True)
     t_loop = seed003_loop(args.loop_size)
     loop_rate = args.loop_size**2 / t_loop
-    print(f"seed 003 per-point loop      : {loop_rate / 1e6:8.4f} Mpts/s (at {args.loop_size}^2, "
-          f"{t_loop:.1f} s; extrapolated {pts / loop_rate / 3600:.1f} h for {n}^2)", flush=True)
+    print(
+        f"seed 003 per-point loop      : {loop_rate / 1e6:8.4f} Mpts/s (at {args.loop_size}^2, "
+        f"{t_loop:.1f} s; extrapolated {pts / loop_rate / 3600:.1f} h for {n}^2)",
+        flush=True,
+    )
 
-    result = {"size": n, "numpy_meshgrid_pts_per_s": np_rate, "numpy_chunked_pts_per_s": chunk_rate,
-              "seed003_loop_pts_per_s": loop_rate}
-    rows = benchmark([n], ["eager", "compiled"], [torch.device("cpu")], repeat=args.repeat,
-                     log=lambda m: print(m, flush=True))
-    both = benchmark([n], ["compiled"], [torch.device("cpu")], repeat=args.repeat, threads=2,
-                     log=lambda m: print(m, flush=True))
+    result = {
+        "size": n,
+        "numpy_meshgrid_pts_per_s": np_rate,
+        "numpy_chunked_pts_per_s": chunk_rate,
+        "seed003_loop_pts_per_s": loop_rate,
+    }
+    rows = benchmark(
+        [n], ["eager", "compiled"], [torch.device("cpu")], repeat=args.repeat, log=lambda m: print(m, flush=True)
+    )
+    both = benchmark(
+        [n], ["compiled"], [torch.device("cpu")], repeat=args.repeat, threads=2, log=lambda m: print(m, flush=True)
+    )
     result["engine_compiled_2threads_pts_per_s"] = both[0].points_per_s
-    print(f"engine compiled, 2 threads   : {both[0].points_per_s / 1e6:8.1f} Mpts/s "
-          f"= {both[0].points_per_s / np_rate:5.2f}x numpy (seeds' way, which uses one core)", flush=True)
+    print(
+        f"engine compiled, 2 threads   : {both[0].points_per_s / 1e6:8.1f} Mpts/s "
+        f"= {both[0].points_per_s / np_rate:5.2f}x numpy (seeds' way, which uses one core)",
+        flush=True,
+    )
     for r in rows:
         result[f"engine_{r.method}_pts_per_s"] = r.points_per_s
         result[f"engine_{r.method}_compile_s"] = r.compile_s
-        print(f"engine {r.method:<8}              : {r.points_per_s / 1e6:8.1f} Mpts/s  "
-              f"= {r.points_per_s / np_rate:5.2f}x numpy (seeds' way), {r.points_per_s / chunk_rate:5.2f}x "
-              f"chunked numpy, {r.points_per_s / loop_rate:6.0f}x seed 003's loop"
-              + (f"  (compile {r.compile_s:.1f} s, once)" if r.method == "compiled" else ""), flush=True)
+        print(
+            f"engine {r.method:<8}              : {r.points_per_s / 1e6:8.1f} Mpts/s  "
+            f"= {r.points_per_s / np_rate:5.2f}x numpy (seeds' way), {r.points_per_s / chunk_rate:5.2f}x "
+            f"chunked numpy, {r.points_per_s / loop_rate:6.0f}x seed 003's loop"
+            + (f"  (compile {r.compile_s:.1f} s, once)" if r.method == "compiled" else ""),
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

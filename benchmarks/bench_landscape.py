@@ -32,8 +32,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import gradbatch
-from gradbatch.config import parse_config
-from gradbatch.config import MLPConfig, NetworkSource
+from gradbatch.config import MLPConfig, NetworkSource, parse_config
 from gradbatch.functions.models import build_network
 from gradbatch.functions.network import build_plane
 
@@ -42,8 +41,10 @@ MLP = "{builtin: mlp, dataset: moons, samples: 2000, hidden: [64, 64], steps: 30
 
 def _gradbatch(folder: Path, side: int, threads: int, outputs: str) -> tuple[float, np.ndarray]:
     out = folder / f"nn-{outputs}.h5"
-    text = (f"name: nn\nfunction: {{network: {{model: {MLP}, directions: filter, seed: 0}}}}\n"
-            f"grid: {{alpha: [-1, 1, {side}], beta: [-1, 1, {side}]}}\nthreads: {threads}\noutputs: [{outputs}]\n")
+    text = (
+        f"name: nn\nfunction: {{network: {{model: {MLP}, directions: filter, seed: 0}}}}\n"
+        f"grid: {{alpha: [-1, 1, {side}], beta: [-1, 1, {side}]}}\nthreads: {threads}\noutputs: [{outputs}]\n"
+    )
     reports = gradbatch.run_jobs(parse_config(text, output=out), overwrite=True)
     return reports[0].compute_s, gradbatch.read_field(out, "nn", "value")
 
@@ -126,8 +127,10 @@ def _seed002(folder: Path) -> dict[str, float]:
             grid[i, j] = loss(m, b)
     t_loop = time.perf_counter() - t0
     out = folder / "s2.h5"
-    text = ("name: s2\nfunction: {landscape: {model: linear}}\ndtype: float64\n"
-            f"grid: {{m: [-20, 19.5, {len(m_range)}], b: [-40, 39.5, {len(b_range)}]}}\n")
+    text = (
+        "name: s2\nfunction: {landscape: {model: linear}}\ndtype: float64\n"
+        f"grid: {{m: [-20, 19.5, {len(m_range)}], b: [-40, 39.5, {len(b_range)}]}}\n"
+    )
     r = gradbatch.run_jobs(parse_config(text, output=out), overwrite=True)[0]
     np.testing.assert_allclose(gradbatch.read_field(out, "s2", "value"), grid, rtol=1e-10)
     return {"seed002_loop_s": t_loop, "seed002_gradbatch_s": r.compute_s}
@@ -153,28 +156,39 @@ def main() -> None:
         t_vg, values = _gradbatch(folder, args.side, args.threads, "value, gradient")
         t_v, values_only = _gradbatch(folder, args.side, args.threads, "value")
         torch.set_num_threads(args.threads)  # jobs restore the caller's setting; make sure
-        print(f"gradbatch, {args.side}x{args.side} plane: value + gradient {t_vg:.2f} s "
-              f"({t_vg / n * 1e3:.2f} ms/point), value only {t_v:.2f} s ({t_v / n * 1e3:.2f} ms/point)", flush=True)
+        print(
+            f"gradbatch, {args.side}x{args.side} plane: value + gradient {t_vg:.2f} s "
+            f"({t_vg / n * 1e3:.2f} ms/point), value only {t_v:.2f} s ({t_v / n * 1e3:.2f} ms/point)",
+            flush=True,
+        )
         res.update(gradbatch_value_grad_s=t_vg, gradbatch_value_s=t_v)
         pts = _points(args.side, args.sample)
         want = np.array([values[j, i] for j, i, _, _ in pts])
-        for name, fn, grad in (("Li et al. loop", _li_et_al, False), ("loss-landscapes loop", _loss_landscapes, False),
-                               ("autograd loop", _autograd_loop, True)):
+        for name, fn, grad in (
+            ("Li et al. loop", _li_et_al, False),
+            ("loss-landscapes loop", _loss_landscapes, False),
+            ("autograd loop", _autograd_loop, True),
+        ):
             t, got = fn(net, plane, pts)
             np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)  # the same landscape
             whole = t / len(pts) * n
             ours = t_vg if grad else t_v
-            print(f"{name:<22} {t / len(pts) * 1e3:6.2f} ms/point -> {whole:7.1f} s for the plane "
-                  f"({'value + gradient' if grad else 'value'}); gradbatch {whole / ours:.1f}x faster "
-                  f"(against its {'value + gradient' if grad else 'value-only'} run)", flush=True)
+            print(
+                f"{name:<22} {t / len(pts) * 1e3:6.2f} ms/point -> {whole:7.1f} s for the plane "
+                f"({'value + gradient' if grad else 'value'}); gradbatch {whole / ours:.1f}x faster "
+                f"(against its {'value + gradient' if grad else 'value-only'} run)",
+                flush=True,
+            )
             key = name.split()[0].lower().replace(".", "").replace("-", "_")
             res[f"{key}_s"] = whole
             res[f"{key}_speedup"] = whole / ours
             res[f"{key}_speedup_vs_value_grad"] = whole / t_vg
         s2 = _seed002(folder)
-        print(f"seed 002's per-point numpy loop, 80x160: {s2['seed002_loop_s']:.3f} s; gradbatch value + gradient "
-              f"{s2['seed002_gradbatch_s']:.3f} s ({s2['seed002_loop_s'] / s2['seed002_gradbatch_s']:.1f}x)",
-              flush=True)
+        print(
+            f"seed 002's per-point numpy loop, 80x160: {s2['seed002_loop_s']:.3f} s; gradbatch value + gradient "
+            f"{s2['seed002_gradbatch_s']:.3f} s ({s2['seed002_loop_s'] / s2['seed002_gradbatch_s']:.1f}x)",
+            flush=True,
+        )
         res.update(s2)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,8 +54,9 @@ print(json.dumps({"job_wall_s": run_s, "tiles_wall_s": report.wall_s, "peak_rss"
 def run_job(config: Path, out: Path) -> tuple[float, float, int]:
     """(process wall s, job wall s, peak RSS bytes) of one run in a fresh process."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(config), str(out)], check=True,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(config), str(out)], check=True, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     out.unlink()
@@ -65,8 +65,10 @@ def run_job(config: Path, out: Path) -> tuple[float, float, int]:
 
 def _size_config(folder: Path, size: int) -> Path:
     cfg = folder / f"gradbatch_mem{size}.yaml"
-    cfg.write_text(f"name: mem\nfunction: 'sin((0.75*x)**2 + y**2 + 0.01)'\n"
-                   f"grid: {{x: [-5, 5, {size}], y: [-5, 5, {size}]}}\noutputs: [value, gradient]\n")
+    cfg.write_text(
+        f"name: mem\nfunction: 'sin((0.75*x)**2 + y**2 + 0.01)'\n"
+        f"grid: {{x: [-5, 5, {size}], y: [-5, 5, {size}]}}\noutputs: [value, gradient]\n"
+    )
     return cfg
 
 
@@ -84,18 +86,21 @@ def main() -> None:
     print(f"raw durable write of {nbytes / 1e6:.0f} MB: {t_raw:.2f} s ({nbytes / t_raw / 1e6:.0f} MB/s)", flush=True)
     out = args.dir / "gradbatch_bench.h5"
     proc_wall, job_wall, _ = run_job(ROOT / "configs" / "bench_8192.yaml", out)
-    print(f"gradbatch run {n}^2 (lz4, pyramid): run() {job_wall:.2f} s including the final fsync, "
-          f"process {proc_wall:.2f} s (incl. Python/torch start) -> {job_wall / t_raw:.2f}x the raw write",
-          flush=True)
-    result.update(raw_write_s=t_raw, job_wall_s=job_wall, process_wall_s=proc_wall,
-                  ratio_job_to_raw=job_wall / t_raw)
+    print(
+        f"gradbatch run {n}^2 (lz4, pyramid): run() {job_wall:.2f} s including the final fsync, "
+        f"process {proc_wall:.2f} s (incl. Python/torch start) -> {job_wall / t_raw:.2f}x the raw write",
+        flush=True,
+    )
+    result.update(raw_write_s=t_raw, job_wall_s=job_wall, process_wall_s=proc_wall, ratio_job_to_raw=job_wall / t_raw)
 
     for size in [int(s) for s in args.memory_sizes.split(",")]:
         cfg = _size_config(args.dir, size)
         wall, job_s, peak = run_job(cfg, args.dir / f"gradbatch_mem{size}.h5")
         cfg.unlink()
-        print(f"peak RSS of a {size}^2 run ({size * size / 1e6:.0f} Mpts, job {job_s:.1f} s): "
-              f"{peak / 2**20:.0f} MiB", flush=True)
+        print(
+            f"peak RSS of a {size}^2 run ({size * size / 1e6:.0f} Mpts, job {job_s:.1f} s): {peak / 2**20:.0f} MiB",
+            flush=True,
+        )
         result[f"peak_rss_mib_{size}"] = peak / 2**20
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

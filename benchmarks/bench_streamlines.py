@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 import gradbatch
-from gradbatch.trajectories.basins import compute_basins
 from gradbatch.config import parse_basins, parse_streamlines
 from gradbatch.functions import BUILTINS, from_builtin
+from gradbatch.trajectories.basins import compute_basins
 from gradbatch.trajectories.streamlines import compute_streamlines
 
 
@@ -39,25 +39,30 @@ def main() -> None:
     ff = from_builtin("ripple", 2, {})
 
     cfg = parse_streamlines({"seeds": {"even": args.density}}, "s", box, False)
-    compute_streamlines(ff, parse_streamlines({"seeds": {"even": 0.5}}, "s", box, False), box,
-                        torch.float32, torch.device("cpu"))  # warm-up
+    compute_streamlines(
+        ff, parse_streamlines({"seeds": {"even": 0.5}}, "s", box, False), box, torch.float32, torch.device("cpu")
+    )  # warm-up
     times = []
     for _ in range(3):  # best of three warm runs (matplotlib's one run takes tens of seconds)
         t0 = time.perf_counter()
         lines = compute_streamlines(ff, cfg, box, torch.float32, torch.device("cpu"))
         times.append(time.perf_counter() - t0)
     t_gb = min(times)
-    print(f"gradbatch even streamlines, density {args.density:g}: {t_gb:.2f} s (best of "
-          f"{', '.join(f'{t:.2f}' for t in times)}), {len(lines.seeds)} lines, {len(lines.points):,} points",
-          flush=True)
+    print(
+        f"gradbatch even streamlines, density {args.density:g}: {t_gb:.2f} s (best of "
+        f"{', '.join(f'{t:.2f}' for t in times)}), {len(lines.seeds)} lines, {len(lines.points):,} points",
+        flush=True,
+    )
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     job = gradbatch.parse_config(
         f"function: {{builtin: ripple}}\ngrid: {{x: [-5, 5, {args.size}], y: [-5, 5, {args.size}]}}\n"
-        "outputs: [gradient]\npyramid: false\n").jobs[0]
+        "outputs: [gradient]\npyramid: false\n"
+    ).jobs[0]
     g = gradbatch.compute(gradbatch.plan_job(job, "cpu"))
     x = np.linspace(-5, 5, args.size)
     fig, ax = plt.subplots()
@@ -65,20 +70,27 @@ def main() -> None:
     ax.streamplot(x, x, -g["grad_x"], -g["grad_y"], density=args.density)
     t_mpl = time.perf_counter() - t0
     plt.close(fig)
-    print(f"matplotlib streamplot, {args.size}^2 grid, density {args.density:g}: {t_mpl:.2f} s "
-          f"-> gradbatch is {t_mpl / t_gb:.0f}x faster", flush=True)
+    print(
+        f"matplotlib streamplot, {args.size}^2 grid, density {args.density:g}: {t_mpl:.2f} s "
+        f"-> gradbatch is {t_mpl / t_gb:.0f}x faster",
+        flush=True,
+    )
     out.update(gradbatch_s=t_gb, matplotlib_s=t_mpl, speedup=t_mpl / t_gb, lines=len(lines.seeds))
 
     if args.basins:
         hb = from_builtin("himmelblau", 2, {})
-        bcfg = parse_basins({"resolution": args.basins, "steps": 1000, "tol": 0,
-                             "optimizer": {"name": "adam", "lr": 0.05}}, "b", 2)
+        bcfg = parse_basins(
+            {"resolution": args.basins, "steps": 1000, "tol": 0, "optimizer": {"name": "adam", "lr": 0.05}}, "b", 2
+        )
         t0 = time.perf_counter()
         r = compute_basins(hb, bcfg, box, BUILTINS["himmelblau"].minima(2), torch.float32, torch.device("cpu"))
         dt = time.perf_counter() - t0
         ps = args.basins**2 * 1000 / dt
-        print(f"basins of Himmelblau, {args.basins}^2 starts x 1000 Adam steps: {dt:.1f} s, "
-              f"{ps / 1e6:.1f} M point-steps/s, starts per basin {list(r.counts)}", flush=True)
+        print(
+            f"basins of Himmelblau, {args.basins}^2 starts x 1000 Adam steps: {dt:.1f} s, "
+            f"{ps / 1e6:.1f} M point-steps/s, starts per basin {list(r.counts)}",
+            flush=True,
+        )
         out.update(basins_s=dt, basins_point_steps_per_s=ps)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -23,11 +23,14 @@ from gradbatch.config import parse_config
 def _file(folder: Path, n: int, extras: bool) -> Path:
     out = folder / f"view{n}.h5"
     if not out.exists():
-        text = (f"name: v\nfunction: 'sin(sqrt((0.75*x)**2 + y**2 + 0.01))'\n"
-                f"grid: {{x: [-5, 5, {n}], y: [-5, 5, {n}]}}\n")
+        text = (
+            f"name: v\nfunction: 'sin(sqrt((0.75*x)**2 + y**2 + 0.01))'\ngrid: {{x: [-5, 5, {n}], y: [-5, 5, {n}]}}\n"
+        )
         if extras:
-            text += ("paths: {starts: {grid: 4}, steps: 500, optimizers: [{name: adam, lr: 0.02}]}\n"
-                     "streamlines: {seeds: {even: 2}}\n")
+            text += (
+                "paths: {starts: {grid: 4}, steps: 500, optimizers: [{name: adam, lr: 0.02}]}\n"
+                "streamlines: {seeds: {even: 2}}\n"
+            )
         gradbatch.run_jobs(parse_config(text, output=out))
     return out
 
@@ -66,8 +69,11 @@ def main() -> None:
     # memory first, in fresh processes
     for n in (1024, 16384):
         path = _file(args.dir, n, extras=False)
-        rss = int(subprocess.run([sys.executable, "-c", _MEMORY, str(path)], capture_output=True, text=True,
-                                 check=True).stdout.strip().splitlines()[-1])
+        rss = int(
+            subprocess.run([sys.executable, "-c", _MEMORY, str(path)], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         print(f"viewer peak memory, {n}^2 file, four views: {rss / 2**20:.0f} MiB", flush=True)
         out[f"viewer_rss_mib_{n}"] = rss / 2**20
 
@@ -78,23 +84,26 @@ def main() -> None:
         time.sleep(0.002)
     fv.canvas.render()
     first = time.perf_counter() - t0
-    print(f"first frame of a {args.size}^2 file (open, read level {fv.state.last_applied.level}, draw): {first:.2f} s",
-          flush=True)
+    print(
+        f"first frame of a {args.size}^2 file (open, read level {fv.state.last_applied.level}, draw): {first:.2f} s",
+        flush=True,
+    )
     times = []
     for _ in range(10):
         t0 = time.perf_counter()
         fv.canvas.render()
         times.append(time.perf_counter() - t0)
     frame = float(np.median(times))
-    print(f"frame with image, arrows, streamlines and paths at 1200x900: {frame * 1e3:.0f} ms (median of 10)",
-          flush=True)
+    print(
+        f"frame with image, arrows, streamlines and paths at 1200x900: {frame * 1e3:.0f} ms (median of 10)", flush=True
+    )
     out.update(first_frame_s=first, frame_s=frame)
 
     # a million arrows, forced: one point-sprite draw (what the viewer uses) against matplotlib's
     # quiver, each arrow coloured by its magnitude as the viewer does
-    from gradbatch.viewer.render import vispy_scene
     from gradbatch.viewer.arrows import ArrowField
     from gradbatch.viewer.prepare import colormap_lut, map_colors
+    from gradbatch.viewer.render import vispy_scene
 
     scene = vispy_scene("egl")
     side = int(np.sqrt(args.arrows))
@@ -116,8 +125,11 @@ def main() -> None:
     t1 = time.perf_counter()
     canvas.render()
     t_frame = time.perf_counter() - t1
-    print(f"{side * side:,} arrows: coloured and uploaded {t_build:.2f} s, + drawn {t_gb:.2f} s, "
-          f"next frame {t_frame:.2f} s", flush=True)
+    print(
+        f"{side * side:,} arrows: coloured and uploaded {t_build:.2f} s, + drawn {t_gb:.2f} s, "
+        f"next frame {t_frame:.2f} s",
+        flush=True,
+    )
     out.update(million_arrows_s=t_gb, million_arrows_build_s=t_build, million_arrows_frame_s=t_frame)
     # the same arrows at 10x the length (about 3 pixels each) and 10x the sprite area
     arrows.set_data(np.stack([gx.ravel(), gy.ravel()], 1), np.stack([10 * u.ravel(), 10 * v.ravel()], 1), colors)
@@ -126,6 +138,7 @@ def main() -> None:
     print(f"the same arrows 10x longer: a frame in {time.perf_counter() - t1:.2f} s", flush=True)
     if not args.skip_matplotlib:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 

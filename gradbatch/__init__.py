@@ -18,25 +18,43 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import (ConfigError, DeviceError, EngineError, ExpressionError, FunctionError,
-                     GradbatchError, StoreError)
+from .errors import ConfigError, DeviceError, EngineError, ExpressionError, FunctionError, GradbatchError, StoreError
 
 # public name -> module that defines it
 _LAZY = {
-    "JobConfig": "config", "JobFile": "config", "load_config": "config", "parse_config": "config",
-    "available_devices": "engine", "compute": "engine", "evaluate": "engine", "plan_job": "engine",
-    "resolve_device": "engine", "value_and_jacobian": "engine",
-    "Expr": "expr", "parse": "expr",
+    "JobConfig": "config",
+    "JobFile": "config",
+    "load_config": "config",
+    "parse_config": "config",
+    "available_devices": "engine",
+    "compute": "engine",
+    "evaluate": "engine",
+    "plan_job": "engine",
+    "resolve_device": "engine",
+    "value_and_jacobian": "engine",
+    "Expr": "expr",
+    "parse": "expr",
     "BUILTINS": "functions",
-    "JobReport": "jobs", "Progress": "jobs", "run": "api", "run_jobs": "api",  # api: jobs + their pictures
-    "inspect": "store", "read_field": "store",
+    "JobReport": "jobs",
+    "Progress": "jobs",
+    "run": "api",
+    "run_jobs": "api",  # api: jobs + their pictures
+    "inspect": "store",
+    "read_field": "store",
     "describe": "describe",
     "show": "viewer.render",
 }
 
 __all__ = [
-    "__version__", "ConfigError", "DeviceError", "EngineError", "ExpressionError", "FunctionError",
-    "GradbatchError", "StoreError", *_LAZY,
+    "__version__",
+    "ConfigError",
+    "DeviceError",
+    "EngineError",
+    "ExpressionError",
+    "FunctionError",
+    "GradbatchError",
+    "StoreError",
+    *_LAZY,
 ]
 
 
@@ -54,13 +72,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
+    from .api import run, run_jobs
     from .config import JobConfig, JobFile, load_config, parse_config
-    from .engine import (available_devices, compute, evaluate, plan_job, resolve_device,
-                         value_and_jacobian)
+    from .describe import describe
+    from .engine import available_devices, compute, evaluate, plan_job, resolve_device, value_and_jacobian
     from .expr import Expr, parse
     from .functions import BUILTINS
-    from .api import run, run_jobs
     from .jobs import JobReport, Progress
-    from .describe import describe
-    from .viewer.render import show
     from .store import inspect, read_field
+    from .viewer.render import show

@@ -81,8 +81,15 @@ def benchmark(
     ]
 
 
-def _measure(sizes: Sequence[int], methods: Sequence[str], devices: Sequence[torch.device],
-             expression: str, dtype: str, repeat: int, say: Callable[[str], None]) -> list[BenchRow]:
+def _measure(
+    sizes: Sequence[int],
+    methods: Sequence[str],
+    devices: Sequence[torch.device],
+    expression: str,
+    dtype: str,
+    repeat: int,
+    say: Callable[[str], None],
+) -> list[BenchRow]:
     rows: list[BenchRow] = []
     for device in devices:
         for method in methods:
@@ -114,6 +121,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     for r in rows:
         speed = f"{r.speedup_vs_cpu:.1f}x" if r.speedup_vs_cpu is not None else "-"
         comp = f"{r.compile_s:.1f}" if r.method == "compiled" else "-"
-        lines.append(f"{r.device:<30} {r.method:<9} {f'{r.size}^2':>8} {r.points_per_s / 1e6:9.1f} "
-                     f"{speed:>7} {comp:>9}")
+        lines.append(
+            f"{r.device:<30} {r.method:<9} {f'{r.size}^2':>8} {r.points_per_s / 1e6:9.1f} {speed:>7} {comp:>9}"
+        )
     return "\n".join(lines)

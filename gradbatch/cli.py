@@ -40,16 +40,20 @@ class ProgressBar:
             if not finished and now - self._last < 0.1:
                 return
             filled = int(frac * self.width)
-            eta = f"ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else \
-                f"in {_duration(p.elapsed_s)}"
-            line = (f"\r{p.job}  [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
-                    f"{p.points_per_s / 1e6:7.1f} Mpts/s  {p.tiles_done}/{p.tiles_total} tiles  {eta}   ")
+            eta = (
+                f"ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else f"in {_duration(p.elapsed_s)}"
+            )
+            line = (
+                f"\r{p.job}  [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
+                f"{p.points_per_s / 1e6:7.1f} Mpts/s  {p.tiles_done}/{p.tiles_total} tiles  {eta}   "
+            )
             self.stream.write(line + ("\n" if finished else ""))
             self.stream.flush()
         elif finished or pct // 10 > self._last_pct // 10 and now - self._last >= 2.0:
             eta = f", ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else ""
-            self.stream.write(f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, "
-                              f"{p.points_per_s / 1e6:.1f} Mpts/s{eta})\n")
+            self.stream.write(
+                f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, {p.points_per_s / 1e6:.1f} Mpts/s{eta})\n"
+            )
             self.stream.flush()
             self._last_pct = pct
         self._last = now
@@ -64,16 +68,13 @@ def _duration(s: float | None) -> str:
     return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     # The job file is read and validated before anything imports torch (the engine, jobs,
     # the cluster): a bad one is refused in a fraction of a second.
     from .config import load_config
 
     if args.config is None:
-        print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)",
-              file=sys.stderr)
+        print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)", file=sys.stderr)
     if args.workers is not None and args.scheduler is not None:
         raise SystemExit("gradbatch run: give --workers N (a local cluster) or --scheduler ADDRESS, not both")
     if args.workers is not None and args.workers < 1:
@@ -87,17 +88,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .api import run_jobs  # with the viewer's renderer for jobs that ask for a picture
     from .describe import human_size
 
-    reports = run_jobs(jobs, resume=args.resume, overwrite=args.overwrite, force=args.force, device=args.device,
-                       progress=None if args.quiet else ProgressBar(),
-                       log=None if args.quiet else (lambda m: print(m, file=sys.stderr)), cluster=cluster)
+    reports = run_jobs(
+        jobs,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        force=args.force,
+        device=args.device,
+        progress=None if args.quiet else ProgressBar(),
+        log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+        cluster=cluster,
+    )
     for r in reports:
         raw = r.points * len(r.fields) * 4
         check = ""
         if r.check is not None:
             check = f", gradient check: max |autograd - central difference| = {r.check.max_abs_error:.2e}"
-        print(f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
-              f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
-              f"{human_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}")
+        print(
+            f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
+            f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
+            f"{human_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}"
+        )
         for line in r.nonfinite_lines():
             print(f"{r.output}:{r.name}: {line}")
     return 0
@@ -126,8 +136,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for m in methods:
         if m not in ("eager", "compiled"):
             raise SystemExit(f"gradbatch bench: --methods: unknown method {m!r}; allowed: eager, compiled")
-    rows = benchmark(sizes, methods, devices, repeat=args.repeat, threads=args.threads,
-                     log=None if args.json else (lambda m: print(m, file=sys.stderr)))
+    rows = benchmark(
+        sizes,
+        methods,
+        devices,
+        repeat=args.repeat,
+        threads=args.threads,
+        log=None if args.json else (lambda m: print(m, file=sys.stderr)),
+    )
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
@@ -139,9 +155,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .viewer.render import RenderOptions, parse_size, parse_slice, parse_window, render
 
     axis, plane = parse_slice(args.slice) if args.slice else (None, None)
-    opts = RenderOptions(size=parse_size(args.size), window=parse_window(args.window) if args.window else None,
-                         surface=args.surface, path_step=args.path_step, slice_axis=axis, plane=plane,
-                         **_layer_options(args))
+    opts = RenderOptions(
+        size=parse_size(args.size),
+        window=parse_window(args.window) if args.window else None,
+        surface=args.surface,
+        path_step=args.path_step,
+        slice_axis=axis,
+        plane=plane,
+        **_layer_options(args),
+    )
     out = render(args.file, args.output, args.job, opts, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
@@ -149,9 +171,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
-    from .viewer.visuals import LayerOptions
-
     from .viewer.render import parse_slice
+    from .viewer.visuals import LayerOptions
 
     axis = parse_slice(args.slice)[0] if args.slice else None
     view(args.file, args.job, LayerOptions(**_layer_options(args)), surface=args.surface, slice_axis=axis)
@@ -161,30 +182,54 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _layer_arguments(p: argparse.ArgumentParser) -> None:
     """What to draw: shared by render and view."""
     p.add_argument("--job", help="job name (default: the file's first job)")
-    p.add_argument("--layers", default="image,basins,arrows,streamlines,paths",
-                   help="comma-separated, drawn in this order: image, contours, basins, arrows, "
-                        "streamlines, paths (default: all but contours)")
+    p.add_argument(
+        "--layers",
+        default="image,basins,arrows,streamlines,paths",
+        help="comma-separated, drawn in this order: image, contours, basins, arrows, "
+        "streamlines, paths (default: all but contours)",
+    )
     p.add_argument("--field", default="value", help="field drawn as the image (default value)")
     p.add_argument("--colormap", default="viridis", help="a vispy colormap name (default viridis)")
-    p.add_argument("--scale", default="linear", choices=["linear", "symmetric", "log"],
-                   help="colour scale: linear, symmetric about zero, or log10 of positive values")
+    p.add_argument(
+        "--scale",
+        default="linear",
+        choices=["linear", "symmetric", "log"],
+        help="colour scale: linear, symmetric about zero, or log10 of positive values",
+    )
     p.add_argument("--contours", type=int, default=10, help="number of contour lines (layer contours)")
-    p.add_argument("--arrows", default="normalize", choices=["normalize", "clip", "scale"],
-                   help="arrow lengths: all equal, clipped, or as they are")
+    p.add_argument(
+        "--arrows",
+        default="normalize",
+        choices=["normalize", "clip", "scale"],
+        help="arrow lengths: all equal, clipped, or as they are",
+    )
     p.add_argument("--descent", action="store_true", help="arrows point downhill")
     p.add_argument("--no-colorbar", action="store_true", help="leave the colour bar out")
-    p.add_argument("--surface", action="store_true",
-                   help="seed 000's 3D picture: the surface, with the arrows in the input plane below")
-    p.add_argument("--slice", help="a 3D job: the axis cut by the drawn plane, with its coordinate: "
-                                   "z or z=0.5 (default: the last axis, at its middle)")
+    p.add_argument(
+        "--surface",
+        action="store_true",
+        help="seed 000's 3D picture: the surface, with the arrows in the input plane below",
+    )
+    p.add_argument(
+        "--slice",
+        help="a 3D job: the axis cut by the drawn plane, with its coordinate: "
+        "z or z=0.5 (default: the last axis, at its middle)",
+    )
 
 
 def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
     from .viewer.render import parse_layers
 
-    return dict(layers=parse_layers(args.layers), field=args.field, colormap=args.colormap, scale=args.scale,
-                contours=args.contours, arrow_mode=args.arrows, descent=args.descent,
-                colorbar=not args.no_colorbar)
+    return dict(
+        layers=parse_layers(args.layers),
+        field=args.field,
+        colormap=args.colormap,
+        scale=args.scale,
+        contours=args.contours,
+        arrow_mode=args.arrows,
+        descent=args.descent,
+        colorbar=not args.no_colorbar,
+    )
 
 
 def _cmd_builtins(args: argparse.Namespace) -> int:
@@ -210,12 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="output HDF5 path for every job (overrides output:)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run's .partial file")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    r.add_argument("--force", action="store_true",
-                   help="run even if the planned size (uncompressed) exceeds the free disk space")
+    r.add_argument(
+        "--force", action="store_true", help="run even if the planned size (uncompressed) exceeds the free disk space"
+    )
     r.add_argument("--device", help="override every job's device: auto, cpu, cuda, cuda:N")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    r.add_argument("--workers", type=int, help="compute tiles on a local Dask cluster of N worker processes "
-                                              "(pip install 'gradbatch[dask]')")
+    r.add_argument(
+        "--workers",
+        type=int,
+        help="compute tiles on a local Dask cluster of N worker processes (pip install 'gradbatch[dask]')",
+    )
     r.add_argument("--scheduler", help="compute tiles on a running Dask cluster, e.g. tcp://HOST:8786")
     r.set_defaults(func=_cmd_run)
 
@@ -235,16 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("render", help="render a 2D job to a PNG, headless")
     rn.add_argument("file")
     rn.add_argument("-o", "--output", default="render.png", help="PNG path (default render.png)")
-    rn.add_argument("--overwrite", action="store_true",
-                    help="replace an existing output that is not a PNG (never the input file)")
+    rn.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output that is not a PNG (never the input file)"
+    )
     _layer_arguments(rn)
     rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
     rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
     rn.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
     rn.set_defaults(func=_cmd_render)
 
-    vw = sub.add_parser("view", help="open a window on a job (pan/zoom stream from the file)",
-                        epilog="keys: " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()))
+    vw = sub.add_parser(
+        "view",
+        help="open a window on a job (pan/zoom stream from the file)",
+        epilog="keys: " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()),
+    )
     vw.add_argument("file")
     _layer_arguments(vw)
     vw.set_defaults(func=_cmd_view)
@@ -279,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_now_if_a_write_failed(2, failures)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; an unfinished output stays as <output>.partial: "
-              "run again with --resume to finish it", file=sys.stderr)
+        print(
+            "\ninterrupted; an unfinished output stays as <output>.partial: run again with --resume to finish it",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -21,8 +21,15 @@ from typing import cast
 import torch
 from torch.func import grad_and_value, vjp
 
-__all__ = ["leaves", "value_and_grad", "jacobian", "jacobian_functional", "reaches", "value_grad_hessian",
-           "zeros_for_unused"]
+__all__ = [
+    "leaves",
+    "value_and_grad",
+    "jacobian",
+    "jacobian_functional",
+    "reaches",
+    "value_grad_hessian",
+    "zeros_for_unused",
+]
 
 Coords = Sequence[torch.Tensor]
 ScalarFn = Callable[..., torch.Tensor]
@@ -57,8 +64,9 @@ def value_and_grad(fn: ScalarFn, coords: Coords, clone: bool = False) -> tuple[t
     return v.detach(), list(grads)
 
 
-def jacobian(fn: Callable[..., "torch.Tensor | tuple[torch.Tensor, ...]"], coords: Coords, vector: bool
-             ) -> tuple[list[torch.Tensor], list[Grads | None]]:
+def jacobian(
+    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]], coords: Coords, vector: bool
+) -> tuple[list[torch.Tensor], list[Grads | None]]:
     """Values (one per component: one for a scalar field) and Jacobian rows
     ``rows[i][j] = d values[i] / d coords[j]``, eagerly.
 
@@ -75,17 +83,18 @@ def jacobian(fn: Callable[..., "torch.Tensor | tuple[torch.Tensor, ...]"], coord
             if not v.requires_grad:
                 rows.append(None)
                 continue
-            rows.append(list(torch.autograd.grad(v.sum(), xs, retain_graph=i < len(values) - 1,
-                                                 allow_unused=True)))
+            rows.append(list(torch.autograd.grad(v.sum(), xs, retain_graph=i < len(values) - 1, allow_unused=True)))
     return [v.detach() for v in values], rows
 
 
-def jacobian_functional(fn: Callable[..., "torch.Tensor | tuple[torch.Tensor, ...]"], coords: Coords,
-                        vector: bool) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+def jacobian_functional(
+    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]], coords: Coords, vector: bool
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     """:func:`jacobian` through ``torch.func`` (what ``torch.compile`` traces): one
     ``grad_and_value`` pass for a scalar field, one ``vjp`` pullback per component of a vector."""
     n = len(coords)
     if not vector:
+
         def summed(*c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             v = cast(torch.Tensor, fn(*c))
             return v.sum(), v
@@ -112,8 +121,9 @@ def reaches(outputs: Sequence[torch.Tensor], xs: Sequence[torch.Tensor]) -> bool
     return any(g is not None for g in grads)
 
 
-def value_grad_hessian(fn: ScalarFn, x: torch.Tensor, hessian: bool = True
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def value_grad_hessian(
+    fn: ScalarFn, x: torch.Tensor, hessian: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """f ``(M,)``, grad f ``(M, D)`` and, if asked, the Hessian ``(M, D, D)`` at the rows of ``x``.
 
     The Hessian is exact (double backward of the batch: D backward passes, each row's own
@@ -126,8 +136,11 @@ def value_grad_hessian(fn: ScalarFn, x: torch.Tensor, hessian: bool = True
         v = fn(*cols)
         if not v.requires_grad:  # a constant function
             zero = torch.zeros_like(x)
-            return v.detach(), zero, (torch.zeros(*x.shape, x.shape[1], dtype=x.dtype, device=x.device)
-                                      if hessian else None)
+            return (
+                v.detach(),
+                zero,
+                (torch.zeros(*x.shape, x.shape[1], dtype=x.dtype, device=x.device) if hessian else None),
+            )
         grads = torch.autograd.grad(v.sum(), cols, create_graph=hessian, allow_unused=True)
         g = zeros_for_unused(grads, cols)
         if not hessian:
@@ -150,8 +163,9 @@ def _double_backward(g: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) ->
                 rows.append(torch.zeros(len(cols[0]), len(cols), dtype=gk.dtype, device=gk.device))
                 continue
             hk = torch.autograd.grad(gk.sum(), cols, retain_graph=True, allow_unused=True)
-            rows.append(torch.stack([r.detach() if r is not None else torch.zeros_like(c)
-                                     for r, c in zip(hk, cols)], 1))
+            rows.append(
+                torch.stack([r.detach() if r is not None else torch.zeros_like(c) for r, c in zip(hk, cols)], 1)
+            )
     except (RuntimeError, NotImplementedError):
         return None
     return torch.stack(rows, 1)

@@ -31,8 +31,9 @@ def info_as_dict(info: StoreInfo) -> dict[str, Any]:
     for j in info.jobs:
         attrs = {k: _decode(v) for k, v in j.attrs.items()}
         jobs.append({**asdict(j), "attrs": attrs})
-    return _json({"path": str(info.path), "format": info.format, "version": info.version,
-                  "partial": info.partial, "jobs": jobs})
+    return _json(
+        {"path": str(info.path), "format": info.format, "version": info.version, "partial": info.partial, "jobs": jobs}
+    )
 
 
 def _json(v: Any) -> Any:
@@ -65,8 +66,9 @@ def _attribute(info: StoreInfo, job: JobInfo, key: str, value: Any) -> Iterator[
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        raise StoreError(f"{info.path}: attribute {key!r} of job {job.name!r} is not as gradbatch "
-                         f"writes it: {shown}") from None
+        raise StoreError(
+            f"{info.path}: attribute {key!r} of job {job.name!r} is not as gradbatch writes it: {shown}"
+        ) from None
 
 
 def nonfinite_lines(counts: Any, points: int) -> list[str]:
@@ -80,8 +82,10 @@ def nonfinite_lines(counts: Any, points: int) -> list[str]:
     lines = []
     for name, c in counts.items():
         n = {k: c.get(k, 0) for k, _ in names}
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= points for v in n.values()) \
-                or sum(n.values()) > points:
+        if (
+            not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= points for v in n.values())
+            or sum(n.values()) > points
+        ):
             raise ValueError(f"nonfinite: bad counts for {name!r}")
         found = [(label, n[k]) for k, label in names if n[k]]
         if not found:
@@ -109,8 +113,10 @@ def describe(info: StoreInfo | str | Path) -> str:
     for j in info.jobs:
         lines += ["", *_job_lines(info, j), *_field_lines(j), *_overlay_lines(info, j)]
         if j.levels:
-            lines.append(f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
-                         + ", ".join(" x ".join(map(str, s)) for s in j.levels))
+            lines.append(
+                f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
+                + ", ".join(" x ".join(map(str, s)) for s in j.levels)
+            )
     return "\n".join(lines)
 
 
@@ -118,22 +124,30 @@ def _job_lines(info: StoreInfo, j: JobInfo) -> list[str]:
     """The job's state, function, axes, settings, timings, check, minima, non-finite points."""
     a = {k: _decode(v) for k, v in j.attrs.items()}
     state = "complete" if j.complete else f"INCOMPLETE: {j.tiles_done}/{j.tiles_total} tiles done"
-    lines = [f"job {j.name}  [{state}]",
-             f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})"]
+    lines = [
+        f"job {j.name}  [{state}]",
+        f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})",
+    ]
     lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points" for name, first, last, n in j.axes]
-    lines.append(f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
-                 f"   compression {a.get('compression', '?')}   tile {a.get('tile')}")
+    lines.append(
+        f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
+        f"   compression {a.get('compression', '?')}   tile {a.get('tile')}"
+    )
     t = a.get("timings")
     if t is not None:
         with _attribute(info, j, "timings", t):
-            lines.append(f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
-                         f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
-                         f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)")
+            lines.append(
+                f"  timings    wall {t['wall_s']:.2f}s, compute {t['compute_s']:.2f}s, "
+                f"write {t['write_s']:.2f}s, compile {t['compile_s']:.2f}s"
+                f"   ({float(a.get('points_per_s', 0)) / 1e6:.1f} Mpts/s)"
+            )
     c = a.get("check")
     if c is not None:
         with _attribute(info, j, "check", c):
-            lines.append(f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
-                         f"at {tuple(round(v, 6) for v in c['at'])}")
+            lines.append(
+                f"  check      max |autograd - central difference| = {c['max_abs_error']:.3e} "
+                f"at {tuple(round(v, 6) for v in c['at'])}"
+            )
     minima = a.get("minima") or []
     if minima:
         with _attribute(info, j, "minima", minima):
@@ -150,8 +164,10 @@ def _field_lines(j: JobInfo) -> list[str]:
     lines = ["  fields"]
     for f in j.fields:
         raw = math.prod(f.shape) * (4 if f.dtype == "float32" else 8)
-        lines.append(f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
-                     f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)")
+        lines.append(
+            f"    {f.name:<12} ({', '.join(f.dims)}) {' x '.join(map(str, f.shape))} {f.dtype}, "
+            f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)"
+        )
     return lines
 
 
@@ -165,12 +181,15 @@ def _overlay_lines(info: StoreInfo, j: JobInfo) -> list[str]:
             lines.append(_landscape_line(la))
     for label, p in t.get("paths", {}).items():
         stopped = ", ".join(f"{k} {v}" for k, v in p["stopped"].items())
-        lines.append(f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; "
-                     f"stopped: {stopped}")
+        lines.append(
+            f"  paths      {label} ({p['optimizer']}): {p['paths']} paths, up to {p['steps']} steps; stopped: {stopped}"
+        )
     if "basins" in t:
         b = t["basins"]
-        found = "; ".join(f"{kind} at {tuple(round(v, 4) for v in pt)} ({n} starts)"
-                          for kind, pt, n in zip(b["kinds"], b["points"], b["counts"]))
+        found = "; ".join(
+            f"{kind} at {tuple(round(v, 4) for v in pt)} ({n} starts)"
+            for kind, pt, n in zip(b["kinds"], b["points"], b["counts"])
+        )
         lines.append(f"  basins     {' x '.join(map(str, b['resolution']))} starts, {b['minima']} found: {found}")
     if "streamlines" in t:
         s_ = t["streamlines"]
@@ -184,5 +203,7 @@ def _landscape_line(la: dict[str, Any]) -> str:
         return f"  landscape  {la.get('model')} regression, {la.get('loss')} loss over {la.get('rows')} rows{fit}"
     var = la.get("explained_variance")
     ev = f"; explained variance {', '.join(f'{v:.1%}' for v in var)}" if var is not None else ""
-    return (f"  landscape  {la.get('directions')} directions, loss at the centre "
-            f"{la.get('loss_at_theta', float('nan')):.6g}{ev}")
+    return (
+        f"  landscape  {la.get('directions')} directions, loss at the centre "
+        f"{la.get('loss_at_theta', float('nan')):.6g}{ev}"
+    )

@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .trajectories.basins import BatchResult, RunBatches, basin_batch
 from .config import JobConfig
 from .engine.kernel import CheckStats
 from .engine.runner import EvalStats, JobPlan, TileComputer, TileResult, plan_job
-from .store import ChunkEncoder
 from .errors import ClusterError, DeviceError, GradbatchError
+from .store import ChunkEncoder
+from .trajectories.basins import BatchResult, RunBatches, basin_batch
 
 __all__ = ["ClusterOptions", "Cluster", "connect", "evaluate_on", "basins_on", "NEEDS_DASK"]
 
@@ -71,8 +71,9 @@ def connect(options: ClusterOptions, gpus: int = 0) -> Cluster:
     except ImportError:
         raise ClusterError(NEEDS_DASK) from None
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers: measured 4x slower CPU tiles
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                     "distributed.worker.daemon": False})
+    dask.config.set(
+        {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None, "distributed.worker.daemon": False}
+    )
     if options.scheduler:
         try:
             client = Client(options.scheduler, timeout="10s")
@@ -88,13 +89,17 @@ def connect(options: ClusterOptions, gpus: int = 0) -> Cluster:
             raise DeviceError(f"--workers {n}: one GPU per worker, and this machine has {gpus}")
         from distributed.scheduler import Scheduler
 
-        spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
-                for i in range(n)}
-        local = SpecCluster(workers=spec, scheduler={"cls": Scheduler, "options": {
-            "host": "127.0.0.1", "dashboard_address": None}})
+        spec = {
+            f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
+            for i in range(n)
+        }
+        local = SpecCluster(
+            workers=spec, scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
+        )
     else:
-        local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address=None, env=env)
+        local = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, env=env
+        )
     client = Client(local)
     client.wait_for_workers(n, timeout=120)
     client.run(_preload)  # torch and the engine imported now, not on each worker's first tile
@@ -170,13 +175,23 @@ def basins_on(cluster: Cluster, plan: JobPlan) -> RunBatches:
         size = max(1, min(cfg.batch, -(-n // (4 * max(1, cluster.workers)))))
         key = _job_key(plan)
         job = cluster.client.scatter(plan.job, broadcast=True)
-        futures = [cluster.client.submit(_basins_task, key, job, _device(plan), lo, min(lo + size, n), pure=False,
-                                         key=f"gradbatch-{key}-basins-{lo}") for lo in range(0, n, size)]
+        futures = [
+            cluster.client.submit(
+                _basins_task,
+                key,
+                job,
+                _device(plan),
+                lo,
+                min(lo + size, n),
+                pure=False,
+                key=f"gradbatch-{key}-basins-{lo}",
+            )
+            for lo in range(0, n, size)
+        ]
         for future in as_completed(futures):
             yield future.result()
 
     return run
-
 
 
 class _Tiles:
@@ -222,19 +237,24 @@ class _Tiles:
             raise
         except Exception as exc:
             if type(exc).__name__ == "KilledWorker":
-                raise ClusterError(f"a tile's task killed every worker it ran on ({exc}); see the workers' logs"
-                                   ) from None
+                raise ClusterError(
+                    f"a tile's task killed every worker it ran on ({exc}); see the workers' logs"
+                ) from None
             # a result lost in transit with its worker (the task itself did not fail): compute it again
             lost = isinstance(exc, (OSError, asyncio.CancelledError)) or type(exc).__name__ in (
-                "CommClosedError", "CancelledError", "FutureCancelledError")
+                "CommClosedError",
+                "CancelledError",
+                "FutureCancelledError",
+            )
             if not lost or self.tries[flat] >= 3:
                 raise
             self.submit(flat)
             return None
 
 
-def evaluate_on(cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int] = frozenset(),
-                stats: EvalStats | None = None) -> Iterator[TileResult]:
+def evaluate_on(
+    cluster: Cluster, plan: JobPlan, skip: set[int] | frozenset[int] = frozenset(), stats: EvalStats | None = None
+) -> Iterator[TileResult]:
     """Every tile of ``plan`` not in ``skip``, computed on the cluster, yielded in tile order."""
     from distributed import as_completed
 

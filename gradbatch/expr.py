@@ -12,17 +12,29 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 
-from .config.expression import (ARITY, CONSTANTS, MAX_DEPTH, MAX_LENGTH, BinOp, BoolOp, Call, Compare, Const,
-                                IfExp, Unary, Var, parse_expression)
+from .config.expression import (
+    ARITY,
+    CONSTANTS,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    BinOp,
+    BoolOp,
+    Compare,
+    Const,
+    IfExp,
+    Unary,
+    Var,
+    parse_expression,
+)
 from .config.expression import Node as Tree
 
 __all__ = ["Expr", "parse", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH"]
 
-Value = Union[torch.Tensor, float]
+Value = torch.Tensor | float
 # A node maps the coordinate tuple to a tensor, or to a float where it is a constant: constants
 # stay Python floats so that ``x**2`` takes torch's fast scalar-exponent path.
 Node = Callable[[tuple[torch.Tensor, ...]], Value]
@@ -97,11 +109,20 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., torch.Tensor]]] = {
 }
 
 _BINOPS: dict[str, Callable[[Any, Any], torch.Tensor]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
     "%": operator.mod,
 }
 _CMPOPS: dict[str, Callable[[Any, Any], torch.Tensor]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
@@ -171,8 +192,13 @@ def parse(
     language described in :mod:`gradbatch.config.expression`.
     """
     parsed = parse_expression(text, variables, params)
-    return Expr(text=parsed.text, variables=parsed.variables, params=parsed.params, used=parsed.used,
-                _root=compile_tree(parsed.root))
+    return Expr(
+        text=parsed.text,
+        variables=parsed.variables,
+        params=parsed.params,
+        used=parsed.used,
+        _root=compile_tree(parsed.root),
+    )
 
 
 def compile_tree(node: Tree) -> Node:
@@ -193,8 +219,9 @@ def compile_tree(node: Tree) -> Node:
     if isinstance(node, Compare):
         return _compare([_CMPOPS[op] for op in node.ops], [compile_tree(n) for n in node.operands])
     if isinstance(node, BoolOp):
-        return _boolop(torch.logical_and if node.op == "and" else torch.logical_or,
-                       [compile_tree(v) for v in node.values])
+        return _boolop(
+            torch.logical_and if node.op == "and" else torch.logical_or, [compile_tree(v) for v in node.values]
+        )
     if isinstance(node, IfExp):
         cond, a, b = compile_tree(node.test), compile_tree(node.body), compile_tree(node.orelse)
         return lambda c: torch.where(_as_bool(cond(c), c[0]), _tensor(a(c), c[0]), _tensor(b(c), c[0]))
@@ -233,6 +260,7 @@ def _boolop(combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], parts
 
 def _call(name: str, args: list[Node]) -> Node:
     if name == "where":
+
         def run_where(c: tuple[torch.Tensor, ...]) -> torch.Tensor:
             ref = c[0]
             cond, a, b = (a(c) for a in args)

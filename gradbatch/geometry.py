@@ -20,8 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ArrowSegments", "arrow_segments", "scale_vectors", "polyline_connect", "lod_grid",
-           "choose_level", "VERTICES_PER_ARROW"]
+__all__ = [
+    "ArrowSegments",
+    "arrow_segments",
+    "scale_vectors",
+    "polyline_connect",
+    "lod_grid",
+    "choose_level",
+    "VERTICES_PER_ARROW",
+]
 
 VERTICES_PER_ARROW = 6
 
@@ -34,8 +41,9 @@ class ArrowSegments:
     values: np.ndarray
 
 
-def scale_vectors(u: np.ndarray, v: np.ndarray, length: float, mode: str = "normalize",
-                  max_length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def scale_vectors(
+    u: np.ndarray, v: np.ndarray, length: float, mode: str = "normalize", max_length: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectors as drawn: ``normalize`` (all ``length`` long), ``clip`` (as they are, at most
     ``max_length``, seed 000's way) or ``scale`` (as they are, times ``length``)."""
     mag = np.hypot(u, v)
@@ -51,8 +59,9 @@ def scale_vectors(u: np.ndarray, v: np.ndarray, length: float, mode: str = "norm
     return u * f, v * f
 
 
-def arrow_segments(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                   head: float = 0.3, angle_deg: float = 25.0) -> ArrowSegments:
+def arrow_segments(
+    x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray, head: float = 0.3, angle_deg: float = 25.0
+) -> ArrowSegments:
     """N arrows from (x, y) along (u, v) (all (N,)) as 3N segments; NaN vectors are dropped.
 
     ``head`` is the barb length as a fraction of the arrow's length. Computed in float32,
@@ -97,8 +106,9 @@ def polyline_connect(offsets: np.ndarray) -> np.ndarray:
     return np.stack([a, a + 1], axis=1).astype(np.uint32)
 
 
-def lod_grid(window: tuple[float, float, float, float], canvas: tuple[int, int],
-             pixels_per_arrow: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
+def lod_grid(
+    window: tuple[float, float, float, float], canvas: tuple[int, int], pixels_per_arrow: float = 16.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Arrow positions for a view: about one arrow per ``pixels_per_arrow`` screen pixels.
 
     ``window`` = (x0, x1, y0, y1) in data coordinates; ``canvas`` = (width, height) in pixels.

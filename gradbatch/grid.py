@@ -18,16 +18,25 @@ edge tiles are padded by repeating the last coordinate and cropped after evaluat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .config import Grid
 
-__all__ = ["Tile", "TileLayout", "layout", "axis_values", "DEFAULT_TILE_POINTS",
-           "level_count", "level_shape", "level_axis_values"]
+__all__ = [
+    "Tile",
+    "TileLayout",
+    "layout",
+    "axis_values",
+    "DEFAULT_TILE_POINTS",
+    "level_count",
+    "level_shape",
+    "level_axis_values",
+]
 
 DEFAULT_TILE_POINTS = {1: 1 << 18, 2: 512, 3: 64}
 """Default tile side per grid dimensionality (2^18 points per tile in each case)."""

@@ -113,8 +113,17 @@ def run(
     renderer: JobRenderer | None = None,
 ) -> list[JobReport]:
     """Load a job file (the embedded example when ``path`` is None) and run every job in it."""
-    return run_jobs(load_config(path, output=output), resume=resume, overwrite=overwrite, force=force,
-                    device=device, progress=progress, log=log, cluster=cluster, renderer=renderer)
+    return run_jobs(
+        load_config(path, output=output),
+        resume=resume,
+        overwrite=overwrite,
+        force=force,
+        device=device,
+        progress=progress,
+        log=log,
+        cluster=cluster,
+        renderer=renderer,
+    )
 
 
 def run_jobs(
@@ -173,13 +182,16 @@ def _check_pictures(todo: list[tuple[Path, list[JobConfig]]], renderer: JobRende
             if job.render is None:
                 continue
             if renderer is None:
-                raise ConfigError(f"{job.where + '.' if job.where else ''}render: this run draws no "
-                                  "pictures (no renderer given); use gradbatch.run_jobs, or remove render:")
+                raise ConfigError(
+                    f"{job.where + '.' if job.where else ''}render: this run draws no "
+                    "pictures (no renderer given); use gradbatch.run_jobs, or remove render:"
+                )
             renderer.check(job, [out, partial_path(out)], overwrite)
 
 
-def _plan_all(todo: list[tuple[Path, list[JobConfig]]], device: str | None, force: bool,
-              say: Callable[[str], None]) -> dict[int, JobPlan]:
+def _plan_all(
+    todo: list[tuple[Path, list[JobConfig]]], device: str | None, force: bool, say: Callable[[str], None]
+) -> dict[int, JobPlan]:
     """Plan everything first: a bad function or device fails before anything is written."""
     plans = {id(job): plan_job(job, device) for _, group in todo for job in group}
     for plan in plans.values():
@@ -211,9 +223,16 @@ def _cluster(cluster: Any, plans: dict[int, JobPlan], say: Callable[[str], None]
         own.close()
 
 
-def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan], resume: bool, overwrite: bool,
-             progress: ProgressFn | None, say: Callable[[str], None], cluster: Any,
-             renderer: JobRenderer | None) -> list[JobReport]:
+def _run_all(
+    todo: list[tuple[Path, list[JobConfig]]],
+    plans: dict[int, JobPlan],
+    resume: bool,
+    overwrite: bool,
+    progress: ProgressFn | None,
+    say: Callable[[str], None],
+    cluster: Any,
+    renderer: JobRenderer | None,
+) -> list[JobReport]:
     reports: list[JobReport] = []
     for out, group in todo:
         part = partial_path(out)
@@ -237,6 +256,7 @@ def _run_all(todo: list[tuple[Path, list[JobConfig]]], plans: dict[int, JobPlan]
 def _provenance(plan: JobPlan) -> dict[str, Any]:
     job = plan.job
     from ._version import __version__
+
     return {
         "function": plan.function.text,
         "function_source": plan.function.source,
@@ -245,8 +265,7 @@ def _provenance(plan: JobPlan) -> dict[str, Any]:
         "dims": list(reversed(job.grid.names)),
         "grid": {a.name: [a.start, a.stop, a.points] for a in job.grid.axes},
         "params": dict(job.params),
-        "minima": [{"point": list(m.point), "value": m.value, "local": m.local}
-                   for m in plan.function.minima],
+        "minima": [{"point": list(m.point), "value": m.value, "local": m.local} for m in plan.function.minima],
         "outputs": [o.value for o in plan.outputs],
         "dtype": job.dtype,
         "device_requested": job.device,
@@ -282,8 +301,14 @@ class _WriterThread(threading.Thread):
                 continue
             t0 = time.perf_counter()
             try:
-                self.writer.write_tile(item.tile, item.fields, item.levels, item.chunks, item.nonfinite,
-                                       item.check.row(len(item.tile.shape)) if item.check is not None else None)
+                self.writer.write_tile(
+                    item.tile,
+                    item.fields,
+                    item.levels,
+                    item.chunks,
+                    item.nonfinite,
+                    item.check.row(len(item.tile.shape)) if item.check is not None else None,
+                )
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self.error = exc
             self.busy_s += time.perf_counter() - t0
@@ -301,14 +326,23 @@ class _WriterThread(threading.Thread):
                 continue
 
 
-def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None],
-             cluster: Any = None) -> JobReport:
+def _run_one(
+    plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None], cluster: Any = None
+) -> JobReport:
     """One job: its tiles computed and written (those not done already), then its paths, basins
     and streamlines, then the attributes that mark it complete."""
     job = plan.job
-    writer = JobWriter(part, job.name, plan.fields, list(zip(job.grid.names, plan.axes)),
-                       plan.layout, plan.levels, job.compression.value, _provenance(plan),
-                       check_width=3 + job.grid.ndim if plan.check else 0)
+    writer = JobWriter(
+        part,
+        job.name,
+        plan.fields,
+        list(zip(job.grid.names, plan.axes)),
+        plan.layout,
+        plan.levels,
+        job.compression.value,
+        _provenance(plan),
+        check_width=3 + job.grid.ndim if plan.check else 0,
+    )
     done = writer.open()
     device = device_name(plan.device)
     say(_start_line(plan, device, done))
@@ -321,13 +355,20 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
     flow_timings = _flows(plan, part, say, cluster)
     computed_points = total_points - sum(plan.layout.tile_of(i).size for i in done)
-    timings = {"wall_s": wall, "compute_s": stats.compute_s, "write_s": busy_s, "compile_s": stats.compile_s,
-               **flow_timings}
+    timings = {
+        "wall_s": wall,
+        "compute_s": stats.compute_s,
+        "write_s": busy_s,
+        "compile_s": stats.compile_s,
+        **flow_timings,
+    }
     final = {
         "device": device,
         "compiled": stats.compiled,
-        "timings": {**{k: round(v, 4) for k, v in timings.items()},
-                    **({"cluster_workers": cluster.workers} if cluster is not None else {})},
+        "timings": {
+            **{k: round(v, 4) for k, v in timings.items()},
+            **({"cluster_workers": cluster.workers} if cluster is not None else {}),
+        },
         "points_per_s": computed_points / wall if wall > 0 else 0.0,
         "tiles_resumed": len(done),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -335,9 +376,25 @@ def _run_one(plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callab
     nonfinite, check = _tile_summary(plan, part, final)
     writer.finalize(final)
     stored = stored_bytes(part, job.name, plan.fields)
-    return JobReport(job.name, job.output, device, plan.fields, plan.layout.shape,
-                     computed_points, stats.tiles, len(done), wall, stats.compute_s, busy_s,
-                     stats.compile_s, stats.compiled, stored, check, nonfinite, total_points)
+    return JobReport(
+        job.name,
+        job.output,
+        device,
+        plan.fields,
+        plan.layout.shape,
+        computed_points,
+        stats.tiles,
+        len(done),
+        wall,
+        stats.compute_s,
+        busy_s,
+        stats.compile_s,
+        stats.compiled,
+        stored,
+        check,
+        nonfinite,
+        total_points,
+    )
 
 
 def _start_line(plan: JobPlan, device: str, done: set[int]) -> str:
@@ -345,13 +402,21 @@ def _start_line(plan: JobPlan, device: str, done: set[int]) -> str:
     chosen = ""
     if job.device == "auto":
         chosen = " (device: auto, CUDA found)" if plan.device.type == "cuda" else " (device: auto, no CUDA here)"
-    return (f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
-            f"points, on {device}{chosen}"
-            + (f"; resuming, {len(done)} of {len(plan.layout)} tiles done" if done else ""))
+    return (
+        f"{job.name}: {plan.function.text} on {' x '.join(str(a.points) for a in job.grid.axes)} "
+        f"points, on {device}{chosen}" + (f"; resuming, {len(done)} of {len(plan.layout)} tiles done" if done else "")
+    )
 
 
-def _tiles(plan: JobPlan, writer: JobWriter, done: set[int], stats: EvalStats, progress: ProgressFn | None,
-           cluster: Any, t0: float) -> float:
+def _tiles(
+    plan: JobPlan,
+    writer: JobWriter,
+    done: set[int],
+    stats: EvalStats,
+    progress: ProgressFn | None,
+    cluster: Any,
+    t0: float,
+) -> float:
     """Compute the tiles not ``done`` (here, or on ``cluster``) while the writer thread writes
     them; the writer's busy seconds. On any failure the writer is drained and the file abandoned."""
     job = plan.job
@@ -370,8 +435,16 @@ def _tiles(plan: JobPlan, writer: JobWriter, done: set[int], stats: EvalStats, p
         for result in tiles:
             thread.put(result)
             if progress is not None:
-                progress(Progress(job.name, len(done) + thread.written, len(plan.layout),
-                                  resumed_points + thread.points, job.grid.size, time.perf_counter() - t0))
+                progress(
+                    Progress(
+                        job.name,
+                        len(done) + thread.written,
+                        len(plan.layout),
+                        resumed_points + thread.points,
+                        job.grid.size,
+                        time.perf_counter() - t0,
+                    )
+                )
         thread.put(None)
         thread.join()
         if thread.error is not None:
@@ -399,24 +472,34 @@ def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) 
     try:
         return run_flows(plan, part, say, run_batches)
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
-        raise EngineError(f"{plan.job.name}: computing its paths, basins or streamlines failed "
-                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the fields are on disk "
-                          f"in {part}") from None
+        raise EngineError(
+            f"{plan.job.name}: computing its paths, basins or streamlines failed "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the fields are on disk "
+            f"in {part}"
+        ) from None
 
 
-def _tile_summary(plan: JobPlan, part: Path, final: dict[str, Any]
-                  ) -> tuple[dict[str, dict[str, int]], CheckStats | None]:
+def _tile_summary(
+    plan: JobPlan, part: Path, final: dict[str, Any]
+) -> tuple[dict[str, dict[str, int]], CheckStats | None]:
     """Every tile's non-finite counts and gradient check (this run's and earlier runs'), summed
     into ``final``'s attributes; returned for the report."""
     counts, rows = tile_stats(part, plan.job.name)
-    nonfinite = {name: dict(zip(("nan", "posinf", "neginf"), (int(n) for n in counts[:, i].sum(axis=0))))
-                 for i, name in enumerate(plan.fields)}
+    nonfinite = {
+        name: dict(zip(("nan", "posinf", "neginf"), (int(n) for n in counts[:, i].sum(axis=0))))
+        for i, name in enumerate(plan.fields)
+    }
     final["nonfinite"] = nonfinite
     if rows is None:
         return nonfinite, None
     check = CheckStats.from_rows(rows, check_steps(plan.axes))
-    final["check"] = {"method": "central differences in float64", "steps": list(check.steps),
-                      "max_abs_error": check.max_abs_error, "max_scaled_error": check.max_scaled_error,
-                      "at": list(check.where), "nan_points": check.nan_points}
+    final["check"] = {
+        "method": "central differences in float64",
+        "steps": list(check.steps),
+        "max_abs_error": check.max_abs_error,
+        "max_scaled_error": check.max_scaled_error,
+        "at": list(check.where),
+        "nan_points": check.nan_points,
+    }
     final["check_max_abs_error"] = check.max_abs_error
     return nonfinite, check

@@ -48,19 +48,24 @@ class OutputLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise StoreError(f"{self.path}: is a symbolic link; gradbatch's lock file must be "
-                                     "a plain file (remove the link)") from None
-                raise StoreError(f"{self.output}: cannot create the lock file {self.path.name} "
-                                 f"({exc.strerror or exc}); is the folder writable?") from None
+                    raise StoreError(
+                        f"{self.path}: is a symbolic link; gradbatch's lock file must be a plain file (remove the link)"
+                    ) from None
+                raise StoreError(
+                    f"{self.output}: cannot create the lock file {self.path.name} "
+                    f"({exc.strerror or exc}); is the folder writable?"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 holder = _read(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise StoreError(f"{self.output}: another gradbatch run is writing it "
-                                     f"({holder or 'holder unknown'}); wait for it to finish or stop it "
-                                     "first") from None
+                    raise StoreError(
+                        f"{self.output}: another gradbatch run is writing it "
+                        f"({holder or 'holder unknown'}); wait for it to finish or stop it "
+                        "first"
+                    ) from None
                 raise StoreError(f"{self.output}: cannot lock {self.path.name} ({exc.strerror or exc})") from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
@@ -86,7 +91,7 @@ class OutputLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.acquire()
         return self
 

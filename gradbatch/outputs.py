@@ -24,8 +24,16 @@ from .store import HeldJob, partial_jobs, partial_path, recover_partial
 if TYPE_CHECKING:
     from .engine import JobPlan
 
-__all__ = ["by_output", "make_folder", "decide", "same_jobs", "same_code", "check_render", "planned_bytes",
-           "check_space"]
+__all__ = [
+    "by_output",
+    "make_folder",
+    "decide",
+    "same_jobs",
+    "same_code",
+    "check_render",
+    "planned_bytes",
+    "check_space",
+]
 
 
 def by_output(jobs: Sequence[JobConfig]) -> dict[Path, list[JobConfig]]:
@@ -60,25 +68,31 @@ def decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, say
         held = partial_jobs(out)
         extra = sorted(set(held) - {job.name for job in group})
         if extra:
-            raise StoreError(f"{out}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
-                             "that the job file does not have; run again with --overwrite to replace it")
+            raise StoreError(
+                f"{out}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                "that the job file does not have; run again with --overwrite to replace it"
+            )
         same_jobs(out, held, group, "was made with")
         say(f"{out}: complete already; nothing to resume")
         return False
     if out.exists() and not (overwrite or resume):
-        raise StoreError(f"{out}: exists; pass --overwrite to replace it (the old file is kept "
-                         "until the new one is complete)")
+        raise StoreError(
+            f"{out}: exists; pass --overwrite to replace it (the old file is kept until the new one is complete)"
+        )
     if has_part and not resume and not overwrite:
-        raise StoreError(f"{part}: an interrupted run left this; pass --resume to finish it "
-                         "or --overwrite to start again")
+        raise StoreError(
+            f"{part}: an interrupted run left this; pass --resume to finish it or --overwrite to start again"
+        )
     if has_part and resume:
         recover_partial(part)
         held = partial_jobs(part)
         extra = sorted(set(held) - {job.name for job in group})
         if extra:
-            raise StoreError(f"{part}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
-                             "that the job file no longer has (renamed or removed?); it cannot be resumed "
-                             "with this job file: run again with --overwrite to start afresh")
+            raise StoreError(
+                f"{part}: holds job{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                "that the job file no longer has (renamed or removed?); it cannot be resumed "
+                "with this job file: run again with --overwrite to start afresh"
+            )
         same_jobs(part, held, [job for job in group if job.name in held], "was started with")
     return True
 
@@ -89,19 +103,26 @@ def same_jobs(path: Path, held: dict[str, HeldJob], group: Sequence[JobConfig], 
     changed = [job.name for job in group if job.name in held and held[job.name].job_yaml != job.yaml]
     lost = [name for name in changed if not held[name].job_yaml]
     if lost:
-        raise StoreError(f"{path}: job {', '.join(map(repr, lost))} has lost its recorded settings (the file was "
-                         "damaged, e.g. by a full disk as it was written); run again with --overwrite to start afresh")
+        raise StoreError(
+            f"{path}: job {', '.join(map(repr, lost))} has lost its recorded settings (the file was "
+            "damaged, e.g. by a full disk as it was written); run again with --overwrite to start afresh"
+        )
     if missing or changed:
-        what = (f"holds no job {', '.join(map(repr, missing))}" if missing else
-                f"job {', '.join(map(repr, changed))} {verb} different settings than the job file gives it now")
+        what = (
+            f"holds no job {', '.join(map(repr, missing))}"
+            if missing
+            else f"job {', '.join(map(repr, changed))} {verb} different settings than the job file gives it now"
+        )
         raise StoreError(f"{path}: {what}; run again with --overwrite to start afresh")
 
 
 def same_code(path: Path, held: HeldJob, plan: JobPlan) -> None:
     if held.code_hash != plan.function.code_hash:
-        raise StoreError(f"{path}: job {plan.job.name!r} was made with other code for its callable "
-                         f"{plan.function.text!r} (its source files changed); run again with --overwrite "
-                         "to start afresh")
+        raise StoreError(
+            f"{path}: job {plan.job.name!r} was made with other code for its callable "
+            f"{plan.function.text!r} (its source files changed); run again with --overwrite "
+            "to start afresh"
+        )
 
 
 def check_render(plan: JobPlan) -> None:
@@ -130,9 +151,13 @@ def check_space(out: Path, plans: list[JobPlan], force: bool, say: Callable[[str
         need = max(0, need - part.stat().st_size)
     free = shutil.disk_usage(out.parent).free
     for p in plans:
-        say(f"{p.job.name}: planned {p.job.grid.size:,} points x {len(p.fields)} fields ({p.job.dtype}), "
-            f"at most {human_size(planned_bytes(p))} on disk before compression")
+        say(
+            f"{p.job.name}: planned {p.job.grid.size:,} points x {len(p.fields)} fields ({p.job.dtype}), "
+            f"at most {human_size(planned_bytes(p))} on disk before compression"
+        )
     if need > free and not force:
-        raise StoreError(f"{out}: the jobs may need up to {human_size(need)} (uncompressed) and "
-                         f"{out.parent} has {human_size(free)} free; free some space, make the grid "
-                         "smaller, or pass --force if compression will make it fit")
+        raise StoreError(
+            f"{out}: the jobs may need up to {human_size(need)} (uncompressed) and "
+            f"{out.parent} has {human_size(free)} free; free some space, make the grid "
+            "smaller, or pass --force if compression will make it fit"
+        )

@@ -15,8 +15,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:  # annotations only: building a record imports nothing heavy
     import numpy as np
 
-__all__ = ["WindowRequest", "WindowResponse", "REASONS", "STOPS", "Minimum", "Descent", "CriticalPoint", "BasinsResult", "Streamlines",
-           "LandscapeMakings", "Stored", "Overlays"]
+__all__ = [
+    "WindowRequest",
+    "WindowResponse",
+    "REASONS",
+    "STOPS",
+    "Minimum",
+    "Descent",
+    "CriticalPoint",
+    "BasinsResult",
+    "Streamlines",
+    "LandscapeMakings",
+    "Stored",
+    "Overlays",
+]
 
 REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
 """Why a path stopped, by code: converged (gradient norm below tol), left_domain (outside the

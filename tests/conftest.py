@@ -20,9 +20,11 @@ def _headless_gl() -> str | None:
     import subprocess
     import sys
 
-    code = ("import os; os.environ.setdefault('EGL_PLATFORM', 'surfaceless'); import vispy; "
-            "vispy.use(app='egl', gl='gl2'); from vispy import scene; "
-            "c = scene.SceneCanvas(size=(8, 8), show=False); c.render(); print('ok')")
+    code = (
+        "import os; os.environ.setdefault('EGL_PLATFORM', 'surfaceless'); import vispy; "
+        "vispy.use(app='egl', gl='gl2'); from vispy import scene; "
+        "c = scene.SceneCanvas(size=(8, 8), show=False); c.render(); print('ok')"
+    )
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:

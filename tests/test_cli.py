@@ -40,16 +40,23 @@ def test_run_without_a_file_runs_the_embedded_example(in_tmp: Path, capsys: pyte
     "argv, files, message",
     [
         (["run", "missing.yaml"], {}, "ConfigError: missing.yaml: no such job file"),
-        (["run", "bad.yaml"], {"bad.yaml": "function: 'x.y'\ngrid: {x: [0, 1, 4]}\n"},
-         "ExpressionError: bad.yaml: function: attribute access is not allowed: '.y' at column 2"),
-        (["run", "bad.yaml"], {"bad.yaml": "function: x\ngrid: {x: [0, 1, -4]}\n"},
-         "ConfigError: bad.yaml: grid.x[2]: expected a positive integer of at least 2, got -4"),
+        (
+            ["run", "bad.yaml"],
+            {"bad.yaml": "function: 'x.y'\ngrid: {x: [0, 1, 4]}\n"},
+            "ExpressionError: bad.yaml: function: attribute access is not allowed: '.y' at column 2",
+        ),
+        (
+            ["run", "bad.yaml"],
+            {"bad.yaml": "function: x\ngrid: {x: [0, 1, -4]}\n"},
+            "ConfigError: bad.yaml: grid.x[2]: expected a positive integer of at least 2, got -4",
+        ),
         (["info", "nothere.h5"], {}, "StoreError: nothere.h5: no such file"),
         (["info", "text.h5"], {"text.h5": "not hdf5"}, "StoreError: text.h5: not an HDF5 file"),
     ],
 )
-def test_errors_are_one_line_and_exit_2(in_tmp: Path, capsys: pytest.CaptureFixture[str],
-                                        argv: list[str], files: dict[str, str], message: str) -> None:
+def test_errors_are_one_line_and_exit_2(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str], argv: list[str], files: dict[str, str], message: str
+) -> None:
     for name, text in files.items():
         (in_tmp / name).write_text(text)
     assert main(argv) == 2
@@ -90,8 +97,9 @@ def test_builtins_lists_every_function(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_module_entry_point_prints_no_traceback(in_tmp: Path) -> None:
     (in_tmp / "bad.yaml").write_text("function: '__import__(\"os\")'\ngrid: {x: [0, 1, 4]}\n")
-    proc = subprocess.run([sys.executable, "-m", "gradbatch", "run", "bad.yaml"], cwd=in_tmp,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradbatch", "run", "bad.yaml"], cwd=in_tmp, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("ExpressionError: bad.yaml: function: unknown function '__import__'")
     assert "Traceback" not in proc.stderr

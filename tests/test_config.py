@@ -16,14 +16,21 @@ def test_defaults() -> None:
     job = parse_config(BASE, name="mine").jobs[0]
     assert job.name == "mine" and job.output == Path("mine.h5")
     assert job.grid.names == ("x", "y") and job.grid.size == 64
-    assert (job.device, job.dtype, job.compile, job.compression) == ("auto", "float32", CompileMode.AUTO, Compression.LZ4)
+    assert (job.device, job.dtype, job.compile, job.compression) == (
+        "auto",
+        "float32",
+        CompileMode.AUTO,
+        Compression.LZ4,
+    )
     assert job.outputs is None and job.pyramid and job.threads == 1
 
 
 def test_all_settings() -> None:
-    job = parse_config(BASE + "name: a\noutput: out/a.h5\ndevice: cuda:1\ndtype: float64\n"
-                       "outputs: [value, magnitude, check]\ntile: [64, 32]\ncompile: on\n"
-                       "compression: zstd\npyramid: false\nthreads: 2\nparams: {k: 2}\n").jobs[0]
+    job = parse_config(
+        BASE + "name: a\noutput: out/a.h5\ndevice: cuda:1\ndtype: float64\n"
+        "outputs: [value, magnitude, check]\ntile: [64, 32]\ncompile: on\n"
+        "compression: zstd\npyramid: false\nthreads: 2\nparams: {k: 2}\n"
+    ).jobs[0]
     assert job.output == Path("out/a.h5") and job.device == "cuda:1" and job.dtype == "float64"
     assert job.outputs == (Output.VALUE, Output.MAGNITUDE, Output.CHECK)
     assert job.tile == (64, 32) and job.compile is CompileMode.ON
@@ -37,8 +44,11 @@ def test_builtin_without_grid_uses_its_domain() -> None:
 
 
 def test_several_jobs_share_top_level_settings() -> None:
-    jf = parse_config("output: all.h5\ngrid: {x: [0, 1, 4]}\njobs:\n"
-                      "  - {name: a, function: x}\n  - {name: b, function: 'x^2', dtype: float64}\n", name="f")
+    jf = parse_config(
+        "output: all.h5\ngrid: {x: [0, 1, 4]}\njobs:\n"
+        "  - {name: a, function: x}\n  - {name: b, function: 'x^2', dtype: float64}\n",
+        name="f",
+    )
     assert [j.name for j in jf.jobs] == ["a", "b"]
     assert all(j.output == Path("all.h5") for j in jf.jobs)
     assert [j.dtype for j in jf.jobs] == ["float32", "float64"]
@@ -58,15 +68,30 @@ def test_output_override() -> None:
         ("function: x\ngrid: {x: [1, 0, 4]}", "grid.x: expected min < max, got min 1 and max 0"),
         ("function: x\ngrid: {x: [0, one, 4]}", "grid.x[1]: expected a finite number, got 'one'"),
         ("function: x\ngrid: {x: [0, 1]}", "grid.x: expected [min, max, points], got [0, 1]"),
-        ("function: x\ngrid: {a: [0,1,2], b: [0,1,2], c: [0,1,2], d: [0,1,2]}", "grid: expected a mapping of 1 to 3 axes"),
+        (
+            "function: x\ngrid: {a: [0,1,2], b: [0,1,2], c: [0,1,2], d: [0,1,2]}",
+            "grid: expected a mapping of 1 to 3 axes",
+        ),
         ("function: x\n", "grid: missing"),
         ("grid: {x: [0, 1, 4]}", "function: missing"),
         ("function: x\ngrid: {x: [0, 1, 4]}\ndevice: gpu", "device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
         ("function: x\ngrid: {x: [0, 1, 4]}\ndtype: float16", "dtype: expected float32 or float64, got 'float16'"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\ntile: 100", "tile: expected a power of two (1, 2, 4, ... 512 ...) up to 67,108,864 (2^26), got 100"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\ncompression: lzma", "compression: expected one of lz4, zstd, gzip, none, got 'lzma'"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\ncompile: sometimes", "compile: expected one of auto, on, off, got 'sometimes'"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\noutputs: [value, hessian]", "outputs[1]: unknown output 'hessian'; allowed: value, gradient"),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\ntile: 100",
+            "tile: expected a power of two (1, 2, 4, ... 512 ...) up to 67,108,864 (2^26), got 100",
+        ),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\ncompression: lzma",
+            "compression: expected one of lz4, zstd, gzip, none, got 'lzma'",
+        ),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\ncompile: sometimes",
+            "compile: expected one of auto, on, off, got 'sometimes'",
+        ),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\noutputs: [value, hessian]",
+            "outputs[1]: unknown output 'hessian'; allowed: value, gradient",
+        ),
         ("function: x\ngrid: {x: [0, 1, 4]}\noutputs: [curl]", "outputs: 'curl' is not an output of a scalar function"),
         ("function: [x]\ngrid: {x: [0, 1, 4]}\noutputs: [curl]", "outputs: curl needs a 2D or 3D grid"),
         ("function: x\ngrid: {x: [0, 1, 4]}\nthreads: 0", "threads: expected a positive integer (1 to 1024), got 0"),
@@ -74,16 +99,34 @@ def test_output_override() -> None:
         ("function: x\ngrid: {x: [0, 1, 4]}\noutput: result.txt", "output: expected a path ending in .h5"),
         ("function: x\ngrid: {x: [0, 1, 4]}\nname: 'a/b'", "name: expected a job name"),
         ("function: x\ngrid: {x: [0, 1, 4]}\nparams: {k: big}", "params.k: expected a finite number, got 'big'"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\nparams: {sin: 1}", "params.sin: 'sin' is a built-in function or constant name"),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\nparams: {sin: 1}",
+            "params.sin: 'sin' is a built-in function or constant name",
+        ),
         ("function: x\ngrid: {sin: [0, 1, 4]}", "grid.sin: axis name 'sin' clashes"),
         ("function: {builtin: banana}\n", "function.builtin: unknown built-in 'banana'; allowed: beale"),
-        ("function: {builtin: himmelblau}\ngrid: {x: [0, 1, 4]}", "function.builtin: himmelblau takes 2 axes, the grid has 1 (x)"),
-        ("function: {callable: 'nocolon'}\ngrid: {x: [0, 1, 4]}", "function.callable: expected 'package.module:function'"),
-        ("function: [x, y]\ngrid: {x: [0, 1, 4]}", "function: a vector field needs one expression per axis (1: x), got 2"),
+        (
+            "function: {builtin: himmelblau}\ngrid: {x: [0, 1, 4]}",
+            "function.builtin: himmelblau takes 2 axes, the grid has 1 (x)",
+        ),
+        (
+            "function: {callable: 'nocolon'}\ngrid: {x: [0, 1, 4]}",
+            "function.callable: expected 'package.module:function'",
+        ),
+        (
+            "function: [x, y]\ngrid: {x: [0, 1, 4]}",
+            "function: a vector field needs one expression per axis (1: x), got 2",
+        ),
         ("function: 42\ngrid: {x: [0, 1, 4]}", "function: expected an expression string"),
         ("jobs: []", "jobs: expected a non-empty list of jobs"),
-        ("jobs: [{function: x, grid: {x: [0, 1, 4]}}, {function: x, grid: {x: [0, 1, 0]}}]", "jobs[1].grid.x[2]: expected a positive integer"),
-        ("jobs: [{name: a, function: x, grid: {x: [0,1,4]}}, {name: a, function: x, grid: {x: [0,1,4]}}]", "jobs[1].name: job name 'a' is used twice"),
+        (
+            "jobs: [{function: x, grid: {x: [0, 1, 4]}}, {function: x, grid: {x: [0, 1, 0]}}]",
+            "jobs[1].grid.x[2]: expected a positive integer",
+        ),
+        (
+            "jobs: [{name: a, function: x, grid: {x: [0,1,4]}}, {name: a, function: x, grid: {x: [0,1,4]}}]",
+            "jobs[1].name: job name 'a' is used twice",
+        ),
         ("- just\n- a list", "expected a mapping of job settings"),
         ("function: [unclosed", "not valid YAML"),
     ],

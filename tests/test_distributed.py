@@ -18,10 +18,12 @@ pytest.importorskip("distributed")
 
 import h5py  # noqa: E402
 
-JOB = ("name: w\nfunction: 'sin(x*y) + x^2'\ngrid: {x: [-3, 3, 700], y: [-3, 3, 600]}\ntile: 128\n"
-       "outputs: [value, gradient, magnitude, check]\n"
-       "paths: {starts: [[1, 1]], steps: 50, optimizers: [{name: adam, lr: 0.05}]}\n"
-       "basins: {resolution: 40, steps: 200, optimizer: {name: adam, lr: 0.05}}\n")
+JOB = (
+    "name: w\nfunction: 'sin(x*y) + x^2'\ngrid: {x: [-3, 3, 700], y: [-3, 3, 600]}\ntile: 128\n"
+    "outputs: [value, gradient, magnitude, check]\n"
+    "paths: {starts: [[1, 1]], steps: 50, optimizers: [{name: adam, lr: 0.05}]}\n"
+    "basins: {resolution: 40, steps: 200, optimizer: {name: adam, lr: 0.05}}\n"
+)
 TIMING_ATTRS = {"timings", "created", "finished", "points_per_s"}
 
 
@@ -64,7 +66,9 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_a_two_worker_cluster_writes_the_single_process_file_basins_included(cluster, single: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_two_worker_cluster_writes_the_single_process_file_basins_included(
+    cluster, single: Path, tmp_path: Path
+) -> None:  # noqa: ANN001
     out = tmp_path / "multi.h5"
     reports = gradbatch.run_jobs(parse_config(JOB, output=out), cluster=cluster)
     assert reports[0].tiles_computed == 30 and reports[0].check is not None
@@ -104,7 +108,8 @@ def test_cluster_options_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
         main(["run", str(tmp_path / "j.yaml"), "--workers", "0"])
     with pytest.raises(SystemExit, match="not both"):
         main(["run", str(tmp_path / "j.yaml"), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
-    assert main(["run", str(tmp_path / "j.yaml"), "-o", str(tmp_path / "x.h5"), "--scheduler",
-                 "tcp://127.0.0.1:1"]) == 2
+    assert (
+        main(["run", str(tmp_path / "j.yaml"), "-o", str(tmp_path / "x.h5"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    )
     assert "ClusterError: --scheduler: cannot reach tcp://127.0.0.1:1" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.partial").exists()

@@ -30,8 +30,10 @@ x, y = X.numpy(), Y.numpy()
         ("sin(sqrt((0.75*x)**2 + y**2 + 0.01))", np.sin(np.sqrt((0.75 * x) ** 2 + y**2 + 0.01))),
         ("exp(x) + log(y) + log2(y) + log10(y)", np.exp(x) + np.log(y) + np.log2(y) + np.log10(y)),
         ("asin(x) + acos(x) + atan(x) + atan2(y, x)", np.arcsin(x) + np.arccos(x) + np.arctan(x) + np.arctan2(y, x)),
-        ("sinh(x) + cosh(x) + tanh(x) + asinh(x) + atanh(x)",
-         np.sinh(x) + np.cosh(x) + np.tanh(x) + np.arcsinh(x) + np.arctanh(x)),
+        (
+            "sinh(x) + cosh(x) + tanh(x) + asinh(x) + atanh(x)",
+            np.sinh(x) + np.cosh(x) + np.tanh(x) + np.arcsinh(x) + np.arctanh(x),
+        ),
         ("abs(x) + min(x, y) + max(x, y, 0.5)", np.abs(x) + np.minimum(x, y) + np.maximum(np.maximum(x, y), 0.5)),
         ("where(x > 0, x, -2*x)", np.where(x > 0, x, -2 * x)),
         ("(x < 0) + (y >= 0.5)", (x < 0).astype(float) + (y >= 0.5)),

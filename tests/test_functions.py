@@ -39,14 +39,15 @@ def _gp(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _beale(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b, c = 1.5 - x + x * y, 2.25 - x + x * y**2, 2.625 - x + x * y**3
-    return (2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
-            2 * a * x + 4 * b * x * y + 6 * c * x * y**2)
+    return (2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1), 2 * a * x + 4 * b * x * y + 6 * c * x * y**2)
 
 
 def _easom(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = np.exp(-((x - PI) ** 2 + (y - PI) ** 2))
-    return (e * np.cos(y) * (np.sin(x) + 2 * (x - PI) * np.cos(x)),
-            e * np.cos(x) * (np.sin(y) + 2 * (y - PI) * np.cos(y)))
+    return (
+        e * np.cos(y) * (np.sin(x) + 2 * (x - PI) * np.cos(x)),
+        e * np.cos(x) * (np.sin(y) + 2 * (y - PI) * np.cos(y)),
+    )
 
 
 def _ripple(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,33 +57,48 @@ def _ripple(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # name -> (value, gradient) references in float64
 REFERENCES: dict[str, tuple[Callable[..., np.ndarray], Grad]] = {
-    "rosenbrock": (lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
-                   lambda x, y: (-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2))),
-    "himmelblau": (lambda x, y: (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2,
-                   lambda x, y: (4 * x * (x**2 + y - 11) + 2 * (x + y**2 - 7),
-                                 2 * (x**2 + y - 11) + 4 * y * (x + y**2 - 7))),
-    "beale": (lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2,
-              _beale),
-    "booth": (lambda x, y: (x + 2 * y - 7) ** 2 + (2 * x + y - 5) ** 2,
-              lambda x, y: (2 * (x + 2 * y - 7) + 4 * (2 * x + y - 5), 4 * (x + 2 * y - 7) + 2 * (2 * x + y - 5))),
-    "matyas": (lambda x, y: 0.26 * (x**2 + y**2) - 0.48 * x * y,
-               lambda x, y: (0.52 * x - 0.48 * y, 0.52 * y - 0.48 * x)),
+    "rosenbrock": (
+        lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
+        lambda x, y: (-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)),
+    ),
+    "himmelblau": (
+        lambda x, y: (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2,
+        lambda x, y: (4 * x * (x**2 + y - 11) + 2 * (x + y**2 - 7), 2 * (x**2 + y - 11) + 4 * y * (x + y**2 - 7)),
+    ),
+    "beale": (lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2, _beale),
+    "booth": (
+        lambda x, y: (x + 2 * y - 7) ** 2 + (2 * x + y - 5) ** 2,
+        lambda x, y: (2 * (x + 2 * y - 7) + 4 * (2 * x + y - 5), 4 * (x + 2 * y - 7) + 2 * (2 * x + y - 5)),
+    ),
+    "matyas": (
+        lambda x, y: 0.26 * (x**2 + y**2) - 0.48 * x * y,
+        lambda x, y: (0.52 * x - 0.48 * y, 0.52 * y - 0.48 * x),
+    ),
     "goldstein_price": (
-        lambda x, y: (1 + (x + y + 1) ** 2 * (19 - 14 * x + 3 * x**2 - 14 * y + 6 * x * y + 3 * y**2))
-        * (30 + (2 * x - 3 * y) ** 2 * (18 - 32 * x + 12 * x**2 + 48 * y - 36 * x * y + 27 * y**2)),
-        _gp),
+        lambda x, y: (
+            (1 + (x + y + 1) ** 2 * (19 - 14 * x + 3 * x**2 - 14 * y + 6 * x * y + 3 * y**2))
+            * (30 + (2 * x - 3 * y) ** 2 * (18 - 32 * x + 12 * x**2 + 48 * y - 36 * x * y + 27 * y**2))
+        ),
+        _gp,
+    ),
     "easom": (lambda x, y: -np.cos(x) * np.cos(y) * np.exp(-((x - PI) ** 2 + (y - PI) ** 2)), _easom),
-    "mccormick": (lambda x, y: np.sin(x + y) + (x - y) ** 2 - 1.5 * x + 2.5 * y + 1,
-                  lambda x, y: (np.cos(x + y) + 2 * (x - y) - 1.5, np.cos(x + y) - 2 * (x - y) + 2.5)),
+    "mccormick": (
+        lambda x, y: np.sin(x + y) + (x - y) ** 2 - 1.5 * x + 2.5 * y + 1,
+        lambda x, y: (np.cos(x + y) + 2 * (x - y) - 1.5, np.cos(x + y) - 2 * (x - y) + 2.5),
+    ),
     "ripple": (lambda x, y: np.sin(np.sqrt((0.75 * x) ** 2 + y**2 + 0.01)), _ripple),
     "sin_xy": (lambda x, y: np.sin(x * y), lambda x, y: (y * np.cos(x * y), x * np.cos(x * y))),
     "saddle": (lambda x, y: x * y, lambda x, y: (y, x)),
     "cubic": (lambda x: x**3 + 2 * x**2 - x, lambda x: (3 * x**2 + 4 * x - 1,)),
-    "xyz": (lambda x, y, z: x**2 + y**2 + np.exp(z) + x * y * z,
-            lambda x, y, z: (2 * x + y * z, 2 * y + x * z, np.exp(z) + x * y)),
+    "xyz": (
+        lambda x, y, z: x**2 + y**2 + np.exp(z) + x * y * z,
+        lambda x, y, z: (2 * x + y * z, 2 * y + x * z, np.exp(z) + x * y),
+    ),
     "sphere": (lambda *v: sum(c**2 for c in v), lambda *v: tuple(2 * c for c in v)),
-    "rastrigin": (lambda *v: 10 * len(v) + sum(c**2 - 10 * np.cos(2 * PI * c) for c in v),
-                  lambda *v: tuple(2 * c + 20 * PI * np.sin(2 * PI * c) for c in v)),
+    "rastrigin": (
+        lambda *v: 10 * len(v) + sum(c**2 - 10 * np.cos(2 * PI * c) for c in v),
+        lambda *v: tuple(2 * c + 20 * PI * np.sin(2 * PI * c) for c in v),
+    ),
 }
 
 
@@ -102,8 +118,7 @@ def _grid_yaml(name: str, n: int, points: int, dtype: str = "float64") -> str:
     b = BUILTINS[name]
     _, names = b.template(n)
     axes = ", ".join(f"{v}: [{lo}, {hi}, {points}]" for v, (lo, hi) in zip(names, b.domain(n)))
-    return (f"function: {{builtin: {name}}}\ngrid: {{{axes}}}\ndtype: {dtype}\n"
-            f"outputs: [value, gradient]\ntile: 16\n")
+    return f"function: {{builtin: {name}}}\ngrid: {{{axes}}}\ndtype: {dtype}\noutputs: [value, gradient]\ntile: 16\n"
 
 
 def _mesh(name: str, n: int, points: int) -> list[np.ndarray]:
@@ -124,8 +139,9 @@ def test_builtin_gradients_match_hand_derivations(name: str, n: int) -> None:
     _, names = BUILTINS[name].template(n)
     for axis, g in zip(names, grad(*coords)):
         scale = max(1.0, np.abs(g).max())
-        np.testing.assert_allclose(fields[f"grad_{axis}"], g, rtol=1e-11, atol=1e-12 * scale,
-                                   err_msg=f"{name} grad_{axis}")
+        np.testing.assert_allclose(
+            fields[f"grad_{axis}"], g, rtol=1e-11, atol=1e-12 * scale, err_msg=f"{name} grad_{axis}"
+        )
 
 
 @pytest.mark.parametrize("name", ["himmelblau", "ripple", "goldstein_price", "rastrigin"])
@@ -156,7 +172,8 @@ def test_function_of_three_variables_and_the_seed_expression() -> None:
     fields = compute_fields(
         "function: 'x**2 + y**2 + exp(z) + x*y*z'\n"
         "grid: {x: [-1, 1, 9], y: [-2, 2, 7], z: [0, 1, 5]}\ndtype: float64\n"
-        "outputs: [value, gradient, magnitude]\n")
+        "outputs: [value, gradient, magnitude]\n"
+    )
     z, y, x = np.meshgrid(np.linspace(0, 1, 5), np.linspace(-2, 2, 7), np.linspace(-1, 1, 9), indexing="ij")
     assert fields["value"].shape == (5, 7, 9)  # (z, y, x)
     gx, gy, gz = 2 * x + y * z, 2 * y + x * z, np.exp(z) + x * y
@@ -168,16 +185,19 @@ def test_function_of_three_variables_and_the_seed_expression() -> None:
 
 def test_orientation_value_j_i_is_f_of_x_i_y_j() -> None:
     """Seed 003's transpose bug cannot happen: arrays are (y, x) and say so."""
-    fields = compute_fields("function: 'x + 10*y'\ngrid: {x: [0, 3, 4], y: [0, 1, 2]}\n"
-                            "dtype: float64\noutputs: [value, gradient]\n")
+    fields = compute_fields(
+        "function: 'x + 10*y'\ngrid: {x: [0, 3, 4], y: [0, 1, 2]}\ndtype: float64\noutputs: [value, gradient]\n"
+    )
     np.testing.assert_array_equal(fields["value"], [[0, 1, 2, 3], [10, 11, 12, 13]])
     np.testing.assert_array_equal(fields["grad_x"], np.ones((2, 4)))
     np.testing.assert_array_equal(fields["grad_y"], np.full((2, 4), 10.0))
 
 
 def test_vector_field_2d_divergence_and_curl() -> None:
-    fields = compute_fields("function: ['x*y**2', 'sin(x) + y**3']\ngrid: {x: [-1, 1, 11], y: [-2, 2, 9]}\n"
-                            "dtype: float64\noutputs: [components, divergence, curl, magnitude]\n")
+    fields = compute_fields(
+        "function: ['x*y**2', 'sin(x) + y**3']\ngrid: {x: [-1, 1, 11], y: [-2, 2, 9]}\n"
+        "dtype: float64\noutputs: [components, divergence, curl, magnitude]\n"
+    )
     y, x = np.meshgrid(np.linspace(-2, 2, 9), np.linspace(-1, 1, 11), indexing="ij")
     np.testing.assert_allclose(fields["v_x"], x * y**2)
     np.testing.assert_allclose(fields["v_y"], np.sin(x) + y**3)
@@ -187,9 +207,11 @@ def test_vector_field_2d_divergence_and_curl() -> None:
 
 
 def test_vector_field_3d_curl() -> None:
-    fields = compute_fields("function: ['y*z', 'x**2', 'x*y*z']\n"
-                            "grid: {x: [-1, 1, 5], y: [-1, 1, 4], z: [0, 2, 3]}\ndtype: float64\n"
-                            "outputs: [divergence, curl]\n")
+    fields = compute_fields(
+        "function: ['y*z', 'x**2', 'x*y*z']\n"
+        "grid: {x: [-1, 1, 5], y: [-1, 1, 4], z: [0, 2, 3]}\ndtype: float64\n"
+        "outputs: [divergence, curl]\n"
+    )
     z, y, x = np.meshgrid(np.linspace(0, 2, 3), np.linspace(-1, 1, 4), np.linspace(-1, 1, 5), indexing="ij")
     np.testing.assert_allclose(fields["divergence"], x * y)  # 0 + 0 + xy
     np.testing.assert_allclose(fields["curl_x"], x * z)  # d(xyz)/dy - d(x^2)/dz
@@ -215,7 +237,7 @@ def test_function_independent_of_an_axis_has_zero_gradient_there() -> None:
 
 # -- user callables ----------------------------------------------------------------------
 
-USER_MODULE = '''
+USER_MODULE = """
 import torch
 
 def bowl(x, y):
@@ -231,7 +253,7 @@ def explodes(x, y):
     raise ValueError("bad input")
 
 not_a_function = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -241,8 +263,10 @@ def user_module(tmp_path: Path) -> Path:
 
 
 def _callable_job(folder: Path, ref: str, extra: str = "") -> gradbatch.JobConfig:
-    return job_from(f"function: {{callable: '{ref}'}}\ngrid: {{x: [-1, 1, 6], y: [0, 2, 5]}}\n"
-                    f"dtype: float64\n{extra}", source=folder / "job.yaml")
+    return job_from(
+        f"function: {{callable: '{ref}'}}\ngrid: {{x: [-1, 1, 6], y: [0, 2, 5]}}\ndtype: float64\n{extra}",
+        source=folder / "job.yaml",
+    )
 
 
 def test_callable_scalar_from_the_job_files_folder(user_module: Path) -> None:
@@ -283,6 +307,7 @@ def test_callable_outputs_are_checked_after_probing(user_module: Path) -> None:
 
 # -- devices -----------------------------------------------------------------------------
 
+
 def test_cpu_and_device_agree(device: str) -> None:
     text = _grid_yaml("ripple", 2, 70, "float32")
     ref = compute_fields(text, "cpu")
@@ -297,10 +322,10 @@ def test_out_of_memory_splits_the_tile_and_gives_the_same_result() -> None:
     from gradbatch.engine.kernel import Kernel
     from gradbatch.engine.runner import EvalStats, _compute
 
-    plan = gradbatch.plan_job(job_from("function: 'x*y'\ngrid: {x: [0, 1, 256], y: [0, 1, 256]}\n"
-                                       "tile: 256\ndtype: float64\n"), "cpu")
-    real = gradbatch.engine.build_kernel(plan.function, ("x", "y"), plan.outputs,
-                                         plan.job.compile, 1)
+    plan = gradbatch.plan_job(
+        job_from("function: 'x*y'\ngrid: {x: [0, 1, 256], y: [0, 1, 256]}\ntile: 256\ndtype: float64\n"), "cpu"
+    )
+    real = gradbatch.engine.build_kernel(plan.function, ("x", "y"), plan.outputs, plan.job.compile, 1)
     calls: list[int] = []
 
     def picky(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -319,6 +344,7 @@ def test_out_of_memory_splits_the_tile_and_gives_the_same_result() -> None:
 
 
 # -- the registry of function sources and the autograd helper ----------------------------------
+
 
 def test_every_function_source_type_has_a_builder() -> None:
     import typing
@@ -342,14 +368,20 @@ def test_the_engine_imports_no_function_source() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, gradbatch.engine as e\nfrom gradbatch.config import parse_config\n"
-            "e.plan_job(parse_config('function: x*y\\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}').jobs[0], 'cpu')\n"
-            "print(' '.join(m for m in sys.modules if m.startswith('gradbatch.functions.')))")
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                timeout=120).stdout.split())
+    code = (
+        "import sys, gradbatch.engine as e\nfrom gradbatch.config import parse_config\n"
+        "e.plan_job(parse_config('function: x*y\\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}').jobs[0], 'cpu')\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('gradbatch.functions.')))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.split()
+    )
     assert "gradbatch.functions.expression" in loaded
-    assert not loaded & {f"gradbatch.functions.{m}" for m in ("landscape", "network", "models", "chunked",
-                                                               "callable", "builtin")}
+    assert not loaded & {
+        f"gradbatch.functions.{m}" for m in ("landscape", "network", "models", "chunked", "callable", "builtin")
+    }
 
 
 def test_derivatives_helper_value_gradient_and_hessian() -> None:
@@ -378,7 +410,7 @@ def test_derivatives_helper_hessian_by_differences_where_autograd_has_first_deri
         @staticmethod
         def forward(ctx, a):  # noqa: ANN001, ANN205
             ctx.save_for_backward(a)
-            return a ** 3
+            return a**3
 
         @staticmethod
         def backward(ctx, grad):  # noqa: ANN001, ANN205

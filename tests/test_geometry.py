@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradbatch.geometry import (VERTICES_PER_ARROW, arrow_segments, choose_level, lod_grid,
-                                polyline_connect, scale_vectors)
+from gradbatch.geometry import (
+    VERTICES_PER_ARROW,
+    arrow_segments,
+    choose_level,
+    lod_grid,
+    polyline_connect,
+    scale_vectors,
+)
 
 
 def test_n_arrows_are_one_segment_set_of_6n_vertices() -> None:
@@ -60,9 +66,16 @@ def test_lod_grid_density_depends_on_pixels_not_zoom() -> None:
     assert xs[0] == pytest.approx(0.1) and xs[-1] == pytest.approx(9.9)
 
 
-@pytest.mark.parametrize("points, pixels, levels, expected", [
-    (8192, 1024, 5, 3), (8192, 1024, 2, 2), (1000, 1024, 5, 0), (2048, 1024, 5, 1), (2047, 1024, 5, 0),
-])
+@pytest.mark.parametrize(
+    "points, pixels, levels, expected",
+    [
+        (8192, 1024, 5, 3),
+        (8192, 1024, 2, 2),
+        (1000, 1024, 5, 0),
+        (2048, 1024, 5, 1),
+        (2047, 1024, 5, 0),
+    ],
+)
 def test_choose_level_keeps_a_data_point_per_screen_pixel(points: int, pixels: int, levels: int, expected: int) -> None:
     assert choose_level(points, pixels, levels) == expected
 

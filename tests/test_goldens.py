@@ -22,9 +22,11 @@ GOLDENS = Path(__file__).parent / "goldens"
 UPDATE = os.environ.get("GRADBATCH_UPDATE_GOLDENS") == "1"
 
 JOBS = {
-    "himmelblau": ("name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 96], y: [-5, 5, 96]}\n"
-                   "paths: {starts: [[-4, 0], [0, 4]], steps: 200, optimizers: [{name: adam, lr: 0.05}]}\n"
-                   "streamlines: {seeds: {grid: 4}}\n"),
+    "himmelblau": (
+        "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 96], y: [-5, 5, 96]}\n"
+        "paths: {starts: [[-4, 0], [0, 4]], steps: 200, optimizers: [{name: adam, lr: 0.05}]}\n"
+        "streamlines: {seeds: {grid: 4}}\n"
+    ),
     "cubic": "name: cubic\nfunction: 'x^3 - 3*x'\ngrid: {x: [-2.2, 2.2, 201]}\n",
     "ripple": "name: ripple\nfunction: {builtin: ripple}\ngrid: {x: [-4, 4, 64], y: [-4, 4, 64]}\n",
 }
@@ -65,6 +67,6 @@ def test_the_comparison_catches_a_transposed_picture() -> None:
     from vispy.io import read_png
 
     want = read_png(str(GOLDENS / "himmelblau_all_layers.png"))
-    square = want[:, :want.shape[0]]
+    square = want[:, : want.shape[0]]
     mean, far = _compare(np.ascontiguousarray(square.transpose(1, 0, 2)), square)
     assert mean >= 3.0 or far >= 0.01

@@ -8,8 +8,8 @@ import torch
 
 from gradbatch.config import parse_config
 from gradbatch.engine.coords import tile_coords
-from gradbatch.grid import axis_values, layout, level_axis_values, level_count
 from gradbatch.engine.pyramid import tile_levels
+from gradbatch.grid import axis_values, layout, level_axis_values, level_count
 
 from .conftest import compute_fields
 
@@ -64,15 +64,17 @@ def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
     out = np.empty((ny, nx))
     for j in range(ny):
         for i in range(nx):
-            block = a[j * f:(j + 1) * f, i * f:(i + 1) * f]
+            block = a[j * f : (j + 1) * f, i * f : (i + 1) * f]
             out[j, i] = np.nanmean(block) if np.isfinite(block).any() else np.nan
     return out
 
 
 def test_pyramid_levels_equal_block_means_of_the_whole_field() -> None:
-    text = ("function: 'sin(3*x) * y + where(x > 0.9, log(-x), 0)'\n"  # NaN where x > 0.9
-            "grid: {x: [-1, 1, 600], y: [0, 2, 540]}\ndtype: float64\ntile: 64\n"
-            "outputs: [value]\n")
+    text = (
+        "function: 'sin(3*x) * y + where(x > 0.9, log(-x), 0)'\n"  # NaN where x > 0.9
+        "grid: {x: [-1, 1, 600], y: [0, 2, 540]}\ndtype: float64\ntile: 64\n"
+        "outputs: [value]\n"
+    )
     fields = compute_fields(text, levels=True)
     value = fields["value"]
     assert np.isnan(value).any() and not np.isnan(value).all()
@@ -81,8 +83,10 @@ def test_pyramid_levels_equal_block_means_of_the_whole_field() -> None:
 
 
 def test_pyramid_leaves_nans_out_of_the_mean() -> None:
-    fields = compute_fields("function: 'sqrt(x)'\ngrid: {x: [-1, 1, 600], y: [0, 1, 300]}\n"
-                            "dtype: float64\ntile: 128\noutputs: [value]\n", levels=True)
+    fields = compute_fields(
+        "function: 'sqrt(x)'\ngrid: {x: [-1, 1, 600], y: [0, 1, 300]}\ndtype: float64\ntile: 128\noutputs: [value]\n",
+        levels=True,
+    )
     value = fields["value"]
     assert np.isnan(value).any()
     np.testing.assert_allclose(fields["value@1"], _block_mean(value, 2), rtol=1e-12)

@@ -21,9 +21,11 @@ from gradbatch.store import partial_path
 
 from .conftest import assert_files_equal, compute_fields
 
-JOB = ("name: wave\nfunction: 'sin(3*x) * cos(2*y) + x*y'\n"
-       "grid: {x: [-2, 2, 300], y: [-1, 1, 200]}\ntile: 64\n"
-       "outputs: [value, gradient, magnitude, check]\n")
+JOB = (
+    "name: wave\nfunction: 'sin(3*x) * cos(2*y) + x*y'\n"
+    "grid: {x: [-2, 2, 300], y: [-1, 1, 200]}\ntile: 64\n"
+    "outputs: [value, gradient, magnitude, check]\n"
+)
 
 
 def _run(text: str, out: Path, **kw: object) -> list[gradbatch.JobReport]:
@@ -70,13 +72,16 @@ def test_xarray_reads_fields_with_named_dims_and_coordinates(in_tmp: Path) -> No
 @pytest.mark.parametrize("compression", ["none", "gzip", "zstd", "lz4"])
 def test_every_compression_stores_the_same_numbers(in_tmp: Path, compression: str) -> None:
     _run(JOB + f"compression: {compression}\n", in_tmp / "c.h5")
-    np.testing.assert_array_equal(gradbatch.read_field(in_tmp / "c.h5", "wave", "grad_y"),
-                                  compute_fields(JOB)["grad_y"])
+    np.testing.assert_array_equal(
+        gradbatch.read_field(in_tmp / "c.h5", "wave", "grad_y"), compute_fields(JOB)["grad_y"]
+    )
 
 
 def test_several_jobs_in_one_file(in_tmp: Path) -> None:
-    text = ("output: two.h5\ngrid: {x: [0, 1, 50]}\njobs:\n"
-            "  - {name: a, function: 'x^2'}\n  - {name: b, function: 'exp(x)', outputs: [gradient]}\n")
+    text = (
+        "output: two.h5\ngrid: {x: [0, 1, 50]}\njobs:\n"
+        "  - {name: a, function: 'x^2'}\n  - {name: b, function: 'exp(x)', outputs: [gradient]}\n"
+    )
     gradbatch.run_jobs(parse_config(text))
     info = gradbatch.inspect(in_tmp / "two.h5")
     assert [j.name for j in info.jobs] == ["a", "b"] and all(j.complete for j in info.jobs)
@@ -128,9 +133,9 @@ def test_failure_mid_run_leaves_no_complete_looking_file(in_tmp: Path) -> None:
     (in_tmp / "flaky.py").write_text(
         "import torch\ncalls = 0\n"
         "def f(x, y):\n    global calls\n    calls += 1\n"
-        "    if calls == 6:\n        raise RuntimeError('sensor offline')\n    return x * y\n")
-    text = (f"name: flaky\nfunction: {{callable: 'flaky:f'}}\ngrid: {{x: [0, 1, 256], y: [0, 1, 256]}}\n"
-            "tile: 64\n")
+        "    if calls == 6:\n        raise RuntimeError('sensor offline')\n    return x * y\n"
+    )
+    text = "name: flaky\nfunction: {callable: 'flaky:f'}\ngrid: {x: [0, 1, 256], y: [0, 1, 256]}\ntile: 64\n"
     with pytest.raises(FunctionError, match="sensor offline"):
         gradbatch.run_jobs(parse_config(text, source=in_tmp / "job.yaml", output=in_tmp / "flaky.h5"))
     assert not (in_tmp / "flaky.h5").exists()
@@ -152,12 +157,18 @@ def test_killed_process_leaves_no_complete_file_and_resume_is_identical(in_tmp: 
     """SIGKILL the real CLI mid-run: the output name never appears; --resume finishes it."""
     (in_tmp / "slowmod.py").write_text(SLOW_MODULE)
     job = in_tmp / "slow.yaml"
-    job.write_text("name: slow\nfunction: {callable: 'slowmod:slow'}\n"
-                   "grid: {x: [-1, 1, 256], y: [-1, 1, 256]}\ntile: 32\n")
+    job.write_text(
+        "name: slow\nfunction: {callable: 'slowmod:slow'}\ngrid: {x: [-1, 1, 256], y: [-1, 1, 256]}\ntile: 32\n"
+    )
     out, part = in_tmp / "slow.h5", partial_path(in_tmp / "slow.h5")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gradbatch", "run", str(job), "-q"],
-                            cwd=in_tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradbatch", "run", str(job), "-q"],
+        cwd=in_tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while _tiles_done(part) < 5 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -207,8 +218,10 @@ def test_cuda_requested_without_cuda_is_an_error(in_tmp: Path) -> None:
     assert list(in_tmp.iterdir()) == []
 
 
-PYRAMID_JOB = ("name: deep\nfunction: 'sin(x) * cos(3*y) + where(x > 2.5, sqrt(-x), 0)'\n"
-               "grid: {x: [-3, 3, 1100], y: [-2, 2, 700]}\ntile: 64\noutputs: [value, gradient]\n")
+PYRAMID_JOB = (
+    "name: deep\nfunction: 'sin(x) * cos(3*y) + where(x > 2.5, sqrt(-x), 0)'\n"
+    "grid: {x: [-3, 3, 1100], y: [-2, 2, 700]}\ntile: 64\noutputs: [value, gradient]\n"
+)
 
 
 def test_stored_pyramid_levels_equal_the_engines_levels(in_tmp: Path) -> None:
@@ -244,8 +257,10 @@ def test_resume_mid_row_with_pyramid_groups_is_identical(in_tmp: Path) -> None:
 
 @pytest.mark.parametrize(
     "grid, tile",
-    [("{x: [-3, 3, 200000]}", 4096),  # 1D: 10 levels, deepest chunk groups span every tile
-     ("{x: [-1, 1, 300], y: [-1, 1, 90], z: [0, 1, 40]}", 32)],  # 3D: one level
+    [
+        ("{x: [-3, 3, 200000]}", 4096),  # 1D: 10 levels, deepest chunk groups span every tile
+        ("{x: [-1, 1, 300], y: [-1, 1, 90], z: [0, 1, 40]}", 32),
+    ],  # 3D: one level
 )
 def test_stored_pyramid_in_1d_and_3d(in_tmp: Path, grid: str, tile: int) -> None:
     names = [a.split(":")[0].strip(" {") for a in grid.split("],")]
@@ -261,8 +276,10 @@ def test_stored_pyramid_in_1d_and_3d(in_tmp: Path, grid: str, tile: int) -> None
 
 
 def test_resume_a_file_of_several_jobs_interrupted_in_the_second(in_tmp: Path) -> None:
-    text = ("output: two.h5\ngrid: {x: [-1, 1, 300], y: [0, 1, 200]}\ntile: 64\njobs:\n"
-            "  - {name: first, function: 'x*y'}\n  - {name: second, function: 'sin(x) + y'}\n")
+    text = (
+        "output: two.h5\ngrid: {x: [-1, 1, 300], y: [0, 1, 200]}\ntile: 64\njobs:\n"
+        "  - {name: first, function: 'x*y'}\n  - {name: second, function: 'sin(x) + y'}\n"
+    )
     out = in_tmp / "two.h5"
 
     def stop_in_second(p: gradbatch.Progress) -> None:
@@ -286,8 +303,9 @@ def test_unwritable_output_folder_is_a_store_error(in_tmp: Path) -> None:
         _run(JOB, in_tmp / "file" / "out.h5")
 
 
-def test_write_failure_mid_run_is_a_store_error_and_keeps_the_partial(in_tmp: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_failure_mid_run_is_a_store_error_and_keeps_the_partial(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gradbatch.store import JobWriter
 
     real = JobWriter._write_tile

@@ -15,8 +15,9 @@ import gradbatch
 from gradbatch.config import parse_config
 from gradbatch.errors import ConfigError, FunctionError
 
-SEED002 = ("name: lin\nfunction: {landscape: {model: linear}}\n"
-           "grid: {m: [-20, 20, 81], b: [-40, 40, 161]}\ndtype: float64\n")
+SEED002 = (
+    "name: lin\nfunction: {landscape: {model: linear}}\ngrid: {m: [-20, 20, 81], b: [-40, 40, 161]}\ndtype: float64\n"
+)
 
 
 def _run(tmp: Path, text: str, name: str = "j.h5") -> h5py.File:
@@ -35,8 +36,9 @@ def _seed002_data() -> tuple[np.ndarray, np.ndarray]:
 def test_seed002_landscape_minimum_is_numpys_least_squares(tmp_path: Path) -> None:
     x, y = _seed002_data()
     (m_ls, b_ls), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
-    with _run(tmp_path, SEED002 + "paths: {starts: [[-15, -30]], steps: 3000, optimizers: [{name: sgd, lr: 0.001}]}\n"
-              ) as f:
+    with _run(
+        tmp_path, SEED002 + "paths: {starts: [[-15, -30]], steps: 3000, optimizers: [{name: sgd, lr: 0.001}]}\n"
+    ) as f:
         g = f["lin"]
         np.testing.assert_allclose(g["landscape/x"][...], x)
         np.testing.assert_allclose(g["landscape/y"][...], y)
@@ -48,7 +50,7 @@ def test_seed002_landscape_minimum_is_numpys_least_squares(tmp_path: Path) -> No
         # values and gradients are seed 002's SSE and its hand-derived partial derivatives
         for jj, ii in [(0, 0), (37, 60), (160, 80), (j, i)]:
             r = y - (m[ii] * x + b[jj])
-            assert v[jj, ii] == pytest.approx((r ** 2).sum(), rel=1e-12)
+            assert v[jj, ii] == pytest.approx((r**2).sum(), rel=1e-12)
             assert g["grad_m"][jj, ii] == pytest.approx(-2 * (x * r).sum(), rel=1e-9, abs=1e-9)
             assert g["grad_b"][jj, ii] == pytest.approx(-2 * r.sum(), rel=1e-9, abs=1e-9)
         # gradient descent from seed 002's start (-15, -30) ends at the least-squares fit
@@ -57,8 +59,10 @@ def test_seed002_landscape_minimum_is_numpys_least_squares(tmp_path: Path) -> No
 
 
 def test_logistic_cross_entropy_and_its_gradient(tmp_path: Path) -> None:
-    text = ("name: log\nfunction: {landscape: {model: logistic, data: {synthetic: {slope: 1.5, bias: 0.5, n: 200,"
-            " x: [-4, 4], seed: 3}}}}\ngrid: {w: [-3, 5, 17], c: [-2, 3, 11]}\ndtype: float64\n")
+    text = (
+        "name: log\nfunction: {landscape: {model: logistic, data: {synthetic: {slope: 1.5, bias: 0.5, n: 200,"
+        " x: [-4, 4], seed: 3}}}}\ngrid: {w: [-3, 5, 17], c: [-2, 3, 11]}\ndtype: float64\n"
+    )
     with _run(tmp_path, text) as f:
         g = f["log"]
         x, y = g["landscape/x"][...], g["landscape/y"][...]
@@ -78,8 +82,10 @@ def test_data_from_csv_and_npz_files(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("time,obs\n" + "\n".join(f"{a},{b}" for a, b in zip(x, y)))
     np.savez(tmp_path / "d.npz", time=x, obs=y)
     for name in ("d.csv", "d.npz"):
-        text = (f"name: f\nfunction: {{landscape: {{data: {{file: {name}, x: time, y: obs}}, loss: mse}}}}\n"
-                "grid: {m: [0, 6, 61], b: [-1, 3, 41]}\ndtype: float64\n")
+        text = (
+            f"name: f\nfunction: {{landscape: {{data: {{file: {name}, x: time, y: obs}}, loss: mse}}}}\n"
+            "grid: {m: [0, 6, 61], b: [-1, 3, 41]}\ndtype: float64\n"
+        )
         with _run(tmp_path, text, name + ".h5") as f:
             v = f["f/value"][...]
             j, i = np.unravel_index(np.argmin(v), v.shape)
@@ -87,23 +93,31 @@ def test_data_from_csv_and_npz_files(tmp_path: Path) -> None:
             assert v[j, i] == pytest.approx(0.0, abs=1e-20)
 
 
-@pytest.mark.parametrize("function, message", [
-    ("{landscape: {model: ridge}}", "function.landscape.model: expected one of linear, logistic"),
-    ("{landscape: {model: linear, loss: cross_entropy}}", "function.landscape.loss: expected one of sse, mse"),
-    ("{landscape: {data: {file: nope.csv}}}", "nope.csv does not exist"),
-    ("{landscape: {data: {file: d.csv, x: t}}}", "has no column 't'; columns: x, y"),
-    ("{landscape: {model: logistic, data: {file: d.csv}}}", "labels 0 or 1 in 'y'; found 2"),
-    ("{landscape: {data: {synthetic: {n: 1}}}}", "synthetic.n: expected an integer of at least 2"),
-    ("{network: {directions: sideways}}", "function.network.directions: expected one of random, filter"),
-    ("{network: {model: {builtin: mlp, hidden: [0]}}}", "model.hidden: expected a list of layer widths"),
-    ("{network: {model: {callable: 'nomodule_here:f'}}}", "cannot import module 'nomodule_here'"),
-    ("{network: {directions: checkpoints, checkpoints: [0, 10]}}", "a 2-axis grid is the plane through 3"),
-])
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("{landscape: {model: ridge}}", "function.landscape.model: expected one of linear, logistic"),
+        ("{landscape: {model: linear, loss: cross_entropy}}", "function.landscape.loss: expected one of sse, mse"),
+        ("{landscape: {data: {file: nope.csv}}}", "nope.csv does not exist"),
+        ("{landscape: {data: {file: d.csv, x: t}}}", "has no column 't'; columns: x, y"),
+        ("{landscape: {model: logistic, data: {file: d.csv}}}", "labels 0 or 1 in 'y'; found 2"),
+        ("{landscape: {data: {synthetic: {n: 1}}}}", "synthetic.n: expected an integer of at least 2"),
+        ("{network: {directions: sideways}}", "function.network.directions: expected one of random, filter"),
+        ("{network: {model: {builtin: mlp, hidden: [0]}}}", "model.hidden: expected a list of layer widths"),
+        ("{network: {model: {callable: 'nomodule_here:f'}}}", "cannot import module 'nomodule_here'"),
+        ("{network: {directions: checkpoints, checkpoints: [0, 10]}}", "a 2-axis grid is the plane through 3"),
+    ],
+)
 def test_landscape_setting_errors(tmp_path: Path, function: str, message: str) -> None:
     (tmp_path / "d.csv").write_text("x,y\n0,1\n1,2\n2,3\n")
     with pytest.raises((ConfigError, FunctionError), match=message.replace("(", r"\(").replace("[", r"\[")):
-        gradbatch.run_jobs(parse_config(f"name: e\nfunction: {function}\ngrid: {{a: [-1, 1, 5], b: [-1, 1, 5]}}\n",
-                                        output=tmp_path / "e.h5", source=tmp_path / "job.yaml"))
+        gradbatch.run_jobs(
+            parse_config(
+                f"name: e\nfunction: {function}\ngrid: {{a: [-1, 1, 5], b: [-1, 1, 5]}}\n",
+                output=tmp_path / "e.h5",
+                source=tmp_path / "job.yaml",
+            )
+        )
     assert not (tmp_path / "e.h5").exists()
     with pytest.raises(ConfigError, match="needs 2 axes, it has 3"):
         parse_config("function: {landscape: {}}\ngrid: {a: [0, 1, 3], b: [0, 1, 3], c: [0, 1, 3]}\n")
@@ -139,8 +153,11 @@ def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tm
     from gradbatch.functions.network import build_plane
 
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
-    with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: filter, "
-                        "seed: 4}}\ngrid: {alpha: [-1, 1, 5], beta: [-1, 1, 5]}\ndtype: float64\n") as f:
+    with _run(
+        tmp_path,
+        "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: filter, "
+        "seed: 4}}\ngrid: {alpha: [-1, 1, 5], beta: [-1, 1, 5]}\ndtype: float64\n",
+    ) as f:
         g = f["n"]
         lm = g["landscape"]
         assert g["value"][2, 2] == pytest.approx(lm.attrs["loss_at_theta"], rel=1e-6)  # alpha = beta = 0
@@ -154,8 +171,12 @@ def test_network_plane_value_at_the_origin_and_gradient_by_finite_differences(tm
             a, b = float(g["alpha"][ii]), float(g["beta"][jj])
             assert g["value"][jj, ii] == pytest.approx(_loss_at(net, plane.theta, dirs, (a, b)), rel=1e-6)
             h = 1e-5
-            fd_a = (_loss_at(net, plane.theta, dirs, (a + h, b)) - _loss_at(net, plane.theta, dirs, (a - h, b))) / (2 * h)
-            fd_b = (_loss_at(net, plane.theta, dirs, (a, b + h)) - _loss_at(net, plane.theta, dirs, (a, b - h))) / (2 * h)
+            fd_a = (_loss_at(net, plane.theta, dirs, (a + h, b)) - _loss_at(net, plane.theta, dirs, (a - h, b))) / (
+                2 * h
+            )
+            fd_b = (_loss_at(net, plane.theta, dirs, (a, b + h)) - _loss_at(net, plane.theta, dirs, (a, b - h))) / (
+                2 * h
+            )
             assert g["grad_alpha"][jj, ii] == pytest.approx(fd_a, rel=1e-6, abs=1e-8)
             assert g["grad_beta"][jj, ii] == pytest.approx(fd_b, rel=1e-6, abs=1e-8)
 
@@ -175,7 +196,7 @@ def _split(lm: h5py.Group) -> list[np.ndarray]:
     flat, out, i = lm["theta"][...], [], 0
     for shape in json.loads(lm.attrs["shapes"]):
         n = int(np.prod(shape))
-        out.append(flat[i:i + n].reshape(shape))
+        out.append(flat[i : i + n].reshape(shape))
         i += n
     return out
 
@@ -215,7 +236,9 @@ def test_pca_plane_holds_the_training_trajectory(tmp_path: Path) -> None:
 
 def test_plane_through_three_checkpoints(tmp_path: Path) -> None:
     src, net = _problem()
-    with _net(tmp_path, ", directions: checkpoints, checkpoints: [0, 30, 60]", "{alpha: [0, 1, 3], beta: [0, 1, 3]}") as f:
+    with _net(
+        tmp_path, ", directions: checkpoints, checkpoints: [0, 30, 60]", "{alpha: [0, 1, 3], beta: [0, 1, 3]}"
+    ) as f:
         v = f["n/value"][...]
         losses = {s: _loss_at(net, net.trajectory[net.steps.index(s)], [], ()) for s in (0, 30, 60)}
         assert v[0, 0] == pytest.approx(losses[0], rel=1e-5)
@@ -233,7 +256,7 @@ def test_a_line_through_two_checkpoint_files(tmp_path: Path) -> None:
         assert v[-1] == pytest.approx(_loss_at(net, net.trajectory[-1], [], ()), rel=1e-5)
 
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
@@ -252,27 +275,37 @@ def not_a_model():
 
 def unreduced():
     return nn.Linear(3, 1), nn.MSELoss(reduction="none"), (torch.randn(10, 3), torch.randn(10, 1))
-'''
+"""
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("wrong_inputs", r"loss\(model\(inputs\), targets\) failed with inputs of shape \(10, 5\)"),
-    ("not_a_model", "returned a str as the model; expected a torch.nn.Module"),
-    ("unreduced", r"the loss must be one number \(a reduced loss\); got \(10, 1\)"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("wrong_inputs", r"loss\(model\(inputs\), targets\) failed with inputs of shape \(10, 5\)"),
+        ("not_a_model", "returned a str as the model; expected a torch.nn.Module"),
+        ("unreduced", r"the loss must be one number \(a reduced loss\); got \(10, 1\)"),
+    ],
+)
 def test_model_factory_errors(tmp_path: Path, ref: str, message: str) -> None:
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
     with pytest.raises(FunctionError, match=message):
-        _run(tmp_path, f"name: n\nfunction: {{network: {{model: {{callable: 'models:{ref}'}}}}}}\n"
-                       "grid: {a: [-1, 1, 3], b: [-1, 1, 3]}\n")
+        _run(
+            tmp_path,
+            f"name: n\nfunction: {{network: {{model: {{callable: 'models:{ref}'}}}}}}\n"
+            "grid: {a: [-1, 1, 3], b: [-1, 1, 3]}\n",
+        )
 
 
 def test_a_users_model_factory_runs_with_random_directions(tmp_path: Path) -> None:
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
-    with _run(tmp_path, "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: random}}\n"
-                        "grid: {a: [-1, 1, 5], b: [-1, 1, 5]}\n") as f:
+    with _run(
+        tmp_path,
+        "name: n\nfunction: {network: {model: {callable: 'models:good'}, directions: random}}\n"
+        "grid: {a: [-1, 1, 5], b: [-1, 1, 5]}\n",
+    ) as f:
         assert np.isfinite(f["n/value"][...]).all() and f["n/value"][2, 2] == pytest.approx(
-            f["n/landscape"].attrs["loss_at_theta"], rel=1e-5)
+            f["n/landscape"].attrs["loss_at_theta"], rel=1e-5
+        )
         assert "paths" not in f["n"]  # no trajectory given: none stored
 
 
@@ -285,8 +318,11 @@ def test_basins_on_a_data_landscape_find_the_fit_as_a_minimum(tmp_path: Path) ->
         t = f["lin/basins/minima"]
         np.testing.assert_allclose(t["point"][...], [[m_ls, b_ls]], rtol=1e-9)
         assert t["kind"].asstr()[0] == "minimum" and (t["eigenvalues"][0] > 0).all()
-        np.testing.assert_allclose(sorted(t["eigenvalues"][0]),  # the SSE's Hessian: 2 [[sum x^2, sum x], [sum x, n]]
-                                   np.linalg.eigvalsh(2 * np.array([[x @ x, x.sum()], [x.sum(), len(x)]])), rtol=1e-5)
+        np.testing.assert_allclose(
+            sorted(t["eigenvalues"][0]),  # the SSE's Hessian: 2 [[sum x^2, sum x], [sum x, n]]
+            np.linalg.eigvalsh(2 * np.array([[x @ x, x.sum()], [x.sum(), len(x)]])),
+            rtol=1e-5,
+        )
 
 
 def test_a_landscape_is_built_once_and_its_makings_come_from_the_plan(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -307,8 +343,11 @@ def test_a_landscape_is_built_once_and_its_makings_come_from_the_plan(tmp_path: 
 
     monkeypatch.setattr(landscape, "load_data", counting_load)
     monkeypatch.setattr(network, "build_network", counting_build)
-    with _run(tmp_path, "name: d\nfunction: {landscape: {data: {synthetic: {n: 20}}}}\n"
-                        "grid: {m: [-1, 1, 5], b: [-1, 1, 5]}\npaths: {starts: [[0, 0]], steps: 3}\n") as f:
+    with _run(
+        tmp_path,
+        "name: d\nfunction: {landscape: {data: {synthetic: {n: 20}}}}\n"
+        "grid: {m: [-1, 1, 5], b: [-1, 1, 5]}\npaths: {starts: [[0, 0]], steps: 3}\n",
+    ) as f:
         assert f["d/landscape/x"].shape == (20,)
     assert calls["data"] == 1
     with _net(tmp_path, ", directions: pca", name="p.h5") as f:

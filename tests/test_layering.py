@@ -11,8 +11,13 @@ import gradbatch
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     return set(out.split())
 
 
@@ -24,14 +29,18 @@ def test_reading_side_does_not_import_torch(module: str) -> None:
 
 def test_reading_a_file_does_not_import_torch(tmp_path) -> None:  # noqa: ANN001
     gradbatch.run_jobs(gradbatch.parse_config("function: x\ngrid: {x: [0, 1, 8]}", output=tmp_path / "a.h5"))
-    mods = _modules_after(f"import gradbatch; gradbatch.inspect({str(tmp_path / 'a.h5')!r}); "
-                          f"gradbatch.read_field({str(tmp_path / 'a.h5')!r}, 'job', 'value')")
+    mods = _modules_after(
+        f"import gradbatch; gradbatch.inspect({str(tmp_path / 'a.h5')!r}); "
+        f"gradbatch.read_field({str(tmp_path / 'a.h5')!r}, 'job', 'value')"
+    )
     assert "torch" not in mods
 
 
 def test_running_a_job_does_not_import_dask(tmp_path) -> None:  # noqa: ANN001
-    mods = _modules_after(f"import gradbatch; gradbatch.run_jobs(gradbatch.parse_config('function: x\\ngrid: "
-                          f"{{x: [0, 1, 8]}}', output={str(tmp_path / 'b.h5')!r}))")
+    mods = _modules_after(
+        f"import gradbatch; gradbatch.run_jobs(gradbatch.parse_config('function: x\\ngrid: "
+        f"{{x: [0, 1, 8]}}', output={str(tmp_path / 'b.h5')!r}))"
+    )
     assert "dask" not in mods and "distributed" not in mods
 
 
@@ -47,6 +56,8 @@ def test_lazy_attributes() -> None:
 
 
 def test_the_viewer_does_not_import_torch() -> None:
-    mods = _modules_after("import gradbatch.viewer.render, gradbatch.viewer.canvas, gradbatch.viewer.visuals, "
-                          "gradbatch.viewer.loader, gradbatch.viewer.arrows, gradbatch.geometry")
+    mods = _modules_after(
+        "import gradbatch.viewer.render, gradbatch.viewer.canvas, gradbatch.viewer.visuals, "
+        "gradbatch.viewer.loader, gradbatch.viewer.arrows, gradbatch.geometry"
+    )
     assert "torch" not in mods

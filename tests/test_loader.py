@@ -14,8 +14,10 @@ from gradbatch.errors import StoreError
 from gradbatch.store import FieldReader, WindowRequest
 from gradbatch.viewer.loader import Loader
 
-JOB = ("name: wave\nfunction: 'x + 10*y'\ngrid: {x: [0, 8, 2049], y: [-1, 1, 1025]}\n"
-       "dtype: float64\noutputs: [value, gradient]\n")
+JOB = (
+    "name: wave\nfunction: 'x + 10*y'\ngrid: {x: [0, 8, 2049], y: [-1, 1, 1025]}\n"
+    "dtype: float64\noutputs: [value, gradient]\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +76,21 @@ def test_planes_of_a_3d_job_are_read_unmixed(tmp_path: Path, cut: str) -> None:
     """f = x + 10y + 100z: every plane, whichever axis is cut, has rows along the second
     in-plane axis and columns along the first, at the plane's coordinate."""
     out = tmp_path / "cube.h5"
-    gradbatch.run_jobs(parse_config("name: cube\nfunction: 'x + 10*y + 100*z'\ndtype: float64\n"
-                                    "grid: {x: [0, 1, 33], y: [0, 2, 17], z: [-1, 1, 9]}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config(
+            "name: cube\nfunction: 'x + 10*y + 100*z'\ndtype: float64\n"
+            "grid: {x: [0, 1, 33], y: [0, 2, 17], z: [-1, 1, 9]}\n",
+            output=out,
+        )
+    )
     r = FieldReader(out, slice_axis=cut)
     assert r.slice_axis == cut and r.axes == [a for a in "xyz" if a != cut]
     lo, hi, _ = r.plane_range or (0, 0, 0)
     want = lo + 0.3 * (hi - lo)
-    (x0, x1), (y0, y1) = ((float(r.levels[0].x[0]), float(r.levels[0].x[-1])),
-                          (float(r.levels[0].y[0]), float(r.levels[0].y[-1])))
+    (x0, x1), (y0, y1) = (
+        (float(r.levels[0].x[0]), float(r.levels[0].x[-1])),
+        (float(r.levels[0].y[0]), float(r.levels[0].y[-1])),
+    )
     resp = r.read(WindowRequest("cube", (x0, x1, y0, y1), (64, 64), ("value", f"grad_{r.axes[1]}"), plane=want))
     assert resp.plane is not None and abs(resp.plane - want) <= (hi - lo) / 2 / 8 + 1e-12
     coef = {"x": 1, "y": 10, "z": 100}

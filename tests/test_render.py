@@ -22,9 +22,10 @@ def _png(path: Path) -> np.ndarray:
 
 def _job(tmp: Path, function: str, extra: str = "") -> Path:
     out = tmp / "f.h5"
-    gradbatch.run_jobs(parse_config(f"name: f\nfunction: '{function}'\n"
-                                    f"grid: {{x: [0, 2, 101], y: [0, 1, 51]}}\n{extra}", output=out),
-                       overwrite=True)
+    gradbatch.run_jobs(
+        parse_config(f"name: f\nfunction: '{function}'\ngrid: {{x: [0, 2, 101], y: [0, 1, 51]}}\n{extra}", output=out),
+        overwrite=True,
+    )
     return out
 
 
@@ -58,30 +59,37 @@ def test_arrows_point_uphill(tmp_path: Path) -> None:
     cell = xs // 50
     for c in np.unique(cell):
         col = xs[cell == c]
-        left = lit[:, col.min():col.min() + 3].sum()
-        right = lit[:, col.max() - 2:col.max() + 1].sum()
+        left = lit[:, col.min() : col.min() + 3].sum()
+        right = lit[:, col.max() - 2 : col.max() + 1].sum()
         assert right > left, c
 
 
 def test_full_render_with_overlays_via_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "hb.h5"
-    gradbatch.run_jobs(parse_config(
-        "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 128], y: [-5, 5, 128]}\n"
-        "paths: {starts: [[-4, 0]], steps: 300, optimizers: [{name: adam, lr: 0.05}]}\n"
-        "streamlines: {seeds: {grid: 5}}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config(
+            "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 128], y: [-5, 5, 128]}\n"
+            "paths: {starts: [[-4, 0]], steps: 300, optimizers: [{name: adam, lr: 0.05}]}\n"
+            "streamlines: {seeds: {grid: 5}}\n",
+            output=out,
+        )
+    )
     assert main(["render", str(out), "-o", str(tmp_path / "hb.png"), "--size", "300x300", "--descent"]) == 0
     img = _png(tmp_path / "hb.png")
     assert img.shape == (300, 300, 4) and len(np.unique(img[..., 0])) > 50
     assert "wrote" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--size", "big"], "--size: expected WIDTHxHEIGHT"),
-    (["--window", "1,0,0,1"], "--window: expected x0 < x1"),
-    (["--layers", "image,bogus"], "--layers: unknown layer 'bogus'"),
-    (["--job", "nope"], "no job 'nope'"),
-    (["--field", "curl"], "has no field 'curl'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--size", "big"], "--size: expected WIDTHxHEIGHT"),
+        (["--window", "1,0,0,1"], "--window: expected x0 < x1"),
+        (["--layers", "image,bogus"], "--layers: unknown layer 'bogus'"),
+        (["--job", "nope"], "no job 'nope'"),
+        (["--field", "curl"], "has no field 'curl'"),
+    ],
+)
 def test_render_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     path = _job(tmp_path, "x")
     assert main(["render", str(path), "-o", str(tmp_path / "o.png"), *argv]) == 2
@@ -90,18 +98,23 @@ def test_render_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv:
 
 
 def test_a_job_can_ask_for_a_png_at_the_end(tmp_path: Path) -> None:
-    text = ("name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 64], y: [-1, 1, 64]}\n"
-            "render: {size: [120, 100], layers: [image, arrows]}\n")
+    text = (
+        "name: r\nfunction: 'x*y'\ngrid: {x: [-1, 1, 64], y: [-1, 1, 64]}\n"
+        "render: {size: [120, 100], layers: [image, arrows]}\n"
+    )
     gradbatch.run_jobs(parse_config(text, output=tmp_path / "r.h5"))
     img = _png(tmp_path / "r-r.png")
     assert img.shape == (100, 120, 4)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("render: {size: [10, 10]}", "render.size: expected [width, height] in pixels"),
-    ("render: {layers: [image, sky]}", "render.layers: expected a list of image, contours, basins"),
-    ("render: {output: pic.jpg}", "render.output: expected a path ending in .png"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("render: {size: [10, 10]}", "render.size: expected [width, height] in pixels"),
+        ("render: {layers: [image, sky]}", "render.layers: expected a list of image, contours, basins"),
+        ("render: {output: pic.jpg}", "render.output: expected a path ending in .png"),
+    ],
+)
 def test_render_settings_errors(text: str, message: str) -> None:
     from gradbatch.errors import ConfigError
 
@@ -154,16 +167,35 @@ def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
     from gradbatch.viewer.render import RenderOptions, render
 
     path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
-    sym = _png(render(path, tmp_path / "s.png", options=RenderOptions(
-        size=(200, 100), layers=("image",), colormap="grays", scale="symmetric", colorbar=False)))
+    sym = _png(
+        render(
+            path,
+            tmp_path / "s.png",
+            options=RenderOptions(
+                size=(200, 100), layers=("image",), colormap="grays", scale="symmetric", colorbar=False
+            ),
+        )
+    )
     b = _brightness(sym)
     assert abs(b[50, 100] - (b[50, 2] + b[50, 197]) / 2) < 60  # zero sits at the middle grey
-    plain = _png(render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",), colorbar=False)))
-    lines = _png(render(path, tmp_path / "c.png", options=RenderOptions(
-        size=(200, 100), layers=("image", "contours"), contours=3, colorbar=False)))
+    plain = _png(
+        render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",), colorbar=False))
+    )
+    lines = _png(
+        render(
+            path,
+            tmp_path / "c.png",
+            options=RenderOptions(size=(200, 100), layers=("image", "contours"), contours=3, colorbar=False),
+        )
+    )
     assert (np.abs(lines.astype(int) - plain.astype(int)).sum(axis=2) > 100).any(axis=0).sum() >= 3
-    log = _png(render(_job(tmp_path, "exp(4*x)"), tmp_path / "l.png", options=RenderOptions(
-        size=(200, 100), layers=("image",), colormap="grays", scale="log", colorbar=False)))
+    log = _png(
+        render(
+            _job(tmp_path, "exp(4*x)"),
+            tmp_path / "l.png",
+            options=RenderOptions(size=(200, 100), layers=("image",), colormap="grays", scale="log", colorbar=False),
+        )
+    )
     row = _brightness(log)[50]
     assert row[150] - row[100] == pytest.approx(row[100] - row[50], abs=40)  # log of exp: linear ramp
 
@@ -171,8 +203,13 @@ def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
 def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path) -> None:
     from gradbatch.viewer.render import RenderOptions, render
 
-    img = _png(render(_job(tmp_path, "x"), tmp_path / "cb.png",
-                      options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays")))
+    img = _png(
+        render(
+            _job(tmp_path, "x"),
+            tmp_path / "cb.png",
+            options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays"),
+        )
+    )
     b = _brightness(img)
     bar = b[:, 270:]  # the bar is in the right 130 pixels, the data view left of it
     cols = np.nonzero((bar > 0).sum(axis=0) > 100)[0]  # the bar's columns: tall and lit
@@ -186,27 +223,52 @@ def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path)
 def test_a_plane_of_a_3d_job_renders_unmixed(tmp_path: Path) -> None:
     """f = 100x + z, cut at y: z runs up the picture, x (a hundred times steeper) to the right."""
     out = tmp_path / "cube.h5"
-    gradbatch.run_jobs(parse_config("name: cube\nfunction: '100*x + z'\n"
-                                    "grid: {x: [0, 1, 32], y: [0, 1, 8], z: [0, 1, 32]}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config(
+            "name: cube\nfunction: '100*x + z'\ngrid: {x: [0, 1, 32], y: [0, 1, 8], z: [0, 1, 32]}\n", output=out
+        )
+    )
     png = tmp_path / "cut.png"
-    assert main(["render", str(out), "-o", str(png), "--slice", "y=0.5", "--size", "100x100", "--layers",
-                 "image", "--colormap", "grays", "--no-colorbar"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(out),
+                "-o",
+                str(png),
+                "--slice",
+                "y=0.5",
+                "--size",
+                "100x100",
+                "--layers",
+                "image",
+                "--colormap",
+                "grays",
+                "--no-colorbar",
+            ]
+        )
+        == 0
+    )
     b = _brightness(_png(png))
     assert b[50, 90] > b[50, 10] + 300  # x to the right
     assert abs(b[10, 50] - b[90, 50]) < 60  # z (a hundredth as steep) barely shows
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--slice", "=3"], "--slice: expected AXIS or AXIS=VALUE"),
-    (["--slice", "z=high"], "--slice: expected a number"),
-    (["--slice", "w"], "no axis 'w' to slice"),
-    (["--colormap", "rainbowz"], "colormap: unknown colormap 'rainbowz'"),
-])
-def test_slice_and_colormap_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
-                                   message: str) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--slice", "=3"], "--slice: expected AXIS or AXIS=VALUE"),
+        (["--slice", "z=high"], "--slice: expected a number"),
+        (["--slice", "w"], "no axis 'w' to slice"),
+        (["--colormap", "rainbowz"], "colormap: unknown colormap 'rainbowz'"),
+    ],
+)
+def test_slice_and_colormap_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     out = tmp_path / "cube.h5"
-    gradbatch.run_jobs(parse_config("name: cube\nfunction: 'x'\ngrid: {x: [0, 1, 8], y: [0, 1, 8], z: [0, 1, 8]}\n",
-                                    output=out))
+    gradbatch.run_jobs(
+        parse_config("name: cube\nfunction: 'x'\ngrid: {x: [0, 1, 8], y: [0, 1, 8], z: [0, 1, 8]}\n", output=out)
+    )
     assert main(["render", str(out), "-o", str(tmp_path / "x.png"), *argv]) == 2
     assert message in capsys.readouterr().err
-

@@ -19,8 +19,17 @@ import pytest
 import gradbatch.trajectories.flows as flows
 from gradbatch.cli import main
 from gradbatch.records import BasinsResult, Descent, LandscapeMakings, Streamlines
-from gradbatch.store import (FieldReader, WindowRequest, inspect, read_basins, read_field, read_landscape,
-                             read_overlays, read_paths, read_streamlines)
+from gradbatch.store import (
+    FieldReader,
+    WindowRequest,
+    inspect,
+    read_basins,
+    read_field,
+    read_landscape,
+    read_overlays,
+    read_paths,
+    read_streamlines,
+)
 
 JOB = """\
 output: rec.h5
@@ -30,7 +39,10 @@ jobs:
     grid: {m: [-20, 20, 300], b: [-40, 40, 90]}
     tile: 64
     dtype: float64
-    paths: {starts: [[-15, -30], [10, 20], [0, 0]], steps: 40, optimizers: [{name: adam, lr: 0.5}, {name: sgd, lr: 0.001}]}
+    paths:
+      starts: [[-15, -30], [10, 20], [0, 0]]
+      steps: 40
+      optimizers: [{name: adam, lr: 0.5}, {name: sgd, lr: 0.001}]
     basins: {resolution: 5, steps: 60, optimizer: {name: adam, lr: 0.5}}
     streamlines: {field: descent, seeds: {grid: 3}}
   - name: hb
@@ -75,6 +87,7 @@ def _same_array(a: np.ndarray | None, b: np.ndarray | None, what: str) -> None:
 
 def _same_attrs(stored: Any, given: Any, what: str) -> None:
     """Attributes as the writer got them: tuples come back as lists, arrays as lists."""
+
     def norm(v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k): norm(x) for k, x in v.items()}
@@ -155,8 +168,9 @@ def test_overlays_together_match_each_reader(written: tuple[Path, dict[str, list
 
 
 @pytest.mark.parametrize("level", [0, 1])
-def test_a_window_at_a_level_is_that_part_of_read_field(written: tuple[Path, dict[str, list[tuple[Any, ...]]]],
-                                                       level: int) -> None:
+def test_a_window_at_a_level_is_that_part_of_read_field(
+    written: tuple[Path, dict[str, list[tuple[Any, ...]]]], level: int
+) -> None:
     path, _ = written
     assert len(inspect(path).jobs[0].levels) == 1  # the level-1 case reads a real pyramid level
     whole = read_field(path, "lin", "value", level)
@@ -171,8 +185,9 @@ def test_a_window_at_a_level_is_that_part_of_read_field(written: tuple[Path, dic
         i = np.searchsorted(lev.x, resp.x)
         j = np.searchsorted(lev.y, resp.y)
         assert resp.x[0] <= x0 and resp.x[-1] >= x1 and resp.y[0] <= y0 and resp.y[-1] >= y1
-        np.testing.assert_array_equal(resp.data["value"], whole[j[0]:j[-1] + 1, i[0]:i[-1] + 1])
-        np.testing.assert_array_equal(resp.data["grad_m"],
-                                      read_field(path, "lin", "grad_m", level)[j[0]:j[-1] + 1, i[0]:i[-1] + 1])
+        np.testing.assert_array_equal(resp.data["value"], whole[j[0] : j[-1] + 1, i[0] : i[-1] + 1])
+        np.testing.assert_array_equal(
+            resp.data["grad_m"], read_field(path, "lin", "grad_m", level)[j[0] : j[-1] + 1, i[0] : i[-1] + 1]
+        )
     finally:
         r.close()

@@ -10,13 +10,12 @@ import pytest
 import torch
 
 import gradbatch
-from gradbatch.trajectories.basins import classify, compute_basins
-from gradbatch.config import parse_config
-from gradbatch.config import Starts, parse_basins, parse_optimizer, parse_streamlines
+from gradbatch.config import Starts, parse_basins, parse_config, parse_optimizer, parse_streamlines
 from gradbatch.errors import ConfigError
 from gradbatch.functions import BUILTINS, from_builtin, from_expression, from_vector
-from gradbatch.trajectories.paths import REASONS, descend, start_points
 from gradbatch.store import partial_path
+from gradbatch.trajectories.basins import classify, compute_basins
+from gradbatch.trajectories.paths import REASONS, descend, start_points
 from gradbatch.trajectories.streamlines import STOPS, compute_streamlines
 
 HIMMELBLAU = from_builtin("himmelblau", 2, {})
@@ -49,8 +48,13 @@ def test_paths_equal_a_plain_torch_optim_loop_step_for_step(spec: dict) -> None:
         x = start.clone().requires_grad_(True)
         o = getattr(torch.optim, opt.torch_class)([x], **opt.torch_kwargs)
         for s in range(61):
-            np.testing.assert_allclose(d.positions[i, s], x.detach().numpy(), rtol=1e-12, atol=1e-12,
-                                       err_msg=f"{spec['name']} path {i} step {s}")
+            np.testing.assert_allclose(
+                d.positions[i, s],
+                x.detach().numpy(),
+                rtol=1e-12,
+                atol=1e-12,
+                err_msg=f"{spec['name']} path {i} step {s}",
+            )
             o.zero_grad()
             himmelblau_t(x).backward()
             o.step()
@@ -61,7 +65,7 @@ def test_a_path_alone_equals_the_same_path_in_a_batch() -> None:
     batch = start_points(Starts(random=500, seed=3), BOX, F64, CPU)
     together = descend(HIMMELBLAU, batch, opt, 200, 1e-8, BOX)
     for i in (0, 123, 499):
-        alone = descend(HIMMELBLAU, batch[i:i + 1], opt, 200, 1e-8, BOX)
+        alone = descend(HIMMELBLAU, batch[i : i + 1], opt, 200, 1e-8, BOX)
         np.testing.assert_array_equal(alone.positions[0], together.positions[i])
         assert alone.stop_step[0] == together.stop_step[i]
 
@@ -83,7 +87,7 @@ def test_stop_rules_and_ascent() -> None:
     assert [REASONS[r] for r in down.reason] == ["converged", "converged"]
     up = descend(bowl, starts, parse_optimizer({"name": "sgd", "lr": 0.25}, "o"), 50, 1e-6, box, ascent=True)
     assert [REASONS[r] for r in up.reason] == ["left_domain", "left_domain"]
-    assert np.isnan(up.positions[0, up.stop_step[0] + 1:]).all()
+    assert np.isnan(up.positions[0, up.stop_step[0] + 1 :]).all()
     slow = descend(bowl, starts, parse_optimizer({"name": "sgd", "lr": 1e-4}, "o"), 10, 1e-6, box)
     assert [REASONS[r] for r in slow.reason] == ["max_steps", "max_steps"] and (slow.stop_step == 10).all()
     blowup = from_expression("log(x)", ("x", "y"), {})
@@ -112,20 +116,24 @@ def test_basins_of_himmelblau_four_basins_each_its_own_minimum() -> None:
 
 
 def test_basins_without_known_minima_merge_end_points() -> None:
-    cfg = parse_basins({"resolution": 48, "steps": 3000, "tol": 1e-4,
-                        "optimizer": {"name": "adam", "lr": 0.05}}, "b", 2)
+    cfg = parse_basins(
+        {"resolution": 48, "steps": 3000, "tol": 1e-4, "optimizer": {"name": "adam", "lr": 0.05}}, "b", 2
+    )
     r = compute_basins(HIMMELBLAU, cfg, ((-5.0, 5.0), (-5.0, 5.0)), [], F64, CPU)
     found = sorted(tuple(np.round(p.point, 2)) for p in r.points)
     expected = sorted(tuple(np.round(m.point, 2)) for m in BUILTINS["himmelblau"].minima(2))
     assert found == expected and all(p.kind == "minimum" and not p.known for p in r.points)
 
 
-@pytest.mark.parametrize("text, point, kind", [
-    ("x**2 + y**2", (0.0, 0.0), "minimum"),
-    ("-(x**2) - 3*y**2", (0.0, 0.0), "maximum"),
-    ("x*y", (0.0, 0.0), "saddle"),
-    ("x**4 + y**2", (0.0, 0.0), "degenerate"),
-])
+@pytest.mark.parametrize(
+    "text, point, kind",
+    [
+        ("x**2 + y**2", (0.0, 0.0), "minimum"),
+        ("-(x**2) - 3*y**2", (0.0, 0.0), "maximum"),
+        ("x*y", (0.0, 0.0), "saddle"),
+        ("x**4 + y**2", (0.0, 0.0), "degenerate"),
+    ],
+)
 def test_critical_points_are_classified_by_hessian_eigenvalues(text: str, point: tuple, kind: str) -> None:
     assert classify(from_expression(text, ("x", "y"), {}), point)[0] == kind
 
@@ -146,8 +154,21 @@ def test_streamlines_agree_with_scipy_solve_ivp(method: str) -> None:
     ff = from_expression("sin(x) + 0.5*y", ("x", "y"), {})  # gradient (cos x, 0.5): never zero
     box = ((-20.0, 20.0), (-20.0, 20.0))
     seeds = [[0.3, -2.0], [-1.0, 1.0], [2.0, 0.5]]
-    cfg = parse_streamlines({"seeds": seeds, "field": "ascent", "method": method, "direction": "forward",
-                             "step": 0.01, "max_length": 3.0, "max_steps": 5000, "tol": 1e-9}, "s", box, False)
+    cfg = parse_streamlines(
+        {
+            "seeds": seeds,
+            "field": "ascent",
+            "method": method,
+            "direction": "forward",
+            "step": 0.01,
+            "max_length": 3.0,
+            "max_steps": 5000,
+            "tol": 1e-9,
+        },
+        "s",
+        box,
+        False,
+    )
     lines = compute_streamlines(ff, cfg, box, F64, CPU)
     assert [STOPS[s] for s in lines.stop_forward] == ["max_length"] * 3
     for i, seed in enumerate(seeds):
@@ -161,7 +182,7 @@ def test_vector_field_streamlines_both_directions_and_reasons() -> None:
     box = ((-2.0, 2.0), (-2.0, 2.0))
     cfg = parse_streamlines({"seeds": [[1.0, 0.0]], "step": 0.01, "max_length": 3.0}, "s", box, True)
     lines = compute_streamlines(ff, cfg, box, F64, CPU)
-    pts = lines.points[lines.offsets[0]:lines.offsets[1]]
+    pts = lines.points[lines.offsets[0] : lines.offsets[1]]
     np.testing.assert_allclose(np.hypot(pts[:, 0], pts[:, 1]), 1.0, atol=1e-8)  # stays on the circle
     assert lines.length[0] == pytest.approx(6.0)
     mid = np.argmin(np.linalg.norm(pts - [1.0, 0.0], axis=1))
@@ -187,7 +208,7 @@ def test_evenly_spaced_lines_never_share_a_cell() -> None:
     owners: dict[int, int] = {}
     assert len(lines.seeds) > 20
     for i in range(len(lines.seeds)):
-        pts = lines.points[lines.offsets[i]:lines.offsets[i + 1]]
+        pts = lines.points[lines.offsets[i] : lines.offsets[i + 1]]
         assert lines.length[i] >= 1.0 - 1e-6  # a tenth of the domain: shorter lines are dropped
         cells = set(((np.clip(((pts - (-5.0)) / (10.0 / n)).astype(int), 0, n - 1)) @ [1, n]).tolist())
         for c in cells:
@@ -247,20 +268,32 @@ def test_interrupted_during_paths_resumes_to_the_same_file(in_tmp: Path, monkeyp
             np.testing.assert_array_equal(a["hb"][name][...], b["hb"][name][...], err_msg=name)
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("paths: {starts: [[0, 0]], optimizers: [{name: lbfgs}]}", "paths.optimizers[0].name: unknown optimiser 'lbfgs'; allowed: sgd"),
-    ("paths: {starts: [[0, 0]], optimizers: [{name: adam, lr: -1}]}", "paths.optimizers[0].lr: expected a positive number, got -1"),
-    ("paths: {starts: [[0, 9]]}", "paths.starts[0]: start [0, 9] is outside the grid (axis 1: -5 .. 5)"),
-    ("paths: {starts: [[0, 0]], steps: 0}", "paths.steps: expected an integer of at least 1, got 0"),
-    ("paths: {starts: [[0, 0]], optimizers: [adam, adam]}", "paths.optimizers[1].label: 'adam' is used twice"),
-    ("paths: {starts: [[0, 0]], optimizers: [{name: sgd, betas: [0.9, 0.9]}]}", "paths.optimizers[0].betas: unknown setting"),
-    ("paths: {starts: {grid: 0}}", "paths.starts.grid: expected an integer of at least 1, got 0"),
-    ("paths: {optimizers: [adam]}", "paths.starts: missing"),
-    ("basins: {resolution: 1}", "basins.resolution: expected an integer of at least 2, got 1"),
-    ("streamlines: {method: euler}", "streamlines.method: expected one of rk4, rk45, got 'euler'"),
-    ("streamlines: {field: vector}", "streamlines.field: 'vector' needs a vector-field function"),
-    ("streamlines: {direction: sideways}", "streamlines.direction: expected one of forward, backward, both"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        (
+            "paths: {starts: [[0, 0]], optimizers: [{name: lbfgs}]}",
+            "paths.optimizers[0].name: unknown optimiser 'lbfgs'; allowed: sgd",
+        ),
+        (
+            "paths: {starts: [[0, 0]], optimizers: [{name: adam, lr: -1}]}",
+            "paths.optimizers[0].lr: expected a positive number, got -1",
+        ),
+        ("paths: {starts: [[0, 9]]}", "paths.starts[0]: start [0, 9] is outside the grid (axis 1: -5 .. 5)"),
+        ("paths: {starts: [[0, 0]], steps: 0}", "paths.steps: expected an integer of at least 1, got 0"),
+        ("paths: {starts: [[0, 0]], optimizers: [adam, adam]}", "paths.optimizers[1].label: 'adam' is used twice"),
+        (
+            "paths: {starts: [[0, 0]], optimizers: [{name: sgd, betas: [0.9, 0.9]}]}",
+            "paths.optimizers[0].betas: unknown setting",
+        ),
+        ("paths: {starts: {grid: 0}}", "paths.starts.grid: expected an integer of at least 1, got 0"),
+        ("paths: {optimizers: [adam]}", "paths.starts: missing"),
+        ("basins: {resolution: 1}", "basins.resolution: expected an integer of at least 2, got 1"),
+        ("streamlines: {method: euler}", "streamlines.method: expected one of rk4, rk45, got 'euler'"),
+        ("streamlines: {field: vector}", "streamlines.field: 'vector' needs a vector-field function"),
+        ("streamlines: {direction: sideways}", "streamlines.direction: expected one of forward, backward, both"),
+    ],
+)
 def test_bad_trajectory_settings_get_clear_errors(yaml_text: str, message: str) -> None:
     base = "function: {builtin: himmelblau}\ngrid: {x: [-5, 5, 16], y: [-5, 5, 16]}\n"
     with pytest.raises(ConfigError) as info:

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.gl
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("view") / "big.h5"
-    gradbatch.run_jobs(parse_config("name: big\nfunction: 'sin(x) * cos(y)'\n"
-                                    "grid: {x: [0, 16, 4096], y: [0, 8, 2048]}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config("name: big\nfunction: 'sin(x) * cos(y)'\ngrid: {x: [0, 16, 4096], y: [0, 8, 2048]}\n", output=out)
+    )
     return out
 
 
@@ -73,12 +74,16 @@ def test_keys_toggle_layers_and_readout(big: Path) -> None:
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two jobs in one file: a 2D one with descent paths, then a 3D one."""
     out = tmp_path_factory.mktemp("multi") / "multi.h5"
-    gradbatch.run_jobs(parse_config(
-        "jobs:\n"
-        "  - name: bowl\n    function: 'x^2 + y^2'\n    grid: {x: [-2, 2, 64], y: [-2, 2, 64]}\n"
-        "    paths: {starts: [[1.5, 1.5], [-1, 1.8]], steps: 100, optimizers: [{name: sgd, lr: 0.05}]}\n"
-        "  - name: cube\n    function: 'x + 10*y + 100*z'\n"
-        "    grid: {x: [0, 1, 32], y: [0, 1, 32], z: [-1, 1, 9]}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config(
+            "jobs:\n"
+            "  - name: bowl\n    function: 'x^2 + y^2'\n    grid: {x: [-2, 2, 64], y: [-2, 2, 64]}\n"
+            "    paths: {starts: [[1.5, 1.5], [-1, 1.8]], steps: 100, optimizers: [{name: sgd, lr: 0.05}]}\n"
+            "  - name: cube\n    function: 'x + 10*y + 100*z'\n"
+            "    grid: {x: [0, 1, 32], y: [0, 1, 32], z: [-1, 1, 9]}\n",
+            output=out,
+        )
+    )
     return out
 
 
@@ -105,8 +110,7 @@ def test_paths_step_and_play_then_switch_to_a_3d_job_and_move_its_plane(multi: P
     fv.canvas.events.key_press(key="j", text="j")  # the next job: the 3D cube, cut at z's middle
     assert fv.reader.job == "cube" and fv.reader.slice_axis == "z" and fv.plane == pytest.approx(0.0)
     resp = _wait(fv)
-    np.testing.assert_allclose(resp.data["value"], resp.x[None, :] + 10 * resp.y[:, None] + 100 * resp.plane,
-                               atol=1e-4)
+    np.testing.assert_allclose(resp.data["value"], resp.x[None, :] + 10 * resp.y[:, None] + 100 * resp.plane, atol=1e-4)
     fv.canvas.events.key_press(key=".", text=".")
     assert fv.plane == pytest.approx(0.25) and "z = 0.25" in fv.canvas.title
     resp = _wait(fv)

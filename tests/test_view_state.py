@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradbatch.viewer import KEYS
 from gradbatch.records import WindowRequest, WindowResponse
+from gradbatch.viewer import KEYS
 from gradbatch.viewer.state import KEY_ACTIONS, ShownJob, ViewState, key_action
 from gradbatch.viewer.visuals import LayerOptions
 
@@ -30,8 +30,11 @@ def _response(req: WindowRequest, level: int = 0) -> WindowResponse:
 
 def test_the_state_imports_neither_vispy_nor_torch() -> None:
     code = "import sys, gradbatch.viewer.state; print(' '.join(sys.modules))"
-    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              timeout=120).stdout.split())
+    mods = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.split()
+    )
     assert "gradbatch.viewer.state" in mods and "vispy" not in mods and "torch" not in mods
 
 
@@ -109,8 +112,9 @@ def test_paths_play_from_the_start_step_and_stop_at_the_end() -> None:
 def test_requests_name_the_window_fields_arrows_and_plane() -> None:
     s = _state(options=LayerOptions(pixels_per_arrow=24))
     req = s.request((0.0, 2.0, -1.0, 1.0), (480, 240))
-    assert req == WindowRequest("flat", (0.0, 2.0, -1.0, 1.0), (480, 240), ("value",), ("grad_x", "grad_y"),
-                                (80, 40), None)
+    assert req == WindowRequest(
+        "flat", (0.0, 2.0, -1.0, 1.0), (480, 240), ("value",), ("grad_x", "grad_y"), (80, 40), None
+    )
     s = _state(options=LayerOptions(field="speed"))
     s.enter(CUBE)
     req = s.request((0.0, 1.0, 0.0, 1.0), (100, 100))
@@ -146,8 +150,9 @@ def test_responses_for_a_job_no_longer_shown_are_ignored_and_none_is_kept() -> N
     for level in (3, 2, 1):
         assert s.take(_response(new, level))
     assert s.applied == 3 and s.last_applied is not None and s.last_applied.level == 1
-    assert not any(isinstance(v, (list, tuple)) and v and isinstance(v[0], WindowResponse)
-                   for v in vars(s).values())  # a count and the last one, never a growing list
+    assert not any(
+        isinstance(v, (list, tuple)) and v and isinstance(v[0], WindowResponse) for v in vars(s).values()
+    )  # a count and the last one, never a growing list
 
 
 def test_title_readout_home_screenshots_and_descent() -> None:

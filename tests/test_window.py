@@ -47,8 +47,9 @@ def display() -> Iterator[str]:
         pytest.skip("Xvfb is not installed")
     pytest.importorskip("glfw")
     number = 90 + os.getpid() % 100
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1024x768x24"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(1.5)
     if proc.poll() is not None:
         pytest.skip("Xvfb did not start")
@@ -61,10 +62,10 @@ def display() -> Iterator[str]:
 
 def test_window_zooms_on_the_mouse_wheel_and_takes_screenshots(display: str, tmp_path: Path) -> None:
     out = tmp_path / "w.h5"
-    gradbatch.run_jobs(parse_config("name: w\nfunction: 'sin(x) * y'\ngrid: {x: [0, 8, 1024], y: [0, 4, 512]}\n",
-                                    output=out))
+    gradbatch.run_jobs(
+        parse_config("name: w\nfunction: 'sin(x) * y'\ngrid: {x: [0, 8, 1024], y: [0, 4, 512]}\n", output=out)
+    )
     env = {**os.environ, "DISPLAY": display}
-    r = subprocess.run([sys.executable, "-c", DRIVER, str(out)], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", DRIVER, str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "zoomed True True" in r.stdout and "arrows False" in r.stdout and "shot True" in r.stdout

@@ -11,14 +11,24 @@ import math
 import re
 import struct
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from .checks import is_int, number, per_axis, show
 
-__all__ = ["Axis", "Grid", "MAX_GRID_POINTS", "MAX_AXIS_POINTS", "MAX_TILE_POINTS", "parse_grid", "parse_tile",
-           "check_axis_names", "check_bounds"]
+__all__ = [
+    "Axis",
+    "Grid",
+    "MAX_GRID_POINTS",
+    "MAX_AXIS_POINTS",
+    "MAX_TILE_POINTS",
+    "parse_grid",
+    "parse_tile",
+    "check_axis_names",
+    "check_bounds",
+]
 
 # Resource limits: far beyond any sensible job, they stop a typo (an extra 0 or two) from
 # starting something that cannot finish. Each message says the limit.
@@ -31,8 +41,18 @@ MAX_TILE_POINTS = 1 << 26
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always .fullmatch: '$' would let a final newline through
 # Names in a job's HDF5 group beside the axes' coordinate datasets (docs/format.md): an axis of
 # one of these names would collide with a field or group only when the file is written.
-_STORE_NAMES = ("value", "magnitude", "divergence", "curl", "paths", "basins", "streamlines", "levels",
-                "landscape", "_tiles")
+_STORE_NAMES = (
+    "value",
+    "magnitude",
+    "divergence",
+    "curl",
+    "paths",
+    "basins",
+    "streamlines",
+    "levels",
+    "landscape",
+    "_tiles",
+)
 _FIELD_PREFIXES = ("grad_", "v_", "curl_")  # + another axis's name
 _BASINS_NAMES = ("label", "steps", "stop_reason", "minima")  # in /<job>/basins beside its coordinates
 
@@ -100,15 +120,22 @@ def check_axis_names(grid: Grid, reserved: Mapping[str, object], basins: bool, w
     ``reserved``: the expression language's function and constant names and the job's params."""
     for a in grid.axes:
         if a.name in reserved:
-            raise ConfigError(f"{where}.{a.name}: axis name {a.name!r} clashes with a function, "
-                              "constant or parameter name")
-        clash = [a.name] if a.name in _STORE_NAMES or (basins and a.name in _BASINS_NAMES) else [
-            f"{prefix}{b.name}" for prefix in _FIELD_PREFIXES for b in grid.axes if a.name == f"{prefix}{b.name}"]
+            raise ConfigError(
+                f"{where}.{a.name}: axis name {a.name!r} clashes with a function, constant or parameter name"
+            )
+        clash = (
+            [a.name]
+            if a.name in _STORE_NAMES or (basins and a.name in _BASINS_NAMES)
+            else [f"{prefix}{b.name}" for prefix in _FIELD_PREFIXES for b in grid.axes if a.name == f"{prefix}{b.name}"]
+        )
         if clash:
-            taken = ", ".join(_STORE_NAMES + ("grad_<axis>", "v_<axis>", "curl_<axis>")
-                              + (_BASINS_NAMES if basins else ()))
-            raise ConfigError(f"{where}.{a.name}: axis name {a.name!r} clashes with a field or group "
-                              f"the output file holds; choose another (taken: {taken})")
+            taken = ", ".join(
+                _STORE_NAMES + ("grad_<axis>", "v_<axis>", "curl_<axis>") + (_BASINS_NAMES if basins else ())
+            )
+            raise ConfigError(
+                f"{where}.{a.name}: axis name {a.name!r} clashes with a field or group "
+                f"the output file holds; choose another (taken: {taken})"
+            )
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
@@ -135,19 +162,24 @@ def check_bounds(grid: Grid, dtype: str, where: str) -> None:
     for a in grid.axes:
         at = f"{where}.{a.name}"
         if a.points > MAX_AXIS_POINTS:
-            raise ConfigError(f"{at}[2]: {a.points:,} points on one axis; at most {MAX_AXIS_POINTS:,} (2^32) "
-                              "are allowed")
+            raise ConfigError(
+                f"{at}[2]: {a.points:,} points on one axis; at most {MAX_AXIS_POINTS:,} (2^32) are allowed"
+            )
         total *= a.points
         big = max(abs(a.start), abs(a.stop))
         if big > largest or not math.isfinite(a.stop - a.start):
-            raise ConfigError(f"{at}: bounds {a.start:g} .. {a.stop:g} overflow {dtype} (largest "
-                              f"{largest:.4g}" + (", or use dtype: float64)" if dtype == "float32" else ")"))
+            raise ConfigError(
+                f"{at}: bounds {a.start:g} .. {a.stop:g} overflow {dtype} (largest "
+                f"{largest:.4g}" + (", or use dtype: float64)" if dtype == "float32" else ")")
+            )
         step = (a.stop - a.start) / (a.points - 1)
         ulp = spacing(big, dtype)
         if not step > ulp:
-            raise ConfigError(f"{at}: {a.points:,} points from {a.start:g} to {a.stop:g} are {step:.3g} apart, "
-                              f"closer than {dtype} can tell apart there ({ulp:.3g}); widen the range or use "
-                              "fewer points" + (" or dtype: float64" if dtype == "float32" else ""))
+            raise ConfigError(
+                f"{at}: {a.points:,} points from {a.start:g} to {a.stop:g} are {step:.3g} apart, "
+                f"closer than {dtype} can tell apart there ({ulp:.3g}); widen the range or use "
+                "fewer points" + (" or dtype: float64" if dtype == "float32" else "")
+            )
     if total > MAX_GRID_POINTS:
         raise ConfigError(f"{where}: {total:.3g} points in all; at most {MAX_GRID_POINTS:,} (2^48) are allowed")
 
@@ -159,13 +191,16 @@ def parse_tile(raw: Any, where: str, grid: Grid) -> tuple[int, ...] | None:
     values = per_axis(raw, where, grid.ndim, f"a power of two, or a list of {grid.ndim} of them (one per axis)")
     for v, at in values:
         if not is_int(v) or v < 1 or v & (v - 1) or v > MAX_TILE_POINTS:
-            raise ConfigError(f"{at}: expected a power of two (1, 2, 4, ... 512 ...) up to {MAX_TILE_POINTS:,} "
-                              f"(2^26), got {show(v)}")
+            raise ConfigError(
+                f"{at}: expected a power of two (1, 2, 4, ... 512 ...) up to {MAX_TILE_POINTS:,} (2^26), got {show(v)}"
+            )
     sides = tuple(v for v, _ in values)
     points = 1
     for v, a in zip(sides, grid.axes):  # a tile side never exceeds the next power of two above its axis
         points *= min(v, 1 << max(a.points - 1, 1).bit_length())
     if points > MAX_TILE_POINTS:
-        raise ConfigError(f"{where}: tiles of {' x '.join(map(str, sides))} are {points:,} points; at most "
-                          f"{MAX_TILE_POINTS:,} (2^26) are allowed: each tile is held in memory with its gradients")
+        raise ConfigError(
+            f"{where}: tiles of {' x '.join(map(str, sides))} are {points:,} points; at most "
+            f"{MAX_TILE_POINTS:,} (2^26) are allowed: each tile is held in memory with its gradients"
+        )
     return sides

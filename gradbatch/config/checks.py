@@ -21,8 +21,21 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError
 
-__all__ = ["Choice", "show", "bad_character", "at", "finite", "number", "positive", "integer", "boolean",
-           "choice", "per_axis", "mapping", "unknown_keys"]
+__all__ = [
+    "Choice",
+    "show",
+    "bad_character",
+    "at",
+    "finite",
+    "number",
+    "positive",
+    "integer",
+    "boolean",
+    "choice",
+    "per_axis",
+    "mapping",
+    "unknown_keys",
+]
 
 C = TypeVar("C", bound="Choice")
 
@@ -67,8 +80,7 @@ def show(value: Any, limit: int = 60) -> str:
         if isinstance(v, (list, tuple, set, frozenset, dict)):
             if level > 8:
                 return emit("...")
-            opening, closing = (("[", "]") if isinstance(v, list) else ("(", ")") if isinstance(v, tuple)
-                                else ("{", "}"))
+            opening, closing = ("[", "]") if isinstance(v, list) else ("(", ")") if isinstance(v, tuple) else ("{", "}")
             if not emit(opening):
                 return False
             items = v.items() if isinstance(v, dict) else v
@@ -92,8 +104,14 @@ def show(value: Any, limit: int = 60) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-_CONTROL_NAMES = {"\0": "NUL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
-                  "\x7f": "DELETE"}
+_CONTROL_NAMES = {
+    "\0": "NUL",
+    "\t": "TAB",
+    "\n": "LINE FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x1b": "ESCAPE",
+    "\x7f": "DELETE",
+}
 
 
 def bad_character(text: str) -> str:
@@ -111,6 +129,7 @@ def at(where: str, key: str) -> str:
 
 
 # -- numbers ----------------------------------------------------------------------------------
+
 
 def finite(raw: Any) -> float | None:
     """``raw`` as a finite float, or None (not a number, a bool, NaN, infinite, an int past float64)."""
@@ -160,6 +179,7 @@ def is_int(raw: Any) -> bool:
 
 # -- flags and choices ------------------------------------------------------------------------
 
+
 def boolean(raw: Any, where: str) -> bool:
     if not isinstance(raw, bool):
         raise ConfigError(f"{where}: expected true or false, got {show(raw)}")
@@ -184,6 +204,7 @@ def choice(cls: type[C], raw: Any, where: str, allowed: Iterable[C] | None = Non
 
 
 # -- lists and mappings -----------------------------------------------------------------------
+
 
 def per_axis(raw: Any, where: str, ndim: int, expected: str) -> list[tuple[Any, str]]:
     """One value per axis: one int for all, or a list of ``ndim``; each with its YAML path.

@@ -34,12 +34,26 @@ import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 from ..errors import ExpressionError
 
-__all__ = ["ParsedExpression", "parse_expression", "ARITY", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH",
-           "Const", "Var", "BinOp", "Unary", "Compare", "BoolOp", "IfExp", "Call", "Node"]
+__all__ = [
+    "ParsedExpression",
+    "parse_expression",
+    "ARITY",
+    "CONSTANTS",
+    "MAX_LENGTH",
+    "MAX_DEPTH",
+    "Const",
+    "Var",
+    "BinOp",
+    "Unary",
+    "Compare",
+    "BoolOp",
+    "IfExp",
+    "Call",
+    "Node",
+]
 
 MAX_LENGTH = 10_000
 """Longest expression text accepted, in characters."""
@@ -48,13 +62,41 @@ MAX_DEPTH = 100
 
 # name -> (min arguments, max arguments or None for any)
 ARITY: dict[str, tuple[int, int | None]] = {
-    **{name: (1, 1) for name in (
-        "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan")},
-    "atan2": (2, 2), "arctan2": (2, 2),
-    **{name: (1, 1) for name in (
-        "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh",
-        "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "abs", "sign", "floor", "ceil", "sigmoid")},
-    "hypot": (2, 2), "pow": (2, 2), "min": (2, None), "max": (2, None), "clip": (3, 3), "where": (3, 3),
+    **{name: (1, 1) for name in ("sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan")},
+    "atan2": (2, 2),
+    "arctan2": (2, 2),
+    **{
+        name: (1, 1)
+        for name in (
+            "sinh",
+            "cosh",
+            "tanh",
+            "asinh",
+            "acosh",
+            "atanh",
+            "arcsinh",
+            "arccosh",
+            "arctanh",
+            "exp",
+            "expm1",
+            "log",
+            "log2",
+            "log10",
+            "log1p",
+            "sqrt",
+            "abs",
+            "sign",
+            "floor",
+            "ceil",
+            "sigmoid",
+        )
+    },
+    "hypot": (2, 2),
+    "pow": (2, 2),
+    "min": (2, None),
+    "max": (2, None),
+    "clip": (3, 3),
+    "where": (3, 3),
 }
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
@@ -109,7 +151,7 @@ class Call:
     args: tuple[Node, ...]
 
 
-Node = Union[Const, Var, BinOp, Unary, Compare, BoolOp, IfExp, Call]
+Node = Const | Var | BinOp | Unary | Compare | BoolOp | IfExp | Call
 
 
 @dataclass(frozen=True)
@@ -128,16 +170,30 @@ _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**
 _CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 # Friendly names for syntax people try that is not allowed.
 _FORBIDDEN = {
-    ast.Attribute: "attribute access", ast.Subscript: "indexing", ast.Lambda: "lambda",
-    ast.ListComp: "a comprehension", ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
-    ast.GeneratorExp: "a generator expression", ast.NamedExpr: "assignment (:=)", ast.Starred: "star-arguments",
-    ast.List: "a list", ast.Tuple: "a tuple", ast.Dict: "a dict", ast.Set: "a set", ast.JoinedStr: "a string",
-    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "a slice",
+    ast.Attribute: "attribute access",
+    ast.Subscript: "indexing",
+    ast.Lambda: "lambda",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a generator expression",
+    ast.NamedExpr: "assignment (:=)",
+    ast.Starred: "star-arguments",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.JoinedStr: "a string",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.Slice: "a slice",
 }
 
 
-def parse_expression(text: str, variables: Sequence[str], params: Mapping[str, float] | None = None
-                     ) -> ParsedExpression:
+def parse_expression(
+    text: str, variables: Sequence[str], params: Mapping[str, float] | None = None
+) -> ParsedExpression:
     """Parse and validate ``text`` over ``variables`` with named constants ``params``.
 
     Raises :class:`ExpressionError` (naming the token and its column) for anything outside the
@@ -171,8 +227,9 @@ def _ast(text: str, flat: str, source: str, columns: list[int]) -> ast.Expressio
             return ast.parse(source, mode="eval")
     except SyntaxError as exc:
         col = columns[min(max((exc.offset or 1) - 1, 0), len(columns) - 1)] + 1
-        raise ExpressionError(f"invalid syntax in expression {_short(text)} at column {col}: {exc.msg}",
-                              text=flat, column=col) from None
+        raise ExpressionError(
+            f"invalid syntax in expression {_short(text)} at column {col}: {exc.msg}", text=flat, column=col
+        ) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(f"expression is nested too deeply; at most {MAX_DEPTH} levels are allowed") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python accepts
@@ -194,11 +251,17 @@ def _check_characters(text: str) -> None:
             continue
         name = unicodedata.name(ch, "a control character")
         looks = unicodedata.normalize("NFKC", ch)
-        hint = (f"; write {_MATH_SIGNS[ch]!r}" if ch in _MATH_SIGNS
-                else f" (Python would silently read it as {looks!r})" if looks != ch and looks.isascii()
-                and looks.isprintable() else "")
-        raise ExpressionError(f"character U+{ord(ch):04X} ({name}) at column {i + 1} is not allowed: expressions "
-                              f"are ASCII text{hint}", column=i + 1)
+        hint = (
+            f"; write {_MATH_SIGNS[ch]!r}"
+            if ch in _MATH_SIGNS
+            else f" (Python would silently read it as {looks!r})"
+            if looks != ch and looks.isascii() and looks.isprintable()
+            else ""
+        )
+        raise ExpressionError(
+            f"character U+{ord(ch):04X} ({name}) at column {i + 1} is not allowed: expressions are ASCII text{hint}",
+            column=i + 1,
+        )
 
 
 def _check_parentheses(text: str) -> None:
@@ -207,8 +270,11 @@ def _check_parentheses(text: str) -> None:
         if ch in "([{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise ExpressionError(f"expression is nested too deeply at column {i + 1}; "
-                                      f"at most {MAX_DEPTH} levels are allowed", text=text, column=i + 1)
+                raise ExpressionError(
+                    f"expression is nested too deeply at column {i + 1}; at most {MAX_DEPTH} levels are allowed",
+                    text=text,
+                    column=i + 1,
+                )
         elif ch in ")]}":
             depth -= 1
 
@@ -232,8 +298,9 @@ class _Walker:
     """Turns a whitelisted AST into the tree, raising on the first node outside the language
     (in the order the tree is walked: that is the error the user sees)."""
 
-    def __init__(self, text: str, source: str, columns: list[int], variables: tuple[str, ...],
-                 params: dict[str, float]) -> None:
+    def __init__(
+        self, text: str, source: str, columns: list[int], variables: tuple[str, ...], params: dict[str, float]
+    ) -> None:
         self.text = text
         self.source = source
         self.columns = columns
@@ -279,8 +346,9 @@ class _Walker:
             return self._call(node)
         if isinstance(node, ast.Attribute):  # point at the '.name', the offending token
             col = self.columns[min(node.value.end_col_offset or 0, len(self.columns) - 1)] + 1
-            raise ExpressionError(f"attribute access is not allowed: '.{node.attr}' at column {col}",
-                                  text=self.text, column=col)
+            raise ExpressionError(
+                f"attribute access is not allowed: '.{node.attr}' at column {col}", text=self.text, column=col
+            )
         what = _FORBIDDEN.get(type(node), f"'{type(node).__name__}' syntax")
         raise self.fail(node, f"{what} is not allowed:")
 

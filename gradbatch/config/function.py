@@ -9,10 +9,11 @@ parsed here, without torch, so a bad one fails before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 from ..builtins import BUILTINS
 from ..errors import ConfigError, ExpressionError
@@ -21,9 +22,25 @@ from .checks import number, show
 from .expression import ARITY, CONSTANTS, parse_expression
 from .landscape import DataLandscapeSource, NetworkSource, check_landscape_grid, parse_landscape, parse_network
 
-__all__ = ["ExpressionSource", "VectorSource", "BuiltinSource", "CallableSource", "FunctionSource", "Output",
-           "SCALAR_OUTPUTS", "VECTOR_OUTPUTS", "DEFAULT_SCALAR_OUTPUTS", "DEFAULT_VECTOR_OUTPUTS",
-           "parse_function", "parse_params", "check_param_names", "check_function", "builtin_grid", "parse_outputs", "check_outputs"]
+__all__ = [
+    "ExpressionSource",
+    "VectorSource",
+    "BuiltinSource",
+    "CallableSource",
+    "FunctionSource",
+    "Output",
+    "SCALAR_OUTPUTS",
+    "VECTOR_OUTPUTS",
+    "DEFAULT_SCALAR_OUTPUTS",
+    "DEFAULT_VECTOR_OUTPUTS",
+    "parse_function",
+    "parse_params",
+    "check_param_names",
+    "check_function",
+    "builtin_grid",
+    "parse_outputs",
+    "check_outputs",
+]
 
 
 class Output(str, Enum):
@@ -66,8 +83,7 @@ class CallableSource:
     base_dir: Path | None = None
 
 
-FunctionSource = Union[ExpressionSource, VectorSource, BuiltinSource, CallableSource, DataLandscapeSource,
-                       NetworkSource]
+FunctionSource = ExpressionSource | VectorSource | BuiltinSource | CallableSource | DataLandscapeSource | NetworkSource
 
 
 def parse_params(raw: Any, where: str) -> dict[str, float]:
@@ -95,15 +111,15 @@ def parse_function(raw: Any, where: str, base_dir: Path | None) -> FunctionSourc
         return ExpressionSource(raw)
     if isinstance(raw, list):
         if not raw or not all(isinstance(t, str) for t in raw):
-            raise ConfigError(f"{where}: a vector field is a list of expression strings, one per axis; "
-                              f"got {show(raw)}")
+            raise ConfigError(f"{where}: a vector field is a list of expression strings, one per axis; got {show(raw)}")
         return VectorSource(tuple(raw))
     if isinstance(raw, dict) and len(raw) == 1:
-        (kind, value), = raw.items()
+        ((kind, value),) = raw.items()
         if kind == "builtin":
             if not isinstance(value, str) or value not in BUILTINS:
-                raise ConfigError(f"{where}.builtin: unknown built-in {show(value)}; "
-                                  f"allowed: {', '.join(sorted(BUILTINS))}")
+                raise ConfigError(
+                    f"{where}.builtin: unknown built-in {show(value)}; allowed: {', '.join(sorted(BUILTINS))}"
+                )
             return BuiltinSource(value)
         if kind == "callable":
             if not isinstance(value, str) or value.count(":") != 1:
@@ -137,8 +153,10 @@ def check_function(function: FunctionSource, grid: Grid, params: Mapping[str, fl
             parse_expression(function.text, grid.names, params)
         elif isinstance(function, VectorSource):
             if len(function.texts) != grid.ndim:
-                raise ConfigError(f"{where}: a vector field needs one expression per axis "
-                                  f"({grid.ndim}: {', '.join(grid.names)}), got {len(function.texts)}")
+                raise ConfigError(
+                    f"{where}: a vector field needs one expression per axis "
+                    f"({grid.ndim}: {', '.join(grid.names)}), got {len(function.texts)}"
+                )
             for i, t in enumerate(function.texts):
                 try:
                     parse_expression(t, grid.names, params)
@@ -147,13 +165,19 @@ def check_function(function: FunctionSource, grid: Grid, params: Mapping[str, fl
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from None
     if isinstance(function, (DataLandscapeSource, NetworkSource)):
-        check_landscape_grid(function, grid.ndim, where + (".landscape" if isinstance(function, DataLandscapeSource)
-                                                           else ".network"), grid.size)
+        check_landscape_grid(
+            function,
+            grid.ndim,
+            where + (".landscape" if isinstance(function, DataLandscapeSource) else ".network"),
+            grid.size,
+        )
     if isinstance(function, BuiltinSource):
         b = BUILTINS[function.name]
         if grid.ndim not in b.dims:
-            raise ConfigError(f"{where}.builtin: {b.name} takes {' or '.join(map(str, b.dims))} "
-                              f"axes, the grid has {grid.ndim} ({', '.join(grid.names)})")
+            raise ConfigError(
+                f"{where}.builtin: {b.name} takes {' or '.join(map(str, b.dims))} "
+                f"axes, the grid has {grid.ndim} ({', '.join(grid.names)})"
+            )
 
 
 def parse_outputs(raw: Any, where: str, function: FunctionSource, grid: Grid) -> tuple[Output, ...] | None:
@@ -169,12 +193,14 @@ def parse_outputs(raw: Any, where: str, function: FunctionSource, grid: Grid) ->
         try:
             o = Output(v)
         except ValueError:
-            raise ConfigError(f"{where}[{i}]: unknown output {show(v)}; allowed: "
-                              f"{', '.join(o.value for o in Output)}") from None
+            raise ConfigError(
+                f"{where}[{i}]: unknown output {show(v)}; allowed: {', '.join(o.value for o in Output)}"
+            ) from None
         if o not in out:
             out.append(o)
-    kind = ("vector" if isinstance(function, VectorSource)
-            else None if isinstance(function, CallableSource) else "scalar")
+    kind = (
+        "vector" if isinstance(function, VectorSource) else None if isinstance(function, CallableSource) else "scalar"
+    )
     if kind is not None:
         check_outputs(tuple(out), kind, grid.ndim, where)
     return tuple(out)
@@ -185,7 +211,9 @@ def check_outputs(outputs: Sequence[Output], kind: str, ndim: int, where: str) -
     allowed = SCALAR_OUTPUTS if kind == "scalar" else VECTOR_OUTPUTS
     for o in outputs:
         if o not in allowed:
-            raise ConfigError(f"{where}: {o.value!r} is not an output of a {kind} function; "
-                              f"allowed: {', '.join(a.value for a in allowed)}")
+            raise ConfigError(
+                f"{where}: {o.value!r} is not an output of a {kind} function; "
+                f"allowed: {', '.join(a.value for a in allowed)}"
+            )
         if o is Output.CURL and ndim == 1:
             raise ConfigError(f"{where}: curl needs a 2D or 3D grid")

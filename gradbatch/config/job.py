@@ -13,10 +13,11 @@ the file, walks its jobs and checks the settings that are the job's own.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -24,14 +25,34 @@ from ..errors import ConfigError
 from .axes import Grid, check_axis_names, check_bounds, parse_grid, parse_tile
 from .checks import Choice, at, is_int, member, show, unknown_keys
 from .expression import ARITY, CONSTANTS
-from .function import (BuiltinSource, CallableSource, FunctionSource, Output, VectorSource, builtin_grid,
-                       check_function, check_param_names, parse_function, parse_outputs, parse_params)
+from .function import (
+    BuiltinSource,
+    CallableSource,
+    FunctionSource,
+    Output,
+    VectorSource,
+    builtin_grid,
+    check_function,
+    check_param_names,
+    parse_function,
+    parse_outputs,
+    parse_params,
+)
 from .reading import load_yaml, read_job_text
 from .render import RenderConfig, check_path_text, parse_render
 from .trajectories import BasinsConfig, PathsConfig, StreamlinesConfig, parse_basins, parse_paths, parse_streamlines
 
-__all__ = ["Compression", "CompileMode", "DType", "JobConfig", "JobFile", "load_config", "parse_config",
-           "DEFAULT_CONFIG", "MAX_THREADS"]
+__all__ = [
+    "Compression",
+    "CompileMode",
+    "DType",
+    "JobConfig",
+    "JobFile",
+    "load_config",
+    "parse_config",
+    "DEFAULT_CONFIG",
+    "MAX_THREADS",
+]
 
 DEFAULT_CONFIG = Path(__file__).parent.parent / "data" / "ripple.yaml"
 """The small embedded job that ``gradbatch run`` runs when no file is given."""
@@ -96,8 +117,23 @@ class JobFile:
 
 
 _JOB_KEYS = {
-    "name", "output", "function", "params", "grid", "device", "dtype", "outputs", "tile",
-    "compile", "compression", "pyramid", "threads", "description", "paths", "basins", "streamlines",
+    "name",
+    "output",
+    "function",
+    "params",
+    "grid",
+    "device",
+    "dtype",
+    "outputs",
+    "tile",
+    "compile",
+    "compression",
+    "pyramid",
+    "threads",
+    "description",
+    "paths",
+    "basins",
+    "streamlines",
     "render",
 }
 
@@ -127,11 +163,12 @@ def parse_config(
     except ConfigError as exc:
         raise ConfigError(f"{label}{exc}") from None
     if data is None:
-        raise ConfigError(f"{label}the job file is empty; expected a mapping of job settings, e.g. "
-                          "function: 'x**2' and grid: {x: [-1, 1, 101]}")
+        raise ConfigError(
+            f"{label}the job file is empty; expected a mapping of job settings, e.g. "
+            "function: 'x**2' and grid: {x: [-1, 1, 101]}"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}expected a mapping of job settings (function:, grid:, ...), "
-                          f"got {show(data)}")
+        raise ConfigError(f"{label}expected a mapping of job settings (function:, grid:, ...), got {show(data)}")
     base_dir = source.parent.resolve() if source is not None else None
     try:
         jobs = _jobs(data, name, base_dir, output)
@@ -171,8 +208,13 @@ def _check_unique(jobs: list[JobConfig]) -> None:
 
 # -- one job ---------------------------------------------------------------------------------
 
+
 def _job(
-    d: dict[str, Any], where: str, default_name: str, stem: str, base_dir: Path | None,
+    d: dict[str, Any],
+    where: str,
+    default_name: str,
+    stem: str,
+    base_dir: Path | None,
     output_override: str | Path | None,
 ) -> JobConfig:
     unknown_keys(d, where, _JOB_KEYS)
@@ -184,46 +226,66 @@ def _job(
         raise ConfigError(f"{at(where, 'device')}: expected auto, cpu, cuda or cuda:N, got {show(device)}")
     outputs = parse_outputs(d.get("outputs"), at(where, "outputs"), function, grid)
     tile = parse_tile(d.get("tile"), at(where, "tile"), grid)
-    compile_mode = _enum(CompileMode, d.get("compile", "auto"), at(where, "compile"),
-                         {True: CompileMode.ON, False: CompileMode.OFF})
-    compression = _enum(Compression, d.get("compression", "lz4"), at(where, "compression"),
-                        {False: Compression.NONE})
+    compile_mode = _enum(
+        CompileMode, d.get("compile", "auto"), at(where, "compile"), {True: CompileMode.ON, False: CompileMode.OFF}
+    )
+    compression = _enum(Compression, d.get("compression", "lz4"), at(where, "compression"), {False: Compression.NONE})
     pyramid = d.get("pyramid", True)
     if not isinstance(pyramid, bool):
         raise ConfigError(f"{at(where, 'pyramid')}: expected true or false, got {show(pyramid)}")
     threads = d.get("threads", 1)
     if not is_int(threads) or not 1 <= threads <= MAX_THREADS:
-        raise ConfigError(f"{at(where, 'threads')}: expected a positive integer (1 to {MAX_THREADS}), "
-                          f"got {show(threads)}")
+        raise ConfigError(
+            f"{at(where, 'threads')}: expected a positive integer (1 to {MAX_THREADS}), got {show(threads)}"
+        )
     out = _output(d, where, stem, output_override)
     paths, basins, streamlines = _trajectories(d, where, function, grid)
     render = parse_render(d["render"], at(where, "render"), out, name, grid.ndim) if "render" in d else None
     settings = {k: v for k, v in d.items()}
     settings["name"] = name
     return JobConfig(
-        name=name, output=out, function=function, grid=grid, params=params, device=device,
-        dtype=dtype, outputs=outputs, tile=tile, compile=compile_mode, compression=compression,
-        pyramid=pyramid, threads=threads, where=where,
+        name=name,
+        output=out,
+        function=function,
+        grid=grid,
+        params=params,
+        device=device,
+        dtype=dtype,
+        outputs=outputs,
+        tile=tile,
+        compile=compile_mode,
+        compression=compression,
+        pyramid=pyramid,
+        threads=threads,
+        where=where,
         yaml=yaml.safe_dump(settings, sort_keys=False),
-        paths=paths, basins=basins, streamlines=streamlines, render=render,
+        paths=paths,
+        basins=basins,
+        streamlines=streamlines,
+        render=render,
     )
 
 
 def _name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not _JOB_NAME.fullmatch(name) or name in _RESERVED:
-        raise ConfigError(f"{where}: expected a job name of letters, digits, '_', '.', '-' "
-                          f"(not {', '.join(sorted(_RESERVED))}), got {show(name)}")
+        raise ConfigError(
+            f"{where}: expected a job name of letters, digits, '_', '.', '-' "
+            f"(not {', '.join(sorted(_RESERVED))}), got {show(name)}"
+        )
     return name
 
 
-def _function_and_grid(d: dict[str, Any], where: str, params: Mapping[str, float], base_dir: Path | None
-                       ) -> tuple[FunctionSource, Grid, DType]:
+def _function_and_grid(
+    d: dict[str, Any], where: str, params: Mapping[str, float], base_dir: Path | None
+) -> tuple[FunctionSource, Grid, DType]:
     """The function, the dtype and the grid, checked together: axis names against the
     function's names and the file's datasets, bounds against the dtype, expressions against both."""
     function_raw = d.get("function")
     if function_raw is None:
-        raise ConfigError(f"{at(where, 'function')}: missing; give an expression, a list of "
-                          "expressions, {builtin: NAME} or {callable: 'package.module:function'}")
+        raise ConfigError(
+            f"{at(where, 'function')}: missing; give an expression, a list of "
+            "expressions, {builtin: NAME} or {callable: 'package.module:function'}"
+        )
     function = parse_function(function_raw, at(where, "function"), base_dir)
     dtype = member(DType, d.get("dtype", "float32"))
     if dtype is None:
@@ -232,8 +294,10 @@ def _function_and_grid(d: dict[str, Any], where: str, params: Mapping[str, float
     if grid_raw is None and isinstance(function, BuiltinSource):
         grid = builtin_grid(function)
     elif grid_raw is None:
-        raise ConfigError(f"{at(where, 'grid')}: missing; give axis: [min, max, points] for 1 to 3 axes, "
-                          "e.g. {x: [-4, 4, 512], y: [-4, 4, 512]}")
+        raise ConfigError(
+            f"{at(where, 'grid')}: missing; give axis: [min, max, points] for 1 to 3 axes, "
+            "e.g. {x: [-4, 4, 512], y: [-4, 4, 512]}"
+        )
     else:
         grid = parse_grid(grid_raw, at(where, "grid"))
     check_axis_names(grid, {**ARITY, **CONSTANTS, **params}, "basins" in d, at(where, "grid"))
@@ -255,18 +319,21 @@ def _output(d: dict[str, Any], where: str, stem: str, output_override: str | Pat
     return out
 
 
-def _trajectories(d: dict[str, Any], where: str, function: FunctionSource, grid: Grid
-                  ) -> tuple[PathsConfig | None, BasinsConfig | None, StreamlinesConfig | None]:
+def _trajectories(
+    d: dict[str, Any], where: str, function: FunctionSource, grid: Grid
+) -> tuple[PathsConfig | None, BasinsConfig | None, StreamlinesConfig | None]:
     bounds = tuple((a.start, a.stop) for a in grid.axes)
-    vector = (True if isinstance(function, VectorSource)
-              else None if isinstance(function, CallableSource) else False)
+    vector = True if isinstance(function, VectorSource) else None if isinstance(function, CallableSource) else False
     paths = parse_paths(d["paths"], at(where, "paths"), bounds) if "paths" in d else None
     basins = parse_basins(d["basins"], at(where, "basins"), grid.ndim) if "basins" in d else None
     if vector and (paths or basins):
-        raise ConfigError(f"{at(where, 'paths' if paths else 'basins')}: descent needs a scalar "
-                          "function; this job's is a vector field (use streamlines:)")
-    streamlines = (parse_streamlines(d["streamlines"], at(where, "streamlines"), bounds, vector)
-                   if "streamlines" in d else None)
+        raise ConfigError(
+            f"{at(where, 'paths' if paths else 'basins')}: descent needs a scalar "
+            "function; this job's is a vector field (use streamlines:)"
+        )
+    streamlines = (
+        parse_streamlines(d["streamlines"], at(where, "streamlines"), bounds, vector) if "streamlines" in d else None
+    )
     return paths, basins, streamlines
 
 

@@ -11,14 +11,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ConfigError
 from .checks import Choice, bad_character, boolean, choice, integer, mapping, number, show
 
-__all__ = ["Model", "Loss", "Dataset", "Directions", "SyntheticData", "FileData", "DataLandscapeSource", "MLPConfig", "NetworkSource",
-           "parse_landscape", "parse_network", "check_landscape_grid", "MODELS", "LOSSES", "DATASETS", "DIRECTIONS"]
-
+__all__ = [
+    "Model",
+    "Loss",
+    "Dataset",
+    "Directions",
+    "SyntheticData",
+    "FileData",
+    "DataLandscapeSource",
+    "MLPConfig",
+    "NetworkSource",
+    "parse_landscape",
+    "parse_network",
+    "check_landscape_grid",
+    "MODELS",
+    "LOSSES",
+    "DATASETS",
+    "DIRECTIONS",
+]
 
 
 class Model(Choice):
@@ -98,7 +113,7 @@ class FileData:
 class DataLandscapeSource:
     model: Model = Model.LINEAR
     loss: Loss = Loss.SSE
-    data: Union[SyntheticData, FileData] = SyntheticData()
+    data: SyntheticData | FileData = SyntheticData()
     chunk: int = 0  # grid points per batch against all rows; 0: about 4M point-rows per batch
 
 
@@ -119,12 +134,12 @@ class MLPConfig:
 
 @dataclass(frozen=True)
 class NetworkSource:
-    model: Union[MLPConfig, str] = MLPConfig()  # the built-in MLP, or 'package.module:factory'
+    model: MLPConfig | str = MLPConfig()  # the built-in MLP, or 'package.module:factory'
     base_dir: Path | None = None
     directions: Directions = Directions.FILTER
     include_1d: bool = False  # filter-normalised: also perturb biases and norm layers (Li et al. leave them out)
     seed: int = 0  # random and filter-normalised directions
-    checkpoints: tuple[Union[str, int], ...] = ()  # files, or recorded steps of the built-in's training
+    checkpoints: tuple[str | int, ...] = ()  # files, or recorded steps of the built-in's training
     batch: int = 0  # plane points per vmap call; 0: chosen from the model's size
 
 
@@ -156,7 +171,9 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
             bias=number(s.get("bias", default.bias), f"{at}.synthetic.bias"),
             noise=number(s.get("noise", default.noise), f"{at}.synthetic.noise", lo=0),
             n=integer(s.get("n", default.n), f"{at}.synthetic.n", 2, MAX_ROWS),
-            x_range=(lo, hi), seed=integer(s.get("seed", default.seed), f"{at}.synthetic.seed", 0, MAX_SEED))
+            x_range=(lo, hi),
+            seed=integer(s.get("seed", default.seed), f"{at}.synthetic.seed", 0, MAX_SEED),
+        )
     elif "file" in data_d:
         path = data_d["file"]
         if not isinstance(path, str) or not path.lower().endswith((".csv", ".npz")):
@@ -170,8 +187,9 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
                 raise ConfigError(f"{at}.{k}: expected a column name, got {show(v)}")
         data = FileData(p, cols["x"], cols["y"])
     else:
-        raise ConfigError(f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, "
-                          f"got {show(data_raw)}")
+        raise ConfigError(
+            f"{at}: expected synthetic: {{slope, bias, noise, n, x, seed}} or file: PATH, got {show(data_raw)}"
+        )
     chunk = integer(d.get("chunk", 0), f"{where}.chunk", 0, MAX_CHUNK)
     return DataLandscapeSource(model, loss, data, chunk)
 
@@ -190,67 +208,94 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
         s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
         default = MLPConfig()
         hidden = s.get("hidden", list(default.hidden))
-        if (not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_LAYERS
-                or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)):
-            raise ConfigError(f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
-                              f"layers of 1 to {MAX_WIDTH}), got {show(hidden)}")
+        if (
+            not isinstance(hidden, list)
+            or not 1 <= len(hidden) <= MAX_LAYERS
+            or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)
+        ):
+            raise ConfigError(
+                f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
+                f"layers of 1 to {MAX_WIDTH}), got {show(hidden)}"
+            )
         model = MLPConfig(
             dataset=choice(Dataset, s.get("dataset", default.dataset.value), f"{at}.dataset"),
             samples=integer(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
             noise=number(s.get("noise", default.noise), f"{at}.noise", lo=0),
-            hidden=tuple(hidden), steps=integer(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
+            hidden=tuple(hidden),
+            steps=integer(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
             lr=number(s.get("lr", default.lr), f"{at}.lr", above_zero=True),
             seed=integer(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
-            record_every=integer(s.get("record_every", default.record_every), f"{at}.record_every", 1))
+            record_every=integer(s.get("record_every", default.record_every), f"{at}.record_every", 1),
+        )
     else:
-        raise ConfigError(f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, "
-                          f"got {show(m)}")
+        raise ConfigError(
+            f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, got {show(m)}"
+        )
     directions = choice(Directions, d.get("directions", "filter"), f"{where}.directions")
     include_1d = boolean(d.get("include_1d", False), f"{where}.include_1d")
     cps = d.get("checkpoints", [])
     if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
-        raise ConfigError(f"{where}.checkpoints: expected a list of checkpoint files or training steps, "
-                          f"got {show(cps)}")
+        raise ConfigError(
+            f"{where}.checkpoints: expected a list of checkpoint files or training steps, got {show(cps)}"
+        )
     if directions == "checkpoints":
         if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
-            raise ConfigError(f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
-                              "a callable's checkpoints are files")
+            raise ConfigError(
+                f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
+                "a callable's checkpoints are files"
+            )
         for i, c in enumerate(cps):
             if isinstance(c, int) and isinstance(model, MLPConfig):
                 recorded = 0 <= c <= model.steps and (c % model.record_every == 0 or c == model.steps)
                 if not recorded:
-                    raise ConfigError(f"{where}.checkpoints[{i}]: no weights are recorded at training step {c}; "
-                                      f"the built-in MLP records every {model.record_every} steps from 0 to "
-                                      f"{model.steps} and step {model.steps}")
+                    raise ConfigError(
+                        f"{where}.checkpoints[{i}]: no weights are recorded at training step {c}; "
+                        f"the built-in MLP records every {model.record_every} steps from 0 to "
+                        f"{model.steps} and step {model.steps}"
+                    )
             elif isinstance(c, str) and (not c or bad_character(c)):
                 raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {show(c)}")
-        cps = [str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute()
-               else c for c in cps]
+        cps = [
+            str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute() else c
+            for c in cps
+        ]
     elif cps:
         raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
-    return NetworkSource(model, base_dir, directions, include_1d,
-                         integer(d.get("seed", 0), f"{where}.seed", 0, MAX_SEED),
-                         tuple(cps), integer(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK))
+    return NetworkSource(
+        model,
+        base_dir,
+        directions,
+        include_1d,
+        integer(d.get("seed", 0), f"{where}.seed", 0, MAX_SEED),
+        tuple(cps),
+        integer(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK),
+    )
 
 
-def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str,
-                         points: int = 0) -> None:
+def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str, points: int = 0) -> None:
     """The grid's axes must match the landscape's parameters, and its ``points`` be affordable."""
     if isinstance(source, DataLandscapeSource):
         if ndim != 2:
-            raise ConfigError(f"{where}: a {source.model} model has 2 parameters (slope, bias): the grid needs "
-                              f"2 axes, it has {ndim}")
+            raise ConfigError(
+                f"{where}: a {source.model} model has 2 parameters (slope, bias): the grid needs 2 axes, it has {ndim}"
+            )
         if isinstance(source.data, SyntheticData) and points * source.data.n > MAX_POINT_ROWS:
-            raise ConfigError(f"{where}: {points:,} grid points x {source.data.n:,} data rows = "
-                              f"{points * source.data.n:.3g} loss terms; at most {MAX_POINT_ROWS:.3g} (2^40) are "
-                              "allowed: a coarser grid or fewer rows")
+            raise ConfigError(
+                f"{where}: {points:,} grid points x {source.data.n:,} data rows = "
+                f"{points * source.data.n:.3g} loss terms; at most {MAX_POINT_ROWS:.3g} (2^40) are "
+                "allowed: a coarser grid or fewer rows"
+            )
         return
     if points > MAX_NETWORK_POINTS:
-        raise ConfigError(f"{where}: {points:,} grid points, each a loss over the whole dataset; at most "
-                          f"{MAX_NETWORK_POINTS:,} (2^24) are allowed for a network landscape: a coarser grid")
+        raise ConfigError(
+            f"{where}: {points:,} grid points, each a loss over the whole dataset; at most "
+            f"{MAX_NETWORK_POINTS:,} (2^24) are allowed for a network landscape: a coarser grid"
+        )
     if ndim not in (1, 2):
         raise ConfigError(f"{where}: a network landscape is a line (1 axis) or a plane (2 axes); the grid has {ndim}")
     if source.directions == "checkpoints" and len(source.checkpoints) != ndim + 1:
-        raise ConfigError(f"{where}.checkpoints: a {ndim}-axis grid is the "
-                          f"{'line through 2' if ndim == 1 else 'plane through 3'} checkpoints; "
-                          f"got {len(source.checkpoints)}")
+        raise ConfigError(
+            f"{where}.checkpoints: a {ndim}-axis grid is the "
+            f"{'line through 2' if ndim == 1 else 'plane through 3'} checkpoints; "
+            f"got {len(source.checkpoints)}"
+        )

@@ -57,8 +57,10 @@ class _Loader(yaml.SafeLoader):
         try:
             if self._depth > MAX_NESTING:
                 mark = self.peek_event().start_mark
-                raise ConfigError(f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
-                                  f"{MAX_NESTING} levels deep; job files nest a few levels at most")
+                raise ConfigError(
+                    f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
+                    f"{MAX_NESTING} levels deep; job files nest a few levels at most"
+                )
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
@@ -71,22 +73,33 @@ class _Loader(yaml.SafeLoader):
                 continue  # '<<: *base' merges keys that the mapping may then override
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, ScalarNode):
-                raise ConfigError(f"line {line}: mapping keys must be text, got a "
-                                  f"{'list' if isinstance(key_node, SequenceNode) else 'mapping'}")
+                raise ConfigError(
+                    f"line {line}: mapping keys must be text, got a "
+                    f"{'list' if isinstance(key_node, SequenceNode) else 'mapping'}"
+                )
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
-                raise ConfigError(f"line {line}: mapping keys must be text, got {show(key)}"
-                                  + (" (quote it: YAML reads yes/no/on/off as true/false)"
-                                     if isinstance(key, bool) else ""))
+                raise ConfigError(
+                    f"line {line}: mapping keys must be text, got {show(key)}"
+                    + (" (quote it: YAML reads yes/no/on/off as true/false)" if isinstance(key, bool) else "")
+                )
             bad = bad_character(key)
             if bad or len(key) > MAX_KEY_LENGTH or not key:
-                why = (f"{bad} in it" if bad else "empty" if not key
-                       else f"{len(key)} characters long; at most {MAX_KEY_LENGTH} are allowed")
-                raise ConfigError(f"line {line}: key {show(key)} is {why}" if not bad else
-                                  f"line {line}: key {show(key)} has {why}")
+                why = (
+                    f"{bad} in it"
+                    if bad
+                    else "empty"
+                    if not key
+                    else f"{len(key)} characters long; at most {MAX_KEY_LENGTH} are allowed"
+                )
+                raise ConfigError(
+                    f"line {line}: key {show(key)} is {why}" if not bad else f"line {line}: key {show(key)} has {why}"
+                )
             if key in seen:
-                raise ConfigError(f"line {line}: key {key!r} appears twice in one mapping (first at line "
-                                  f"{seen[key]}); YAML would silently keep only the last")
+                raise ConfigError(
+                    f"line {line}: key {key!r} appears twice in one mapping (first at line "
+                    f"{seen[key]}); YAML would silently keep only the last"
+                )
             seen[key] = line
         return node
 
@@ -97,8 +110,9 @@ class _Loader(yaml.SafeLoader):
             if isinstance(exc, ConfigError):
                 raise
             why = str(exc).split(":")[0] if "digits" in str(exc) else str(exc)  # not 'use sys.set_int_...'
-            raise yaml.constructor.ConstructorError(None, None, f"cannot read {show(node.value, 40)}: {why}",
-                                                    node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {show(node.value, 40)}: {why}", node.start_mark
+            ) from None
 
 
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
@@ -114,16 +128,19 @@ def read_job_text(path: Path) -> str:
     except OSError as exc:  # a directory, no permission, an I/O error
         raise ConfigError(f"{path}: cannot read job file ({exc.strerror or exc})") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: job file is larger than {MAX_FILE_BYTES:,} bytes (1 MiB), the limit; "
-                          "is it a job file?")
+        raise ConfigError(
+            f"{path}: job file is larger than {MAX_FILE_BYTES:,} bytes (1 MiB), the limit; is it a job file?"
+        )
     if b"\0" in data:
-        raise ConfigError(f"{path}: a binary file (it holds NUL bytes at offset {data.index(0):,}), "
-                          "not a YAML job file")
+        raise ConfigError(
+            f"{path}: a binary file (it holds NUL bytes at offset {data.index(0):,}), not a YAML job file"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); "
-                          "save the job file as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); save the job file as UTF-8"
+        ) from None
 
 
 def load_yaml(text: str) -> Any:
@@ -196,8 +213,10 @@ def _check_aliases(root: Node) -> None:
             entered.discard(key)
             if depth[key] > MAX_NESTING:
                 mark = node.start_mark
-                raise ConfigError(f"line {mark.line + 1}: aliases nest this value more than {MAX_NESTING} "
-                                  "levels deep; job files nest a few levels at most")
+                raise ConfigError(
+                    f"line {mark.line + 1}: aliases nest this value more than {MAX_NESTING} "
+                    "levels deep; job files nest a few levels at most"
+                )
             continue
         if key in size:
             continue
@@ -206,10 +225,13 @@ def _check_aliases(root: Node) -> None:
         for k in kids:
             if id(k) in entered:
                 mark = k.start_mark
-                raise ConfigError(f"line {mark.line + 1}: an alias refers to a value that contains it "
-                                  "(a recursive structure); job files are trees")
+                raise ConfigError(
+                    f"line {mark.line + 1}: an alias refers to a value that contains it "
+                    "(a recursive structure); job files are trees"
+                )
             if id(k) not in size:
                 stack.append((k, False))
     if size[id(root)] - len(size) > MAX_ALIAS_VALUES:
-        raise ConfigError(f"aliases (*name) repeat more than {MAX_ALIAS_VALUES:,} values in this file, "
-                          "the limit (an alias bomb?)")
+        raise ConfigError(
+            f"aliases (*name) repeat more than {MAX_ALIAS_VALUES:,} values in this file, the limit (an alias bomb?)"
+        )

@@ -18,9 +18,33 @@ MAX_CONTOURS = 1000
 # vispy 0.17's colormaps (vispy.color.get_colormaps()), listed here because importing
 # vispy.color loads its GL modules; tests/reliability/test_config_limits.py keeps it in step.
 VISPY_COLORMAPS = (
-    "GrBu", "GrBu_d", "HiLo", "PuGr", "RdBu", "RdYeBuCy", "autumn", "blues", "cool", "coolwarm", "cubehelix",
-    "diverging", "fire", "grays", "greens", "hot", "hsl", "husl", "ice", "light_blues", "orange", "reds",
-    "single_hue", "spring", "summer", "viridis", "winter",
+    "GrBu",
+    "GrBu_d",
+    "HiLo",
+    "PuGr",
+    "RdBu",
+    "RdYeBuCy",
+    "autumn",
+    "blues",
+    "cool",
+    "coolwarm",
+    "cubehelix",
+    "diverging",
+    "fire",
+    "grays",
+    "greens",
+    "hot",
+    "hsl",
+    "husl",
+    "ice",
+    "light_blues",
+    "orange",
+    "reds",
+    "single_hue",
+    "spring",
+    "summer",
+    "viridis",
+    "winter",
 )
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
@@ -90,22 +114,23 @@ def parse_render(raw: Any, where: str, output: Path, name: str, ndim: int) -> Re
     if not isinstance(size, list) or len(size) != 2 or not all(is_int(v) and 16 <= v <= 16384 for v in size):
         raise ConfigError(f"{where}.size: expected [width, height] in pixels (16 to 16384), got {show(size)}")
     layers = _layers(raw.get("layers", [x.value for x in Layer if x is not Layer.CONTOURS]), f"{where}.layers")
-    flags = {key: boolean(raw.get(key, default), f"{where}.{key}")
-             for key, default in (("descent", False), ("colorbar", True), ("surface", False))}
+    flags = {
+        key: boolean(raw.get(key, default), f"{where}.{key}")
+        for key, default in (("descent", False), ("colorbar", True), ("surface", False))
+    }
     scale = member(Scale, raw.get("scale", "linear"))
     if scale is None:
         raise ConfigError(f"{where}.scale: expected linear, symmetric or log, got {show(raw.get('scale'))}")
     fld = raw.get("field", "value")
     if not isinstance(fld, str) or not _FIELD_NAME.fullmatch(fld):
-        raise ConfigError(f"{where}.field: expected a field name such as value, magnitude or grad_x, "
-                          f"got {show(fld)}")
+        raise ConfigError(f"{where}.field: expected a field name such as value, magnitude or grad_x, got {show(fld)}")
     colormap = _colormap(raw.get("colormap", "viridis"), f"{where}.colormap")
     contours = raw.get("contours", 10)
     if not is_int(contours) or not 1 <= contours <= MAX_CONTOURS:
-        raise ConfigError(f"{where}.contours: expected a number of contour lines from 1 to {MAX_CONTOURS}, "
-                          f"got {show(contours)}")
-    return RenderConfig(Path(out), (size[0], size[1]), layers, fld, colormap, scale=scale,
-                        contours=contours, **flags)
+        raise ConfigError(
+            f"{where}.contours: expected a number of contour lines from 1 to {MAX_CONTOURS}, got {show(contours)}"
+        )
+    return RenderConfig(Path(out), (size[0], size[1]), layers, fld, colormap, scale=scale, contours=contours, **flags)
 
 
 def _layers(raw: Any, where: str) -> tuple[Layer, ...]:
@@ -125,5 +150,7 @@ def _colormap(raw: Any, where: str) -> str:
 
         if raw in matplotlib.colormaps:
             return raw
-    raise ConfigError(f"{where}: unknown colormap {show(raw)}; allowed: {', '.join(VISPY_COLORMAPS)}"
-                      + (" and matplotlib's colormaps" if importlib.util.find_spec("matplotlib") else ""))
+    raise ConfigError(
+        f"{where}: unknown colormap {show(raw)}; allowed: {', '.join(VISPY_COLORMAPS)}"
+        + (" and matplotlib's colormaps" if importlib.util.find_spec("matplotlib") else "")
+    )

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from .checks import Choice, boolean, choice, finite, integer, mapping, member, per_axis, positive, show
 
 __all__ = [
-    "Optimizer", "StreamField", "StreamMethod", "StreamDirection", "OPTIMIZERS", "OptimizerConfig", "Starts", "PathsConfig", "BasinsConfig", "StreamlinesConfig",
-    "parse_paths", "parse_basins", "parse_streamlines",
+    "Optimizer",
+    "StreamField",
+    "StreamMethod",
+    "StreamDirection",
+    "OPTIMIZERS",
+    "OptimizerConfig",
+    "Starts",
+    "PathsConfig",
+    "BasinsConfig",
+    "StreamlinesConfig",
+    "parse_paths",
+    "parse_basins",
+    "parse_streamlines",
 ]
 
 # Resource limits, far beyond any sensible job: a typo must not start what cannot finish.
@@ -33,7 +45,6 @@ MAX_EVEN_DENSITY = 100.0
 """Densest even seeding: 3000 x 3000 cells."""
 
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,100}")
-
 
 
 class Optimizer(Choice):
@@ -147,8 +158,10 @@ def _per_axis_ints(raw: Any, where: str, ndim: int, minimum: int = 1) -> tuple[i
     values = per_axis(raw, where, ndim, f"an integer or a list of {ndim} (one per axis)")
     out = tuple(integer(v, at, minimum) for v, at in values)
     if math.prod(out) > MAX_STARTS:
-        raise ConfigError(f"{where}: {' x '.join(map(str, out))} = {math.prod(out):.3g} start points; at most "
-                          f"{MAX_STARTS:,} (2^24) are allowed")
+        raise ConfigError(
+            f"{where}: {' x '.join(map(str, out))} = {math.prod(out):.3g} start points; at most "
+            f"{MAX_STARTS:,} (2^24) are allowed"
+        )
     return out
 
 
@@ -159,8 +172,9 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
         raise ConfigError(f"{where}: expected an optimiser name or a mapping with name: and lr:, got {show(raw)}")
     name = member(Optimizer, raw.get("name"))
     if name is None:
-        raise ConfigError(f"{where}.name: unknown optimiser {show(raw.get('name'))}; "
-                          f"allowed: {', '.join(Optimizer.names())}")
+        raise ConfigError(
+            f"{where}.name: unknown optimiser {show(raw.get('name'))}; allowed: {', '.join(Optimizer.names())}"
+        )
     allowed = set(OPTIMIZERS[name][2])
     mapping(raw, where, allowed | {"name", "lr", "label"})
     lr = positive(raw.get("lr", 1e-3), f"{where}.lr")
@@ -171,8 +185,11 @@ def parse_optimizer(raw: Any, where: str) -> OptimizerConfig:
         if key in ("amsgrad", "centered"):
             options[key] = boolean(value, at)
         elif key == "betas":
-            if (not isinstance(value, list) or len(value) != 2
-                    or not all(finite(b) is not None and 0 <= b < 1 for b in value)):
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(finite(b) is not None and 0 <= b < 1 for b in value)
+            ):
                 raise ConfigError(f"{at}: expected two numbers in [0, 1), e.g. [0.9, 0.999], got {show(value)}")
             options[key] = (float(value[0]), float(value[1]))
         elif key in ("momentum", "alpha", "dampening"):
@@ -199,8 +216,7 @@ def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) 
                 raise ConfigError(f"{where}[{i}]: expected a point of {ndim} finite numbers, got {show(p)}")
             for k, (v, (lo, hi)) in enumerate(zip(p, bounds)):
                 if not lo <= v <= hi:
-                    raise ConfigError(f"{where}[{i}]: start {show(p)} is outside the grid "
-                                      f"(axis {k}: {lo:g} .. {hi:g})")
+                    raise ConfigError(f"{where}[{i}]: start {show(p)} is outside the grid (axis {k}: {lo:g} .. {hi:g})")
             points.append(tuple(float(v) for v in p))
         return Starts(points=tuple(points))
     if isinstance(raw, dict) and "grid" in raw:
@@ -214,8 +230,9 @@ def parse_starts(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) 
         if seed >= 1 << 32:
             raise ConfigError(f"{where}.seed: expected a seed below 2^32, got {show(seed)}")
         return Starts(random=integer(raw["random"], f"{where}.random", 1, MAX_STARTS), seed=seed)
-    raise ConfigError(f"{where}: expected a list of points, {{grid: N or [n per axis]}} or "
-                      f"{{random: N, seed: S}}, got {show(raw)}")
+    raise ConfigError(
+        f"{where}: expected a list of points, {{grid: N or [n per axis]}} or {{random: N, seed: S}}, got {show(raw)}"
+    )
 
 
 def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -> PathsConfig:
@@ -232,68 +249,93 @@ def parse_paths(raw: Any, where: str, bounds: tuple[tuple[float, float], ...]) -
     labels = [o.label for o in opts]
     for i, label in enumerate(labels):
         if labels.index(label) != i:
-            raise ConfigError(f"{where}.optimizers[{i}].label: {label!r} is used twice; "
-                              "give each optimiser a distinct label:")
+            raise ConfigError(
+                f"{where}.optimizers[{i}].label: {label!r} is used twice; give each optimiser a distinct label:"
+            )
     steps = integer(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS)
     n = count_starts(starts)
     total = n * len(opts) * (steps + 1)
     if total > MAX_PATH_POINTS:
-        raise ConfigError(f"{where}: {n:,} starts x {len(opts)} optimiser(s) x {steps + 1:,} positions = "
-                          f"{total:.3g} path points to store; at most {MAX_PATH_POINTS:,} (2^27) are allowed: "
-                          "fewer starts or steps")
-    return PathsConfig(starts, opts, steps,
-                       positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
-                       boolean(d.get("ascent", False), f"{where}.ascent"))
+        raise ConfigError(
+            f"{where}: {n:,} starts x {len(opts)} optimiser(s) x {steps + 1:,} positions = "
+            f"{total:.3g} path points to store; at most {MAX_PATH_POINTS:,} (2^27) are allowed: "
+            "fewer starts or steps"
+        )
+    return PathsConfig(
+        starts,
+        opts,
+        steps,
+        positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+        boolean(d.get("ascent", False), f"{where}.ascent"),
+    )
 
 
 def parse_basins(raw: Any, where: str, ndim: int) -> BasinsConfig:
     d = mapping(raw, where, {"resolution", "optimizer", "steps", "tol", "merge_tol", "batch"})
     resolution = _per_axis_ints(d.get("resolution", 256), f"{where}.resolution", ndim, minimum=2)
     opt = parse_optimizer(d.get("optimizer", {"name": "adam", "lr": 0.01}), f"{where}.optimizer")
-    return BasinsConfig(resolution, opt, integer(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS),
-                        positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
-                        positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
-                        integer(d.get("batch", 1 << 20), f"{where}.batch", 1, MAX_STARTS))
+    return BasinsConfig(
+        resolution,
+        opt,
+        integer(d.get("steps", 1000), f"{where}.steps", 1, MAX_STEPS),
+        positive(d.get("tol", 1e-6), f"{where}.tol", allow_zero=True),
+        positive(d.get("merge_tol", 1e-2), f"{where}.merge_tol"),
+        integer(d.get("batch", 1 << 20), f"{where}.batch", 1, MAX_STARTS),
+    )
 
 
-def parse_streamlines(raw: Any, where: str, bounds: tuple[tuple[float, float], ...], vector: bool | None
-                      ) -> StreamlinesConfig:
-    d = mapping(raw, where, {"field", "seeds", "method", "step", "tol", "max_length", "max_steps",
-                              "direction", "min_speed"})
+def parse_streamlines(
+    raw: Any, where: str, bounds: tuple[tuple[float, float], ...], vector: bool | None
+) -> StreamlinesConfig:
+    d = mapping(
+        raw, where, {"field", "seeds", "method", "step", "tol", "max_length", "max_steps", "direction", "min_speed"}
+    )
     default_field = "vector" if vector else "descent"
     fld = choice(StreamField, d.get("field", default_field), f"{where}.field")
     if vector is False and fld == "vector":
-        raise ConfigError(f"{where}.field: 'vector' needs a vector-field function; this job's is scalar "
-                          "(use ascent or descent)")
+        raise ConfigError(
+            f"{where}.field: 'vector' needs a vector-field function; this job's is scalar (use ascent or descent)"
+        )
     if vector is True and fld != "vector":
-        raise ConfigError(f"{where}.field: a vector-field job's streamlines follow the field itself: "
-                          f"use vector, got {fld.value!r}")
+        raise ConfigError(
+            f"{where}.field: a vector-field job's streamlines follow the field itself: use vector, got {fld.value!r}"
+        )
     ndim = len(bounds)
     seeds_raw = d.get("seeds", {"even": 1} if ndim == 2 else None)
     if seeds_raw is None:
-        raise ConfigError(f"{where}.seeds: missing; evenly spaced seeding (the default) is for 2D grids, this "
-                          f"one has {ndim} axes: give a list of points, {{grid: N}} or {{random: N}}")
+        raise ConfigError(
+            f"{where}.seeds: missing; evenly spaced seeding (the default) is for 2D grids, this "
+            f"one has {ndim} axes: give a list of points, {{grid: N}} or {{random: N}}"
+        )
     density = 0.0
     max_steps = integer(d.get("max_steps", 2000), f"{where}.max_steps", 1, MAX_STEPS)
     if isinstance(seeds_raw, dict) and "even" in seeds_raw:
         mapping(seeds_raw, f"{where}.seeds", {"even"})
         if ndim != 2:
-            raise ConfigError(f"{where}.seeds.even: evenly spaced seeding is for 2D grids, this one has {ndim} "
-                              "axes; use grid: or random:")
+            raise ConfigError(
+                f"{where}.seeds.even: evenly spaced seeding is for 2D grids, this one has {ndim} "
+                "axes; use grid: or random:"
+            )
         density = positive(seeds_raw["even"], f"{where}.seeds.even")
         if density > MAX_EVEN_DENSITY:
-            raise ConfigError(f"{where}.seeds.even: expected a density up to {MAX_EVEN_DENSITY:g} "
-                              f"({30 * MAX_EVEN_DENSITY:.0f} x {30 * MAX_EVEN_DENSITY:.0f} cells), got {show(density)}")
+            raise ConfigError(
+                f"{where}.seeds.even: expected a density up to {MAX_EVEN_DENSITY:g} "
+                f"({30 * MAX_EVEN_DENSITY:.0f} x {30 * MAX_EVEN_DENSITY:.0f} cells), got {show(density)}"
+            )
         seeds = Starts()
     else:
         seeds = parse_starts(seeds_raw, f"{where}.seeds", bounds)
         n = count_starts(seeds)
         if n > MAX_SEEDS or n * (max_steps + 1) > MAX_LINE_POINTS:
-            raise ConfigError(f"{where}.seeds: {n:,} seeds x {max_steps + 1:,} points per line; at most "
-                              f"{MAX_SEEDS:,} (2^20) seeds and {MAX_LINE_POINTS:,} (2^28) points in all are "
-                              "allowed: fewer seeds or max_steps")
+            raise ConfigError(
+                f"{where}.seeds: {n:,} seeds x {max_steps + 1:,} points per line; at most "
+                f"{MAX_SEEDS:,} (2^20) seeds and {MAX_LINE_POINTS:,} (2^28) points in all are "
+                "allowed: fewer seeds or max_steps"
+            )
     return StreamlinesConfig(
-        fld, seeds, density,
+        fld,
+        seeds,
+        density,
         choice(StreamMethod, d.get("method", "rk4"), f"{where}.method"),
         positive(d.get("step", 0.0), f"{where}.step", allow_zero=True),
         positive(d.get("tol", 1e-5), f"{where}.tol"),

@@ -5,7 +5,20 @@ from .kernel import COMPILE_MIN_POINTS, CheckStats, Kernel, build_kernel, field_
 from .runner import EvalStats, JobPlan, TileResult, compute, evaluate, plan_job, resolve_function
 
 __all__ = [
-    "available_devices", "device_name", "resolve_device", "COMPILE_MIN_POINTS", "CheckStats",
-    "Kernel", "build_kernel", "field_names", "EvalStats", "JobPlan", "TileResult", "evaluate",
-    "plan_job", "resolve_function", "compute", "value_and_jacobian",
+    "available_devices",
+    "device_name",
+    "resolve_device",
+    "COMPILE_MIN_POINTS",
+    "CheckStats",
+    "Kernel",
+    "build_kernel",
+    "field_names",
+    "EvalStats",
+    "JobPlan",
+    "TileResult",
+    "evaluate",
+    "plan_job",
+    "resolve_function",
+    "compute",
+    "value_and_jacobian",
 ]

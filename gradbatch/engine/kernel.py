@@ -16,14 +16,26 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
+
 from ..config import CompileMode, Output
 from ..derivatives import jacobian, jacobian_functional, zeros_for_unused
 from ..errors import EngineError, FunctionError
 from ..functions.field import FieldFunction
 from .coords import expand_axes
 
-__all__ = ["Kernel", "build_kernel", "value_and_jacobian", "warm_up", "field_names", "CheckStats", "nonfinite_counts", "needs_derivatives",
-           "finite_difference_check", "check_steps", "COMPILE_MIN_POINTS"]
+__all__ = [
+    "Kernel",
+    "build_kernel",
+    "value_and_jacobian",
+    "warm_up",
+    "field_names",
+    "CheckStats",
+    "nonfinite_counts",
+    "needs_derivatives",
+    "finite_difference_check",
+    "check_steps",
+    "COMPILE_MIN_POINTS",
+]
 
 COMPILE_MIN_POINTS = 300_000_000
 """``compile: auto`` compiles jobs with at least this many points. Measured on a 2-core CPU,
@@ -53,8 +65,9 @@ def field_names(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output
     return names
 
 
-def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
-              ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+def _jacobian(
+    ff: FieldFunction, coords: Coords, functional: bool = False
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     """Values (one per component) and Jacobian rows ``jac[i][j] = d value_i / d coord_j``.
 
     ``functional`` uses torch.func (what torch.compile traces); otherwise plain autograd, which
@@ -73,7 +86,8 @@ def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
                     f"callable {ff.text!r} returned a tensor without an autograd graph (computed "
                     "under torch.no_grad(), .detach(), or through numpy?), so its gradient would "
                     "be stored as zero; compute it with torch operations on the inputs (a constant "
-                    "field: return e.g. 0 * x + c)")
+                    "field: return e.g. 0 * x + c)"
+                )
             out.append([torch.zeros_like(c) for c in coords])
             continue
         if ff.user_code and all(g is None for g in row):
@@ -81,13 +95,13 @@ def _jacobian(ff: FieldFunction, coords: Coords, functional: bool = False
                 f"callable {ff.text!r} returned a tensor whose autograd graph does not reach its "
                 "inputs (converted through a list or numpy, or new tensors built from their "
                 "values?), so its gradient would be stored as zero; compute it with torch "
-                "operations on the inputs")
+                "operations on the inputs"
+            )
         out.append(zeros_for_unused(row, coords))
     return values, out
 
 
-def value_and_jacobian(ff: FieldFunction, coords: Coords
-                       ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+def value_and_jacobian(ff: FieldFunction, coords: Coords) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     """Values and exact Jacobian of ``ff`` at arbitrary points (eager autograd).
 
     ``coords``: one tensor per axis, all of one shape ``S``. Returns ``values`` (one tensor of
@@ -99,12 +113,16 @@ def value_and_jacobian(ff: FieldFunction, coords: Coords
 
 def needs_derivatives(ff: FieldFunction, outputs: Sequence[Output]) -> bool:
     """Whether any output is made of derivatives (else no autograd graph is built)."""
-    return any(o in (Output.GRADIENT, Output.DIVERGENCE, Output.CURL, Output.CHECK)
-               or (o is Output.MAGNITUDE and ff.kind == "scalar") for o in outputs)
+    return any(
+        o in (Output.GRADIENT, Output.DIVERGENCE, Output.CURL, Output.CHECK)
+        or (o is Output.MAGNITUDE and ff.kind == "scalar")
+        for o in outputs
+    )
 
 
-def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords,
-              functional: bool = False) -> dict[str, torch.Tensor]:
+def _assemble(
+    ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output], coords: Coords, functional: bool = False
+) -> dict[str, torch.Tensor]:
     if needs_derivatives(ff, outputs):
         values, jac = _jacobian(ff, coords, functional)
     else:  # values only: no autograd graph at all (a network landscape's value costs a third)
@@ -145,8 +163,9 @@ def _assemble(ff: FieldFunction, axes: Sequence[str], outputs: Sequence[Output],
     return out
 
 
-def _undefined_to_nan(values: Sequence[torch.Tensor], jac: list[list[torch.Tensor]], check_first: bool
-                      ) -> list[list[torch.Tensor]]:
+def _undefined_to_nan(
+    values: Sequence[torch.Tensor], jac: list[list[torch.Tensor]], check_first: bool
+) -> list[list[torch.Tensor]]:
     """Derivatives are NaN where the value is not finite: outside the function's domain or at a
     pole the derivative is undefined, not autograd's formal value (log(x) at x < 0 has value NaN
     but d/dx = 1/x). ``check_first``: one cheap sum decides whether any point needs it (on the
@@ -206,9 +225,7 @@ def build_kernel(
     def functional(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
         return _assemble(ff, axes, outputs, expand_axes(axes1d), functional=True)
 
-    want = compile_mode is CompileMode.ON or (
-        compile_mode is CompileMode.AUTO and points >= COMPILE_MIN_POINTS
-    )
+    want = compile_mode is CompileMode.ON or (compile_mode is CompileMode.AUTO and points >= COMPILE_MIN_POINTS)
     if not want:
         return Kernel(eager, eager, False)
     compiled = torch.compile(functional, fullgraph=True, dynamic=False)
@@ -224,8 +241,9 @@ def warm_up(kernel: Kernel, axes1d: Coords, compile_mode: CompileMode) -> Kernel
         return kernel
     except Exception as exc:  # compilation is an optimisation: any failure of it is reported
         if compile_mode is CompileMode.ON:
-            raise EngineError(f"torch.compile failed ({type(exc).__name__}: {exc}); "
-                              "set compile: off to run eagerly") from exc
+            raise EngineError(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); set compile: off to run eagerly"
+            ) from exc
         warnings.warn(f"torch.compile failed ({type(exc).__name__}); running eagerly", stacklevel=2)
         return Kernel(kernel.eager, kernel.eager, False)
 
@@ -246,7 +264,7 @@ class CheckStats:
         return [self.max_abs_error, self.max_scaled_error, float(self.nan_points), *where]
 
     @classmethod
-    def from_rows(cls, rows: Any, steps: Sequence[float]) -> "CheckStats":
+    def from_rows(cls, rows: Any, steps: Sequence[float]) -> CheckStats:
         """The check over every tile whose row was written (rows of NaN: tiles not checked)."""
         import numpy as np
 
@@ -255,10 +273,15 @@ class CheckStats:
         if not len(rows):
             return cls(steps=tuple(steps))
         worst = int(np.argmax(rows[:, 0]))
-        return cls(float(rows[worst, 0]), float(rows[:, 1].max()), tuple(float(v) for v in rows[worst, 3:]),
-                   int(rows[:, 2].sum()), tuple(steps))
+        return cls(
+            float(rows[worst, 0]),
+            float(rows[:, 1].max()),
+            tuple(float(v) for v in rows[worst, 3:]),
+            int(rows[:, 2].sum()),
+            tuple(steps),
+        )
 
-    def merge(self, other: "CheckStats") -> None:
+    def merge(self, other: CheckStats) -> None:
         if other.max_abs_error > self.max_abs_error or not self.where:
             self.max_abs_error = other.max_abs_error
             self.where = other.where

@@ -40,9 +40,7 @@ def _mean_levels(v: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return out
 
 
-def tile_levels(
-    fields: dict[str, torch.Tensor], valid: tuple[int, ...], levels: int
-) -> list[dict[str, torch.Tensor]]:
+def tile_levels(fields: dict[str, torch.Tensor], valid: tuple[int, ...], levels: int) -> list[dict[str, torch.Tensor]]:
     """Block means of each (padded) tile field for levels 1..``levels``.
 
     ``fields``: name -> tensor of the padded tile shape; ``valid``: the unpadded shape.

@@ -20,13 +20,30 @@ from ..functions.field import FieldFunction
 from ..functions.registry import BuiltFunction, build_function
 from ..grid import Tile, TileLayout, axis_values, layout, level_count
 from .coords import expand_axes, tile_axes
-from .pyramid import tile_levels
 from .device import resolve_device
-from .kernel import (CheckStats, Kernel, build_kernel, check_steps, field_names, finite_difference_check,
-                     needs_derivatives, nonfinite_counts, warm_up)
+from .kernel import (
+    CheckStats,
+    Kernel,
+    build_kernel,
+    check_steps,
+    field_names,
+    finite_difference_check,
+    needs_derivatives,
+    nonfinite_counts,
+    warm_up,
+)
+from .pyramid import tile_levels
 
-__all__ = ["JobPlan", "TileResult", "EvalStats", "plan_job", "resolve_function", "evaluate",
-           "compute", "COMPUTE_MAX_POINTS"]
+__all__ = [
+    "JobPlan",
+    "TileResult",
+    "EvalStats",
+    "plan_job",
+    "resolve_function",
+    "evaluate",
+    "compute",
+    "COMPUTE_MAX_POINTS",
+]
 
 COMPUTE_MAX_POINTS = 64 * 1024 * 1024
 """Largest job :func:`compute` assembles in memory; bigger ones belong in a file."""
@@ -168,8 +185,9 @@ class TileComputer:
             self.stats.check = CheckStats()
         self.warm = not self.kernel.compiled
 
-    def fields(self, tile: Tile) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]],
-                                          torch.Tensor, CheckStats | None]:
+    def fields(
+        self, tile: Tile
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.Tensor, CheckStats | None]:
         """The tile's fields (valid shape), pyramid pieces and non-finite counts, on the plan's
         device, and its gradient check."""
         plan, stats = self.plan, self.stats
@@ -190,11 +208,15 @@ class TileComputer:
         except (GradbatchError, torch.cuda.OutOfMemoryError, KeyboardInterrupt):
             raise
         except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
-            raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
-                                f"{tile.index} called sys.exit({exc.code!r})") from None
+            raise FunctionError(
+                f"evaluating {plan.function.source} {plan.function.text!r} on tile "
+                f"{tile.index} called sys.exit({exc.code!r})"
+            ) from None
         except BaseException as exc:  # GeneratorExit or a user's own BaseException too: one line
-            raise FunctionError(f"evaluating {plan.function.source} {plan.function.text!r} on tile "
-                                f"{tile.index} failed: {type(exc).__name__}: {exc}") from exc
+            raise FunctionError(
+                f"evaluating {plan.function.source} {plan.function.text!r} on tile "
+                f"{tile.index} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         out = {k: v.detach() for k, v in out.items()}
         levels = tile_levels(out, tile.shape, plan.levels)
         cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
@@ -204,9 +226,13 @@ class TileComputer:
         """The tile as host arrays (CPU tensors are shared, not copied)."""
         t0, compiling = time.perf_counter(), self.stats.compile_s
         fields, levels, nonfinite, check = self.fields(tile)
-        result = TileResult(tile, {k: v.cpu().numpy() for k, v in fields.items()},
-                            [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels],
-                            nonfinite=nonfinite.cpu().numpy(), check=check)
+        result = TileResult(
+            tile,
+            {k: v.cpu().numpy() for k, v in fields.items()},
+            [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels],
+            nonfinite=nonfinite.cpu().numpy(),
+            check=check,
+        )
         self.stats.tiles += 1
         self.stats.points += tile.size
         self.stats.compute_s += time.perf_counter() - t0 - (self.stats.compile_s - compiling)
@@ -272,9 +298,13 @@ def _finish(p: _Pending, stats: EvalStats) -> TileResult:
     p.event.synchronize()
     stats.tiles += 1
     stats.points += p.tile.size
-    return TileResult(p.tile, {k: v.numpy() for k, v in p.fields.items()},
-                      [{k: v.numpy() for k, v in lv.items()} for lv in p.levels],
-                      nonfinite=p.nonfinite.numpy(), check=p.check)
+    return TileResult(
+        p.tile,
+        {k: v.numpy() for k, v in p.fields.items()},
+        [{k: v.numpy() for k, v in lv.items()} for lv in p.levels],
+        nonfinite=p.nonfinite.numpy(),
+        check=p.check,
+    )
 
 
 def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
@@ -286,8 +316,10 @@ def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
     """
     size = plan.job.grid.size
     if size > COMPUTE_MAX_POINTS:
-        raise EngineError(f"compute() holds whole fields in memory and takes at most "
-                          f"{COMPUTE_MAX_POINTS:,} points; this job has {size:,}: use run_jobs()")
+        raise EngineError(
+            f"compute() holds whole fields in memory and takes at most "
+            f"{COMPUTE_MAX_POINTS:,} points; this job has {size:,}: use run_jobs()"
+        )
     np_dtype = plan.axes[0].dtype
     out = {name: np.empty(plan.layout.shape, dtype=np_dtype) for name in plan.fields}
     shapes = {k: tuple(-(-n // (1 << k)) for n in plan.layout.shape) for k in range(1, plan.levels + 1)}

@@ -28,16 +28,38 @@ from typing import TYPE_CHECKING, Any
 from .field import FieldFunction, TensorFn
 
 _LAZY = {
-    "Minimum": "..records", "Builtin": "..builtins", "BUILTINS": "..builtins",
-    "from_expression": ".expression", "from_vector": ".expression", "from_builtin": ".builtin",
-    "from_callable": ".callable", "import_callable": ".callable", "code_hash": ".callable",
-    "probe": ".probing", "probe_graph": ".probing",
-    "BuiltFunction": ".registry", "build_function": ".registry",
+    "Minimum": "..records",
+    "Builtin": "..builtins",
+    "BUILTINS": "..builtins",
+    "from_expression": ".expression",
+    "from_vector": ".expression",
+    "from_builtin": ".builtin",
+    "from_callable": ".callable",
+    "import_callable": ".callable",
+    "code_hash": ".callable",
+    "probe": ".probing",
+    "probe_graph": ".probing",
+    "BuiltFunction": ".registry",
+    "build_function": ".registry",
 }
 
-__all__ = ["FieldFunction", "TensorFn", "Minimum", "Builtin", "BUILTINS", "from_expression", "from_vector",
-           "from_builtin", "from_callable", "import_callable", "code_hash", "probe", "probe_graph",
-           "BuiltFunction", "build_function"]
+__all__ = [
+    "FieldFunction",
+    "TensorFn",
+    "Minimum",
+    "Builtin",
+    "BUILTINS",
+    "from_expression",
+    "from_vector",
+    "from_builtin",
+    "from_callable",
+    "import_callable",
+    "code_hash",
+    "probe",
+    "probe_graph",
+    "BuiltFunction",
+    "build_function",
+]
 
 
 def __getattr__(name: str) -> Any:

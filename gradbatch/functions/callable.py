@@ -58,9 +58,7 @@ def import_callable(ref: str, base_dir: Path | None = None, where: str = "functi
         except SystemExit as exc:  # must not end the run, least of all with exit code 0
             raise FunctionError(f"{where}: importing {module_name!r} called sys.exit({exc.code!r})") from None
         except Exception as exc:  # the user's module raised while importing
-            raise FunctionError(
-                f"{where}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
+            raise FunctionError(f"{where}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     obj: object = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -112,8 +110,11 @@ def _helpers(folder: Path, mod_name: str) -> list[str]:
         if not path or not path.endswith(".py"):
             continue
         p = Path(path).resolve()
-        if p.is_relative_to(root) and not any(p.is_relative_to(i) for i in installed) \
-                and "site-packages" not in p.parts:
+        if (
+            p.is_relative_to(root)
+            and not any(p.is_relative_to(i) for i in installed)
+            and "site-packages" not in p.parts
+        ):
             out.append(str(p))
     return out
 
@@ -123,22 +124,32 @@ def _guarded(user: Callable[..., Any], ref: str) -> TensorFn:
     return floating-point tensors of its inputs' shape, dtype and device, and cannot end the
     run through ``sys.exit``."""
 
-    def call(*coords: torch.Tensor) -> "torch.Tensor | tuple[torch.Tensor, ...]":
+    def call(*coords: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         try:
             out = user(*coords)
         except SystemExit as exc:
-            raise FunctionError(f"callable {ref!r} called sys.exit({exc.code!r}) on inputs of shape "
-                                f"{tuple(coords[0].shape)}") from None
+            raise FunctionError(
+                f"callable {ref!r} called sys.exit({exc.code!r}) on inputs of shape {tuple(coords[0].shape)}"
+            ) from None
         parts = out if isinstance(out, (tuple, list)) else (out,)
         for p in parts:
-            if not isinstance(p, torch.Tensor) or p.shape != coords[0].shape or p.dtype != coords[0].dtype \
-                    or p.device != coords[0].device or p.layout != torch.strided:
-                got = (f"a {p.dtype} tensor of shape {tuple(p.shape)} on {p.device}" if isinstance(p, torch.Tensor)
-                       else f"a {type(p).__name__}")
+            if (
+                not isinstance(p, torch.Tensor)
+                or p.shape != coords[0].shape
+                or p.dtype != coords[0].dtype
+                or p.device != coords[0].device
+                or p.layout != torch.strided
+            ):
+                got = (
+                    f"a {p.dtype} tensor of shape {tuple(p.shape)} on {p.device}"
+                    if isinstance(p, torch.Tensor)
+                    else f"a {type(p).__name__}"
+                )
                 raise FunctionError(
                     f"callable {ref!r} returned {got} for inputs of shape {tuple(coords[0].shape)}, "
                     f"{coords[0].dtype}, on {coords[0].device}; it must return tensors shaped like its "
-                    "inputs, of their dtype and device (elementwise, no broadcasting)")
+                    "inputs, of their dtype and device (elementwise, no broadcasting)"
+                )
         return out
 
     return call

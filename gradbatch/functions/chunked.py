@@ -41,14 +41,14 @@ class _PerPointLoss(torch.autograd.Function):
         values = torch.empty(n, dtype=points.dtype, device=points.device)
         grads = torch.empty_like(uniq) if need else None
         for s in range(0, n, chunk):
-            part = list(uniq[s:s + chunk].unbind(1))
+            part = list(uniq[s : s + chunk].unbind(1))
             if need:
                 v, gs = value_and_grad(batch_loss, part, clone=True)
                 assert grads is not None
-                grads[s:s + chunk] = torch.stack(zeros_for_unused(gs, part), 1)
+                grads[s : s + chunk] = torch.stack(zeros_for_unused(gs, part), 1)
             else:
                 v = batch_loss(*part)
-            values[s:s + chunk] = v.detach()
+            values[s : s + chunk] = v.detach()
         ctx.save_for_backward(grads[inverse] if grads is not None else None)
         return values[inverse]
 
@@ -89,6 +89,8 @@ class PerDevice:
     def on(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         key = (like.device, like.dtype)
         if key not in self.cache:
-            self.cache[key] = {k: (v.to(like.device, like.dtype) if v.is_floating_point() else v.to(like.device))
-                               for k, v in self.host.items()}
+            self.cache[key] = {
+                k: (v.to(like.device, like.dtype) if v.is_floating_point() else v.to(like.device))
+                for k, v in self.host.items()
+            }
         return self.cache[key]

@@ -19,9 +19,7 @@ def from_expression(text: str, axes: Sequence[str], params: Mapping[str, float])
     return FieldFunction(expr, "scalar", 1, "expression", text)
 
 
-def from_vector(
-    texts: Sequence[str], axes: Sequence[str], params: Mapping[str, float]
-) -> FieldFunction:
+def from_vector(texts: Sequence[str], axes: Sequence[str], params: Mapping[str, float]) -> FieldFunction:
     exprs: tuple[Expr, ...] = tuple(parse(t, axes, params) for t in texts)
 
     def vector(*coords: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -39,8 +39,10 @@ def load_data(src: DataLandscapeSource, where: str = "function.landscape.data") 
     cols = _read_columns(d, where)
     x, y = cols[d.x], cols[d.y]
     if x.shape != y.shape or x.ndim != 1:
-        raise ConfigError(f"{where}: columns {d.x!r} and {d.y!r} of {d.path} must be 1D and equally long; "
-                          f"got shapes {x.shape} and {y.shape}")
+        raise ConfigError(
+            f"{where}: columns {d.x!r} and {d.y!r} of {d.path} must be 1D and equally long; "
+            f"got shapes {x.shape} and {y.shape}"
+        )
     if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ConfigError(f"{where}: {d.path} needs at least 2 rows of finite numbers in {d.x!r} and {d.y!r}")
     if src.model == "logistic" and not np.isin(y, (0.0, 1.0)).all():
@@ -90,21 +92,25 @@ def _data_loss(model: str, loss: str, data: PerDevice) -> BatchLoss:
 def data_landscape(src: DataLandscapeSource, x: np.ndarray, y: np.ndarray) -> FieldFunction:
     """The landscape of the data ``x``, ``y`` (from :func:`load_data`)."""
     chunk = src.chunk or max(1, (1 << 22) // len(x))
-    ff = chunked_field(_data_loss(src.model, src.loss, PerDevice(x=torch.from_numpy(x), y=torch.from_numpy(y))),
-                       chunk)
+    ff = chunked_field(_data_loss(src.model, src.loss, PerDevice(x=torch.from_numpy(x), y=torch.from_numpy(y))), chunk)
     minima: tuple[Minimum, ...] = ()
     if src.model == "linear":  # the least-squares fit is the landscape's one minimum
         m, b = lstsq_minimum(x, y)
         r = y - (m * x + b)
-        minima = (Minimum((m, b), float((r ** 2).sum() if src.loss == "sse" else (r ** 2).mean())),)
+        minima = (Minimum((m, b), float((r**2).sum() if src.loss == "sse" else (r**2).mean())),)
     text = f"{src.model} regression, {src.loss} loss, {len(x)} rows"
     return FieldFunction(ff, "scalar", 1, "landscape", text, minima)
 
 
 def data_makings(src: DataLandscapeSource, x: np.ndarray, y: np.ndarray) -> LandscapeMakings:
     """The data and how they were made, for ``/<job>/landscape``."""
-    attrs: dict[str, Any] = {"kind": "data", "model": src.model, "loss": src.loss, "rows": len(x),
-                             "data": str(dataclasses.asdict(src.data))}
+    attrs: dict[str, Any] = {
+        "kind": "data",
+        "model": src.model,
+        "loss": src.loss,
+        "rows": len(x),
+        "data": str(dataclasses.asdict(src.data)),
+    }
     if src.model == "linear":
         attrs["lstsq"] = list(lstsq_minimum(x, y))
     return LandscapeMakings({"x": x, "y": y}, attrs)

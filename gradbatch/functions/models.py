@@ -69,9 +69,14 @@ def _train_mlp(cfg: MLPConfig) -> Network:
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     loss = nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    net = Network(model, loss, inputs, targets,
-                  description=f"MLP {'-'.join(map(str, widths))} on {cfg.samples} {cfg.dataset} points, "
-                              f"{cfg.steps} Adam steps (lr {cfg.lr:g})")
+    net = Network(
+        model,
+        loss,
+        inputs,
+        targets,
+        description=f"MLP {'-'.join(map(str, widths))} on {cfg.samples} {cfg.dataset} points, "
+        f"{cfg.steps} Adam steps (lr {cfg.lr:g})",
+    )
 
     def record(step: int) -> None:
         net.trajectory.append({k: v.detach().clone() for k, v in model.named_parameters()})
@@ -101,39 +106,56 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
     if isinstance(out, dict):
         missing = [k for k in ("model", "loss", "inputs", "targets") if k not in out]
         if missing:
-            raise FunctionError(f"{where}: {ref}() returned a dict without {', '.join(missing)}; expected keys "
-                                "model, loss, inputs, targets (and optionally trajectory)")
+            raise FunctionError(
+                f"{where}: {ref}() returned a dict without {', '.join(missing)}; expected keys "
+                "model, loss, inputs, targets (and optionally trajectory)"
+            )
         model, loss, inputs, targets = out["model"], out["loss"], out["inputs"], out["targets"]
         trajectory = list(out.get("trajectory", []))
     elif isinstance(out, (tuple, list)) and len(out) == 3 and isinstance(out[2], (tuple, list)) and len(out[2]) == 2:
         model, loss, (inputs, targets) = out
         trajectory = []
     else:
-        raise FunctionError(f"{where}: {ref}() must return (model, loss, (inputs, targets)) or a dict with "
-                            f"model, loss, inputs, targets; got {type(out).__name__}")
+        raise FunctionError(
+            f"{where}: {ref}() must return (model, loss, (inputs, targets)) or a dict with "
+            f"model, loss, inputs, targets; got {type(out).__name__}"
+        )
     if not isinstance(model, nn.Module):
-        raise FunctionError(f"{where}: {ref}() returned a {type(model).__name__} as the model; expected a "
-                            "torch.nn.Module")
+        raise FunctionError(
+            f"{where}: {ref}() returned a {type(model).__name__} as the model; expected a torch.nn.Module"
+        )
     if not callable(loss):
         raise FunctionError(f"{where}: {ref}()'s loss is a {type(loss).__name__}, not callable")
     if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise FunctionError(f"{where}: {ref}()'s inputs and targets must be tensors; got "
-                            f"{type(inputs).__name__} and {type(targets).__name__}")
+        raise FunctionError(
+            f"{where}: {ref}()'s inputs and targets must be tensors; got "
+            f"{type(inputs).__name__} and {type(targets).__name__}"
+        )
     names = [k for k, _ in model.named_parameters()]
     for i, snap in enumerate(trajectory):
         if not isinstance(snap, dict) or set(snap) != set(names):
-            raise FunctionError(f"{where}: {ref}()'s trajectory[{i}] must be a dict of the model's parameters "
-                                f"({', '.join(names)})")
+            raise FunctionError(
+                f"{where}: {ref}()'s trajectory[{i}] must be a dict of the model's parameters ({', '.join(names)})"
+            )
     model.eval()
-    net = Network(model, loss, inputs, targets, [{k: v.detach() for k, v in s.items()} for s in trajectory],
-                  list(range(len(trajectory))), description=f"{type(model).__name__} from {ref}")
+    net = Network(
+        model,
+        loss,
+        inputs,
+        targets,
+        [{k: v.detach() for k, v in s.items()} for s in trajectory],
+        list(range(len(trajectory))),
+        description=f"{type(model).__name__} from {ref}",
+    )
     try:
         with torch.no_grad():
             value = loss(model(inputs), targets)
     except Exception as exc:
-        raise FunctionError(f"{where}: {ref}(): loss(model(inputs), targets) failed with inputs of shape "
-                            f"{tuple(inputs.shape)} and targets of shape {tuple(targets.shape)}: "
-                            f"{type(exc).__name__}: {exc}") from None
+        raise FunctionError(
+            f"{where}: {ref}(): loss(model(inputs), targets) failed with inputs of shape "
+            f"{tuple(inputs.shape)} and targets of shape {tuple(targets.shape)}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise FunctionError(f"{where}: {ref}(): the loss must be one number (a reduced loss); got {shape}")

@@ -25,8 +25,16 @@ from .field import FieldFunction
 from .models import Network, build_network
 from .registry import BuildContext, BuiltFunction, SourceBuilder
 
-__all__ = ["Plane", "build_plane", "filter_normalize", "project", "network_landscape", "network_makings",
-           "training_path", "NetworkBuilder"]
+__all__ = [
+    "Plane",
+    "build_plane",
+    "filter_normalize",
+    "project",
+    "network_landscape",
+    "network_makings",
+    "training_path",
+    "NetworkBuilder",
+]
 
 
 @dataclass
@@ -44,8 +52,9 @@ class Plane:
         return t.detach().numpy().astype(np.float32), d.detach().numpy().astype(np.float32)
 
 
-def filter_normalize(direction: dict[str, torch.Tensor], theta: dict[str, torch.Tensor],
-                     include_1d: bool = False) -> dict[str, torch.Tensor]:
+def filter_normalize(
+    direction: dict[str, torch.Tensor], theta: dict[str, torch.Tensor], include_1d: bool = False
+) -> dict[str, torch.Tensor]:
     """Li et al. (2018): scale each filter of ``direction`` (each slice along a weight's first
     dimension) to the norm of the same filter of ``theta``. One-dimensional parameters (biases,
     norm layers) are left out (zero) unless ``include_1d``; then each is scaled as one filter."""
@@ -64,8 +73,10 @@ def filter_normalize(direction: dict[str, torch.Tensor], theta: dict[str, torch.
 def _load_checkpoint(ref: str | int, net: Network, names: Sequence[str], where: str) -> dict[str, torch.Tensor]:
     if isinstance(ref, int):
         if ref not in net.steps:
-            raise ConfigError(f"{where}: no weights recorded at training step {ref}; recorded: "
-                              f"{net.steps[0]}, {net.steps[1] if len(net.steps) > 1 else ''} ... {net.steps[-1]}")
+            raise ConfigError(
+                f"{where}: no weights recorded at training step {ref}; recorded: "
+                f"{net.steps[0]}, {net.steps[1] if len(net.steps) > 1 else ''} ... {net.steps[-1]}"
+            )
         return net.trajectory[net.steps.index(ref)]
     try:
         state = torch.load(ref, map_location="cpu", weights_only=True)
@@ -88,18 +99,22 @@ def build_plane(net: Network, src: NetworkSource, ndim: int, where: str = "funct
         for i, c in enumerate(cps):
             for n in names:
                 if c[n].shape != params[n].shape:
-                    raise ConfigError(f"{where}.checkpoints[{i}]: parameter {n} has shape {tuple(c[n].shape)}, "
-                                      f"the model's is {tuple(params[n].shape)}")
+                    raise ConfigError(
+                        f"{where}.checkpoints[{i}]: parameter {n} has shape {tuple(c[n].shape)}, "
+                        f"the model's is {tuple(params[n].shape)}"
+                    )
         theta = {n: cps[0][n].clone() for n in names}
         return Plane(theta, [{n: c[n] - theta[n] for n in names} for c in cps[1:]])
     if src.directions == "pca":
         if len(net.trajectory) < ndim + 1:
-            raise ConfigError(f"{where}.directions: pca needs a recorded training trajectory of at least "
-                              f"{ndim + 1} weight sets; the model has {len(net.trajectory)}")
+            raise ConfigError(
+                f"{where}.directions: pca needs a recorded training trajectory of at least "
+                f"{ndim + 1} weight sets; the model has {len(net.trajectory)}"
+            )
         final = torch.cat([v.reshape(-1) for v in params.values()])
         m = torch.stack([torch.cat([s[n].reshape(-1) for n in names]) for s in net.trajectory]) - final
         _, sv, vt = torch.linalg.svd(m.double(), full_matrices=False)
-        var = (sv ** 2) / (sv ** 2).sum()
+        var = (sv**2) / (sv**2).sum()
         dirs = []
         for k in range(ndim):
             flat = vt[k].float()
@@ -116,7 +131,7 @@ def build_plane(net: Network, src: NetworkSource, ndim: int, where: str = "funct
 def _unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out, i = {}, 0
     for n, p in like.items():
-        out[n] = flat[i:i + p.numel()].reshape(p.shape).to(p.dtype)
+        out[n] = flat[i : i + p.numel()].reshape(p.shape).to(p.dtype)
         i += p.numel()
     return out
 
@@ -181,10 +196,17 @@ def network_makings(net: Network, plane: Plane, src: NetworkSource) -> Landscape
     """θ* and the directions (flat float32), and how they were made, for ``/<job>/landscape``."""
     theta, dirs = plane.flat()
     attrs: dict[str, Any] = {
-        "kind": "network", "description": net.description, "directions": src.directions,
-        "include_1d": src.include_1d, "seed": src.seed, "checkpoints": [str(c) for c in src.checkpoints],
-        "parameters": list(plane.theta), "shapes": [list(v.shape) for v in plane.theta.values()],
-        "loss_at_theta": _loss(net, plane.theta), "model": str(src.model)}
+        "kind": "network",
+        "description": net.description,
+        "directions": src.directions,
+        "include_1d": src.include_1d,
+        "seed": src.seed,
+        "checkpoints": [str(c) for c in src.checkpoints],
+        "parameters": list(plane.theta),
+        "shapes": [list(v.shape) for v in plane.theta.values()],
+        "loss_at_theta": _loss(net, plane.theta),
+        "model": str(src.model),
+    }
     if plane.explained_variance is not None:
         attrs["explained_variance"] = plane.explained_variance
     return LandscapeMakings({"theta": theta, "directions": dirs}, attrs)
@@ -201,11 +223,22 @@ def training_path(net: Network, plane: Plane, src: NetworkSource) -> tuple[Desce
     last = np.concatenate([net.trajectory[-1][n].reshape(-1).numpy() for n in plane.theta])
     rel = float(np.linalg.norm(dirs.T @ coords[-1] + theta - last)) / max(float(np.linalg.norm(theta)), 1e-12)
     t = len(coords)
-    d = Descent(final=coords[-1:], final_value=losses[-1:], stop_step=np.array([t - 1]),
-                reason=np.array([REASONS.index("max_steps")], dtype=np.int8), positions=coords[None],
-                values=losses[None], grad_norms=np.full((1, t), np.nan))
-    return d, {"optimizer": "training", "recorded_steps": net.steps, "values_are": "the model's loss at the "
-               "recorded weights (not the plane's)", "final_offset_from_plane": rel, "reasons": list(REASONS)}
+    d = Descent(
+        final=coords[-1:],
+        final_value=losses[-1:],
+        stop_step=np.array([t - 1]),
+        reason=np.array([REASONS.index("max_steps")], dtype=np.int8),
+        positions=coords[None],
+        values=losses[None],
+        grad_norms=np.full((1, t), np.nan),
+    )
+    return d, {
+        "optimizer": "training",
+        "recorded_steps": net.steps,
+        "values_are": "the model's loss at the recorded weights (not the plane's)",
+        "final_offset_from_plane": rel,
+        "reasons": list(REASONS),
+    }
 
 
 class NetworkBuilder(SourceBuilder):
@@ -214,7 +247,10 @@ class NetworkBuilder(SourceBuilder):
         net = build_network(settings, where)
         plane = build_plane(net, settings, ctx.ndim, where)
         training = training_path(net, plane, settings)
-        return BuiltFunction(network_landscape(net, plane, settings), self,
-                             landscape=network_makings(net, plane, settings),
-                             training=training[0] if training else None,
-                             training_attrs=training[1] if training else {})
+        return BuiltFunction(
+            network_landscape(net, plane, settings),
+            self,
+            landscape=network_makings(net, plane, settings),
+            training=training[0] if training else None,
+            training_attrs=training[1] if training else {},
+        )

@@ -56,8 +56,7 @@ def probe(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.device
         )
     for p in parts:
         if not isinstance(p, torch.Tensor) or p.shape != shape or not p.is_floating_point():
-            got = f"{p.dtype} tensor of shape {tuple(p.shape)}" if isinstance(p, torch.Tensor) \
-                else type(p).__name__
+            got = f"{p.dtype} tensor of shape {tuple(p.shape)}" if isinstance(p, torch.Tensor) else type(p).__name__
             raise FunctionError(
                 f"{ff.source} {ff.text!r} must return floating-point tensors shaped like its "
                 f"inputs ({tuple(shape)}, elementwise); got {got}"
@@ -78,12 +77,14 @@ def probe_graph(ff: FieldFunction, ndim: int, dtype: torch.dtype, device: torch.
         except FunctionError:
             raise
         except Exception as exc:
-            raise FunctionError(f"callable {ff.text!r} failed on inputs that require grad: "
-                                f"{type(exc).__name__}: {exc}") from exc
+            raise FunctionError(
+                f"callable {ff.text!r} failed on inputs that require grad: {type(exc).__name__}: {exc}"
+            ) from exc
     parts = out if isinstance(out, (tuple, list)) else (out,)
     if not reaches(parts, xs):
         raise FunctionError(
             f"callable {ff.text!r} returned a tensor without an autograd graph to its inputs (computed "
             "under torch.no_grad(), .detach(), or through numpy or a list?), so its gradient would be "
             "stored as zero; "
-            "compute it with torch operations on the inputs (a constant field: return e.g. 0 * x + c)")
+            "compute it with torch operations on the inputs (a constant field: return e.g. 0 * x + c)"
+        )

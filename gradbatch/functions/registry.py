@@ -25,8 +25,15 @@ from typing import Any
 
 import torch
 
-from ..config import (BuiltinSource, CallableSource, DataLandscapeSource, ExpressionSource, JobConfig,
-                      NetworkSource, VectorSource)
+from ..config import (
+    BuiltinSource,
+    CallableSource,
+    DataLandscapeSource,
+    ExpressionSource,
+    JobConfig,
+    NetworkSource,
+    VectorSource,
+)
 from ..records import Descent, LandscapeMakings
 from .field import FieldFunction
 from .probing import probe
@@ -49,7 +56,7 @@ class BuildContext:
         return len(self.axes)
 
     @classmethod
-    def of(cls, job: JobConfig) -> "BuildContext":
+    def of(cls, job: JobConfig) -> BuildContext:
         return cls(tuple(job.grid.names), job.params, f"{job.where}.function" if job.where else "function")
 
 
@@ -62,7 +69,7 @@ class BuiltFunction:
     """
 
     function: FieldFunction
-    builder: "SourceBuilder"
+    builder: SourceBuilder
     landscape: LandscapeMakings | None = None
     training: Descent | None = None
     training_attrs: Mapping[str, Any] = field(default_factory=dict)

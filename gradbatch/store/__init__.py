@@ -25,22 +25,74 @@ from .access import partial_path, plain
 from .encode import ChunkEncoder
 from .failures import write_failures
 from .layout import FORMAT
-from .overlays import (read_basins, read_landscape, read_overlays, read_paths, read_streamlines, write_basins,
-                       write_landscape, write_paths, write_streamlines)
-from .reader import (FieldInfo, JobInfo, JobLayout, StoreInfo, h5py_version, inspect, job_axes, job_complete,
-                     job_layout, read_coords, read_field, stored_bytes, tile_stats)
+from .overlays import (
+    read_basins,
+    read_landscape,
+    read_overlays,
+    read_paths,
+    read_streamlines,
+    write_basins,
+    write_landscape,
+    write_paths,
+    write_streamlines,
+)
+from .reader import (
+    FieldInfo,
+    JobInfo,
+    JobLayout,
+    StoreInfo,
+    h5py_version,
+    inspect,
+    job_axes,
+    job_complete,
+    job_layout,
+    read_coords,
+    read_field,
+    stored_bytes,
+    tile_stats,
+)
 from .recovery import HeldJob, partial_jobs, recover_partial
 from .window import FieldReader, WindowRequest, WindowResponse
 from .writer import JobWriter, commit, read_back
 
 __all__ = [
     # writing
-    "FORMAT", "partial_path", "JobWriter", "ChunkEncoder", "commit", "read_back", "write_failures",
-    "write_paths", "write_basins", "write_streamlines", "write_landscape",
+    "FORMAT",
+    "partial_path",
+    "JobWriter",
+    "ChunkEncoder",
+    "commit",
+    "read_back",
+    "write_failures",
+    "write_paths",
+    "write_basins",
+    "write_streamlines",
+    "write_landscape",
     # resuming
-    "recover_partial", "partial_jobs", "HeldJob", "tile_stats", "stored_bytes", "h5py_version",
+    "recover_partial",
+    "partial_jobs",
+    "HeldJob",
+    "tile_stats",
+    "stored_bytes",
+    "h5py_version",
     # reading
-    "plain", "FieldInfo", "JobInfo", "StoreInfo", "JobLayout", "inspect", "job_axes", "job_layout",
-    "job_complete", "read_field", "read_coords", "read_paths", "read_basins", "read_streamlines",
-    "read_landscape", "read_overlays", "FieldReader", "WindowRequest", "WindowResponse",
+    "plain",
+    "FieldInfo",
+    "JobInfo",
+    "StoreInfo",
+    "JobLayout",
+    "inspect",
+    "job_axes",
+    "job_layout",
+    "job_complete",
+    "read_field",
+    "read_coords",
+    "read_paths",
+    "read_basins",
+    "read_streamlines",
+    "read_landscape",
+    "read_overlays",
+    "FieldReader",
+    "WindowRequest",
+    "WindowResponse",
 ]

@@ -21,8 +21,23 @@ from . import layout as L
 from .encode import CHUNK_CACHE_BYTES
 from .recovery import open_swmr, superblock_swmr
 
-__all__ = ["reading", "child", "read_array", "attr_value", "bad_attr", "names_attr", "int_attr", "flag_attr",
-           "plain", "table", "open_store", "job_names", "partial_path", "attrs_of", "group_keys"]
+__all__ = [
+    "reading",
+    "child",
+    "read_array",
+    "attr_value",
+    "bad_attr",
+    "names_attr",
+    "int_attr",
+    "flag_attr",
+    "plain",
+    "table",
+    "open_store",
+    "job_names",
+    "partial_path",
+    "attrs_of",
+    "group_keys",
+]
 
 _DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError)
 
@@ -54,8 +69,10 @@ def child(path: str | Path, g: h5py.Group, name: str, kind: type = h5py.Dataset)
             if link is None:
                 raise StoreError(f"{path}: {full} is missing (a damaged file, or not written by gradbatch)")
             if isinstance(link, h5py.ExternalLink):
-                raise StoreError(f"{path}: {full} is a link to another file ({link.filename}:{link.path}); "
-                                 "a gradbatch file holds its own data")
+                raise StoreError(
+                    f"{path}: {full} is a link to another file ({link.filename}:{link.path}); "
+                    "a gradbatch file holds its own data"
+                )
             obj = obj[part]  # a soft link that loops or dangles fails here
     if not isinstance(obj, kind):
         found = "group" if isinstance(obj, h5py.Group) else "dataset"
@@ -129,8 +146,11 @@ def plain(v: Any) -> Any:
 def table(path: str | Path, g: h5py.Group, name: str, shape: tuple[int | None, ...], kinds: str) -> np.ndarray:
     """A small dataset read whole, checked: ``shape`` (None: any length) and dtype kind."""
     d = child(path, g, name)
-    if d.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, d.shape)) \
-            or d.dtype.kind not in kinds:
+    if (
+        d.ndim != len(shape)
+        or any(n is not None and n != m for n, m in zip(shape, d.shape))
+        or d.dtype.kind not in kinds
+    ):
         want = " x ".join("N" if n is None else str(n) for n in shape)
         raise StoreError(f"{path}: {d.name} is {d.shape} {d.dtype}; expected {want} ({kinds!r} kind)")
     return read_array(path, d)
@@ -140,8 +160,7 @@ def open_store(path: str | Path) -> h5py.File:
     """Open a gradbatch file for reading, with a clear error for anything else."""
     p = Path(path)
     if not p.exists():
-        hint = f"; a run in progress or interrupted writes {partial_path(p).name}" \
-            if partial_path(p).exists() else ""
+        hint = f"; a run in progress or interrupted writes {partial_path(p).name}" if partial_path(p).exists() else ""
         raise StoreError(f"{p}: no such file{hint}")
     if p.is_dir():
         raise StoreError(f"{p}: is a folder, not an HDF5 file")

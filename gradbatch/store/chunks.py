@@ -61,8 +61,9 @@ class LevelChunks:
                 keep.add(flat)
         return keep
 
-    def add(self, tile: Tile, k: int, level: Mapping[str, np.ndarray]
-            ) -> tuple[tuple[slice, ...], dict[str, np.ndarray]] | None:
+    def add(
+        self, tile: Tile, k: int, level: Mapping[str, np.ndarray]
+    ) -> tuple[tuple[slice, ...], dict[str, np.ndarray]] | None:
         """Put a tile's level-k piece into its chunk buffer; once the chunk is whole, returns
         where it goes in the level's arrays and its data per field (and forgets it)."""
         f = 1 << k

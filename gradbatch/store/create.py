@@ -58,7 +58,7 @@ def create_job(f: h5py.File, spec: JobSpec, chunks: LevelChunks) -> None:
         lg.attrs[L.FACTOR] = 1 << k
         _datasets(lg, spec, level_shape(spec.lay.shape, k), chunks.chunk(k), k)
     t = g.create_group(L.TILES)
-    leaf = (lambda name: name.rsplit("/", 1)[1])  # the datasets of the _tiles group
+    leaf = lambda name: name.rsplit("/", 1)[1]  # the datasets of the _tiles group
     ntiles = int(np.prod(spec.lay.counts))
     t.create_dataset(leaf(L.DONE), shape=spec.lay.counts, dtype="u1", fillvalue=0)
     t.create_dataset(leaf(L.NONFINITE), shape=(ntiles, len(spec.fields), 3), dtype="i8", fillvalue=0)
@@ -91,23 +91,30 @@ def resumable_tiles(g: h5py.Group, spec: JobSpec, chunks: LevelChunks) -> set[in
     try:  # a full disk as the file's structure was made can leave it unusable: say so
         check_job(path, g, overlays=False)
     except StoreError as exc:
-        raise StoreError(f"{path}: cannot be resumed: {str(exc).removeprefix(f'{path}: ')}; run "
-                         "again with --overwrite to start afresh") from None
+        raise StoreError(
+            f"{path}: cannot be resumed: {str(exc).removeprefix(f'{path}: ')}; run "
+            "again with --overwrite to start afresh"
+        ) from None
     if g.attrs.get(L.COMPLETE, False):
         raise StoreError(f"{path}: job {job!r} is already complete")
     if g.attrs.get(L.JOB_YAML, "") != spec.attrs.get(L.JOB_YAML, ""):
-        raise StoreError(f"{path}: job {job!r} was started with different settings; "
-                         "run again with --overwrite to start afresh")
+        raise StoreError(
+            f"{path}: job {job!r} was started with different settings; run again with --overwrite to start afresh"
+        )
     if [int(t) for t in g.attrs.get(L.TILE, [])] != list(spec.lay.tile):
         raise StoreError(f"{path}: job {job!r} was started with another tile shape")
     for name in (L.DONE, L.NONFINITE) + ((L.CHECK,) if spec.check_width else ()):
         if name not in g:
-            raise StoreError(f"{path}: job {job!r} has no {name} (started by an older "
-                             "gradbatch, or damaged); run again with --overwrite to start afresh")
+            raise StoreError(
+                f"{path}: job {job!r} has no {name} (started by an older "
+                "gradbatch, or damaged); run again with --overwrite to start afresh"
+            )
     if stored_code_hash(g) != spec.attrs.get(L.CODE_HASH):
-        raise StoreError(f"{path}: job {job!r} was started with other code for its "
-                         f"callable {spec.attrs.get(L.FUNCTION)!r} (its source files changed); run "
-                         "again with --overwrite to start afresh")
+        raise StoreError(
+            f"{path}: job {job!r} was started with other code for its "
+            f"callable {spec.attrs.get(L.FUNCTION)!r} (its source files changed); run "
+            "again with --overwrite to start afresh"
+        )
     done = np.asarray(g[L.DONE][...]).ravel()
     tiles = set(int(i) for i in np.flatnonzero(done))
     if was_repaired(path):

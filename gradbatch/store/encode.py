@@ -38,8 +38,11 @@ def encode_attr(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return np.array(value, dtype=h5py.string_dtype())
-    if isinstance(value, (list, tuple)) and value and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         return np.asarray(value)
     return json.dumps(value)
 
@@ -61,11 +64,11 @@ class ChunkEncoder:
         chunks = tuple(min(c, n) for c, n in zip(self.lay.tile, self.lay.shape))
         out = {}
         # a fresh in-memory file per tile: memory stays one tile's chunks
-        with h5py.File(f"gradbatch-encode-{os.getpid()}-{self.count}.h5", "w", driver="core",
-                       backing_store=False) as f:
+        with h5py.File(f"gradbatch-encode-{os.getpid()}-{self.count}.h5", "w", driver="core", backing_store=False) as f:
             for name, data in fields.items():
-                d = f.create_dataset(name, shape=self.lay.shape, dtype=self.dtype, chunks=chunks,
-                                     fillvalue=np.nan, **self.filters)
+                d = f.create_dataset(
+                    name, shape=self.lay.shape, dtype=self.dtype, chunks=chunks, fillvalue=np.nan, **self.filters
+                )
                 d.write_direct(np.ascontiguousarray(data, dtype=self.dtype), dest_sel=tile.slices)
                 mask, raw = d.id.read_direct_chunk(tile.start)
                 out[name] = (int(mask), bytes(raw))

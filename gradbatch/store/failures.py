@@ -44,8 +44,11 @@ def _unraisable(args: Any) -> None:
     """h5py frees an object in ``__dealloc__``, where HDF5 may flush it; a failed write there
     (full disk) cannot raise and is printed as "Exception ignored", thousands of times. Record
     it instead, so the writer turns it into one StoreError; pass everything else on."""
-    if isinstance(args.exc_value, RuntimeError) and "file write failed" in str(args.exc_value) \
-            and "dealloc" in f"{args.object} {args.err_msg}":
+    if (
+        isinstance(args.exc_value, RuntimeError)
+        and "file write failed" in str(args.exc_value)
+        and "dealloc" in f"{args.object} {args.err_msg}"
+    ):
         _LOST_WRITES.append(str(args.exc_value))
         return
     _previous_hook(args)
@@ -57,7 +60,7 @@ sys.unraisablehook = _unraisable
 class WatchWrites:
     """Raises the first write h5py lost in a ``__dealloc__`` during the block as an OSError."""
 
-    def __enter__(self) -> "WatchWrites":
+    def __enter__(self) -> WatchWrites:
         self.seen = len(_LOST_WRITES)
         return self
 
@@ -88,9 +91,12 @@ def open_rw(path: Path) -> Iterator[h5py.File]:
     """A partial file opened outside SWMR mode (overlays, final attributes), where a failed
     write or close (full disk, file size limit) is one :class:`StoreError`; ``--resume``
     clears the flags such a failure or a kill leaves and writes the overlays again."""
+
     def failed(exc: BaseException) -> StoreError:
-        return StoreError(f"{path}: writing failed ({h5_reason(exc)}; disk full or file size limit?); "
-                          "run again with --resume to finish it")
+        return StoreError(
+            f"{path}: writing failed ({h5_reason(exc)}; disk full or file size limit?); "
+            "run again with --resume to finish it"
+        )
 
     try:
         f = h5py.File(path, "r+", libver="latest", locking=False)
@@ -119,7 +125,7 @@ class _QuietH5:
     of its own (besides the "Exception ignored" line) for each object it fails to free after a
     failed write. Printed as it was if no write was lost; dropped (it is all h5py's) if one was."""
 
-    def __enter__(self) -> "_QuietH5":
+    def __enter__(self) -> _QuietH5:
         import io
 
         self.real, self.seen = sys.stderr, len(_LOST_WRITES)

@@ -87,8 +87,7 @@ LENGTH = "length"
 FIELD_ATTR = "field"  # which field the lines follow
 
 # landscape: its arrays as named by the landscape; the attributes `gradbatch info` shows
-LANDSCAPE_SUMMARY = ("kind", "model", "loss", "rows", "lstsq", "directions", "loss_at_theta",
-                     "explained_variance")
+LANDSCAPE_SUMMARY = ("kind", "model", "loss", "rows", "lstsq", "directions", "loss_at_theta", "explained_variance")
 
 
 GROUP_NAMES = (LEVELS_GROUP, TILES, PATHS, BASINS, STREAMLINES, LANDSCAPE)

@@ -26,11 +26,22 @@ from .reader import check_job, check_label, check_lines, check_positions, open_j
 
 R = TypeVar("R")
 
-__all__ = ["write_paths", "write_basins", "write_streamlines", "write_landscape", "read_paths", "read_basins",
-           "read_streamlines", "read_landscape", "read_overlays", "overlays_of"]
+__all__ = [
+    "write_paths",
+    "write_basins",
+    "write_streamlines",
+    "write_landscape",
+    "read_paths",
+    "read_basins",
+    "read_streamlines",
+    "read_landscape",
+    "read_overlays",
+    "overlays_of",
+]
 
 
 # -- writing ------------------------------------------------------------------------------------
+
 
 def _fresh_group(f: h5py.File, path: str) -> h5py.Group:
     """An empty group at ``path``: a resumed run replaces what an interrupted one left."""
@@ -98,12 +109,13 @@ def write_basins(path: Path, job: str, result: BasinsResult, axes: Sequence[str]
         t = g.create_group(L.MINIMA)
         k, n = len(result.points), len(axes)
         pts = result.points
-        for name, data in ((L.MINIMA_POINT, np.array([p.point for p in pts], dtype=np.float64).reshape(k, n)),
-                           (L.MINIMA_VALUE, np.array([p.value for p in pts], dtype=np.float64)),
-                           (L.MINIMA_KIND, np.array([p.kind for p in pts], dtype=h5py.string_dtype())),
-                           (L.MINIMA_EIGENVALUES,
-                            np.array([p.eigenvalues for p in pts], dtype=np.float64).reshape(k, n)),
-                           (L.MINIMA_COUNT, np.array(result.counts, dtype=np.int64))):
+        for name, data in (
+            (L.MINIMA_POINT, np.array([p.point for p in pts], dtype=np.float64).reshape(k, n)),
+            (L.MINIMA_VALUE, np.array([p.value for p in pts], dtype=np.float64)),
+            (L.MINIMA_KIND, np.array([p.kind for p in pts], dtype=h5py.string_dtype())),
+            (L.MINIMA_EIGENVALUES, np.array([p.eigenvalues for p in pts], dtype=np.float64).reshape(k, n)),
+            (L.MINIMA_COUNT, np.array(result.counts, dtype=np.int64)),
+        ):
             t.create_dataset(name.rsplit("/", 1)[1], data=data)  # in the minima group made above
         t.attrs[L.KNOWN_ATTR] = bool(result.points and result.points[0].known)
         _set_attrs(g, attrs)
@@ -123,6 +135,7 @@ def write_streamlines(path: Path, job: str, lines: Streamlines, attrs: Mapping[s
 
 
 # -- reading ------------------------------------------------------------------------------------
+
 
 def _decoded(path: str | Path, obj: h5py.HLObject) -> dict[str, Any]:
     """``obj``'s attributes as plain Python; JSON text (how dicts and mixed lists are stored) decoded."""
@@ -146,14 +159,15 @@ def _descent(path: str | Path, pg: h5py.Group, n: int) -> Stored[Descent]:
     if count and (stop_step.min() < 0 or stop_step.max() >= steps):
         raise StoreError(f"{path}: {pg.name}/{L.STOP_STEP} holds steps outside 0 to {steps - 1}")
     rows = np.arange(count)  # a path's final position is the one at its stop step
-    return Stored(Descent(pos[rows, stop_step], values[rows, stop_step], stop_step, reason, pos, values,
-                          grad_norms), _decoded(path, pg))
+    return Stored(
+        Descent(pos[rows, stop_step], values[rows, stop_step], stop_step, reason, pos, values, grad_norms),
+        _decoded(path, pg),
+    )
 
 
 def _paths(path: str | Path, g: h5py.Group, n: int) -> dict[str, Stored[Descent]]:
     pgs = child(path, g, L.PATHS, h5py.Group)
-    return {label: _descent(path, child(path, pgs, label, h5py.Group), n)
-            for label in group_keys(path, pgs, pgs.name)}
+    return {label: _descent(path, child(path, pgs, label, h5py.Group), n) for label in group_keys(path, pgs, pgs.name)}
 
 
 def _basins(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> Stored[BasinsResult]:
@@ -175,8 +189,12 @@ def _basins(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> Stored[Basi
     known = attrs.get(L.KNOWN_MINIMA_ATTR)
     if not isinstance(known, int) or isinstance(known, bool):  # the table's first row only
         known = int(bool(_decoded(path, child(path, b, L.MINIMA, h5py.Group)).get(L.KNOWN_ATTR)))
-    points = tuple(CriticalPoint(tuple(float(v) for v in point[i]), float(value[i]), kinds[i],
-                                 tuple(float(v) for v in eig[i]), i < known) for i in range(k))
+    points = tuple(
+        CriticalPoint(
+            tuple(float(v) for v in point[i]), float(value[i]), kinds[i], tuple(float(v) for v in eig[i]), i < known
+        )
+        for i in range(k)
+    )
     return Stored(BasinsResult(coords, label, steps, reason, points, tuple(int(c) for c in counts)), attrs)
 
 
@@ -184,10 +202,17 @@ def _streamlines(path: str | Path, g: h5py.Group, n: int) -> Stored[Streamlines]
     sl = child(path, g, L.STREAMLINES, h5py.Group)
     points, offsets = check_lines(path, sl, n)
     lines = len(offsets) - 1
-    return Stored(Streamlines(read_array(path, points), offsets, table(path, sl, L.SEEDS, (lines, n), "f"),
-                              table(path, sl, L.STOP_BACKWARD, (lines,), "iu"),
-                              table(path, sl, L.STOP_FORWARD, (lines,), "iu"),
-                              table(path, sl, L.LENGTH, (lines,), "f")), _decoded(path, sl))
+    return Stored(
+        Streamlines(
+            read_array(path, points),
+            offsets,
+            table(path, sl, L.SEEDS, (lines, n), "f"),
+            table(path, sl, L.STOP_BACKWARD, (lines,), "iu"),
+            table(path, sl, L.STOP_FORWARD, (lines,), "iu"),
+            table(path, sl, L.LENGTH, (lines,), "f"),
+        ),
+        _decoded(path, sl),
+    )
 
 
 def _landscape(path: str | Path, g: h5py.Group) -> LandscapeMakings:
@@ -200,10 +225,12 @@ def overlays_of(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> Overlay
     """Every overlay of job group ``g`` (of a checked job with ``axes``) as records."""
     present = set(group_keys(path, g, f"the groups of {g.name}"))
     n = len(axes)
-    return Overlays(_paths(path, g, n) if L.PATHS in present else {},
-                    _basins(path, g, axes) if L.BASINS in present else None,
-                    _streamlines(path, g, n) if L.STREAMLINES in present else None,
-                    _landscape(path, g) if L.LANDSCAPE in present else None)
+    return Overlays(
+        _paths(path, g, n) if L.PATHS in present else {},
+        _basins(path, g, axes) if L.BASINS in present else None,
+        _streamlines(path, g, n) if L.STREAMLINES in present else None,
+        _landscape(path, g) if L.LANDSCAPE in present else None,
+    )
 
 
 def read_overlays(path: str | Path, job: str | None = None) -> Overlays:
@@ -213,8 +240,9 @@ def read_overlays(path: str | Path, job: str | None = None) -> Overlays:
         return overlays_of(path, g, check_job(path, g).axes)
 
 
-def _read_one(path: str | Path, job: str | None, overlay: str, read: Callable[[h5py.Group, Sequence[str]], R]
-              ) -> R | None:
+def _read_one(
+    path: str | Path, job: str | None, overlay: str, read: Callable[[h5py.Group, Sequence[str]], R]
+) -> R | None:
     """One overlay of ``job`` read by ``read`` (None: the job has none)."""
     with open_store(path) as f:
         g = open_job(path, f, job)

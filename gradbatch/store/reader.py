@@ -15,12 +15,39 @@ import numpy as np
 from ..errors import StoreError
 from ..grid import level_shape
 from . import layout as L
-from .access import (attr_value, attrs_of, child, flag_attr, group_keys, int_attr, job_names, names_attr,
-                     open_store, plain, read_array, reading, table)
+from .access import (
+    attr_value,
+    attrs_of,
+    child,
+    flag_attr,
+    group_keys,
+    int_attr,
+    job_names,
+    names_attr,
+    open_store,
+    plain,
+    read_array,
+    reading,
+    table,
+)
 
-__all__ = ["FieldInfo", "JobInfo", "StoreInfo", "JobLayout", "MAX_LEVELS", "check_job", "inspect",
-           "job_complete", "read_field", "read_coords", "job_layout", "job_axes", "tile_stats", "stored_bytes",
-           "h5py_version"]
+__all__ = [
+    "FieldInfo",
+    "JobInfo",
+    "StoreInfo",
+    "JobLayout",
+    "MAX_LEVELS",
+    "check_job",
+    "inspect",
+    "job_complete",
+    "read_field",
+    "read_coords",
+    "job_layout",
+    "job_axes",
+    "tile_stats",
+    "stored_bytes",
+    "h5py_version",
+]
 
 MAX_LEVELS = 64  # a pyramid of 2^64 points per side: anything above is a damaged attribute
 
@@ -87,15 +114,17 @@ def check_job(path: str | Path, g: h5py.Group, overlays: bool = True) -> JobLayo
     return JobLayout(g.name.lstrip("/"), axes, fields, tuple(shapes))
 
 
-def _check_level(path: str | Path, lg: h5py.Group, axes: Sequence[str], fields: Sequence[str],
-                 full: tuple[int, ...] | None, k: int) -> tuple[int, ...]:
+def _check_level(
+    path: str | Path, lg: h5py.Group, axes: Sequence[str], fields: Sequence[str], full: tuple[int, ...] | None, k: int
+) -> tuple[int, ...]:
     """One pyramid level's coordinates and fields; returns its array shape."""
     sizes = []
     for a in axes:
         d = child(path, lg, a)
         if d.ndim != 1 or d.shape[0] < 1 or d.dtype.kind not in "fiu":
-            raise StoreError(f"{path}: {d.name} is {d.shape} {d.dtype}; expected coordinates: "
-                             "a non-empty 1D array of numbers")
+            raise StoreError(
+                f"{path}: {d.name} is {d.shape} {d.dtype}; expected coordinates: a non-empty 1D array of numbers"
+            )
         sizes.append(d.shape[0])
     here = tuple(reversed(sizes))
     if full is not None and here != level_shape(full, k):
@@ -120,6 +149,7 @@ def open_job(path: str | Path, f: h5py.File, job: str | None) -> h5py.Group:
 
 # -- the file as a whole ------------------------------------------------------------------------
 
+
 def inspect(path: str | Path) -> StoreInfo:
     """What a gradbatch file (or a partial one) holds."""
     p = Path(path)
@@ -138,23 +168,39 @@ def _job_info(p: Path, g: h5py.Group) -> JobInfo:
         d = child(p, g, fn)
         with reading(p, d.name):
             dims = tuple(dim.label or (dim[0].name.rsplit("/", 1)[-1] if len(dim) else "") for dim in d.dims)
-            fields.append(FieldInfo(fn, dims, tuple(d.shape), str(d.dtype),
-                                    tuple(d.chunks) if d.chunks else None,
-                                    str(attrs.get(L.COMPRESSION, "")), int(d.id.get_storage_size())))
+            fields.append(
+                FieldInfo(
+                    fn,
+                    dims,
+                    tuple(d.shape),
+                    str(d.dtype),
+                    tuple(d.chunks) if d.chunks else None,
+                    str(attrs.get(L.COMPRESSION, "")),
+                    int(d.id.get_storage_size()),
+                )
+            )
     axes = []
     for a in lay.axes:
         values = read_array(p, child(p, g, a))
         axes.append((a, float(values[0]), float(values[-1]), int(values.shape[0])))
     done = read_array(p, child(p, g, L.DONE))
-    return JobInfo(g.name.lstrip("/"), complete, attrs, tuple(fields), tuple(axes), lay.shapes[1:],
-                   int(np.count_nonzero(done)), int(done.size), summaries(p, g, lay.axes))
+    return JobInfo(
+        g.name.lstrip("/"),
+        complete,
+        attrs,
+        tuple(fields),
+        tuple(axes),
+        lay.shapes[1:],
+        int(np.count_nonzero(done)),
+        int(done.size),
+        summaries(p, g, lay.axes),
+    )
 
 
 def job_axes(path: str | Path) -> dict[str, int]:
     """Every job of the file, in file order, with its number of axes (structure checked)."""
     with open_store(path) as f:
-        return {k: len(check_job(path, child(path, f, k, h5py.Group), overlays=False).axes)
-                for k in job_names(path, f)}
+        return {k: len(check_job(path, child(path, f, k, h5py.Group), overlays=False).axes) for k in job_names(path, f)}
 
 
 def job_layout(path: str | Path, job: str | None = None) -> JobLayout | None:
@@ -177,6 +223,7 @@ def job_complete(path: str | Path, job: str) -> bool:
 
 
 # -- whole arrays ---------------------------------------------------------------------------------
+
 
 def _level_of(path: str | Path, f: h5py.File, job: str, level: int) -> tuple[h5py.Group, JobLayout]:
     jobs = job_names(path, f)
@@ -226,6 +273,7 @@ def h5py_version() -> str:
 
 # -- overlay summaries (what `gradbatch info` prints; shapes checked on the way) ----------------
 
+
 def summaries(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> dict[str, Any]:
     """Summaries of the paths, basins, landscape and streamlines, their shapes checked on the way."""
     present = set(group_keys(path, g, f"the groups of {g.name}"))
@@ -236,8 +284,11 @@ def summaries(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> dict[str,
         out[L.BASINS] = _basins_summary(path, g, axes)
     if L.LANDSCAPE in present:
         la = child(path, g, L.LANDSCAPE, h5py.Group)
-        out[L.LANDSCAPE] = {key: plain(attr_value(path, la, key)) for key in L.LANDSCAPE_SUMMARY
-                            if attr_value(path, la, key) is not None}
+        out[L.LANDSCAPE] = {
+            key: plain(attr_value(path, la, key))
+            for key in L.LANDSCAPE_SUMMARY
+            if attr_value(path, la, key) is not None
+        }
     if L.STREAMLINES in present:
         out[L.STREAMLINES] = _streamlines_summary(path, g, len(axes))
     return out
@@ -259,11 +310,16 @@ def _paths_summary(path: str | Path, g: h5py.Group, n: int) -> dict[str, Any]:
         codes = table(path, pg, L.STOP_REASON, (pos.shape[0],), "iu")
         raw = plain(attr_value(path, pg, L.REASONS_ATTR))
         reasons = [str(r) for r in raw] if isinstance(raw, list) else []
-        stopped = {reasons[c] if 0 <= c < len(reasons) else str(c): int((codes == c).sum())
-                   for c in np.unique(codes).tolist()}
+        stopped = {
+            reasons[c] if 0 <= c < len(reasons) else str(c): int((codes == c).sum()) for c in np.unique(codes).tolist()
+        }
         optimizer = plain(attr_value(path, pg, L.OPTIMIZER_ATTR))
-        paths[label] = {"optimizer": str(optimizer if optimizer is not None else label),
-                        "paths": int(codes.size), "steps": int(pos.shape[1] - 1), "stopped": stopped}
+        paths[label] = {
+            "optimizer": str(optimizer if optimizer is not None else label),
+            "paths": int(codes.size),
+            "steps": int(pos.shape[1] - 1),
+            "stopped": stopped,
+        }
     return paths
 
 
@@ -282,9 +338,13 @@ def _basins_summary(path: str | Path, g: h5py.Group, axes: Sequence[str]) -> dic
         table(path, b, a, (label.shape[n - 1 - i],), "fiu")
     kinds = [str(k) for k in plain(table(path, b, L.MINIMA_KIND, (None,), "OSU"))]
     k = len(kinds)
-    return {"resolution": list(label.shape[::-1]), "minima": k, "kinds": kinds,
-            "points": table(path, b, L.MINIMA_POINT, (k, n), "f").tolist(),
-            "counts": table(path, b, L.MINIMA_COUNT, (k,), "iu").tolist()}
+    return {
+        "resolution": list(label.shape[::-1]),
+        "minima": k,
+        "kinds": kinds,
+        "points": table(path, b, L.MINIMA_POINT, (k, n), "f").tolist(),
+        "counts": table(path, b, L.MINIMA_COUNT, (k,), "iu").tolist(),
+    }
 
 
 def check_lines(path: str | Path, sl: h5py.Group, n: int) -> tuple[h5py.Dataset, np.ndarray]:
@@ -302,5 +362,8 @@ def _streamlines_summary(path: str | Path, g: h5py.Group, n: int) -> dict[str, A
     sl = child(path, g, L.STREAMLINES, h5py.Group)
     points, offsets = check_lines(path, sl, n)
     fld = plain(attr_value(path, sl, L.FIELD_ATTR))
-    return {"lines": int(offsets.shape[0] - 1), "points": int(points.shape[0]),
-            "field": "" if fld is None else str(fld)}
+    return {
+        "lines": int(offsets.shape[0] - 1),
+        "points": int(points.shape[0]),
+        "field": "" if fld is None else str(fld),
+    }

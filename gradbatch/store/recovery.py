@@ -41,9 +41,23 @@ from . import layout as L
 from .encode import CHUNK_CACHE_BYTES
 from .failures import h5_reason
 
-__all__ = ["lookup3", "clear_write_flags", "held_by_another_process", "Superblock", "read_superblock", "raise_eof",
-           "recover_partial", "was_repaired", "HeldJob", "partial_jobs", "stored_code_hash", "superblock_swmr",
-           "open_swmr", "SWMR_READ_ATTEMPTS", "open_for_writing"]
+__all__ = [
+    "lookup3",
+    "clear_write_flags",
+    "held_by_another_process",
+    "Superblock",
+    "read_superblock",
+    "raise_eof",
+    "recover_partial",
+    "was_repaired",
+    "HeldJob",
+    "partial_jobs",
+    "stored_code_hash",
+    "superblock_swmr",
+    "open_swmr",
+    "SWMR_READ_ATTEMPTS",
+    "open_for_writing",
+]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF
@@ -61,15 +75,27 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = b = c = (0xDEADBEEF + length + initval) & _M
     i = 0
     while length > 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & _M
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & _M
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & _M
-        a = (a - c) & _M; a ^= _rot(c, 4); c = (c + b) & _M  # noqa: E702
-        b = (b - a) & _M; b ^= _rot(a, 6); a = (a + c) & _M  # noqa: E702
-        c = (c - b) & _M; c ^= _rot(b, 8); b = (b + a) & _M  # noqa: E702
-        a = (a - c) & _M; a ^= _rot(c, 16); c = (c + b) & _M  # noqa: E702
-        b = (b - a) & _M; b ^= _rot(a, 19); a = (a + c) & _M  # noqa: E702
-        c = (c - b) & _M; c ^= _rot(b, 4); b = (b + a) & _M  # noqa: E702
+        a = (a + int.from_bytes(data[i : i + 4], "little")) & _M
+        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & _M
+        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & _M
+        a = (a - c) & _M
+        a ^= _rot(c, 4)
+        c = (c + b) & _M  # noqa: E702
+        b = (b - a) & _M
+        b ^= _rot(a, 6)
+        a = (a + c) & _M  # noqa: E702
+        c = (c - b) & _M
+        c ^= _rot(b, 8)
+        b = (b + a) & _M  # noqa: E702
+        a = (a - c) & _M
+        a ^= _rot(c, 16)
+        c = (c + b) & _M  # noqa: E702
+        b = (b - a) & _M
+        b ^= _rot(a, 19)
+        a = (a + c) & _M  # noqa: E702
+        c = (c - b) & _M
+        c ^= _rot(b, 4)
+        b = (b + a) & _M  # noqa: E702
         length -= 12
         i += 12
     if length == 0:
@@ -78,13 +104,20 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = (a + int.from_bytes(tail[0:4], "little")) & _M
     b = (b + int.from_bytes(tail[4:8], "little")) & _M
     c = (c + int.from_bytes(tail[8:12], "little")) & _M
-    c ^= b; c = (c - _rot(b, 14)) & _M  # noqa: E702
-    a ^= c; a = (a - _rot(c, 11)) & _M  # noqa: E702
-    b ^= a; b = (b - _rot(a, 25)) & _M  # noqa: E702
-    c ^= b; c = (c - _rot(b, 16)) & _M  # noqa: E702
-    a ^= c; a = (a - _rot(c, 4)) & _M  # noqa: E702
-    b ^= a; b = (b - _rot(a, 14)) & _M  # noqa: E702
-    c ^= b; c = (c - _rot(b, 24)) & _M  # noqa: E702
+    c ^= b
+    c = (c - _rot(b, 14)) & _M  # noqa: E702
+    a ^= c
+    a = (a - _rot(c, 11)) & _M  # noqa: E702
+    b ^= a
+    b = (b - _rot(a, 25)) & _M  # noqa: E702
+    c ^= b
+    c = (c - _rot(b, 16)) & _M  # noqa: E702
+    a ^= c
+    a = (a - _rot(c, 4)) & _M  # noqa: E702
+    b ^= a
+    b = (b - _rot(a, 14)) & _M  # noqa: E702
+    c ^= b
+    c = (c - _rot(b, 24)) & _M  # noqa: E702
     return c
 
 
@@ -152,11 +185,10 @@ def read_superblock(path: Path) -> Superblock | None:
         block = head + fh.read(4 * size + 4)
     if len(block) < 12 + 4 * size + 4:
         return None
-    base, _ext, eof, _root = (int.from_bytes(block[12 + i * size:12 + (i + 1) * size], "little") for i in range(4))
+    base, _ext, eof, _root = (int.from_bytes(block[12 + i * size : 12 + (i + 1) * size], "little") for i in range(4))
     undefined = (1 << (8 * size)) - 1
     (stored,) = struct.unpack("<I", block[-4:])
-    return Superblock(head[8], head[11], None if eof == undefined else base + eof,
-                      lookup3(bytes(block[:-4])) == stored)
+    return Superblock(head[8], head[11], None if eof == undefined else base + eof, lookup3(bytes(block[:-4])) == stored)
 
 
 def raise_eof(path: Path, size: int) -> bool:
@@ -174,16 +206,17 @@ def raise_eof(path: Path, size: int) -> bool:
         (stored,) = struct.unpack("<I", block[-4:])
         if lookup3(bytes(block[:-4])) != stored:
             raise ValueError(f"{path}: superblock checksum does not match; not touching it")
-        base = int.from_bytes(block[12:12 + o], "little")
-        eof = int.from_bytes(block[12 + 2 * o:12 + 3 * o], "little")
+        base = int.from_bytes(block[12 : 12 + o], "little")
+        eof = int.from_bytes(block[12 + 2 * o : 12 + 3 * o], "little")
         if base != 0 or eof >= size or eof == (1 << (8 * o)) - 1:
             return False
-        block[12 + 2 * o:12 + 3 * o] = size.to_bytes(o, "little")
+        block[12 + 2 * o : 12 + 3 * o] = size.to_bytes(o, "little")
         _write_superblock(fh, block)
     return True
 
 
 # -- resuming a partial file ----------------------------------------------------------------------
+
 
 def recover_partial(part: Path) -> None:
     """Make a ``.partial`` that an earlier gradbatch run left openable again, or say exactly why
@@ -192,20 +225,25 @@ def recover_partial(part: Path) -> None:
     writer that was killed or failed to close (a full disk), in any phase (tiles in SWMR mode,
     or paths, basins, streamlines and final attributes outside it)."""
     if part.is_symlink():
-        raise StoreError(f"{part}: is a symbolic link; gradbatch only resumes the partial files it "
-                         "wrote itself (remove the link, or run with --overwrite)")
+        raise StoreError(
+            f"{part}: is a symbolic link; gradbatch only resumes the partial files it "
+            "wrote itself (remove the link, or run with --overwrite)"
+        )
     if not part.is_file():
         raise StoreError(f"{part}: is not a regular file; remove it or run with --overwrite")
     if held_by_another_process(part):
-        raise StoreError(f"{part}: another process holds it open for writing (not a gradbatch run of "
-                         "this output: those take its .lock first)")
+        raise StoreError(
+            f"{part}: another process holds it open for writing (not a gradbatch run of "
+            "this output: those take its .lock first)"
+        )
     try:
         clear_write_flags(part)
         sb = read_superblock(part)
         eof = sb.end if sb is not None else None
     except (OSError, ValueError) as why:
-        raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
-                         "with --overwrite to start afresh") from None
+        raise StoreError(
+            f"{part}: cannot be resumed: its superblock is damaged ({why}); run again with --overwrite to start afresh"
+        ) from None
     size = part.stat().st_size
     if eof is not None and size > eof:
         # A close that failed (full disk) can leave metadata written past the end of file the
@@ -214,8 +252,10 @@ def recover_partial(part: Path) -> None:
         try:
             raise_eof(part, size)
         except (OSError, ValueError) as why:
-            raise StoreError(f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
-                             "with --overwrite to start afresh") from None
+            raise StoreError(
+                f"{part}: cannot be resumed: its superblock is damaged ({why}); run again "
+                "with --overwrite to start afresh"
+            ) from None
     if eof is not None and size < eof:
         # A full disk or a file size limit cut the file short of the space HDF5 had allocated.
         # Everything a successful flush wrote lies before the cut, and only tiles flushed whole
@@ -256,19 +296,25 @@ def partial_jobs(part: Path) -> dict[str, HeldJob]:
     try:
         with open_swmr(part) as f:  # few read attempts: damaged metadata fails, not hangs
             if f.attrs.get(L.FORMAT_ATTR) != L.FORMAT:
-                raise StoreError(f"{part}: cannot be resumed: not a gradbatch file; remove it or run "
-                                 "with --overwrite")
-            return {name: HeldJob(bool(g.attrs.get(L.COMPLETE, False)), str(g.attrs.get(L.JOB_YAML, "")),
-                                  stored_code_hash(g))
-                    for name, g in f.items() if isinstance(g, h5py.Group)}
+                raise StoreError(f"{part}: cannot be resumed: not a gradbatch file; remove it or run with --overwrite")
+            return {
+                name: HeldJob(
+                    bool(g.attrs.get(L.COMPLETE, False)), str(g.attrs.get(L.JOB_YAML, "")), stored_code_hash(g)
+                )
+                for name, g in f.items()
+                if isinstance(g, h5py.Group)
+            }
     except StoreError:
         raise
     except Exception as exc:  # h5py: OSError, KeyError, RuntimeError on damaged metadata
-        raise StoreError(f"{part}: cannot be resumed: it cannot be read ({h5_reason(exc)}); run again "
-                         "with --overwrite to start afresh") from None
+        raise StoreError(
+            f"{part}: cannot be resumed: it cannot be read ({h5_reason(exc)}); run again "
+            "with --overwrite to start afresh"
+        ) from None
 
 
 # -- opening ------------------------------------------------------------------------------------
+
 
 def open_for_writing(path: Path) -> h5py.File:
     """``path`` opened to write a job (created if new); the flags a killed writer left are
@@ -276,8 +322,14 @@ def open_for_writing(path: Path) -> h5py.File:
     exists = path.exists()
     for attempt in range(2):
         try:
-            return h5py.File(path, "a" if exists else "w", libver="latest", locking=False,
-                             rdcc_nbytes=CHUNK_CACHE_BYTES, track_order=True)
+            return h5py.File(
+                path,
+                "a" if exists else "w",
+                libver="latest",
+                locking=False,
+                rdcc_nbytes=CHUNK_CACHE_BYTES,
+                track_order=True,
+            )
         except OSError as exc:
             if attempt == 0 and exists and "already open for write" in str(exc):
                 # A writer killed mid-run leaves its "open" flags set. Clear them only if
@@ -287,15 +339,19 @@ def open_for_writing(path: Path) -> h5py.File:
                 try:
                     clear_write_flags(path)
                 except (OSError, ValueError) as why:
-                    raise StoreError(f"{path}: cannot recover the file of a killed run "
-                                     f"({why}); start again with --overwrite") from None
+                    raise StoreError(
+                        f"{path}: cannot recover the file of a killed run ({why}); start again with --overwrite"
+                    ) from None
                 continue
-            raise StoreError(f"{path}: cannot open for writing ({exc}); if it is a damaged "
-                             "partial file from a killed run, start again with --overwrite") from None
+            raise StoreError(
+                f"{path}: cannot open for writing ({exc}); if it is a damaged "
+                "partial file from a killed run, start again with --overwrite"
+            ) from None
     raise AssertionError("unreachable")
 
 
 # -- opening for reading ------------------------------------------------------------------------
+
 
 def superblock_swmr(p: Path) -> bool:
     """Check the superblock before HDF5 sees the file; True if a writer holds it in SWMR mode.
@@ -314,14 +370,17 @@ def superblock_swmr(p: Path) -> bool:
     writing = bool(sb.flags & WRITE_ACCESS)
     swmr = writing and bool(sb.flags & SWMR_WRITE_ACCESS)
     if writing and not swmr and held_by_another_process(p):
-        raise StoreError(f"{p}: another process is writing it (a step readers cannot share); "
-                         "open it when that process has finished")
+        raise StoreError(
+            f"{p}: another process is writing it (a step readers cannot share); open it when that process has finished"
+        )
     size = p.stat().st_size
     if sb.end is not None and size < sb.end:
         raise StoreError(f"{p}: truncated: {size:,} bytes of the {sb.end:,} its superblock records")
     if writing and not swmr:
-        raise StoreError(f"{p}: left open for writing by a process that stopped before closing it; "
-                         "if it is a run's .partial file, `gradbatch run --resume` finishes it")
+        raise StoreError(
+            f"{p}: left open for writing by a process that stopped before closing it; "
+            "if it is a run's .partial file, `gradbatch run --resume` finishes it"
+        )
     return swmr
 
 

@@ -8,7 +8,7 @@ thread calls :meth:`FieldReader.read`; nothing outside the store sees an h5py ob
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -55,14 +55,17 @@ class FieldReader:
         layout = check_job(self.path, g)  # all a reader and the overlays rely on, before drawing
         self.grid_axes = list(layout.axes)
         if len(self.grid_axes) not in (2, 3):
-            raise StoreError(f"{self.path}: job {job!r} has {len(self.grid_axes)} axes; window reads "
-                             "need 2, or 3 read as planes")
+            raise StoreError(
+                f"{self.path}: job {job!r} has {len(self.grid_axes)} axes; window reads need 2, or 3 read as planes"
+            )
         self.slice_axis: str | None = None
         if len(self.grid_axes) == 3:
             self.slice_axis = slice_axis or self.grid_axes[-1]
             if self.slice_axis not in self.grid_axes:
-                raise StoreError(f"{self.path}: job {job!r} has no axis {self.slice_axis!r} to slice; "
-                                 f"axes: {', '.join(self.grid_axes)}")
+                raise StoreError(
+                    f"{self.path}: job {job!r} has no axis {self.slice_axis!r} to slice; "
+                    f"axes: {', '.join(self.grid_axes)}"
+                )
         elif slice_axis is not None:
             raise StoreError(f"{self.path}: job {job!r} is 2D; slice_axis is for 3D jobs")
         self.axes = [a for a in self.grid_axes if a != self.slice_axis]
@@ -120,8 +123,9 @@ class FieldReader:
     def read(self, req: WindowRequest) -> WindowResponse:
         for name in (*req.fields, *req.coarse_fields):
             if name not in self.fields:
-                raise StoreError(f"{self.path}: job {self.job!r} has no field {name!r}; fields: "
-                                 f"{', '.join(self.fields)}")
+                raise StoreError(
+                    f"{self.path}: job {self.job!r} has no field {name!r}; fields: {', '.join(self.fields)}"
+                )
         main = self._read(req, req.fields, self.level_for(req))
         if not req.coarse_fields:
             return main

@@ -87,10 +87,15 @@ class JobWriter:
         return self._chunks.complete_groups(done)
 
     # -- writing ------------------------------------------------------------------------------
-    def write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
-                   levels: Sequence[Mapping[str, np.ndarray]],
-                   chunks: Mapping[str, tuple[int, bytes]] | None = None,
-                   nonfinite: np.ndarray | None = None, check: Sequence[float] | None = None) -> None:
+    def write_tile(
+        self,
+        tile: Tile,
+        fields: Mapping[str, np.ndarray],
+        levels: Sequence[Mapping[str, np.ndarray]],
+        chunks: Mapping[str, tuple[int, bytes]] | None = None,
+        nonfinite: np.ndarray | None = None,
+        check: Sequence[float] | None = None,
+    ) -> None:
         """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
         data and its pyramid chunks are flushed. ``chunks``: fields already encoded by a
         :class:`~gradbatch.store.ChunkEncoder` (filter mask, bytes), stored as they are.
@@ -105,17 +110,27 @@ class JobWriter:
                 self._write_tile(tile, fields, levels, chunks, nonfinite, check)
         except (KeyError, ValueError) as exc:  # h5py cannot open a dataset: metadata damaged earlier
             self._failed = True
-            raise StoreError(f"{self.path}: cannot write tile {tile.index}: the file is damaged ({h5_reason(exc)}; "
-                             "a disk that filled up as it was made?); run again with --overwrite to start "
-                             "afresh") from None
+            raise StoreError(
+                f"{self.path}: cannot write tile {tile.index}: the file is damaged ({h5_reason(exc)}; "
+                "a disk that filled up as it was made?); run again with --overwrite to start "
+                "afresh"
+            ) from None
         except (OSError, RuntimeError) as exc:  # h5py: a failed write or flush
             self._failed = True
-            raise StoreError(f"{self.path}: writing tile {tile.index} failed ({h5_reason(exc)}; disk full "
-                             "or file size limit?); the tiles written before it stay for --resume") from None
+            raise StoreError(
+                f"{self.path}: writing tile {tile.index} failed ({h5_reason(exc)}; disk full "
+                "or file size limit?); the tiles written before it stay for --resume"
+            ) from None
 
-    def _write_tile(self, tile: Tile, fields: Mapping[str, np.ndarray],
-                    levels: Sequence[Mapping[str, np.ndarray]], chunks: Mapping[str, tuple[int, bytes]] | None,
-                    nonfinite: np.ndarray | None, check: Sequence[float] | None) -> None:
+    def _write_tile(
+        self,
+        tile: Tile,
+        fields: Mapping[str, np.ndarray],
+        levels: Sequence[Mapping[str, np.ndarray]],
+        chunks: Mapping[str, tuple[int, bytes]] | None,
+        nonfinite: np.ndarray | None,
+        check: Sequence[float] | None,
+    ) -> None:
         if nonfinite is not None:
             self._ds(L.NONFINITE)[tile.flat] = nonfinite
         if check is not None and self.check_width:
@@ -178,8 +193,10 @@ class JobWriter:
                 self._failed = True
                 self._file = None
                 park(f, self._handles)
-                raise StoreError(f"{self.path}: writing the last tiles failed ({h5_reason(exc)}; disk "
-                                 "full or file size limit?); the tiles written before stay for --resume") from None
+                raise StoreError(
+                    f"{self.path}: writing the last tiles failed ({h5_reason(exc)}; disk "
+                    "full or file size limit?); the tiles written before stay for --resume"
+                ) from None
         self._file = None
         if self._failed:
             park(f, self._handles)
@@ -190,8 +207,10 @@ class JobWriter:
         except (OSError, RuntimeError) as exc:
             self._failed = True
             park(f)
-            raise StoreError(f"{self.path}: closing failed ({h5_reason(exc)}; disk full or file size "
-                             "limit?); the tiles written before stay for --resume") from None
+            raise StoreError(
+                f"{self.path}: closing failed ({h5_reason(exc)}; disk full or file size "
+                "limit?); the tiles written before stay for --resume"
+            ) from None
 
     def abandon(self) -> None:
         """Close after a failure: flush what was written, unless writing already failed
@@ -208,8 +227,10 @@ class JobWriter:
             g = f[self.job]
             done = g[L.DONE][...]
             if not done.all():
-                raise StoreError(f"{self.path}: job {self.job!r} has {int((done == 0).sum())} "
-                                 "tiles missing; it cannot be marked complete")
+                raise StoreError(
+                    f"{self.path}: job {self.job!r} has {int((done == 0).sum())} "
+                    "tiles missing; it cannot be marked complete"
+                )
             for k, v in attrs.items():
                 g.attrs[k] = encode_attr(v)
             g.attrs[L.COMPLETE] = True
@@ -261,12 +282,16 @@ def _check_finished(partial: Path, final: Path, jobs: Sequence[str]) -> None:
     extra = sorted(set(held) - set(jobs))
     unfinished = sorted(j for j in jobs if j not in held or not held[j].complete)
     if extra or unfinished:
-        what = (f"jobs not in the job file: {', '.join(extra)}" if extra else
-                f"jobs not complete: {', '.join(unfinished)}")
-        raise StoreError(f"{partial}: not renamed to {final.name}: it holds {what}; run again with "
-                         "--overwrite to start afresh")
+        what = (
+            f"jobs not in the job file: {', '.join(extra)}" if extra else f"jobs not complete: {', '.join(unfinished)}"
+        )
+        raise StoreError(
+            f"{partial}: not renamed to {final.name}: it holds {what}; run again with --overwrite to start afresh"
+        )
     try:
         read_back(partial, jobs)
     except StoreError as exc:
-        raise StoreError(f"{partial}: not renamed to {final.name}: it does not read back ({exc}); run "
-                         "again with --overwrite to start afresh") from None
+        raise StoreError(
+            f"{partial}: not renamed to {final.name}: it does not read back ({exc}); run "
+            "again with --overwrite to start afresh"
+        ) from None

@@ -32,8 +32,16 @@ from ..functions.field import FieldFunction
 from ..records import REASONS, BasinsResult, CriticalPoint, Minimum
 from .paths import descend, start_points
 
-__all__ = ["CriticalPoint", "BasinsResult", "compute_basins", "classify", "polish", "derivatives",
-           "POLISH_STEPS", "POLISH_RADIUS"]
+__all__ = [
+    "CriticalPoint",
+    "BasinsResult",
+    "compute_basins",
+    "classify",
+    "polish",
+    "derivatives",
+    "POLISH_STEPS",
+    "POLISH_RADIUS",
+]
 
 POLISH_STEPS = 60
 """Newton iterations at most (a degenerate minimum like x**4 converges linearly, by 2/3 a step)."""
@@ -49,8 +57,10 @@ POLISH_XTOL = 1e-10
 
 # -- derivatives of a batch of points ----------------------------------------------------------
 
-def derivatives(ff: FieldFunction, x: torch.Tensor, hessian: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+
+def derivatives(
+    ff: FieldFunction, x: torch.Tensor, hessian: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """f ``(M,)``, grad f ``(M, D)`` and, if asked, the Hessian ``(M, D, D)`` of the scalar field
     ``ff`` at the rows of ``x``: :func:`gradbatch.derivatives.value_grad_hessian` (exact by double
     backward, or differences of the autograd gradient where autograd has first derivatives only)."""
@@ -70,8 +80,9 @@ def _kinds(h: torch.Tensor, rel_tol: float) -> list[tuple[str, tuple[float, ...]
     return out
 
 
-def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: float = 1e-6
-             ) -> tuple[str, tuple[float, ...]]:
+def classify(
+    ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: float = 1e-6
+) -> tuple[str, tuple[float, ...]]:
     """Hessian eigenvalues at ``point`` (float64) and what they make it."""
     x = torch.tensor(np.asarray(point, dtype=np.float64).reshape(1, -1))
     h = derivatives(ff, x)[2]
@@ -81,9 +92,16 @@ def classify(ff: FieldFunction, point: Sequence[float] | np.ndarray, rel_tol: fl
 
 # -- polishing end points ---------------------------------------------------------------------
 
-def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: torch.Tensor,
-           first_step: float, radius: float = POLISH_RADIUS, steps: int = POLISH_STEPS
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+
+def polish(
+    ff: FieldFunction,
+    x0: torch.Tensor,
+    downhill: torch.Tensor,
+    span: torch.Tensor,
+    first_step: float,
+    radius: float = POLISH_RADIUS,
+    steps: int = POLISH_STEPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Newton's method from each row of ``x0`` ``(M, D)`` float64, in a trust region.
 
     Distances are measured in units of ``span`` (the box's size per axis): the first step is at
@@ -100,7 +118,7 @@ def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: to
     ok = torch.zeros(m, dtype=torch.bool, device=x0.device)
     live = torch.ones(m, dtype=torch.bool, device=x0.device)
     delta = torch.full((m,), first_step, dtype=x0.dtype, device=x0.device)
-    reach = radius * d ** 0.5
+    reach = radius * d**0.5
     for _ in range(steps):
         idx = live.nonzero().squeeze(1)
         if not len(idx):
@@ -126,7 +144,9 @@ def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: to
         accept = finite & ~done & better & torch.isfinite(ft) & torch.isfinite(gn_t)
         x[idx[accept]] = trial[accept]
         grow = accept & (length > delta[idx])
-        delta[idx] = torch.where(grow, (2 * delta[idx]).clamp(max=reach), torch.where(accept, delta[idx], delta[idx] / 4))
+        delta[idx] = torch.where(
+            grow, (2 * delta[idx]).clamp(max=reach), torch.where(accept, delta[idx], delta[idx] / 4)
+        )
         far = ((x[idx] - x0[idx]) / span).norm(dim=1) > reach
         stuck = delta[idx] < POLISH_XTOL
         live[idx[done | ~finite | far | stuck]] = False
@@ -134,6 +154,7 @@ def polish(ff: FieldFunction, x0: torch.Tensor, downhill: torch.Tensor, span: to
 
 
 # -- end points to critical points ------------------------------------------------------------
+
 
 def _clusters(points: np.ndarray, tol: float) -> np.ndarray:
     """Single-linkage clusters of ``points`` ``(F, D)`` at distance ``tol``: each point's cluster
@@ -178,9 +199,15 @@ def _representatives(points: np.ndarray, label: np.ndarray) -> np.ndarray:
     return points[first]
 
 
-def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, known: Sequence[Minimum],
-                     cfg: BasinsConfig, bounds: Sequence[tuple[float, float]], device: torch.device
-                     ) -> tuple[np.ndarray, list[CriticalPoint]]:
+def _critical_points(
+    ff: FieldFunction,
+    finals: np.ndarray,
+    reason: np.ndarray,
+    known: Sequence[Minimum],
+    cfg: BasinsConfig,
+    bounds: Sequence[tuple[float, float]],
+    device: torch.device,
+) -> tuple[np.ndarray, list[CriticalPoint]]:
     """Polish the end points, cluster them, refine each cluster's centre; the label of each
     start (-1: none) and the table (known minima first)."""
     n, d = finals.shape
@@ -193,7 +220,7 @@ def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, 
     found = np.zeros(n, dtype=bool)
     polished = np.full((n, d), np.nan)
     for a in range(0, len(usable), cfg.batch):
-        rows = usable[a:a + cfg.batch]
+        rows = usable[a : a + cfg.batch]
         x0 = torch.tensor(finals[rows], dtype=torch.float64, device=device)
         downhill = torch.tensor(reason[rows] == REASONS.index("max_steps"), device=device)
         x, ok = polish(ff, x0, downhill, span, first_step)
@@ -230,23 +257,31 @@ def _critical_points(ff: FieldFunction, finals: np.ndarray, reason: np.ndarray, 
     return label, _table(ff, table, len(known), device)
 
 
-def _table(ff: FieldFunction, points: Sequence[np.ndarray], n_known: int, device: torch.device
-           ) -> list[CriticalPoint]:
+def _table(ff: FieldFunction, points: Sequence[np.ndarray], n_known: int, device: torch.device) -> list[CriticalPoint]:
     if not points:
         return []
     x = torch.tensor(np.array(points), dtype=torch.float64, device=device)
     f, _, h = derivatives(ff, x)
     assert h is not None
-    return [CriticalPoint(tuple(float(v) for v in p), float(v), kind, ev, i < n_known)
-            for i, (p, v, (kind, ev)) in enumerate(zip(points, f.cpu(), _kinds(h, 1e-6)))]
+    return [
+        CriticalPoint(tuple(float(v) for v in p), float(v), kind, ev, i < n_known)
+        for i, (p, v, (kind, ev)) in enumerate(zip(points, f.cpu(), _kinds(h, 1e-6)))
+    ]
 
 
 BatchResult = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # lo, hi, finals, steps, reasons
 RunBatches = Callable[[int], Iterable[BatchResult]]
 
 
-def basin_batch(ff: FieldFunction, cfg: BasinsConfig, bounds: Sequence[tuple[float, float]], dtype: torch.dtype,
-                device: torch.device, lo: int, hi: int) -> BatchResult:
+def basin_batch(
+    ff: FieldFunction,
+    cfg: BasinsConfig,
+    bounds: Sequence[tuple[float, float]],
+    dtype: torch.dtype,
+    device: torch.device,
+    lo: int,
+    hi: int,
+) -> BatchResult:
     """Descend from starts ``lo:hi`` of the basins' grid of starts."""
     starts = start_points(Starts(grid=cfg.resolution), bounds, dtype, device)[lo:hi]
     r = descend(ff, starts, cfg.optimizer, cfg.steps, cfg.tol, bounds, record=False, fused=True)
@@ -288,5 +323,4 @@ def compute_basins(
     counts = tuple(int((label == i).sum()) for i in range(len(points)))
     shape = tuple(reversed(cfg.resolution))
     axes = tuple(np.linspace(lo, hi, k) for (lo, hi), k in zip(bounds, cfg.resolution))
-    return BasinsResult(axes, label.reshape(shape), steps.reshape(shape), reason.reshape(shape),
-                        tuple(points), counts)
+    return BasinsResult(axes, label.reshape(shape), steps.reshape(shape), reason.reshape(shape), tuple(points), counts)

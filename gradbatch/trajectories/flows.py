@@ -23,24 +23,33 @@ __all__ = ["check_flows", "run_flows"]
 def check_flows(plan: JobPlan) -> None:
     """Settings that depend on the function's kind (known once a callable is probed)."""
     job = plan.job
-    at = (lambda key: f"{job.where}.{key}" if job.where else key)
+    at = lambda key: f"{job.where}.{key}" if job.where else key
     if plan.function.kind == "vector":
         if job.paths is not None or job.basins is not None:
-            raise ConfigError(f"{at('paths' if job.paths else 'basins')}: descent needs a scalar function; "
-                              f"{plan.function.text!r} is a vector field (use streamlines:)")
+            raise ConfigError(
+                f"{at('paths' if job.paths else 'basins')}: descent needs a scalar function; "
+                f"{plan.function.text!r} is a vector field (use streamlines:)"
+            )
         if job.streamlines is not None and job.streamlines.field != "vector":
-            raise ConfigError(f"{at('streamlines.field')}: {plan.function.text!r} is a vector field: "
-                              "its streamlines follow the field itself (field: vector)")
+            raise ConfigError(
+                f"{at('streamlines.field')}: {plan.function.text!r} is a vector field: "
+                "its streamlines follow the field itself (field: vector)"
+            )
     elif job.streamlines is not None and job.streamlines.field == "vector":
-        raise ConfigError(f"{at('streamlines.field')}: 'vector' needs a vector-field function; "
-                          f"{plan.function.text!r} is scalar (use ascent or descent)")
+        raise ConfigError(
+            f"{at('streamlines.field')}: 'vector' needs a vector-field function; "
+            f"{plan.function.text!r} is scalar (use ascent or descent)"
+        )
     if job.paths is not None:  # fail before any tile is computed if the paths would not fit
         check_recorded(count_starts(job.paths.starts), job.paths.steps, at("paths"))
 
 
 def _opt_attrs(opt: OptimizerConfig) -> dict[str, Any]:
-    return {"optimizer": opt.name, "torch_optimizer": opt.torch_class,
-            "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.torch_kwargs.items()}}
+    return {
+        "optimizer": opt.name,
+        "torch_optimizer": opt.torch_class,
+        "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.torch_kwargs.items()},
+    }
 
 
 def _bounds(job: JobConfig) -> tuple[tuple[float, float], ...]:
@@ -60,8 +69,9 @@ def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
         say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
-def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None],
-              run_batches: RunBatches | None = None) -> dict[str, float]:
+def run_flows(
+    plan: JobPlan, part: Path, say: Callable[[str], None], run_batches: RunBatches | None = None
+) -> dict[str, float]:
     """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each.
     ``run_batches``: runs basins' descents elsewhere (``gradbatch.distributed.basins_on``: on a
     cluster's workers); by default they run here."""
@@ -76,8 +86,14 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None],
         starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
         for opt in cfg.optimizers:
             d = descend(ff, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent)
-            attrs = {**_opt_attrs(opt), "steps": cfg.steps, "tol": cfg.tol, "ascent": cfg.ascent,
-                     "reasons": list(REASONS), "starts": dataclasses.asdict(cfg.starts)}
+            attrs = {
+                **_opt_attrs(opt),
+                "steps": cfg.steps,
+                "tol": cfg.tol,
+                "ascent": cfg.ascent,
+                "reasons": list(REASONS),
+                "starts": dataclasses.asdict(cfg.starts),
+            }
             write_paths(part, job.name, opt.label, d, attrs)
             ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
             say(f"{job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
@@ -85,28 +101,48 @@ def run_flows(plan: JobPlan, part: Path, say: Callable[[str], None],
     if job.basins is not None:
         bcfg = job.basins
         t0 = time.perf_counter()
-        result = compute_basins(ff, bcfg, bounds, ff.minima, plan.dtype, plan.device,
-                                progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
-                                run_batches=run_batches)
-        attrs = {**_opt_attrs(bcfg.optimizer), "steps": bcfg.steps, "tol": bcfg.tol,
-                 "merge_tol": bcfg.merge_tol, "resolution": list(bcfg.resolution), "reasons": list(REASONS),
-                 "known_minima": sum(p.known for p in result.points)}
+        result = compute_basins(
+            ff,
+            bcfg,
+            bounds,
+            ff.minima,
+            plan.dtype,
+            plan.device,
+            progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
+            run_batches=run_batches,
+        )
+        attrs = {
+            **_opt_attrs(bcfg.optimizer),
+            "steps": bcfg.steps,
+            "tol": bcfg.tol,
+            "merge_tol": bcfg.merge_tol,
+            "resolution": list(bcfg.resolution),
+            "reasons": list(REASONS),
+            "known_minima": sum(p.known for p in result.points),
+        }
         write_basins(part, job.name, result, job.grid.names, attrs)
         timings["basins_s"] = time.perf_counter() - t0
         kinds = [p.kind for p in result.points]
         lost = int((result.label < 0).sum())
-        say(f"{job.name}: basins: {len(kinds)} critical points ({kinds.count('minimum')} minima), starts per "
+        say(
+            f"{job.name}: basins: {len(kinds)} critical points ({kinds.count('minimum')} minima), starts per "
             f"point {list(result.counts)}, {lost:,} of {result.label.size:,} starts unlabelled "
-            f"in {timings['basins_s']:.1f}s")
+            f"in {timings['basins_s']:.1f}s"
+        )
     if job.streamlines is not None:
         scfg = job.streamlines
         t0 = time.perf_counter()
         lines = compute_streamlines(ff, scfg, bounds, plan.dtype, plan.device)
-        attrs = {k: (v if not isinstance(v, (tuple, dict)) else str(v))
-                 for k, v in dataclasses.asdict(scfg).items() if k != "seeds"}
+        attrs = {
+            k: (v if not isinstance(v, (tuple, dict)) else str(v))
+            for k, v in dataclasses.asdict(scfg).items()
+            if k != "seeds"
+        }
         attrs.update(seeds=dataclasses.asdict(scfg.seeds), stops=list(STOPS))
         write_streamlines(part, job.name, lines, attrs)
         timings["streamlines_s"] = time.perf_counter() - t0
-        say(f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
-            f"in {timings['streamlines_s']:.1f}s")
+        say(
+            f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
+            f"in {timings['streamlines_s']:.1f}s"
+        )
     return timings

@@ -33,8 +33,9 @@ _DP_A = (
     (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
 )
 _DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_DP_E = tuple(b - bs for b, bs in zip(_DP_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640,
-                                            -92097 / 339200, 187 / 2100, 1 / 40)))
+_DP_E = tuple(
+    b - bs for b, bs in zip(_DP_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40))
+)
 
 
 Cols = list[torch.Tensor]  # one (N,) tensor per axis: elementwise maths stays fast
@@ -53,8 +54,7 @@ class Field:
                 f = list(cast(tuple, self.ff.fn(*x)))
         else:
             grads = value_and_grad(self.ff.scalar, x)[1]
-            f = [torch.zeros_like(c) if g is None else (g if self.kind == "ascent" else -g)
-                 for c, g in zip(x, grads)]
+            f = [torch.zeros_like(c) if g is None else (g if self.kind == "ascent" else -g) for c, g in zip(x, grads)]
         speed2 = f[0] * f[0]
         for c in f[1:]:
             speed2 = speed2 + c * c
@@ -105,28 +105,48 @@ class _Run:
     own: torch.Tensor | None  # each line's owner id in the mask
 
     @classmethod
-    def start(cls, seeds: torch.Tensor, sign: torch.Tensor, step: float, steps: int, mask: Mask | None,
-              owner: torch.Tensor | None) -> "_Run":
+    def start(
+        cls,
+        seeds: torch.Tensor,
+        sign: torch.Tensor,
+        step: float,
+        steps: int,
+        mask: Mask | None,
+        owner: torch.Tensor | None,
+    ) -> _Run:
         n, d = seeds.shape
         dev, dtype = seeds.device, seeds.dtype
         # the point buffer grows by doubling: lines rarely need max_steps, and it is (L, steps, D)
         pos = torch.full((n, min(steps + 1, 64), d), float("nan"), dtype=dtype, device=dev)
         pos[:, 0] = seeds
         x = [seeds[:, k].contiguous() for k in range(d)]
-        return cls(pos, torch.ones(n, dtype=torch.int64, device=dev), torch.zeros(n, dtype=dtype, device=dev),
-                   torch.full((n,), STOPS.index("max_steps"), dtype=torch.uint8, device=dev),
-                   torch.arange(n, device=dev), x, [torch.zeros(n, dtype=dtype, device=dev) for _ in range(d)],
-                   sign.to(dtype), torch.full((n,), step, dtype=dtype, device=dev),
-                   torch.zeros(n, dtype=dtype, device=dev), torch.ones(n, dtype=torch.int64, device=dev),
-                   cell(x, mask.lo, mask.size, mask.counts) if mask is not None else None, owner)
+        return cls(
+            pos,
+            torch.ones(n, dtype=torch.int64, device=dev),
+            torch.zeros(n, dtype=dtype, device=dev),
+            torch.full((n,), STOPS.index("max_steps"), dtype=torch.uint8, device=dev),
+            torch.arange(n, device=dev),
+            x,
+            [torch.zeros(n, dtype=dtype, device=dev) for _ in range(d)],
+            sign.to(dtype),
+            torch.full((n,), step, dtype=dtype, device=dev),
+            torch.zeros(n, dtype=dtype, device=dev),
+            torch.ones(n, dtype=torch.int64, device=dev),
+            cell(x, mask.lo, mask.size, mask.counts) if mask is not None else None,
+            owner,
+        )
 
     def keep(self, keep: torch.Tensor) -> None:
         """Drop the lines that stopped from the working set."""
         self.ids = self.ids[keep]
         self.x = [c[keep] for c in self.x]
         self.prev = [c[keep] for c in self.prev]
-        self.sgn, self.h, self.run_len, self.run_count = (self.sgn[keep], self.h[keep], self.run_len[keep],
-                                                          self.run_count[keep])
+        self.sgn, self.h, self.run_len, self.run_count = (
+            self.sgn[keep],
+            self.h[keep],
+            self.run_len[keep],
+            self.run_count[keep],
+        )
         if self.current is not None and self.own is not None:
             self.current, self.own = self.current[keep], self.own[keep]
 
@@ -161,8 +181,15 @@ def integrate(
     return run.pos, run.count, run.stop, run.length
 
 
-def _attempt(run: _Run, field: Field, bounds: Sequence[tuple[float, float]], cfg: StreamlinesConfig,
-             step: float, max_length: float, mask: Mask | None) -> None:
+def _attempt(
+    run: _Run,
+    field: Field,
+    bounds: Sequence[tuple[float, float]],
+    cfg: StreamlinesConfig,
+    step: float,
+    max_length: float,
+    mask: Mask | None,
+) -> None:
     """One step of every running line: accepted, refused (rk45), or the line's end."""
     k1, speed = field(run.x, run.sgn)
     # at a critical point the unit direction flips, or the step stops moving
@@ -203,8 +230,9 @@ def _rk4(field: Field, x: Cols, sgn: torch.Tensor, k1: Cols, ha: torch.Tensor) -
     return [xc + ha / 6 * (a + 2 * b + 2 * c + e) for xc, a, b, c, e in zip(x, k1, k2, k3, k4)]
 
 
-def _rk45(field: Field, x: Cols, sgn: torch.Tensor, k1: Cols, ha: torch.Tensor, tol: float, step: float
-          ) -> tuple[Cols, torch.Tensor, torch.Tensor]:
+def _rk45(
+    field: Field, x: Cols, sgn: torch.Tensor, k1: Cols, ha: torch.Tensor, tol: float, step: float
+) -> tuple[Cols, torch.Tensor, torch.Tensor]:
     """A Dormand-Prince step: the new points, whether each step's error is within ``tol``, and
     each line's next step length."""
     ks = [k1]
@@ -252,17 +280,26 @@ def _advance(run: _Run, xn: Cols, k1: Cols, ha: torch.Tensor, ok: torch.Tensor, 
         pos = run.pos
         if int(at.max()) >= pos.shape[1]:
             n, d = pos.shape[0], pos.shape[2]
-            grown = torch.full((n, min(steps + 1, 2 * pos.shape[1]), d), float("nan"), dtype=pos.dtype,
-                               device=pos.device)
-            grown[:, :pos.shape[1]] = pos
+            grown = torch.full(
+                (n, min(steps + 1, 2 * pos.shape[1]), d), float("nan"), dtype=pos.dtype, device=pos.device
+            )
+            grown[:, : pos.shape[1]] = pos
             run.pos = pos = grown
         for j in range(len(run.x)):
             pos[rows, at, j] = run.x[j][ok]
     run.run_count = run.run_count + ok.long()
 
 
-def _end(run: _Run, ended: torch.Tensor, xn: Cols, full: torch.Tensor, held: torch.Tensor,
-         stagnant: torch.Tensor, accept: torch.Tensor, inside: torch.Tensor) -> None:
+def _end(
+    run: _Run,
+    ended: torch.Tensor,
+    xn: Cols,
+    full: torch.Tensor,
+    held: torch.Tensor,
+    stagnant: torch.Tensor,
+    accept: torch.Tensor,
+    inside: torch.Tensor,
+) -> None:
     """Record why each ``ended`` line stopped, and drop it from the working set."""
     e_inside, e_stag, e_held = inside[ended], stagnant[ended], held[ended]
     e_finite = torch.ones_like(e_inside)

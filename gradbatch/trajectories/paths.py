@@ -23,8 +23,16 @@ from ..errors import ConfigError
 from ..functions.field import FieldFunction
 from ..records import REASONS, Descent
 
-__all__ = ["REASONS", "STALL_WINDOW", "Descent", "start_points", "count_starts", "check_recorded", "descend",
-           "MAX_RECORDED_POINTS"]
+__all__ = [
+    "REASONS",
+    "STALL_WINDOW",
+    "Descent",
+    "start_points",
+    "count_starts",
+    "check_recorded",
+    "descend",
+    "MAX_RECORDED_POINTS",
+]
 
 STALL_WINDOW = 100
 """Steps between stall checks. A path is ``stalled`` at a check when, over the last window,
@@ -72,9 +80,11 @@ def start_points(starts: Starts, bounds: Bounds, dtype: torch.dtype, device: tor
 def check_recorded(n: int, steps: int, where: str = "paths") -> None:
     """Refuse recording more than MAX_RECORDED_POINTS positions (ConfigError naming ``where``)."""
     if n * (steps + 1) > MAX_RECORDED_POINTS:
-        raise ConfigError(f"{where}: {n:,} starts x {steps + 1:,} steps is more than the "
-                          f"{MAX_RECORDED_POINTS:,} positions recorded in memory; use fewer starts or "
-                          "steps, or basins: for dense grids of starts")
+        raise ConfigError(
+            f"{where}: {n:,} starts x {steps + 1:,} steps is more than the "
+            f"{MAX_RECORDED_POINTS:,} positions recorded in memory; use fewer starts or "
+            "steps, or basins: for dense grids of starts"
+        )
 
 
 def count_starts(starts: Starts) -> int:
@@ -85,8 +95,9 @@ def count_starts(starts: Starts) -> int:
     return starts.random
 
 
-def _optimizer(opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool,
-               fused: bool = False) -> torch.optim.Optimizer:
+def _optimizer(
+    opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool, fused: bool = False
+) -> torch.optim.Optimizer:
     """The torch.optim optimiser; ``fused`` asks for torch's one-kernel implementation where it
     has one (Adam, AdamW, SGD, Adagrad): faster, equal to the default up to rounding."""
     cls = getattr(torch.optim, opt.torch_class)
@@ -124,8 +135,14 @@ class _StallWatch:
         torch.minimum(self.best_loss, loss, out=self.best_loss)
         torch.minimum(self.best_g2, g2, out=self.best_g2)
 
-    def check(self, ff: FieldFunction, cols: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
-              g2: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    def check(
+        self,
+        ff: FieldFunction,
+        cols: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor],
+        g2: torch.Tensor,
+        active: torch.Tensor,
+    ) -> torch.Tensor:
         """The rows that are stalled now (bool, N); then this check becomes the reference."""
         stalled = torch.zeros_like(active)
         # the cheap test first: rows whose gradient norm halved in the window are progressing
@@ -146,8 +163,9 @@ class _StallWatch:
         return stalled
 
 
-def _noise(ff: FieldFunction, x: Sequence[torch.Tensor], g: Sequence[torch.Tensor]
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _noise(
+    ff: FieldFunction, x: Sequence[torch.Tensor], g: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """How much the gradient (norm of the change) and the value change when one coordinate of
     each point moves by one unit in the last place, up or down (the largest of the 2D moves):
     the resolution of f and grad f in the points' dtype, rounding in the function's own
@@ -186,8 +204,15 @@ class _Paths:
             self.values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
             self.gnorms = torch.empty((n, steps + 1), dtype=dtype, device=dev)
 
-    def observe(self, s: int, cols: Sequence[torch.Tensor], vd: torch.Tensor, gn2: torch.Tensor,
-                bnds: Sequence[tuple[float, float]], tol: float) -> None:
+    def observe(
+        self,
+        s: int,
+        cols: Sequence[torch.Tensor],
+        vd: torch.Tensor,
+        gn2: torch.Tensor,
+        bnds: Sequence[tuple[float, float]],
+        tol: float,
+    ) -> None:
         """Record step ``s`` and stop the rows that converged, left the box or diverged."""
         inside = (cols[0] >= bnds[0][0]) & (cols[0] <= bnds[0][1])
         for c, (lo_k, hi_k) in zip(cols[1:], bnds[1:]):
@@ -201,8 +226,11 @@ class _Paths:
         stop_now = self.active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
         if bool(stop_now.any()):  # ... and the reason only for the rare rows that stop
             bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
-            code = torch.where(bad, REASONS.index("diverged"),
-                               torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")))
+            code = torch.where(
+                bad,
+                REASONS.index("diverged"),
+                torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")),
+            )
             self.stop(s, stop_now, code[stop_now].to(torch.uint8), cols)
 
     def stop(self, s: int, rows: torch.Tensor, code: torch.Tensor | int, cols: Sequence[torch.Tensor]) -> None:
@@ -226,15 +254,19 @@ class _Paths:
                 t[after] = float("nan")
         final = torch.stack([c.detach() for c in cols], dim=1)
         return Descent(
-            final.cpu().numpy(), final_value.cpu().numpy(), self.stop_step.cpu().numpy(), self.reason.cpu().numpy(),
+            final.cpu().numpy(),
+            final_value.cpu().numpy(),
+            self.stop_step.cpu().numpy(),
+            self.reason.cpu().numpy(),
             self.positions.cpu().numpy() if rec else None,
             self.values.cpu().numpy() if rec else None,
             self.gnorms.cpu().numpy() if rec else None,
         )
 
 
-def _gradients(ff: FieldFunction, cols: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor,
-                                                                         torch.Tensor]:
+def _gradients(
+    ff: FieldFunction, cols: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """f at the rows, its gradient left in each parameter's ``.grad`` for the optimiser (the
     optimiser's own protocol: ``backward`` of the sum), and the squared gradient norm."""
     v = ff.scalar(*cols)

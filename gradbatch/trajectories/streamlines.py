@@ -47,8 +47,15 @@ def spiral_cells(nx: int, ny: int) -> list[tuple[int, int]]:
     return out
 
 
-def _assemble(pos: torch.Tensor, count: torch.Tensor, stop: torch.Tensor, length: torch.Tensor,
-              backward: torch.Tensor | None, forward: torch.Tensor | None, n: int) -> Streamlines:
+def _assemble(
+    pos: torch.Tensor,
+    count: torch.Tensor,
+    stop: torch.Tensor,
+    length: torch.Tensor,
+    backward: torch.Tensor | None,
+    forward: torch.Tensor | None,
+    n: int,
+) -> Streamlines:
     """Join the halves of each line: backward half reversed, then the forward half (whose first
     point, the seed, the backward half already has). Vectorised with index arithmetic."""
     pos_np, count_np = pos.cpu().numpy(), count.cpu().numpy()
@@ -79,10 +86,14 @@ def _assemble(pos: torch.Tensor, count: torch.Tensor, stop: torch.Tensor, length
     assert first is not None
     seeds = pos_np[first, 0]
     total = (len_np[b_idx] if b_idx is not None else 0) + (len_np[f_idx] if f_idx is not None else 0)
-    return Streamlines(points, offsets, seeds,
-                       stop_np[b_idx] if b_idx is not None else none,
-                       stop_np[f_idx] if f_idx is not None else none,
-                       np.asarray(total, dtype=np.float64) * np.ones(n))
+    return Streamlines(
+        points,
+        offsets,
+        seeds,
+        stop_np[b_idx] if b_idx is not None else none,
+        stop_np[f_idx] if f_idx is not None else none,
+        np.asarray(total, dtype=np.float64) * np.ones(n),
+    )
 
 
 def compute_streamlines(
@@ -103,9 +114,16 @@ def compute_streamlines(
     return _lines(field, seeds, cfg, bounds, step, max_length)
 
 
-def _lines(field: Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
-           step: float, max_length: float, mask: Mask | None = None, owner: torch.Tensor | None = None
-           ) -> Streamlines:
+def _lines(
+    field: Field,
+    seeds: torch.Tensor,
+    cfg: StreamlinesConfig,
+    bounds: Sequence[tuple[float, float]],
+    step: float,
+    max_length: float,
+    mask: Mask | None = None,
+    owner: torch.Tensor | None = None,
+) -> Streamlines:
     n = seeds.shape[0]
     dev = seeds.device
     dirs = {"forward": [1], "backward": [-1], "both": [-1, 1]}[cfg.direction]
@@ -119,8 +137,14 @@ def _lines(field: Field, seeds: torch.Tensor, cfg: StreamlinesConfig, bounds: Se
     return _assemble(pos, count, stop, length, backward, forward, n)
 
 
-def _even(field: Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, float]],
-          dtype: torch.dtype, device: torch.device, max_length: float) -> Streamlines:
+def _even(
+    field: Field,
+    cfg: StreamlinesConfig,
+    bounds: Sequence[tuple[float, float]],
+    dtype: torch.dtype,
+    device: torch.device,
+    max_length: float,
+) -> Streamlines:
     if len(bounds) != 2:
         raise ConfigError("streamlines.seeds: evenly spaced seeding is for 2D grids; use grid: or random:")
     nx = ny = max(1, int(round(30 * cfg.even_density)))
@@ -145,7 +169,7 @@ def _even(field: Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, fl
                 rest.append(flat)
                 continue
             picked.append((ix, iy))
-            blocked[max(iy - gap + 1, 0):iy + gap, max(ix - gap + 1, 0):ix + gap] = True
+            blocked[max(iy - gap + 1, 0) : iy + gap, max(ix - gap + 1, 0) : ix + gap] = True
         order = np.asarray(rest, dtype=np.int64)
         if not picked:
             break
@@ -153,7 +177,11 @@ def _even(field: Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, fl
         next_id += len(picked)
         mask.cells[torch.tensor([iy * nx + ix for ix, iy in picked], device=device)] = ids
         centres = torch.tensor(picked, dtype=torch.float64) + 0.5
-        seeds = (torch.tensor(lo, dtype=torch.float64) + centres * torch.tensor(size, dtype=torch.float64)).to(dtype).to(device)
+        seeds = (
+            (torch.tensor(lo, dtype=torch.float64) + centres * torch.tensor(size, dtype=torch.float64))
+            .to(dtype)
+            .to(device)
+        )
         lines = _lines(field, seeds, cfg, bounds, step, max_length, mask, ids)
         short = lines.length < min_length
         if short.any():  # too short to draw: free their cells
@@ -165,7 +193,7 @@ def _even(field: Field, cfg: StreamlinesConfig, bounds: Sequence[tuple[float, fl
 
 
 def _select(s: Streamlines, keep: np.ndarray) -> Streamlines:
-    pieces = [s.points[s.offsets[i]:s.offsets[i + 1]] for i in keep]
+    pieces = [s.points[s.offsets[i] : s.offsets[i + 1]] for i in keep]
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
     points = np.concatenate(pieces) if pieces else s.points[:0]
     return Streamlines(points, offsets, s.seeds[keep], s.stop_backward[keep], s.stop_forward[keep], s.length[keep])
@@ -181,6 +209,11 @@ def _concat(parts: list[Streamlines], d: int, dtype: torch.dtype) -> Streamlines
     for p in parts:
         offsets.append(p.offsets[1:] + base)
         base += int(p.offsets[-1])
-    return Streamlines(np.concatenate([p.points for p in parts]), np.concatenate(offsets),
-                       np.concatenate([p.seeds for p in parts]), np.concatenate([p.stop_backward for p in parts]),
-                       np.concatenate([p.stop_forward for p in parts]), np.concatenate([p.length for p in parts]))
+    return Streamlines(
+        np.concatenate([p.points for p in parts]),
+        np.concatenate(offsets),
+        np.concatenate([p.seeds for p in parts]),
+        np.concatenate([p.stop_backward for p in parts]),
+        np.concatenate([p.stop_forward for p in parts]),
+        np.concatenate([p.length for p in parts]),
+    )

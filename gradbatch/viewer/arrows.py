@@ -81,14 +81,16 @@ def _node_type() -> Any:
             self._count = 0
             self.shared_program.vert["max_half"] = MAX_ARROW_PIXELS / 2
             self.set_gl_state("translucent", depth_test=False)
-            self.set_data(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32),
-                          np.zeros((0, 4), np.float32))
+            self.set_data(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 4), np.float32))
 
         def set_data(self, centres: np.ndarray, vectors: np.ndarray, colors: np.ndarray) -> None:
             self._count = len(centres)
             if self._count == 0:  # GL refuses empty buffers: keep one invisible arrow
-                centres, vectors, colors = (np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32),
-                                            np.zeros((1, 4), np.float32))
+                centres, vectors, colors = (
+                    np.zeros((1, 2), np.float32),
+                    np.zeros((1, 2), np.float32),
+                    np.zeros((1, 4), np.float32),
+                )
             self.shared_program["a_position"] = gloo.VertexBuffer(np.ascontiguousarray(centres, np.float32))
             self.shared_program["a_vector"] = gloo.VertexBuffer(np.ascontiguousarray(vectors, np.float32))
             self.shared_program["a_color"] = gloo.VertexBuffer(np.ascontiguousarray(colors, np.float32))

@@ -36,9 +36,17 @@ class FieldView:
     The vispy wiring only: what is shown lives in ``state`` (:class:`ViewState`, no GL); events
     go to it, and what it says is drawn here."""
 
-    def __init__(self, path: str | Path, job: str | None = None, size: tuple[int, int] = (1200, 900),
-                 options: LayerOptions = LayerOptions(), app: str | None = None, show: bool = True,
-                 surface: bool = False, slice_axis: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        job: str | None = None,
+        size: tuple[int, int] = (1200, 900),
+        options: LayerOptions = LayerOptions(),
+        app: str | None = None,
+        show: bool = True,
+        surface: bool = False,
+        slice_axis: str | None = None,
+    ) -> None:
         self.scene = vispy_scene(app)
         from vispy import app as vispy_app
 
@@ -46,7 +54,9 @@ class FieldView:
         self.state = ViewState(self.path, viewable_jobs(path), options, slice_axis, surface)
         self.canvas = self.scene.SceneCanvas(size=size, show=show, bgcolor="black", keys=None)
         # the surface is coloured by height, its own scale: no colour bar
-        self.view, self.bar = field_view(self.scene, self.canvas, replace(options, colorbar=options.colorbar and not surface))
+        self.view, self.bar = field_view(
+            self.scene, self.canvas, replace(options, colorbar=options.colorbar and not surface)
+        )
         self.responses: queue.Queue[WindowResponse] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
         self.loader: Loader | None = None
@@ -77,8 +87,17 @@ class FieldView:
         if self.layers is not None:
             self.layers.remove()
         self.reader = reader
-        self.state.enter(ShownJob(reader.job, (reader.axes[0], reader.axes[1]), tuple(reader.fields),
-                                  reader.vectors, reader.extent, reader.slice_axis, reader.plane_range))
+        self.state.enter(
+            ShownJob(
+                reader.job,
+                (reader.axes[0], reader.axes[1]),
+                tuple(reader.fields),
+                reader.vectors,
+                reader.extent,
+                reader.slice_axis,
+                reader.plane_range,
+            )
+        )
         options = self.state.options
         if self.state.surface:
             self.layers = SurfaceLayers(self.scene, self.view, reader, options, plane=self.state.plane)
@@ -88,8 +107,9 @@ class FieldView:
             # the colour bar joins after the first frame: its text costs llvmpipe ~0.5 s to draw first
             if self.bar is not None:
                 self.bar.visible = False
-            self.layers = FieldLayers(self.scene, self.view.scene, reader.overlays(), reader.vectors, options,
-                                      None, reader.plane_axes)
+            self.layers = FieldLayers(
+                self.scene, self.view.scene, reader.overlays(), reader.vectors, options, None, reader.plane_axes
+            )
             self.state.paths_drawn(self.layers.path_steps, self.layers.path_step)
             self.loader = Loader(reader, self.responses.put, self.errors.put)
             self.view.camera.transform.changed.connect(lambda event: self.request())
@@ -140,8 +160,12 @@ class FieldView:
 
     def _tick(self) -> None:
         self.poll()
-        if (self.bar is not None and isinstance(self.layers, FieldLayers) and self.layers.colorbar is None
-                and self.state.applied):
+        if (
+            self.bar is not None
+            and isinstance(self.layers, FieldLayers)
+            and self.layers.colorbar is None
+            and self.state.applied
+        ):
             self.layers.attach_colorbar(self.bar)
             self.canvas.update()
         step = self.state.tick()
@@ -234,8 +258,13 @@ class FieldView:
         self.reader.close()
 
 
-def view(path: str | Path, job: str | None = None, options: LayerOptions = LayerOptions(),
-         surface: bool = False, slice_axis: str | None = None) -> None:
+def view(
+    path: str | Path,
+    job: str | None = None,
+    options: LayerOptions = LayerOptions(),
+    surface: bool = False,
+    slice_axis: str | None = None,
+) -> None:
     """Open a window on ``job`` of the file at ``path`` and run until it is closed."""
     import os
 
@@ -244,15 +273,19 @@ def view(path: str | Path, job: str | None = None, options: LayerOptions = Layer
 
     FieldReader(path, job, slice_axis).close()  # a missing or foreign file is reported before anything else
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise ViewerError("gradbatch view needs a display (none: DISPLAY is not set); "
-                          "use gradbatch render for a PNG, or run under Xvfb")
+        raise ViewerError(
+            "gradbatch view needs a display (none: DISPLAY is not set); "
+            "use gradbatch render for a PNG, or run under Xvfb"
+        )
     try:
         fv = FieldView(path, job, options=options, surface=surface, slice_axis=slice_axis)
     except GradbatchError:
         raise
     except Exception as exc:  # vispy found no window backend or no GL context
-        raise ViewerError(f"cannot open a window ({type(exc).__name__}: {exc}); a window needs "
-                          "PySide6-Essentials or glfw: pip install glfw") from None
+        raise ViewerError(
+            f"cannot open a window ({type(exc).__name__}: {exc}); a window needs "
+            "PySide6-Essentials or glfw: pip install glfw"
+        ) from None
     try:
         vispy_app.run()
     finally:

@@ -18,8 +18,12 @@ __all__ = ["Loader", "requested_fields"]
 class Loader:
     """Serves window requests on a worker thread; only the newest pending request is read."""
 
-    def __init__(self, reader: FieldReader, on_response: Callable[[WindowResponse], None],
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(
+        self,
+        reader: FieldReader,
+        on_response: Callable[[WindowResponse], None],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.reader = reader
         self.on_response = on_response
         self.on_error = on_error

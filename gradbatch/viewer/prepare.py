@@ -45,7 +45,7 @@ def path_polylines(pos: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, 
     each path's current end (P', 2) float32. A stopped path is NaN after its stop: those points
     are dropped; a path NaN from its start is left out."""
     lines, offsets, tips = [], [0], []
-    for p in pos[:, :step + 1]:
+    for p in pos[:, : step + 1]:
         p = p[np.isfinite(p).all(axis=1)]
         if len(p):
             lines.append(p)

@@ -24,8 +24,17 @@ from .visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLaye
 if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
     from ..config import JobConfig
 
-__all__ = ["RenderOptions", "render", "check_output", "show", "ViewerError", "LAYERS", "vispy_scene",
-           "IMAGE_SUFFIXES", "JobPictures"]
+__all__ = [
+    "RenderOptions",
+    "render",
+    "check_output",
+    "show",
+    "ViewerError",
+    "LAYERS",
+    "vispy_scene",
+    "IMAGE_SUFFIXES",
+    "JobPictures",
+]
 
 IMAGE_SUFFIXES = (".png",)
 """What a render writes (by suffix, any case)."""
@@ -63,8 +72,13 @@ def vispy_scene(app: str | None = "egl") -> Any:
     return scene
 
 
-def render(path: str | Path, out: str | Path, job: str | None = None,
-           options: RenderOptions = RenderOptions(), overwrite: bool = False) -> Path:
+def render(
+    path: str | Path,
+    out: str | Path,
+    job: str | None = None,
+    options: RenderOptions = RenderOptions(),
+    overwrite: bool = False,
+) -> Path:
     """Render ``job`` of the file at ``path`` to the PNG ``out``; returns ``out``.
 
     ``out`` is checked first (:func:`check_output`): never the input, never an existing file
@@ -90,13 +104,18 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
     signature (not an image a render made) is replaced only with ``overwrite``."""
     out = Path(out)
     if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ViewerError(f"{out}: a render is written as PNG; the output's suffix must be one of "
-                          f"{', '.join(IMAGE_SUFFIXES)} (any case), got "
-                          f"{repr(out.suffix) if out.suffix else 'no suffix'}")
+        raise ViewerError(
+            f"{out}: a render is written as PNG; the output's suffix must be one of "
+            f"{', '.join(IMAGE_SUFFIXES)} (any case), got "
+            f"{repr(out.suffix) if out.suffix else 'no suffix'}"
+        )
+
     def no_link() -> None:  # written through, a link would replace its target
         if out.is_symlink():
-            raise StoreError(f"{out}: is a symbolic link; give the render's output as a plain path "
-                             f"(the link's target: {os.readlink(out)})")
+            raise StoreError(
+                f"{out}: is a symbolic link; give the render's output as a plain path "
+                f"(the link's target: {os.readlink(out)})"
+            )
 
     try:
         st = os.stat(out)
@@ -113,23 +132,27 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
         except OSError:
             continue  # an input that is not there cannot be overwritten
         if same:
-            raise StoreError(f"{out}: is the input file {src}; the render would overwrite it "
-                             "(give another output path)")
+            raise StoreError(
+                f"{out}: is the input file {src}; the render would overwrite it (give another output path)"
+            )
     no_link()
     if not stat.S_ISREG(st.st_mode):  # a pipe would block the render forever, a device take it
-        raise StoreError(f"{out}: exists and is not a regular file (a pipe or a device?); a render "
-                         "writes PNG files only")
+        raise StoreError(
+            f"{out}: exists and is not a regular file (a pipe or a device?); a render writes PNG files only"
+        )
     if overwrite:
         return out
     try:
         with open(out, "rb") as fh:
             head = fh.read(len(PNG_SIGNATURE))
     except OSError as exc:
-        raise StoreError(f"{out}: exists and cannot be read to check it ({exc.strerror or exc}); "
-                         "give --overwrite to replace it") from None
+        raise StoreError(
+            f"{out}: exists and cannot be read to check it ({exc.strerror or exc}); give --overwrite to replace it"
+        ) from None
     if head != PNG_SIGNATURE:
-        raise StoreError(f"{out}: exists and is not a PNG image; a render replaces only PNGs "
-                         "(give --overwrite to replace it anyway)")
+        raise StoreError(
+            f"{out}: exists and is not a PNG image; a render replaces only PNGs (give --overwrite to replace it anyway)"
+        )
     return out
 
 
@@ -147,16 +170,27 @@ class JobPictures:
         r = job.render
         assert r is not None
         if importlib.util.find_spec("vispy") is None:
-            raise ConfigError(f"{job.where + '.' if job.where else ''}render: drawing needs vispy, which is "
-                              "not installed (pip install 'gradbatch[viewer]'); or remove render:")
+            raise ConfigError(
+                f"{job.where + '.' if job.where else ''}render: drawing needs vispy, which is "
+                "not installed (pip install 'gradbatch[viewer]'); or remove render:"
+            )
         check_output(r.output, inputs, overwrite)
 
     def render(self, job: JobConfig, source: Path) -> Path:
         """Draw ``job`` of the finished file ``source`` to its ``render.output``; returns that path."""
         r = job.render
         assert r is not None
-        opts = RenderOptions(size=r.size, layers=r.layers, field=r.field, colormap=r.colormap, descent=r.descent,
-                             scale=r.scale, colorbar=r.colorbar, surface=r.surface, contours=r.contours)
+        opts = RenderOptions(
+            size=r.size,
+            layers=r.layers,
+            field=r.field,
+            colormap=r.colormap,
+            descent=r.descent,
+            scale=r.scale,
+            colorbar=r.colorbar,
+            surface=r.surface,
+            contours=r.contours,
+        )
         return render(source, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
 
 
@@ -193,10 +227,12 @@ def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOption
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
     view = canvas.central_widget.add_view()
     view.camera = scene.PanZoomCamera(rect=(x0, base - pad, x1 - x0, ymax - base + 2 * pad))
-    scene.visuals.Line(pos=np.stack([x[ok], y[ok]], 1).astype(np.float32), color="white", width=2,
-                       method="gl", parent=view.scene)
-    scene.visuals.Line(pos=np.array([[x0, base], [x1, base]], np.float32), color=(0.6, 0.6, 0.6, 1),
-                       method="gl", parent=view.scene)
+    scene.visuals.Line(
+        pos=np.stack([x[ok], y[ok]], 1).astype(np.float32), color="white", width=2, method="gl", parent=view.scene
+    )
+    scene.visuals.Line(
+        pos=np.array([[x0, base], [x1, base]], np.float32), color=(0.6, 0.6, 0.6, 1), method="gl", parent=view.scene
+    )
     if dy is not None and "arrows" in opt.layers:
         n = max(2, int(w // (2 * opt.pixels_per_arrow)))  # 1D: fewer, larger arrows
         idx = np.linspace(0, len(x) - 1, n).round().astype(int)
@@ -211,8 +247,9 @@ def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOption
         lift = 0.25 * pad  # just above the axis line, so both show
         axis_arrows = arrow_segments((xs - u / 2) * sx, np.full_like(xs, (base + lift) * sy), u * sx, np.zeros_like(u))
         axis_arrows = type(axis_arrows)(axis_arrows.vertices / np.array([sx, sy], np.float32), axis_arrows.values)
-        scene.visuals.Line(pos=axis_arrows.vertices, connect="segments", color="#ff7f50", method="gl",
-                           parent=view.scene)
+        scene.visuals.Line(
+            pos=axis_arrows.vertices, connect="segments", color="#ff7f50", method="gl", parent=view.scene
+        )
         # slope arrows along the curve: the tangent (1, f'), 0.6 of a cell long on screen (seed 002)
         tx, ty = np.full_like(xs, sx), sy * dy[idx]  # the tangent in screen pixels
         norm = np.hypot(tx, ty)
@@ -221,8 +258,7 @@ def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOption
         # barbs are built in screen pixels (the axes are scaled differently), then mapped back
         slope = arrow_segments(xs * sx, ys * sy, ux * sx, uy * sy)
         slope = type(slope)(slope.vertices / np.array([sx, sy], np.float32), slope.values)
-        scene.visuals.Line(pos=slope.vertices, connect="segments", color="#4fc3ff", method="gl",
-                           parent=view.scene)
+        scene.visuals.Line(pos=slope.vertices, connect="segments", color="#4fc3ff", method="gl", parent=view.scene)
     return _save(canvas, out)
 
 
@@ -230,15 +266,19 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     scene = vispy_scene("egl")
 
     if "image" in opt.layers and opt.field not in reader.fields:
-        raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
-                         f"fields: {', '.join(reader.fields)}")
+        raise StoreError(
+            f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; fields: {', '.join(reader.fields)}"
+        )
     window = opt.window or reader.extent
     w, h = opt.size
     pair = reader.vectors
     wanted = (opt.field,) if "image" in opt.layers else ()
     vectors = tuple(pair) if "arrows" in opt.layers and pair else ()
-    resp = reader.read(WindowRequest(reader.job, window, (w, h), wanted, vectors,
-                                     arrow_canvas((w, h), opt.pixels_per_arrow), opt.plane))
+    resp = reader.read(
+        WindowRequest(
+            reader.job, window, (w, h), wanted, vectors, arrow_canvas((w, h), opt.pixels_per_arrow), opt.plane
+        )
+    )
     canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
     view, bar = field_view(scene, canvas, opt)
     x0, x1, y0, y1 = window

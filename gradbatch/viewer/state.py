@@ -22,10 +22,21 @@ from .visuals import LayerOptions
 __all__ = ["KEY_ACTIONS", "ShownJob", "ViewState", "key_action"]
 
 KEY_ACTIONS = {  # key text -> action; the list a user reads is viewer.KEYS
-    "i": "toggle image", "a": "toggle arrows", "s": "toggle streamlines", "p": "toggle paths",
-    "b": "toggle basins", "o": "toggle contours",
-    " ": "play", "[": "back", "]": "forward", ",": "plane down", ".": "plane up",
-    "j": "next job", "r": "reset", "d": "descent", "c": "screenshot",
+    "i": "toggle image",
+    "a": "toggle arrows",
+    "s": "toggle streamlines",
+    "p": "toggle paths",
+    "b": "toggle basins",
+    "o": "toggle contours",
+    " ": "play",
+    "[": "back",
+    "]": "forward",
+    ",": "plane down",
+    ".": "plane up",
+    "j": "next job",
+    "r": "reset",
+    "d": "descent",
+    "c": "screenshot",
 }
 
 
@@ -56,8 +67,14 @@ class ViewState:
     viewable ones in file order). ``slice_axis``: the axis to cut 3D jobs across (None: their
     last); ``surface``: seed 000's 3D picture, read once per plane, with no window requests."""
 
-    def __init__(self, path: str | Path, jobs: dict[str, int], options: LayerOptions = LayerOptions(),
-                 slice_axis: str | None = None, surface: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        jobs: dict[str, int],
+        options: LayerOptions = LayerOptions(),
+        slice_axis: str | None = None,
+        surface: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.jobs = dict(jobs)
         self.options = options
@@ -117,8 +134,7 @@ class ViewState:
     # -- layers and options -------------------------------------------------------------------
     def toggle(self, layer: str) -> tuple[str, ...]:
         """Switch ``layer`` off if it is on, else on (drawn last); returns the layers on."""
-        self.visible = (tuple(x for x in self.visible if x != layer) if layer in self.visible
-                        else (*self.visible, layer))
+        self.visible = tuple(x for x in self.visible if x != layer) if layer in self.visible else (*self.visible, layer)
         return self.visible
 
     def flip_descent(self) -> LayerOptions:
@@ -166,8 +182,15 @@ class ViewState:
         job = self._shown()
         opt = self.options
         fields = (opt.field,) if opt.field in job.fields else ()
-        req = WindowRequest(job.name, window, canvas, fields, tuple(job.vectors or ()),
-                            arrow_canvas(canvas, opt.pixels_per_arrow), self.plane)
+        req = WindowRequest(
+            job.name,
+            window,
+            canvas,
+            fields,
+            tuple(job.vectors or ()),
+            arrow_canvas(canvas, opt.pixels_per_arrow),
+            self.plane,
+        )
         if req == self.pending:
             return None
         self.pending = req

@@ -18,8 +18,8 @@ from ..errors import StoreError, ViewerError
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
 from ..store import FieldReader, WindowRequest, WindowResponse
-from .prepare import colormap_lut, image_limits, map_colors, path_polylines
 from .arrows import ArrowField
+from .prepare import colormap_lut, image_limits, map_colors, path_polylines
 
 __all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
 
@@ -55,9 +55,11 @@ class LayerOptions:
         try:
             get_colormap(self.colormap)  # vispy's own, or matplotlib's where matplotlib is installed
         except (KeyError, ValueError, TypeError):
-            raise ViewerError(f"colormap: unknown colormap {self.colormap!r}; allowed: "
-                              f"{', '.join(sorted(get_colormaps()))} (and matplotlib's names where it "
-                              "is installed)") from None
+            raise ViewerError(
+                f"colormap: unknown colormap {self.colormap!r}; allowed: "
+                f"{', '.join(sorted(get_colormaps()))} (and matplotlib's names where it "
+                "is installed)"
+            ) from None
         choices = {"scale": ("linear", "symmetric", "log"), "arrow_mode": ("normalize", "clip", "scale")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -80,9 +82,15 @@ def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any
     side.width_max = side.width_min = BAR_WIDTH
     title = side.add_widget(scene.Label(_bar_label(options), color="white", font_size=9), row=0, col=0)
     title.height_max = 24
-    bar = scene.ColorBarWidget(cmap=options.colormap, orientation="right", clim=(0, 1), label="",
-                               label_color="white", border_width=0,
-                               axis_ratio=14 / max(0.6 * canvas.size[1], 50))  # about 14 px wide
+    bar = scene.ColorBarWidget(
+        cmap=options.colormap,
+        orientation="right",
+        clim=(0, 1),
+        label="",
+        label_color="white",
+        border_width=0,
+        axis_ratio=14 / max(0.6 * canvas.size[1], 50),
+    )  # about 14 px wide
     side.add_widget(bar, row=1, col=0)
     return view, bar
 
@@ -95,8 +103,16 @@ class FieldLayers:
     """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node);
     ``colorbar``: a ColorBarWidget kept in step with the image's colour limits."""
 
-    def __init__(self, scene: Any, parent: Any, overlays: Overlays, vectors: tuple[str, str] | None,
-                 options: LayerOptions, colorbar: Any = None, plane_axes: tuple[int, int] = (0, 1)) -> None:
+    def __init__(
+        self,
+        scene: Any,
+        parent: Any,
+        overlays: Overlays,
+        vectors: tuple[str, str] | None,
+        options: LayerOptions,
+        colorbar: Any = None,
+        plane_axes: tuple[int, int] = (0, 1),
+    ) -> None:
         from vispy.color import get_colormap
 
         self.scene = scene
@@ -109,8 +125,9 @@ class FieldLayers:
         self.arrow_lut = colormap_lut("autumn")
         self.image = scene.visuals.Image(np.zeros((2, 2), np.float32), cmap=self.cmap, parent=parent)
         self.image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
-        self.contour_lines = scene.visuals.Isocurve(np.zeros((2, 2), np.float32), levels=[0.5],
-                                                    color_lev="white", parent=parent)
+        self.contour_lines = scene.visuals.Isocurve(
+            np.zeros((2, 2), np.float32), levels=[0.5], color_lev="white", parent=parent
+        )
         self.arrows = ArrowField(parent=parent)
         self.overlays: dict[str, list[Any]] = {"basins": [], "streamlines": [], "paths": []}
         self._basins(scene, parent, overlays.basins)
@@ -132,7 +149,7 @@ class FieldLayers:
         x, y = stored.record.axes[0], stored.record.axes[1]
         rgba = np.zeros(label.shape + (4,), dtype=np.float32)
         for k in range(int(label.max()) + 1):
-            c = np.array([int(PALETTE[k % len(PALETTE)][i:i + 2], 16) / 255 for i in (1, 3, 5)] + [0.35])
+            c = np.array([int(PALETTE[k % len(PALETTE)][i : i + 2], 16) / 255 for i in (1, 3, 5)] + [0.35])
             rgba[label == k] = c
         img = scene.visuals.Image(rgba, parent=parent)
         dx = (x[-1] - x[0]) / max(len(x) - 1, 1)
@@ -146,9 +163,15 @@ class FieldLayers:
             return
         pts = stored.record.points[:, self.plane_axes].astype(np.float32)
         if len(pts):
-            self.overlays["streamlines"].append(scene.visuals.Line(
-                pos=pts, connect=polyline_connect(stored.record.offsets), color=(1, 1, 1, 0.7),
-                method="gl", parent=parent))
+            self.overlays["streamlines"].append(
+                scene.visuals.Line(
+                    pos=pts,
+                    connect=polyline_connect(stored.record.offsets),
+                    color=(1, 1, 1, 0.7),
+                    method="gl",
+                    parent=parent,
+                )
+            )
 
     def _paths(self, scene: Any, parent: Any, paths: Mapping[str, Stored[Descent]]) -> None:
         """Each optimiser's paths as one line set, a circle at each start and a star at each
@@ -166,8 +189,9 @@ class FieldLayers:
             first = first[np.isfinite(first).all(axis=1)]
             if not len(first):
                 continue
-            line = scene.visuals.Line(pos=np.zeros((2, 2), np.float32), color=color, width=2, method="gl",
-                                      parent=parent)
+            line = scene.visuals.Line(
+                pos=np.zeros((2, 2), np.float32), color=color, width=2, method="gl", parent=parent
+            )
             ends = scene.visuals.Markers(parent=parent)
             starts = scene.visuals.Markers(pos=first, face_color=color, size=8, symbol="o", parent=parent)
             self.path_sets.append((pos, line, ends))
@@ -213,8 +237,7 @@ class FieldLayers:
         for v in [self.image, self.contour_lines, self.arrows, *(x for vs in self.overlays.values() for x in vs)]:
             v.parent = None
 
-    def update(self, resp: WindowResponse, window: tuple[float, float, float, float],
-               canvas: tuple[int, int]) -> None:
+    def update(self, resp: WindowResponse, window: tuple[float, float, float, float], canvas: tuple[int, int]) -> None:
         """Show ``resp`` (read for ``window`` on a ``canvas``-sized view)."""
         from vispy.visuals.transforms import STTransform
 
@@ -240,8 +263,7 @@ class FieldLayers:
         if self.vectors is not None and all(v in vec.data for v in self.vectors):
             self._arrows(vec, window, canvas)
 
-    def _arrows(self, resp: WindowResponse, window: tuple[float, float, float, float],
-                canvas: tuple[int, int]) -> None:
+    def _arrows(self, resp: WindowResponse, window: tuple[float, float, float, float], canvas: tuple[int, int]) -> None:
         assert self.vectors is not None
         opt = self.options
         x0, x1, y0, y1 = window
@@ -281,18 +303,28 @@ class SurfaceLayers:
     gradient's arrows lying in that plane beneath it (the gradient lives in the input space),
     under a turntable camera. Read once, from a mesh of at most about 256 x 256 points."""
 
-    def __init__(self, scene: Any, view: Any, reader: FieldReader, opt: LayerOptions,
-                 window: tuple[float, float, float, float] | None = None, elevation: float = 30.0,
-                 azimuth: float = 35.0, plane: float | None = None) -> None:
+    def __init__(
+        self,
+        scene: Any,
+        view: Any,
+        reader: FieldReader,
+        opt: LayerOptions,
+        window: tuple[float, float, float, float] | None = None,
+        elevation: float = 30.0,
+        azimuth: float = 35.0,
+        plane: float | None = None,
+    ) -> None:
         if opt.field not in reader.fields:
-            raise StoreError(f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; "
-                             f"fields: {', '.join(reader.fields)}")
+            raise StoreError(
+                f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; fields: {', '.join(reader.fields)}"
+            )
         window = window or reader.extent
         pair = reader.vectors
         self.visible = tuple(opt.layers)
         # a mesh of at most ~256 x 256 points, the arrows from a coarser level still
-        resp = reader.read(WindowRequest(reader.job, window, (256, 256), (opt.field,), tuple(pair or ()),
-                                         (64, 64), plane=plane))
+        resp = reader.read(
+            WindowRequest(reader.job, window, (256, 256), (opt.field,), tuple(pair or ()), (64, 64), plane=plane)
+        )
         self.last = resp
         z = resp.data[opt.field].astype(np.float32)
         with np.errstate(all="ignore"):
@@ -303,18 +335,22 @@ class SurfaceLayers:
         span = max(x1 - x0, y1 - y0)
         zscale = 0.5 * span / (zmax - zmin)  # the surface's height: half the plane's width
         base = zmin * zscale - 0.25 * span  # the input plane, below the surface
-        view.camera = scene.TurntableCamera(elevation=elevation, azimuth=azimuth, fov=40,
-                                            center=((x0 + x1) / 2, (y0 + y1) / 2, (base + zmax * zscale) / 2),
-                                            distance=2.2 * span)
+        view.camera = scene.TurntableCamera(
+            elevation=elevation,
+            azimuth=azimuth,
+            fov=40,
+            center=((x0 + x1) / 2, (y0 + y1) / 2, (base + zmax * zscale) / 2),
+            distance=2.2 * span,
+        )
         zz = np.nan_to_num(z, nan=zmin) * zscale
         colors = map_colors(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel(), colormap_lut(opt.colormap))
-        self.surface = scene.visuals.SurfacePlot(x=resp.x.astype(np.float32), y=resp.y.astype(np.float32),
-                                                 z=zz.T, parent=view.scene)  # SurfacePlot wants z[x, y]
+        self.surface = scene.visuals.SurfacePlot(
+            x=resp.x.astype(np.float32), y=resp.y.astype(np.float32), z=zz.T, parent=view.scene
+        )  # SurfacePlot wants z[x, y]
         by_xy = colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4)
         self.surface.mesh_data.set_vertex_colors(by_xy)
         corners = [[x0, y0, base], [x1, y0, base], [x1, y1, base], [x0, y1, base], [x0, y0, base]]
-        self.frame = scene.visuals.Line(pos=np.array(corners, np.float32), color=(0.6, 0.6, 0.6, 1),
-                                        parent=view.scene)
+        self.frame = scene.visuals.Line(pos=np.array(corners, np.float32), color=(0.6, 0.6, 0.6, 1), parent=view.scene)
         self.arrows = None
         if pair is not None and resp.coarse is not None:
             c = resp.coarse
@@ -328,8 +364,9 @@ class SurfaceLayers:
             su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
             flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
             verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), base, np.float32)], axis=1)
-            self.arrows = scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl",
-                                             parent=view.scene)
+            self.arrows = scene.visuals.Line(
+                pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene
+            )
         self.set_visible(self.visible)
 
     def set_visible(self, layers: tuple[str, ...]) -> None:

@@ -31,10 +31,12 @@ streamlines: {field: descent, seeds: {even: 2}}
 
 def kill_at_write(n: int) -> str:
     """A prelude that SIGKILLs the run as it starts writing its ``n``-th tile."""
-    return ("import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
-            "def _f(self, *a, **k):\n    _n[0] += 1\n"
-            f"    if _n[0] == {n}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-            "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n")
+    return (
+        "import os, signal\nfrom gradbatch.store import JobWriter\n_r, _n = JobWriter._write_tile, [0]\n"
+        "def _f(self, *a, **k):\n    _n[0] += 1\n"
+        f"    if _n[0] == {n}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return _r(self, *a, **k)\nJobWriter._write_tile = _f\n"
+    )
 
 
 def env() -> dict[str, str]:
@@ -44,22 +46,36 @@ def env() -> dict[str, str]:
     return e
 
 
-def gradbatch(args: Sequence[str], cwd: Path, timeout: float = 120, prelude: str = "",
-              preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+def gradbatch(
+    args: Sequence[str], cwd: Path, timeout: float = 120, prelude: str = "", preexec: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m gradbatch ARGS`` in ``cwd``; ``prelude`` is Python run first in that process
     (a fault injected into gradbatch's own functions)."""
     code = prelude + "\nimport sys\nfrom gradbatch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     try:
-        return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env(), capture_output=True,
-                              text=True, timeout=timeout, preexec_fn=preexec)
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=cwd,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=preexec,
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"gradbatch {' '.join(args)} hung for {timeout}s; output so far: {exc.stderr!r}")
 
 
 def start(args: Sequence[str], cwd: Path, prelude: str = "") -> subprocess.Popen[str]:
     code = prelude + "\nimport sys\nfrom gradbatch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def one_line_error(p: subprocess.CompletedProcess[str], kind: str, *needles: str) -> str:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from gradbatch.trajectories.basins import compute_basins, derivatives, polish
 from gradbatch.config import parse_basins
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
+from gradbatch.trajectories.basins import compute_basins, derivatives, polish
 from gradbatch.trajectories.paths import REASONS
 
 CPU = torch.device("cpu")
@@ -39,21 +39,26 @@ def _assert_every_start_labelled(result) -> None:  # noqa: ANN001
     lost = np.isin(result.reason, LOST)
     assert not (unlabelled & ~lost).any(), (
         f"{int((unlabelled & ~lost).sum())} starts unlabelled whose runs were not lost; reasons "
-        f"{sorted({REASONS[r] for r in result.reason[unlabelled & ~lost]})}")
+        f"{sorted({REASONS[r] for r in result.reason[unlabelled & ~lost]})}"
+    )
     assert sum(result.counts) == int((result.label >= 0).sum())
 
 
 HIMMELBLAU_MINIMA = np.array([m.point for m in BUILTINS["himmelblau"].minima(2)])
 
 
-@pytest.mark.parametrize("settings, dtype", [
-    # Adam with lr 0.5 hops round each minimum at the learning rate's scale: runs end max_steps
-    ({"resolution": 20, "steps": 200, "optimizer": {"name": "adam", "lr": 0.5}}, torch.float32),
-    # float32 gradients settle near 3e-5: tol 1e-12 is never reached
-    ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "adam", "lr": 0.05}}, torch.float32),
-    # plain SGD near its stability limit (the curvature at the minima reaches ~95)
-    ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "sgd", "lr": 0.012}}, torch.float64),
-], ids=["adam-lr0.5", "float32-tol1e-12", "sgd-near-2/L"])
+@pytest.mark.parametrize(
+    "settings, dtype",
+    [
+        # Adam with lr 0.5 hops round each minimum at the learning rate's scale: runs end max_steps
+        ({"resolution": 20, "steps": 200, "optimizer": {"name": "adam", "lr": 0.5}}, torch.float32),
+        # float32 gradients settle near 3e-5: tol 1e-12 is never reached
+        ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "adam", "lr": 0.05}}, torch.float32),
+        # plain SGD near its stability limit (the curvature at the minima reaches ~95)
+        ({"resolution": 20, "steps": 200, "tol": 1e-12, "optimizer": {"name": "sgd", "lr": 0.012}}, torch.float64),
+    ],
+    ids=["adam-lr0.5", "float32-tol1e-12", "sgd-near-2/L"],
+)
 def test_himmelblau_all_four_minima_found_with_bad_settings(settings: dict, dtype: torch.dtype) -> None:
     ff = from_builtin("himmelblau", 2, {})
     r = _basins(ff, ((-5.0, 5.0), (-5.0, 5.0)), settings, dtype)
@@ -66,20 +71,31 @@ def test_himmelblau_all_four_minima_found_with_bad_settings(settings: dict, dtyp
 def test_known_minima_come_first_and_their_basins_are_labelled() -> None:
     ff = from_builtin("himmelblau", 2, {})
     known = BUILTINS["himmelblau"].minima(2)
-    r = _basins(ff, ((-5.0, 5.0), (-5.0, 5.0)), {"resolution": 20, "steps": 200, "optimizer":
-                                                 {"name": "adam", "lr": 0.5}}, torch.float32, known)
+    r = _basins(
+        ff,
+        ((-5.0, 5.0), (-5.0, 5.0)),
+        {"resolution": 20, "steps": 200, "optimizer": {"name": "adam", "lr": 0.5}},
+        torch.float32,
+        known,
+    )
     assert [p.point for p in r.points[:4]] == [m.point for m in known] and all(p.known for p in r.points[:4])
     assert all(not p.known for p in r.points[4:])
     _assert_every_start_labelled(r)
     assert all(c > 40 for c in r.counts[:4])
 
 
-@pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 1e-3}, {"name": "adam", "lr": 0.05}], ids=lambda o: o["name"])
+@pytest.mark.parametrize(
+    "optimizer", [{"name": "sgd", "lr": 1e-3}, {"name": "adam", "lr": 0.05}], ids=lambda o: o["name"]
+)
 def test_rosenbrock_runs_still_in_the_valley_are_finished(optimizer: dict) -> None:
     """300 steps leave most runs crawling down the banana valley, far from (1, 1)."""
     ff = from_builtin("rosenbrock", 2, {})
-    r = _basins(ff, BUILTINS["rosenbrock"].domain(2), {"resolution": 24, "steps": 300, "tol": 1e-12,
-                                                       "optimizer": optimizer}, torch.float32)
+    r = _basins(
+        ff,
+        BUILTINS["rosenbrock"].domain(2),
+        {"resolution": 24, "steps": 300, "tol": 1e-12, "optimizer": optimizer},
+        torch.float32,
+    )
     assert (r.reason == REASONS.index("max_steps")).mean() > 0.5  # the bad settings really are bad
     _assert_found(r, np.array([[1.0, 1.0]]), atol=1e-6)
     _assert_every_start_labelled(r)
@@ -91,8 +107,12 @@ def test_a_bowl_with_sgd_at_the_edge_of_stability() -> None:
     every step and shrinks it by only 0.8% a step, so no run converges in 200 steps. (The box is
     centred on the minimum, so a flipped run stays inside.)"""
     ff = from_expression("(x - 0.3)**2 + 4*(y + 0.2)**2", ("x", "y"), {})
-    r = _basins(ff, ((-1.7, 2.3), (-2.2, 1.8)), {"resolution": 16, "steps": 200,
-                                                 "optimizer": {"name": "sgd", "lr": 0.249}}, torch.float64)
+    r = _basins(
+        ff,
+        ((-1.7, 2.3), (-2.2, 1.8)),
+        {"resolution": 16, "steps": 200, "optimizer": {"name": "sgd", "lr": 0.249}},
+        torch.float64,
+    )
     assert (r.reason == REASONS.index("max_steps")).all()
     assert len(r.points) == 1 and r.points[0].kind == "minimum"
     np.testing.assert_allclose(r.points[0].point, [0.3, -0.2], atol=1e-10)
@@ -104,7 +124,7 @@ def _rastrigin_1d_minima(lo: float, hi: float) -> np.ndarray:
     xs = np.arange(np.ceil(lo), np.floor(hi) + 1.0)  # one near each integer
     for _ in range(50):
         d1 = 2 * xs + 20 * np.pi * np.sin(2 * np.pi * xs)
-        d2 = 2 + 40 * np.pi ** 2 * np.cos(2 * np.pi * xs)
+        d2 = 2 + 40 * np.pi**2 * np.cos(2 * np.pi * xs)
         xs = xs - d1 / d2
     return xs
 
@@ -114,8 +134,9 @@ def test_rastrigin_every_local_minimum_beside_the_known_global_one() -> None:
     ff = from_builtin("rastrigin", 2, {})
     known = BUILTINS["rastrigin"].minima(2)
     box = ((-2.5, 2.5), (-2.5, 2.5))
-    r = _basins(ff, box, {"resolution": 40, "steps": 300, "optimizer": {"name": "adam", "lr": 0.02}},
-                torch.float32, known)
+    r = _basins(
+        ff, box, {"resolution": 40, "steps": 300, "optimizer": {"name": "adam", "lr": 0.02}}, torch.float32, known
+    )
     m1 = _rastrigin_1d_minima(-2.5, 2.5)
     expected = np.array([(a, b) for a in m1 for b in m1])
     _assert_found(r, expected, atol=1e-8)
@@ -129,8 +150,12 @@ def test_a_run_that_ends_on_a_saddle_keeps_its_saddle() -> None:
     the saddle and stay there; polishing must not push them into a minimum. (The grid holds x = 0
     exactly, so their runs never leave it.)"""
     ff = from_expression("(x**2 - 1)**2 + y**2", ("x", "y"), {})
-    r = _basins(ff, ((-2.5, 2.5), (-2.5, 2.5)), {"resolution": 21, "steps": 2000, "tol": 1e-9,
-                                                 "optimizer": {"name": "sgd", "lr": 0.02}}, torch.float64)
+    r = _basins(
+        ff,
+        ((-2.5, 2.5), (-2.5, 2.5)),
+        {"resolution": 21, "steps": 2000, "tol": 1e-9, "optimizer": {"name": "sgd", "lr": 0.02}},
+        torch.float64,
+    )
     kinds = {p.kind: p for p in r.points}
     assert sorted(kinds) == ["minimum", "saddle"] and sum(p.kind == "minimum" for p in r.points) == 2
     saddle = r.points.index(kinds["saddle"])
@@ -156,11 +181,21 @@ def test_every_critical_point_in_the_table_is_real() -> None:
     What the table lists there must be real stationary points (the plain has a lattice of them,
     of curvature ~1e-11), never a place where a run merely slowed down."""
     ff = from_builtin("easom", 2, {})
-    r = _basins(ff, BUILTINS["easom"].domain(2), {"resolution": 16, "steps": 200, "tol": 1e-6,
-                                                  "optimizer": {"name": "adam", "lr": 0.05}}, torch.float64)
+    r = _basins(
+        ff,
+        BUILTINS["easom"].domain(2),
+        {"resolution": 16, "steps": 200, "tol": 1e-6, "optimizer": {"name": "adam", "lr": 0.05}},
+        torch.float64,
+    )
     _assert_found(r, np.array([[np.pi, np.pi]]), atol=1e-10)
     points = torch.tensor([p.point for p in r.points], dtype=torch.float64)
     _, g, _ = derivatives(ff, points, hessian=False)
     assert (g.norm(dim=1) < 1e-12).all(), g
-    assert r.counts[[p.point for p in r.points].index(min((p.point for p in r.points),
-                                                          key=lambda q: np.hypot(q[0] - np.pi, q[1] - np.pi)))] > 10
+    assert (
+        r.counts[
+            [p.point for p in r.points].index(
+                min((p.point for p in r.points), key=lambda q: np.hypot(q[0] - np.pi, q[1] - np.pi))
+            )
+        ]
+        > 10
+    )

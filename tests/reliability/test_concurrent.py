@@ -12,8 +12,8 @@ import hdf5plugin  # noqa: F401  (the Blosc2 filter)
 import numpy as np
 import pytest
 
-from gradbatch.lock import OutputLock, lock_path
 from gradbatch.errors import StoreError
+from gradbatch.lock import OutputLock, lock_path
 
 from ._util import gradbatch, one_line_error, start
 
@@ -27,7 +27,9 @@ def _wait_for_go():
     while not os.path.exists("go") and time.monotonic() - t0 < 60:
         time.sleep(0.02)
 """
-SLOW_WRITES = _WAIT + """
+SLOW_WRITES = (
+    _WAIT
+    + """
 from gradbatch.store import JobWriter
 _real = JobWriter._write_tile
 def _slow(self, *a, **k):
@@ -35,7 +37,10 @@ def _slow(self, *a, **k):
     return _real(self, *a, **k)
 JobWriter._write_tile = _slow
 """
-SLOW_PLANNING = _WAIT + """
+)
+SLOW_PLANNING = (
+    _WAIT
+    + """
 import gradbatch.jobs as j
 _real = j.plan_job
 def _slow(*a, **k):
@@ -43,6 +48,7 @@ def _slow(*a, **k):
     return _real(*a, **k)
 j.plan_job = _slow
 """
+)
 
 
 def _wait_for(path: Path, proc, timeout: float = 60) -> None:  # noqa: ANN001
@@ -62,12 +68,16 @@ def _complete(path: Path) -> None:
 
 @pytest.mark.parametrize("second", [[], ["--overwrite"], ["--resume"]])
 @pytest.mark.parametrize("first_phase", ["planning", "writing"])
-def test_a_second_run_on_a_live_output_stops_and_leaves_the_first_alone(tmp_path: Path, first_phase: str,
-                                                                       second: list[str]) -> None:
+def test_a_second_run_on_a_live_output_stops_and_leaves_the_first_alone(
+    tmp_path: Path, first_phase: str, second: list[str]
+) -> None:
     (tmp_path / "job.yaml").write_text(JOB)
     out = tmp_path / "out.h5"
-    first = start(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path,
-                  prelude=SLOW_PLANNING if first_phase == "planning" else SLOW_WRITES)
+    first = start(
+        ["run", "job.yaml", "-o", "out.h5", "-q"],
+        tmp_path,
+        prelude=SLOW_PLANNING if first_phase == "planning" else SLOW_WRITES,
+    )
     try:
         # while planning, only the lock exists; while writing, the partial file too
         _wait_for(lock_path(out) if first_phase == "planning" else out.with_name("out.h5.partial"), first)

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import gradbatch
-from gradbatch.config import parse_config
-from gradbatch.config import parse_optimizer
+from gradbatch.config import parse_config, parse_optimizer
 from gradbatch.describe import describe
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
 from gradbatch.trajectories.paths import REASONS, STALL_WINDOW, descend
@@ -23,11 +22,15 @@ MINIMA = np.array([m.point for m in BUILTINS["himmelblau"].minima(2)])
 STARTS = [[-4.0, 0.0], [0.5, -3.0], [1.0, 1.0]]
 
 
-@pytest.mark.parametrize("optimizer", [
-    {"name": "sgd", "lr": 1e-3},  # freezes: lr * |grad| falls below half an ulp at |grad| ~ 1e-4
-    {"name": "momentum", "lr": 1e-3},
-    {"name": "adam", "lr": 0.05},  # jitters at the floor
-], ids=lambda o: o["name"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "sgd", "lr": 1e-3},  # freezes: lr * |grad| falls below half an ulp at |grad| ~ 1e-4
+        {"name": "momentum", "lr": 1e-3},
+        {"name": "adam", "lr": 0.05},  # jitters at the floor
+    ],
+    ids=lambda o: o["name"],
+)
 def test_float32_descent_below_its_noise_floor_stalls_early(optimizer: dict) -> None:
     """float32 gradients at Himmelblau's minima settle near 3e-5: tol 1e-12 is out of reach, so
     the runs must end stalled (or, by luck, converged), not max_steps after 20,000 steps."""
@@ -36,13 +39,14 @@ def test_float32_descent_below_its_noise_floor_stalls_early(optimizer: dict) -> 
     assert set(reasons) <= {"stalled", "converged"} and "stalled" in reasons, reasons
     assert (d.stop_step <= 2_000).all(), d.stop_step
     assert np.linalg.norm(MINIMA[None] - d.final[:, None], axis=2).min(1).max() < 1e-4
-    assert np.isnan(d.positions[:, d.stop_step.max() + 1:]).all()  # nothing recorded after the stop
+    assert np.isnan(d.positions[:, d.stop_step.max() + 1 :]).all()  # nothing recorded after the stop
 
 
 def test_ascent_stalls_too() -> None:
     ff = from_expression("-((x**2 + y - 11)**2 + (x + y**2 - 7)**2)", ("x", "y"), {})
-    d = descend(ff, torch.tensor(STARTS), parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"), 20_000, 1e-12, BOX,
-                ascent=True)
+    d = descend(
+        ff, torch.tensor(STARTS), parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"), 20_000, 1e-12, BOX, ascent=True
+    )
     assert [REASONS[r] for r in d.reason] == ["stalled"] * 3 and (d.stop_step <= 2_000).all()
 
 
@@ -51,8 +55,9 @@ def test_a_slow_path_down_rosenbrocks_valley_is_not_cut_short() -> None:
     and never halves in a stall window, yet the value keeps falling: not stalled."""
     ff = from_builtin("rosenbrock", 2, {})
     start = torch.tensor([[0.9994096, 0.99881727]])  # where SGD from (-1.5, 2) is after 17,000 steps
-    d = descend(ff, start, parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"), 2_000, 1e-12,
-                BUILTINS["rosenbrock"].domain(2))
+    d = descend(
+        ff, start, parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"), 2_000, 1e-12, BUILTINS["rosenbrock"].domain(2)
+    )
     assert REASONS[d.reason[0]] == "max_steps"
     g = d.grad_norms[0]
     assert (g[STALL_WINDOW:] > 0.5 * g[:-STALL_WINDOW]).all()  # a 'no halving' rule alone would stop it
@@ -61,16 +66,27 @@ def test_a_slow_path_down_rosenbrocks_valley_is_not_cut_short() -> None:
 
 def test_a_long_descent_through_the_valley_is_not_stalled() -> None:
     ff = from_builtin("rosenbrock", 2, {})
-    d = descend(ff, torch.tensor([[-1.5, 2.0], [0.0, 0.0]]), parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"),
-                3_000, 1e-12, BUILTINS["rosenbrock"].domain(2), record=False)
+    d = descend(
+        ff,
+        torch.tensor([[-1.5, 2.0], [0.0, 0.0]]),
+        parse_optimizer({"name": "sgd", "lr": 1e-3}, "o"),
+        3_000,
+        1e-12,
+        BUILTINS["rosenbrock"].domain(2),
+        record=False,
+    )
     assert [REASONS[r] for r in d.reason] == ["max_steps", "max_steps"]
 
 
-@pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 1e-3}, {"name": "momentum", "lr": 1e-3},
-                                       {"name": "adam", "lr": 0.05}], ids=lambda o: o["name"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"name": "sgd", "lr": 1e-3}, {"name": "momentum", "lr": 1e-3}, {"name": "adam", "lr": 0.05}],
+    ids=lambda o: o["name"],
+)
 def test_float64_with_a_reachable_tol_converges(optimizer: dict) -> None:
-    d = descend(HIMMELBLAU, torch.tensor(STARTS, dtype=torch.float64), parse_optimizer(optimizer, "o"),
-                20_000, 1e-10, BOX)
+    d = descend(
+        HIMMELBLAU, torch.tensor(STARTS, dtype=torch.float64), parse_optimizer(optimizer, "o"), 20_000, 1e-10, BOX
+    )
     assert [REASONS[r] for r in d.reason] == ["converged"] * 3
     assert np.linalg.norm(MINIMA[None] - d.final[:, None], axis=2).min(1).max() < 1e-10
 

@@ -96,8 +96,13 @@ def _env() -> dict[str, str]:
 def read_all(paths: list[Path], readers: tuple[str, ...] = ALL) -> dict[Path, Outcomes]:
     """Each file's outcome per reader, all read by one subprocess; a hang fails with the file's name."""
     try:
-        r = subprocess.run([sys.executable, "-c", DRIVER, ",".join(readers), *map(str, paths)],
-                           capture_output=True, text=True, timeout=TIMEOUT_S, env=_env())
+        r = subprocess.run(
+            [sys.executable, "-c", DRIVER, ",".join(readers), *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=_env(),
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         done = len(out.splitlines())
@@ -164,11 +169,13 @@ def damaged(job_file: Path, tmp_path: Path) -> Path:
 
 # -- the ways a file is damaged -----------------------------------------------------------------
 
+
 def truncate_to(size: Callable[[int], int]) -> Callable[[Path], None]:
     def damage(p: Path) -> None:
         n = size(p.stat().st_size)
         with open(p, "r+b") as fh:
             fh.truncate(n)
+
     return damage
 
 
@@ -178,6 +185,7 @@ def random_bytes(start: int) -> Callable[[Path], None]:
         with open(p, "r+b") as fh:
             fh.seek(start)
             fh.write(random.Random(7).randbytes(n))
+
     return damage
 
 
@@ -185,6 +193,7 @@ def delete(name: str) -> Callable[[Path], None]:
     def damage(p: Path) -> None:
         with h5py.File(p, "r+") as f:
             del f[name]
+
     return damage
 
 
@@ -195,6 +204,7 @@ def set_attr(name: str, value: object, where: str = "hb") -> Callable[[Path], No
                 del f[where].attrs[name]
             else:
                 f[where].attrs[name] = value
+
     return damage
 
 
@@ -203,6 +213,7 @@ def replace(name: str, link: object) -> Callable[[Path], None]:
         with h5py.File(p, "r+") as f:
             del f[name]
             f[name] = link
+
     return damage
 
 
@@ -243,8 +254,11 @@ CASES = [
     ("complete not a bool", set_attr("complete", "yes"), ["attribute 'complete' of /hb is 'yes'"]),
     ("format wrong", set_attr("gradbatch_format", "gradbatch/9", "/"), ["not a gradbatch file", "gradbatch/9"]),
     ("format an int", set_attr("gradbatch_format", 7, "/"), ["not a gradbatch file (format 7"]),
-    ("external link out of the file", replace("hb/value", h5py.ExternalLink("/etc/passwd", "/x")),
-     ["/hb/value is a link to another file (/etc/passwd:/x)"]),
+    (
+        "external link out of the file",
+        replace("hb/value", h5py.ExternalLink("/etc/passwd", "/x")),
+        ["/hb/value is a link to another file (/etc/passwd:/x)"],
+    ),
     ("soft link loop", replace("hb/value", h5py.SoftLink("/hb/value")), ["/hb/value", "too many links"]),
     ("soft link loop for a group", replace("hb/paths", h5py.SoftLink("/hb/paths")), ["/hb/paths", "too many links"]),
     ("value of the wrong shape", replace("hb/value", np.zeros(5)), ["/hb/value is (5,) float64; expected a (40, 300)"]),
@@ -252,16 +266,23 @@ CASES = [
     ("axis of strings", replace("hb/x", np.array([b"a", b"b"])), ["/hb/x is (2,) |S1"]),
     ("path positions 1D", replace("hb/paths/adam/positions", np.zeros(5)), ["expected paths x steps x 2"]),
     ("killed non-SWMR writer", lambda p: set_superblock_flags(p, 0x01), ["left open for writing", "--resume"]),
-    ("killed non-SWMR writer, then truncated",
-     lambda p: set_superblock_flags(p, 0x01) or truncate_to(lambda n: n // 2)(p), ["truncated:"]),
-    ("killed SWMR writer, then truncated",  # SWMR reading of a truncated file hung HDF5 for minutes
-     lambda p: set_superblock_flags(p, 0x05) or truncate_to(lambda n: n // 2)(p), ["truncated:"]),
+    (
+        "killed non-SWMR writer, then truncated",
+        lambda p: set_superblock_flags(p, 0x01) or truncate_to(lambda n: n // 2)(p),
+        ["truncated:"],
+    ),
+    (
+        "killed SWMR writer, then truncated",  # SWMR reading of a truncated file hung HDF5 for minutes
+        lambda p: set_superblock_flags(p, 0x05) or truncate_to(lambda n: n // 2)(p),
+        ["truncated:"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("case, needles", [(c[0], c[2]) for c in CASES], ids=[c[0] for c in CASES])
-def test_every_reader_gives_one_line(damaged_cases: dict[str, tuple[Path, Outcomes]],
-                                     case: str, needles: list[str]) -> None:
+def test_every_reader_gives_one_line(
+    damaged_cases: dict[str, tuple[Path, Outcomes]], case: str, needles: list[str]
+) -> None:
     damaged, result = damaged_cases[case]
     for reader in ("info", "json", "inspect"):
         assert_one_line(damaged, result[reader], *needles)
@@ -295,7 +316,7 @@ def test_damaged_metadata_of_a_swmr_file_fails_instead_of_hanging(damaged: Path)
         header = h5py.h5o.get_info(f["hb/value"].id).addr  # the dataset's object header
     set_superblock_flags(damaged, 0x05)
     data = bytearray(damaged.read_bytes())
-    assert data[header:header + 4] == b"OHDR"
+    assert data[header : header + 4] == b"OHDR"
     data[header + 20] ^= 0xFF  # inside the part its checksum covers
     damaged.write_bytes(data)
     result = read_one(damaged, ("info",))
@@ -310,8 +331,10 @@ def test_not_a_file(tmp_path: Path) -> None:
     assert_one_line(folder, result["inspect"], "is a folder")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root reads a file whatever its permissions (the folder case stands in)")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="root reads a file whatever its permissions (the folder case stands in)",
+)
 def test_a_file_without_read_permission(damaged: Path) -> None:
     damaged.chmod(0)
     result = read_one(damaged, ("info",))
@@ -349,8 +372,14 @@ def test_a_partial_file_being_written(tmp_path: Path) -> None:
     """Readers open a .partial while `gradbatch run` writes it: each read works, or says in
     one line why not (never a traceback, never a hang)."""
     (tmp_path / "live.yaml").write_text(LIVE_JOB)
-    run = subprocess.Popen([sys.executable, "-m", "gradbatch", "run", "live.yaml", "-q"], cwd=tmp_path,
-                           env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gradbatch", "run", "live.yaml", "-q"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     partial = tmp_path / "live.h5.partial"
     opened = 0
     try:
@@ -371,6 +400,7 @@ def test_a_partial_file_being_written(tmp_path: Path) -> None:
 
 
 # -- info's output: JSON types, non-finite counts -----------------------------------------------
+
 
 def _walk(v: object, where: str = "") -> list[tuple[str, object]]:
     if isinstance(v, dict):
@@ -409,10 +439,12 @@ def _with_nonfinite(job_file: Path, tmp_path: Path, counts: object) -> Path:
 def test_info_prints_non_finite_counts(job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gradbatch.cli import main
 
-    counts = {"value": {"nan": 5000, "posinf": 0, "neginf": 0},  # of 40 x 300 = 12,000 points
-              "grad_x": {"nan": 0, "posinf": 12000, "neginf": 0},
-              "grad_y": {"nan": 0, "posinf": 0, "neginf": 0},
-              "magnitude": {"nan": 6000, "posinf": 5000, "neginf": 1000}}
+    counts = {
+        "value": {"nan": 5000, "posinf": 0, "neginf": 0},  # of 40 x 300 = 12,000 points
+        "grad_x": {"nan": 0, "posinf": 12000, "neginf": 0},
+        "grad_y": {"nan": 0, "posinf": 0, "neginf": 0},
+        "magnitude": {"nan": 6000, "posinf": 5000, "neginf": 1000},
+    }
     path = _with_nonfinite(job_file, tmp_path, counts)
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
@@ -424,8 +456,9 @@ def test_info_prints_non_finite_counts(job_file: Path, tmp_path: Path, capsys: p
     assert json.loads(capsys.readouterr().out)["jobs"][0]["attrs"]["nonfinite"] == counts
 
 
-def test_info_without_non_finite_counts_says_nothing_of_them(job_file: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_without_non_finite_counts_says_nothing_of_them(
+    job_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from gradbatch.cli import main
 
     assert main(["info", str(job_file)]) == 0
@@ -433,8 +466,9 @@ def test_info_without_non_finite_counts_says_nothing_of_them(job_file: Path,
 
 
 @pytest.mark.parametrize("counts", [{"value": {"nan": 20000}}, {"value": {"nan": -1}}, {"value": 3}, [1, 2]])
-def test_odd_non_finite_counts_are_one_line(job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            counts: object) -> None:
+def test_odd_non_finite_counts_are_one_line(
+    job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], counts: object
+) -> None:
     from gradbatch.cli import main
 
     path = _with_nonfinite(job_file, tmp_path, counts)

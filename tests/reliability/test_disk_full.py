@@ -44,8 +44,9 @@ def test_file_size_limit_while_writing_overlays(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(FULL_JOB)
     probe = tmp_path / "probe"
     probe.mkdir()
-    (probe / "job.yaml").write_text(FULL_JOB.replace("basins:", "#").replace("streamlines:", "#")
-                                    .replace("paths:", "xpaths:").split("xpaths:")[0])
+    (probe / "job.yaml").write_text(
+        FULL_JOB.replace("basins:", "#").replace("streamlines:", "#").replace("paths:", "xpaths:").split("xpaths:")[0]
+    )
     assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], probe).returncode == 0
     fields_only = (probe / "out.h5").stat().st_size
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, preexec=_limit(fields_only + 4096))

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gradbatch.config import load_config, parse_config
-from gradbatch.config import MAX_FILE_BYTES, show
+from gradbatch.config import MAX_FILE_BYTES, load_config, parse_config, show
 from gradbatch.errors import ConfigError, ExpressionError
 from gradbatch.expr import parse
 
@@ -25,8 +24,9 @@ def alias_bomb(levels: int = 9) -> str:
     the function so that the error message would print it."""
     items = ['&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     items += [f"&a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, levels)]
-    return ("description:\n" + "".join(f"  - {i}\n" for i in items)
-            + f"function: *a{levels - 1}\ngrid: {{x: [0, 1, 4]}}\n")
+    return (
+        "description:\n" + "".join(f"  - {i}\n" for i in items) + f"function: *a{levels - 1}\ngrid: {{x: [0, 1, 4]}}\n"
+    )
 
 
 HOSTILE = {
@@ -47,6 +47,7 @@ def _parse_error(text: str) -> str:
 
 # -- the loader ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("levels", [7, 9, 30])
 def test_an_alias_bomb_is_refused_without_expanding_it(levels: int) -> None:
     message = _parse_error(alias_bomb(levels))
@@ -54,8 +55,10 @@ def test_an_alias_bomb_is_refused_without_expanding_it(levels: int) -> None:
 
 
 def test_aliases_the_project_uses_still_load() -> None:
-    jf = parse_config("base: &g {x: [0, 1, 4]}\njobs:\n  - {name: a, function: x, grid: *g}\n"
-                      "  - {name: b, function: 'x^2', grid: *g}\n".replace("base:", "description:"))
+    jf = parse_config(
+        "base: &g {x: [0, 1, 4]}\njobs:\n  - {name: a, function: x, grid: *g}\n"
+        "  - {name: b, function: 'x^2', grid: *g}\n".replace("base:", "description:")
+    )
     assert [j.grid.names for j in jf.jobs] == [("x",), ("x",)]
 
 
@@ -77,8 +80,9 @@ def test_deep_nesting_is_one_config_error_not_a_recursion_error(key: str) -> Non
 
 def test_a_duplicate_key_names_the_key_and_both_lines() -> None:
     message = _parse_error(HOSTILE["duplicate_key"])
-    assert message == ("line 3: key 'function' appears twice in one mapping (first at line 1); "
-                       "YAML would silently keep only the last")
+    assert message == (
+        "line 3: key 'function' appears twice in one mapping (first at line 1); YAML would silently keep only the last"
+    )
 
 
 def test_a_duplicate_axis_is_a_duplicate_key() -> None:
@@ -86,19 +90,23 @@ def test_a_duplicate_axis_is_a_duplicate_key() -> None:
 
 
 def test_merge_keys_may_be_overridden() -> None:
-    job = parse_config("description: &d {function: x, dtype: float64}\n<<: *d\ndtype: float32\n"
-                       "grid: {x: [0, 1, 4]}\n").jobs[0]
+    job = parse_config(
+        "description: &d {function: x, dtype: float64}\n<<: *d\ndtype: float32\ngrid: {x: [0, 1, 4]}\n"
+    ).jobs[0]
     assert job.dtype == "float32"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("yes: 1\n" + GOOD, "line 1: mapping keys must be text, got True (quote it"),
-    ("1: 1\n" + GOOD, "line 1: mapping keys must be text, got 1"),
-    ("? [a]\n: 1\n" + GOOD, "line 1: mapping keys must be text, got a list"),
-    ('"a\\nb": 1\n' + GOOD, "line 1: key 'a\\nb' has character U+000A (LINE FEED) in it"),
-    ('"": 1\n' + GOOD, "line 1: key '' is empty"),
-    ("a" * 101 + ": 1\n" + GOOD, "characters long; at most 100 are allowed"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("yes: 1\n" + GOOD, "line 1: mapping keys must be text, got True (quote it"),
+        ("1: 1\n" + GOOD, "line 1: mapping keys must be text, got 1"),
+        ("? [a]\n: 1\n" + GOOD, "line 1: mapping keys must be text, got a list"),
+        ('"a\\nb": 1\n' + GOOD, "line 1: key 'a\\nb' has character U+000A (LINE FEED) in it"),
+        ('"": 1\n' + GOOD, "line 1: key '' is empty"),
+        ("a" * 101 + ": 1\n" + GOOD, "characters long; at most 100 are allowed"),
+    ],
+)
 def test_keys_are_short_printable_text(text: str, message: str) -> None:
     assert message in _parse_error(text)
 
@@ -108,13 +116,16 @@ def test_yaml_errors_are_one_line_with_the_line_number() -> None:
     assert message.startswith("not valid YAML: line 4, column 1: expected ',' or ']'") and "\n" not in message
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a: 2001-13-45\n", "cannot read '2001-13-45': month must be in 1..12"),
-    ("a: " + "1" * 5000 + "\n", "Exceeds the limit (4300 digits) for integer string conversion"),
-    ("a: \x01\n", "character #x0001 at offset 3 is not allowed in YAML"),
-    ("a: !!python/object/apply:os.system [ls]\n", "could not determine a constructor"),
-    ("a: 1\n---\nb: 2\n", "expected a single document"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 2001-13-45\n", "cannot read '2001-13-45': month must be in 1..12"),
+        ("a: " + "1" * 5000 + "\n", "Exceeds the limit (4300 digits) for integer string conversion"),
+        ("a: \x01\n", "character #x0001 at offset 3 is not allowed in YAML"),
+        ("a: !!python/object/apply:os.system [ls]\n", "could not determine a constructor"),
+        ("a: 1\n---\nb: 2\n", "expected a single document"),
+    ],
+)
 def test_values_python_cannot_make_are_config_errors(text: str, message: str) -> None:
     got = _parse_error(text)
     assert got.startswith("not valid YAML: ") and message in got and "\n" not in got
@@ -131,15 +142,17 @@ def test_a_top_level_list_or_scalar_is_refused(text: str, shown: str) -> None:
 
 
 def test_1e3_is_a_number_as_in_yaml_1_2() -> None:
-    job = parse_config("function: x\ngrid: {x: [-1e3, 1.5E+3, 11]}\nparams: {k: 2e-3}\n"
-                       "paths: {starts: [[0, 0]], optimizer: {name: sgd, lr: 1e-2}}\n"
-                       .replace("[[0, 0]]", "[[0]]")).jobs[0]
+    job = parse_config(
+        "function: x\ngrid: {x: [-1e3, 1.5E+3, 11]}\nparams: {k: 2e-3}\n"
+        "paths: {starts: [[0, 0]], optimizer: {name: sgd, lr: 1e-2}}\n".replace("[[0, 0]]", "[[0]]")
+    ).jobs[0]
     assert (job.grid.axes[0].start, job.grid.axes[0].stop) == (-1000.0, 1500.0)
     assert job.params == {"k": 0.002}
     assert job.paths is not None and job.paths.optimizers[0].lr == 0.01
 
 
 # -- files ----------------------------------------------------------------------------------
+
 
 def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
     p = tmp_path / "big.yaml"
@@ -157,11 +170,14 @@ def test_an_endless_file_is_read_only_up_to_the_limit() -> None:
         load_config("/dev/zero")
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"function: x\n\x00\x01\x02binary", "a binary file (it holds NUL bytes at offset 12), not a YAML job file"),
-    (b"function: '\xff'\n", "not UTF-8 text (byte 0xff at offset 11); save the job file as UTF-8"),
-    (b"\xff\xfef\x00u\x00", "a binary file (it holds NUL bytes at offset 3), not a YAML job file"),  # UTF-16
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"function: x\n\x00\x01\x02binary", "a binary file (it holds NUL bytes at offset 12), not a YAML job file"),
+        (b"function: '\xff'\n", "not UTF-8 text (byte 0xff at offset 11); save the job file as UTF-8"),
+        (b"\xff\xfef\x00u\x00", "a binary file (it holds NUL bytes at offset 3), not a YAML job file"),  # UTF-16
+    ],
+)
 def test_binary_and_non_utf8_files(tmp_path: Path, data: bytes, message: str) -> None:
     p = tmp_path / "bad.yaml"
     p.write_bytes(data)
@@ -183,6 +199,7 @@ def test_a_directory_is_not_a_job_file(tmp_path: Path) -> None:
 
 # -- messages never print a huge value -------------------------------------------------------
 
+
 def test_show_is_bounded_and_does_not_walk_what_it_does_not_print() -> None:
     shared: list = ["lol"] * 9
     for _ in range(30):  # 9^30 strings if expanded
@@ -190,7 +207,7 @@ def test_show_is_bounded_and_does_not_walk_what_it_does_not_print() -> None:
     s = show(shared)
     assert len(s) <= 60 and s.startswith("[[[[")
     assert show("x" * 10_000) == repr("x" * 56)[:57] + "..."
-    assert show(10 ** 5000).startswith("<an integer of about 5,000 digits")
+    assert show(10**5000).startswith("<an integer of about 5,000 digits")
     assert show(None) == "nothing" and show({"a": [1, 2]}) == "{'a': [1, 2]}"
 
 
@@ -201,15 +218,24 @@ def test_a_long_value_is_shortened_in_the_message() -> None:
 
 # -- expressions -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("scalar, message", [
-    ("'\uff58**2'", "character U+FF58 (FULLWIDTH LATIN SMALL LETTER X) at column 1 is not allowed: "
-                     "expressions are ASCII text (Python would silently read it as 'x')"),
-    ("'\U0001d465 + 1'", "character U+1D465 (MATHEMATICAL ITALIC SMALL X) at column 1 is not allowed"),
-    ("'x \u2212 1'", "character U+2212 (MINUS SIGN) at column 3 is not allowed: expressions are ASCII text; "
-                      "write '-'"),
-    ("'x\u00b2'", "character U+00B2 (SUPERSCRIPT TWO) at column 2 is not allowed"),
-    ('"x +\\f1"', "character U+000C (a control character) at column 4 is not allowed"),
-])
+
+@pytest.mark.parametrize(
+    "scalar, message",
+    [
+        (
+            "'\uff58**2'",
+            "character U+FF58 (FULLWIDTH LATIN SMALL LETTER X) at column 1 is not allowed: "
+            "expressions are ASCII text (Python would silently read it as 'x')",
+        ),
+        ("'\U0001d465 + 1'", "character U+1D465 (MATHEMATICAL ITALIC SMALL X) at column 1 is not allowed"),
+        (
+            "'x \u2212 1'",
+            "character U+2212 (MINUS SIGN) at column 3 is not allowed: expressions are ASCII text; write '-'",
+        ),
+        ("'x\u00b2'", "character U+00B2 (SUPERSCRIPT TWO) at column 2 is not allowed"),
+        ('"x +\\f1"', "character U+000C (a control character) at column 4 is not allowed"),
+    ],
+)
 def test_look_alike_characters_are_refused_not_normalised(scalar: str, message: str) -> None:
     with pytest.raises(ExpressionError) as info:
         parse_config(f"function: {scalar}\ngrid: {{x: [0, 1, 4]}}\n")
@@ -266,8 +292,13 @@ def _env() -> dict[str, str]:
 
 def test_the_cli_on_hostile_files(tmp_path: Path) -> None:
     folders = _folders(tmp_path, CLI_CASES)
-    proc = subprocess.run([sys.executable, "-c", _DRIVER, *map(str, folders.values())], capture_output=True,
-                          text=True, timeout=300, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, *map(str, folders.values())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.splitlines()[-1])
     for name, folder in folders.items():
@@ -276,6 +307,12 @@ def test_the_cli_on_hostile_files(tmp_path: Path) -> None:
 
 def test_gradbatch_run_on_an_alias_bomb_in_its_own_process(tmp_path: Path) -> None:
     folder = _folders(tmp_path, ("alias_bomb",))["alias_bomb"]
-    proc = subprocess.run([sys.executable, "-m", "gradbatch", "run", "-q", "hostile.yaml"], cwd=folder,
-                          capture_output=True, text=True, timeout=120, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradbatch", "run", "-q", "hostile.yaml"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
     _check_cli_result("alias_bomb", folder, proc.returncode, proc.stderr)

@@ -16,7 +16,8 @@ from ._util import FULL_JOB, gradbatch, leftovers
 _KILL = "import os, signal\ndef _die():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
 PHASES = {
     # the third tile, inside SWMR mode
-    "tiles": _KILL + """
+    "tiles": _KILL
+    + """
 from gradbatch.store import JobWriter
 _real, _n = JobWriter._write_tile, [0]
 def _f(self, *a, **k):
@@ -27,7 +28,9 @@ def _f(self, *a, **k):
 JobWriter._write_tile = _f
 """,
     # after an overlay's group is made, before its data is written: the file open outside SWMR
-    **{phase: _KILL + f"""
+    **{
+        phase: _KILL
+        + f"""
 import gradbatch.store.overlays as s
 _real = s._fresh_group
 def _f(f, path):
@@ -37,9 +40,12 @@ def _f(f, path):
         _die()
     return g
 s._fresh_group = _f
-""" for phase in ("paths", "basins", "streamlines")},
+"""
+        for phase in ("paths", "basins", "streamlines")
+    },
     # while the final attributes are written
-    "finalize": _KILL + """
+    "finalize": _KILL
+    + """
 import h5py
 _real = h5py.AttributeManager.__setitem__
 def _f(self, name, value):
@@ -49,7 +55,8 @@ def _f(self, name, value):
 h5py.AttributeManager.__setitem__ = _f
 """,
     # the file complete, just before its rename
-    "rename": _KILL + """
+    "rename": _KILL
+    + """
 import os as _os
 _real = _os.replace
 def _f(a, b):

@@ -19,8 +19,10 @@ def _read(path: Path, job: str) -> tuple[h5py.File, h5py.Group]:
 
 
 def test_derivatives_are_nan_where_the_value_is_undefined(tmp_path: Path) -> None:
-    (tmp_path / "job.yaml").write_text("name: lg\nfunction: 'log(x) + y'\ngrid: {x: [-1, 1, 201], y: [0, 1, 11]}\n"
-                                       "outputs: [value, gradient, magnitude]\n")
+    (tmp_path / "job.yaml").write_text(
+        "name: lg\nfunction: 'log(x) + y'\ngrid: {x: [-1, 1, 201], y: [0, 1, 11]}\n"
+        "outputs: [value, gradient, magnitude]\n"
+    )
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
     assert p.returncode == 0, p.stderr
     f, g = _read(tmp_path / "out.h5", "lg")
@@ -46,14 +48,15 @@ def test_a_function_infinite_everywhere_says_so(tmp_path: Path) -> None:
 
 
 def test_counts_and_check_cover_every_tile_after_a_resume(tmp_path: Path) -> None:
-    job = ("name: wave\nfunction: 'log(x) * sin(8*y)'\ngrid: {x: [-1, 3, 160], y: [-2, 2, 120]}\ntile: 32\n"
-           "outputs: [value, gradient, check]\n")
+    job = (
+        "name: wave\nfunction: 'log(x) * sin(8*y)'\ngrid: {x: [-1, 3, 160], y: [-2, 2, 120]}\ntile: 32\n"
+        "outputs: [value, gradient, check]\n"
+    )
     (tmp_path / "job.yaml").write_text(job)
     straight = gradbatch(["run", "job.yaml", "-o", "straight.h5", "-q"], tmp_path)
     assert straight.returncode == 0, straight.stderr
     flush_each_tile = "import gradbatch.store.writer as s\ns.FLUSH_INTERVAL_S = 0\n"
-    killed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path,
-                       prelude=flush_each_tile + kill_at_write(19))
+    killed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, prelude=flush_each_tile + kill_at_write(19))
     assert killed.returncode == -9
     resumed = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -24,9 +24,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 @pytest.fixture(scope="module")
 def job_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("render") / "job.h5"
-    gradbatch.run_jobs(parse_config(
-        "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 64], y: [-5, 5, 64]}\n"
-        "paths: {starts: [[-4, 0]], steps: 30, optimizers: [{name: adam, lr: 0.05}]}\n", output=out))
+    gradbatch.run_jobs(
+        parse_config(
+            "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 64], y: [-5, 5, 64]}\n"
+            "paths: {starts: [[-4, 0]], steps: 30, optimizers: [{name: adam, lr: 0.05}]}\n",
+            output=out,
+        )
+    )
     return out
 
 
@@ -42,6 +46,7 @@ def _one_line(capsys: pytest.CaptureFixture[str], start: str) -> str:
 
 
 # -- check_output: the rules -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["out.png", "OUT.PNG", "a.b.Png"])
 def test_png_suffixes_in_any_case_are_accepted(tmp_path: Path, name: str) -> None:
@@ -94,8 +99,10 @@ def test_a_folder_is_refused(tmp_path: Path) -> None:
 
 # -- the command line: refused before anything is drawn or written ------------------------------
 
+
 def test_render_onto_its_input_is_refused_and_the_file_is_untouched(
-        job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = _digest(job_file)
     link = tmp_path / "job.png"
     os.link(job_file, link)  # an image name on the input's inode
@@ -105,8 +112,9 @@ def test_render_onto_its_input_is_refused_and_the_file_is_untouched(
     assert _digest(job_file) == before
 
 
-def test_render_over_a_file_that_is_not_a_png(job_file: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_over_a_file_that_is_not_a_png(
+    job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("keep me")
     assert main(["render", str(job_file), "-o", str(notes)]) == 2
@@ -114,14 +122,16 @@ def test_render_over_a_file_that_is_not_a_png(job_file: Path, tmp_path: Path,
     assert notes.read_text() == "keep me"
 
 
-def test_render_to_a_suffix_it_does_not_write(job_file: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_to_a_suffix_it_does_not_write(
+    job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["render", str(job_file), "-o", str(tmp_path / "out.h5")]) == 2
     assert _one_line(capsys, "ViewerError: ").endswith("got '.h5'")
     assert not (tmp_path / "out.h5").exists()
 
 
 # -- drawing (OpenGL) -----------------------------------------------------------------------------
+
 
 @pytest.mark.gl
 def test_render_replaces_a_png_and_with_overwrite_any_file(job_file: Path, tmp_path: Path) -> None:
@@ -139,8 +149,9 @@ def test_render_replaces_a_png_and_with_overwrite_any_file(job_file: Path, tmp_p
 
 
 @pytest.mark.gl
-def test_a_damaged_overlay_read_while_drawing_is_one_line(job_file: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_damaged_overlay_read_while_drawing_is_one_line(
+    job_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The paths are read by the drawing code: a corrupt chunk there is a StoreError naming the
     dataset, not h5py's traceback."""
     damaged = tmp_path / "damaged.h5"
@@ -165,15 +176,19 @@ def test_links_and_pipes_are_never_written_through(tmp_path: Path, overwrite: bo
     (tmp_path / "link.png").symlink_to(target)
     (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere" / "x.png")
     os.mkfifo(tmp_path / "fifo.png")
-    for name, needle in (("link.png", "symbolic link"), ("dangling.png", "symbolic link"),
-                         ("fifo.png", "not a regular file")):
+    for name, needle in (
+        ("link.png", "symbolic link"),
+        ("dangling.png", "symbolic link"),
+        ("fifo.png", "not a regular file"),
+    ):
         with pytest.raises(StoreError, match=needle):
             check_output(tmp_path / name, [], overwrite)
     assert target.read_text() == "precious"
 
 
-def test_a_job_picture_needs_vispy_and_is_refused_before_any_file(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_picture_needs_vispy_and_is_refused_before_any_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import importlib.util
 
     from gradbatch.errors import ConfigError
@@ -220,5 +235,8 @@ def test_jobs_never_import_the_viewer_even_inside_a_function() -> None:
     tree = ast.parse(Path(gradbatch.jobs.__file__).read_text())
     names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     names += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
-    assert not [n for n in names if n.split(".")[0] in ("render", "viewer", "vispy") or ".viewer" in n
-                or n.startswith("gradbatch.render")]
+    assert not [
+        n
+        for n in names
+        if n.split(".")[0] in ("render", "viewer", "vispy") or ".viewer" in n or n.startswith("gradbatch.render")
+    ]

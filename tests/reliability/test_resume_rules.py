@@ -25,8 +25,13 @@ def test_resume_refuses_a_partial_whose_job_was_renamed(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_partial_whose_job_was_removed(tmp_path: Path) -> None:
-    two = "jobs:\n  - " + JOB.replace("\n", "\n    ").rstrip() + "\n  - " + \
-        JOB.replace("name: wave", "name: other").replace("\n", "\n    ").rstrip() + "\n"
+    two = (
+        "jobs:\n  - "
+        + JOB.replace("\n", "\n    ").rstrip()
+        + "\n  - "
+        + JOB.replace("name: wave", "name: other").replace("\n", "\n    ").rstrip()
+        + "\n"
+    )
     _killed(tmp_path, two)
     (tmp_path / "job.yaml").write_text(JOB.replace("name: wave", "name: other"))
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
@@ -54,8 +59,9 @@ def test_overwrite_keeps_the_old_partial_when_planning_fails(tmp_path: Path) -> 
 
 
 def test_render_field_the_job_does_not_write_is_refused_before_any_file(tmp_path: Path) -> None:
-    (tmp_path / "job.yaml").write_text("name: vec\nfunction: ['-y', 'x']\ngrid: {x: [-1, 1, 32], y: [-1, 1, 32]}\n"
-                                       "render: {output: vec.png}\n")
+    (tmp_path / "job.yaml").write_text(
+        "name: vec\nfunction: ['-y', 'x']\ngrid: {x: [-1, 1, 32], y: [-1, 1, 32]}\nrender: {output: vec.png}\n"
+    )
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
     one_line_error(p, "ConfigError", "render.field", "'value'", "v_x")
     assert leftovers(tmp_path) == []
@@ -114,17 +120,24 @@ def test_resume_on_a_complete_output_checks_it_holds_this_job_file(tmp_path: Pat
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "--resume"], tmp_path)
     assert p.returncode == 0 and "nothing to resume" in p.stderr
     (tmp_path / "job.yaml").write_text(JOB.replace("sin(3*x)", "sin(4*x)"))
-    one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
-                   "StoreError", "'wave' was made with different settings")
+    one_line_error(
+        gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
+        "StoreError",
+        "'wave' was made with different settings",
+    )
     (tmp_path / "job.yaml").write_text(JOB.replace("name: wave", "name: other"))
-    one_line_error(gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
-                   "StoreError", "'wave' that the job file does not have")
+    one_line_error(
+        gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path),
+        "StoreError",
+        "'wave' that the job file does not have",
+    )
 
 
 def test_one_output_named_two_ways_is_one_output(tmp_path: Path) -> None:
     two_ways = TWO.replace("output: out.h5\n", "").replace("  - name: second", "    output: out.h5\n  - name: second")
     two_ways = two_ways.replace("  - name: first", "  - name: first").replace(
-        "    grid: {x: [-3, 3, 256]", "    output: ./out.h5\n    grid: {x: [-3, 3, 256]")
+        "    grid: {x: [-3, 3, 256]", "    output: ./out.h5\n    grid: {x: [-3, 3, 256]"
+    )
     (tmp_path / "job.yaml").write_text(two_ways)
     p = gradbatch(["run", "job.yaml", "-q"], tmp_path)
     assert p.returncode == 0, p.stderr
@@ -137,8 +150,10 @@ def test_an_output_name_too_long_is_one_line(tmp_path: Path) -> None:
 
 
 def test_paths_failing_after_the_fields_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "job.yaml").write_text("function: 'x*x + y*y'\ngrid: {x: [-1, 1, 11], y: [-1, 1, 11]}\n"
-                                       "paths: {starts: [[0.5, 0]], optimizers: [{name: sgd, lr: 1e300}]}\n")
+    (tmp_path / "job.yaml").write_text(
+        "function: 'x*x + y*y'\ngrid: {x: [-1, 1, 11], y: [-1, 1, 11]}\n"
+        "paths: {starts: [[0.5, 0]], optimizers: [{name: sgd, lr: 1e300}]}\n"
+    )
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "out.h5" not in leftovers(tmp_path)

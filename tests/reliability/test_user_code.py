@@ -9,7 +9,7 @@ import pytest
 
 from ._util import gradbatch, kill_at_write, leftovers, one_line_error
 
-MODULE = '''
+MODULE = """
 import sys
 import torch
 
@@ -66,27 +66,32 @@ def own_base_exception(x, y):
 def sparse_on_real_tiles(x, y):
     v = x * y
     return v.to_sparse() if x.numel() > 4 else v
-'''
+"""
 
 
 def _job(ref: str, outputs: str = "[value, gradient]") -> str:
-    return (f"name: user\nfunction: {{callable: 'ufuncs:{ref}'}}\ngrid: {{x: [-1, 1, 64], y: [-1, 1, 48]}}\n"
-            f"tile: 32\noutputs: {outputs}\n")
+    return (
+        f"name: user\nfunction: {{callable: 'ufuncs:{ref}'}}\ngrid: {{x: [-1, 1, 64], y: [-1, 1, 48]}}\n"
+        f"tile: 32\noutputs: {outputs}\n"
+    )
 
 
-@pytest.mark.parametrize(("ref", "needles"), [
-    ("no_grad", ["without an autograd graph", "torch.no_grad()"]),
-    ("detached", ["without an autograd graph"]),
-    ("via_numpy", ["without an autograd graph"]),
-    ("wrong_shape_on_real_tiles", ["shape (1, 32)", "shaped like its inputs"]),
-    ("wrong_dtype_on_real_tiles", ["torch.float64", "shaped like its inputs, of their dtype"]),
-    ("exits", ["called sys.exit(0)"]),
-    ("raises_on_real_tiles", ["ValueError: boom", "tile"]),
-    ("graph_not_to_inputs", ["autograd graph to its inputs"]),
-    ("generator_exit", ["GeneratorExit: user"]),
-    ("own_base_exception", ["MyBase: custom"]),
-    ("sparse_on_real_tiles", ["shaped like its inputs"]),
-])
+@pytest.mark.parametrize(
+    ("ref", "needles"),
+    [
+        ("no_grad", ["without an autograd graph", "torch.no_grad()"]),
+        ("detached", ["without an autograd graph"]),
+        ("via_numpy", ["without an autograd graph"]),
+        ("wrong_shape_on_real_tiles", ["shape (1, 32)", "shaped like its inputs"]),
+        ("wrong_dtype_on_real_tiles", ["torch.float64", "shaped like its inputs, of their dtype"]),
+        ("exits", ["called sys.exit(0)"]),
+        ("raises_on_real_tiles", ["ValueError: boom", "tile"]),
+        ("graph_not_to_inputs", ["autograd graph to its inputs"]),
+        ("generator_exit", ["GeneratorExit: user"]),
+        ("own_base_exception", ["MyBase: custom"]),
+        ("sparse_on_real_tiles", ["shaped like its inputs"]),
+    ],
+)
 def test_misbehaving_callables_fail_with_one_line_and_no_file(tmp_path: Path, ref: str, needles: list[str]) -> None:
     (tmp_path / "ufuncs.py").write_text(MODULE)
     (tmp_path / "job.yaml").write_text(_job(ref))
