@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -22,13 +20,14 @@ import torch
 
 from .config import JobConfig, JobFile, load_config
 from .describe import nonfinite_lines
-from .engine import EvalStats, JobPlan, TileResult, device_name, evaluate, plan_job
+from .engine import EvalStats, JobPlan, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
 from .lock import OutputLock
 from .outputs import by_output, check_render, check_space, decide, make_folder, planned_bytes, same_code
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
 from .trajectories.flows import check_flows, run_flows
+from .writing import write_tiles
 
 __all__ = ["Progress", "JobReport", "JobRenderer", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
@@ -280,52 +279,6 @@ def _provenance(plan: JobPlan) -> dict[str, Any]:
     }
 
 
-class _WriterThread(threading.Thread):
-    """Writes tile results from a bounded queue, so memory stays flat."""
-
-    def __init__(self, writer: JobWriter, depth: int = 2) -> None:
-        super().__init__(name="gradbatch-writer", daemon=True)
-        self.writer = writer
-        self.queue: queue.Queue[TileResult | None] = queue.Queue(depth)
-        self.error: BaseException | None = None
-        self.written = 0
-        self.points = 0
-        self.busy_s = 0.0
-
-    def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is not None:
-                continue
-            t0 = time.perf_counter()
-            try:
-                self.writer.write_tile(
-                    item.tile,
-                    item.fields,
-                    item.levels,
-                    item.chunks,
-                    item.nonfinite,
-                    item.check.row(len(item.tile.shape)) if item.check is not None else None,
-                )
-            except BaseException as exc:  # handed to the main thread, which re-raises it
-                self.error = exc
-            self.busy_s += time.perf_counter() - t0
-            self.written += 1
-            self.points += item.tile.size
-
-    def put(self, item: TileResult | None) -> None:
-        while True:
-            if self.error is not None and item is not None:
-                raise self.error
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-
 def _run_one(
     plan: JobPlan, part: Path, progress: ProgressFn | None, say: Callable[[str], None], cluster: Any = None
 ) -> JobReport:
@@ -417,14 +370,18 @@ def _tiles(
     cluster: Any,
     t0: float,
 ) -> float:
-    """Compute the tiles not ``done`` (here, or on ``cluster``) while the writer thread writes
-    them; the writer's busy seconds. On any failure the writer is drained and the file abandoned."""
+    """Compute the tiles not ``done`` (here, or on ``cluster``) and write them; the writer's busy seconds."""
     job = plan.job
     resumed_points = sum(plan.layout.tile_of(i).size for i in done)
+
+    def written(tiles: int, points: int) -> None:
+        if progress is not None:
+            elapsed = time.perf_counter() - t0
+            total = job.grid.size
+            progress(Progress(job.name, len(done) + tiles, len(plan.layout), resumed_points + points, total, elapsed))
+
     old_threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)
-    thread = _WriterThread(writer)
-    thread.start()
     try:
         if cluster is None:
             tiles = evaluate(plan, done, stats)
@@ -432,34 +389,9 @@ def _tiles(
             from .distributed import evaluate_on
 
             tiles = evaluate_on(cluster, plan, done, stats)
-        for result in tiles:
-            thread.put(result)
-            if progress is not None:
-                progress(
-                    Progress(
-                        job.name,
-                        len(done) + thread.written,
-                        len(plan.layout),
-                        resumed_points + thread.points,
-                        job.grid.size,
-                        time.perf_counter() - t0,
-                    )
-                )
-        thread.put(None)
-        thread.join()
-        if thread.error is not None:
-            raise thread.error
-        writer.close()
-    except BaseException:
-        if thread.is_alive():
-            thread.error = thread.error or RuntimeError("stopped")  # drain without writing more
-            thread.queue.put(None)
-            thread.join(timeout=60)
-        writer.abandon()
-        raise
+        return write_tiles(writer, tiles, written)
     finally:
         torch.set_num_threads(old_threads)
-    return thread.busy_s
 
 
 def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) -> dict[str, float]:

@@ -1,0 +1,85 @@
+"""Tiles from the engine into the store, on a writer thread: computing tile i+1 overlaps
+compressing and writing tile i, and a bounded queue keeps memory flat."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from .engine import TileResult
+from .store import JobWriter
+
+__all__ = ["write_tiles"]
+
+
+def write_tiles(writer: JobWriter, tiles: Iterable[TileResult], written: Callable[[int, int], None]) -> float:
+    """Write every result of ``tiles`` (computed on this thread while the writer thread writes),
+    then close the writer; ``written(tiles, points)`` after each tile is queued. Returns the
+    writer's busy seconds. On any failure the writer is drained and the file abandoned."""
+    thread = _WriterThread(writer)
+    thread.start()
+    try:
+        for result in tiles:
+            thread.put(result)
+            written(thread.written, thread.points)
+        thread.put(None)
+        thread.join()
+        if thread.error is not None:
+            raise thread.error
+        writer.close()
+    except BaseException:
+        if thread.is_alive():
+            thread.error = thread.error or RuntimeError("stopped")  # drain without writing more
+            thread.queue.put(None)
+            thread.join(timeout=60)
+        writer.abandon()
+        raise
+    return thread.busy_s
+
+
+class _WriterThread(threading.Thread):
+    """Writes tile results from a bounded queue, so memory stays flat."""
+
+    def __init__(self, writer: JobWriter, depth: int = 2) -> None:
+        super().__init__(name="gradbatch-writer", daemon=True)
+        self.writer = writer
+        self.queue: queue.Queue[TileResult | None] = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.written = 0
+        self.points = 0
+        self.busy_s = 0.0
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self.writer.write_tile(
+                    item.tile,
+                    item.fields,
+                    item.levels,
+                    item.chunks,
+                    item.nonfinite,
+                    item.check.row(len(item.tile.shape)) if item.check is not None else None,
+                )
+            except BaseException as exc:  # handed to the main thread, which re-raises it
+                self.error = exc
+            self.busy_s += time.perf_counter() - t0
+            self.written += 1
+            self.points += item.tile.size
+
+    def put(self, item: TileResult | None) -> None:
+        while True:
+            if self.error is not None and item is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
