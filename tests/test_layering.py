@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,25 @@ def test_the_viewer_does_not_import_torch() -> None:
         "gradbatch.viewer.loader, gradbatch.viewer.arrows, gradbatch.geometry"
     )
     assert "torch" not in mods
+
+
+_LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts (the pipeline's layers, h5py only in the store, a
+    torch-free config and viewer, an engine that knows no specific source) hold for this tree."""
+    pytest.importorskip("importlinter", reason="import-linter is in the lint extra")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "0 broken" in out.stdout
