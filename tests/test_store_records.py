@@ -191,3 +191,13 @@ def test_a_window_at_a_level_is_that_part_of_read_field(
         )
     finally:
         r.close()
+
+
+def test_config_refuses_every_name_the_store_layout_uses() -> None:
+    """The config (torch- and h5py-free, below the store) keeps its own list of names an axis may
+    not take; it must cover every name the store's layout puts beside the axes."""
+    from gradbatch.config import axes as config_axes
+    from gradbatch.store import layout
+
+    assert set(layout.GROUP_NAMES) <= set(config_axes._STORE_NAMES)
+    assert set(layout.BASINS_NAMES) <= set(config_axes._BASINS_NAMES)
