@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
+from ._version import __version__
 from .errors import GradbatchError
 
 if TYPE_CHECKING:
