@@ -285,17 +285,12 @@ def _run_one(
     """One job: its tiles computed and written (those not done already), then its paths, basins
     and streamlines, then the attributes that mark it complete."""
     job = plan.job
+    check_width = 3 + job.grid.ndim if plan.check else 0
+    axes = list(zip(job.grid.names, plan.axes))
     writer = JobWriter(
-        part,
-        job.name,
-        plan.fields,
-        list(zip(job.grid.names, plan.axes)),
-        plan.layout,
-        plan.levels,
-        job.compression.value,
-        _provenance(plan),
-        check_width=3 + job.grid.ndim if plan.check else 0,
-    )
+        part, job.name, plan.fields, axes, plan.layout, plan.levels, job.compression.value, _provenance(plan),
+        check_width=check_width,
+    )  # fmt: skip
     done = writer.open()
     device = device_name(plan.device)
     say(_start_line(plan, device, done))
@@ -307,47 +302,33 @@ def _run_one(
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
     flow_timings = _flows(plan, part, say, cluster)
-    computed_points = total_points - sum(plan.layout.tile_of(i).size for i in done)
-    timings = {
-        "wall_s": wall,
-        "compute_s": stats.compute_s,
-        "write_s": busy_s,
-        "compile_s": stats.compile_s,
-        **flow_timings,
-    }
-    final = {
+    computed = total_points - sum(plan.layout.tile_of(i).size for i in done)
+    timings = {"wall_s": wall, "compute_s": stats.compute_s, "write_s": busy_s, "compile_s": stats.compile_s}
+    final = _final_attrs(device, stats, {**timings, **flow_timings}, cluster, computed, wall, len(done))
+    nonfinite, check = _tile_summary(plan, part, final)
+    writer.finalize(final)
+    stored = stored_bytes(part, job.name, plan.fields)
+    return JobReport(
+        job.name, job.output, device, plan.fields, plan.layout.shape, computed, stats.tiles, len(done), wall,
+        stats.compute_s, busy_s, stats.compile_s, stats.compiled, stored, check, nonfinite, total_points,
+    )  # fmt: skip
+
+
+def _final_attrs(
+    device: str, stats: EvalStats, timings: dict[str, float], cluster: Any, computed: int, wall: float, resumed: int
+) -> dict[str, Any]:
+    """The attributes a finished job gets besides its tile summary (``docs/format.md``)."""
+    return {
         "device": device,
         "compiled": stats.compiled,
         "timings": {
             **{k: round(v, 4) for k, v in timings.items()},
             **({"cluster_workers": cluster.workers} if cluster is not None else {}),
         },
-        "points_per_s": computed_points / wall if wall > 0 else 0.0,
-        "tiles_resumed": len(done),
+        "points_per_s": computed / wall if wall > 0 else 0.0,
+        "tiles_resumed": resumed,
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    nonfinite, check = _tile_summary(plan, part, final)
-    writer.finalize(final)
-    stored = stored_bytes(part, job.name, plan.fields)
-    return JobReport(
-        job.name,
-        job.output,
-        device,
-        plan.fields,
-        plan.layout.shape,
-        computed_points,
-        stats.tiles,
-        len(done),
-        wall,
-        stats.compute_s,
-        busy_s,
-        stats.compile_s,
-        stats.compiled,
-        stored,
-        check,
-        nonfinite,
-        total_points,
-    )
 
 
 def _start_line(plan: JobPlan, device: str, done: set[int]) -> str:

@@ -196,71 +196,10 @@ def parse_landscape(raw: Any, where: str, base_dir: Path | None) -> DataLandscap
 
 def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
     d = _keys(raw, where, ("model", "directions", "include_1d", "seed", "checkpoints", "batch"))
-    m = d.get("model", {"builtin": "mlp"})
-    at = f"{where}.model"
-    model: MLPConfig | str
-    if isinstance(m, dict) and "callable" in m:
-        ref = m["callable"]
-        if len(m) != 1 or not isinstance(ref, str) or ref.count(":") != 1:
-            raise ConfigError(f"{at}.callable: expected 'package.module:factory', got {show(m)}")
-        model = ref
-    elif isinstance(m, dict) and m.get("builtin") == "mlp":
-        s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
-        default = MLPConfig()
-        hidden = s.get("hidden", list(default.hidden))
-        if (
-            not isinstance(hidden, list)
-            or not 1 <= len(hidden) <= MAX_LAYERS
-            or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)
-        ):
-            raise ConfigError(
-                f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
-                f"layers of 1 to {MAX_WIDTH}), got {show(hidden)}"
-            )
-        model = MLPConfig(
-            dataset=choice(Dataset, s.get("dataset", default.dataset.value), f"{at}.dataset"),
-            samples=integer(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
-            noise=number(s.get("noise", default.noise), f"{at}.noise", lo=0),
-            hidden=tuple(hidden),
-            steps=integer(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
-            lr=number(s.get("lr", default.lr), f"{at}.lr", above_zero=True),
-            seed=integer(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
-            record_every=integer(s.get("record_every", default.record_every), f"{at}.record_every", 1),
-        )
-    else:
-        raise ConfigError(
-            f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, got {show(m)}"
-        )
+    model = _network_model(d.get("model", {"builtin": "mlp"}), f"{where}.model")
     directions = choice(Directions, d.get("directions", "filter"), f"{where}.directions")
     include_1d = boolean(d.get("include_1d", False), f"{where}.include_1d")
-    cps = d.get("checkpoints", [])
-    if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
-        raise ConfigError(
-            f"{where}.checkpoints: expected a list of checkpoint files or training steps, got {show(cps)}"
-        )
-    if directions == "checkpoints":
-        if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
-            raise ConfigError(
-                f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
-                "a callable's checkpoints are files"
-            )
-        for i, c in enumerate(cps):
-            if isinstance(c, int) and isinstance(model, MLPConfig):
-                recorded = 0 <= c <= model.steps and (c % model.record_every == 0 or c == model.steps)
-                if not recorded:
-                    raise ConfigError(
-                        f"{where}.checkpoints[{i}]: no weights are recorded at training step {c}; "
-                        f"the built-in MLP records every {model.record_every} steps from 0 to "
-                        f"{model.steps} and step {model.steps}"
-                    )
-            elif isinstance(c, str) and (not c or bad_character(c)):
-                raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {show(c)}")
-        cps = [
-            str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute() else c
-            for c in cps
-        ]
-    elif cps:
-        raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
+    cps = _checkpoints(d.get("checkpoints", []), where, directions, model, base_dir)
     return NetworkSource(
         model,
         base_dir,
@@ -270,6 +209,75 @@ def parse_network(raw: Any, where: str, base_dir: Path | None) -> NetworkSource:
         tuple(cps),
         integer(d.get("batch", 0), f"{where}.batch", 0, MAX_CHUNK),
     )
+
+
+def _network_model(m: Any, at: str) -> MLPConfig | str:
+    """``model:``: the built-in MLP's settings, or a factory's ``package.module:function``."""
+    if isinstance(m, dict) and "callable" in m:
+        ref = m["callable"]
+        if len(m) != 1 or not isinstance(ref, str) or ref.count(":") != 1:
+            raise ConfigError(f"{at}.callable: expected 'package.module:factory', got {show(m)}")
+        return ref
+    if not (isinstance(m, dict) and m.get("builtin") == "mlp"):
+        raise ConfigError(
+            f"{at}: expected {{builtin: mlp, ...}} or {{callable: 'package.module:factory'}}, got {show(m)}"
+        )
+    s = _keys(m, at, ("builtin", "dataset", "samples", "noise", "hidden", "steps", "lr", "seed", "record_every"))
+    default = MLPConfig()
+    hidden = s.get("hidden", list(default.hidden))
+    if (
+        not isinstance(hidden, list)
+        or not 1 <= len(hidden) <= MAX_LAYERS
+        or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in hidden)
+    ):
+        raise ConfigError(
+            f"{at}.hidden: expected a list of layer widths, e.g. [64, 64] (1 to {MAX_LAYERS} "
+            f"layers of 1 to {MAX_WIDTH}), got {show(hidden)}"
+        )
+    return MLPConfig(
+        dataset=choice(Dataset, s.get("dataset", default.dataset.value), f"{at}.dataset"),
+        samples=integer(s.get("samples", default.samples), f"{at}.samples", 10, MAX_SAMPLES),
+        noise=number(s.get("noise", default.noise), f"{at}.noise", lo=0),
+        hidden=tuple(hidden),
+        steps=integer(s.get("steps", default.steps), f"{at}.steps", 1, MAX_TRAIN_STEPS),
+        lr=number(s.get("lr", default.lr), f"{at}.lr", above_zero=True),
+        seed=integer(s.get("seed", default.seed), f"{at}.seed", 0, MAX_SEED),
+        record_every=integer(s.get("record_every", default.record_every), f"{at}.record_every", 1),
+    )
+
+
+def _checkpoints(
+    cps: Any, where: str, directions: Directions, model: MLPConfig | str, base_dir: Path | None
+) -> list[str | int]:
+    """``checkpoints:``: files (relative to the job file), or the built-in MLP's recorded steps."""
+    if not isinstance(cps, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in cps):
+        raise ConfigError(
+            f"{where}.checkpoints: expected a list of checkpoint files or training steps, got {show(cps)}"
+        )
+    if directions != "checkpoints":
+        if cps:
+            raise ConfigError(f"{where}.checkpoints: only used with directions: checkpoints")
+        return cps
+    if any(isinstance(c, int) for c in cps) and not isinstance(model, MLPConfig):
+        raise ConfigError(
+            f"{where}.checkpoints: training steps name the built-in MLP's recorded weights; "
+            "a callable's checkpoints are files"
+        )
+    for i, c in enumerate(cps):
+        if isinstance(c, int) and isinstance(model, MLPConfig):
+            recorded = 0 <= c <= model.steps and (c % model.record_every == 0 or c == model.steps)
+            if not recorded:
+                raise ConfigError(
+                    f"{where}.checkpoints[{i}]: no weights are recorded at training step {c}; "
+                    f"the built-in MLP records every {model.record_every} steps from 0 to "
+                    f"{model.steps} and step {model.steps}"
+                )
+        elif isinstance(c, str) and (not c or bad_character(c)):
+            raise ConfigError(f"{where}.checkpoints[{i}]: expected a file path, got {show(c)}")
+    return [
+        str(base_dir / c) if isinstance(c, str) and base_dir is not None and not Path(c).is_absolute() else c
+        for c in cps
+    ]
 
 
 def check_landscape_grid(source: DataLandscapeSource | NetworkSource, ndim: int, where: str, points: int = 0) -> None:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,23 +104,7 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
         raise FunctionError(f"{where}: {ref}() called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise FunctionError(f"{where}: {ref}() raised {type(exc).__name__}: {exc}") from exc
-    if isinstance(out, dict):
-        missing = [k for k in ("model", "loss", "inputs", "targets") if k not in out]
-        if missing:
-            raise FunctionError(
-                f"{where}: {ref}() returned a dict without {', '.join(missing)}; expected keys "
-                "model, loss, inputs, targets (and optionally trajectory)"
-            )
-        model, loss, inputs, targets = out["model"], out["loss"], out["inputs"], out["targets"]
-        trajectory = list(out.get("trajectory", []))
-    elif isinstance(out, (tuple, list)) and len(out) == 3 and isinstance(out[2], (tuple, list)) and len(out[2]) == 2:
-        model, loss, (inputs, targets) = out
-        trajectory = []
-    else:
-        raise FunctionError(
-            f"{where}: {ref}() must return (model, loss, (inputs, targets)) or a dict with "
-            f"model, loss, inputs, targets; got {type(out).__name__}"
-        )
+    model, loss, inputs, targets, trajectory = _factory_parts(out, ref, where)
     if not isinstance(model, nn.Module):
         raise FunctionError(
             f"{where}: {ref}() returned a {type(model).__name__} as the model; expected a torch.nn.Module"
@@ -160,6 +145,28 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise FunctionError(f"{where}: {ref}(): the loss must be one number (a reduced loss); got {shape}")
     return net
+
+
+def _factory_parts(out: Any, ref: str, where: str) -> tuple[Any, Any, Any, Any, list[Any]]:
+    """A factory's (model, loss, (inputs, targets)) or its dict, as model, loss, inputs, targets, trajectory."""
+    if isinstance(out, dict):
+        missing = [k for k in ("model", "loss", "inputs", "targets") if k not in out]
+        if missing:
+            raise FunctionError(
+                f"{where}: {ref}() returned a dict without {', '.join(missing)}; expected keys "
+                "model, loss, inputs, targets (and optionally trajectory)"
+            )
+        model, loss, inputs, targets = out["model"], out["loss"], out["inputs"], out["targets"]
+        trajectory = list(out.get("trajectory", []))
+    elif isinstance(out, (tuple, list)) and len(out) == 3 and isinstance(out[2], (tuple, list)) and len(out[2]) == 2:
+        model, loss, (inputs, targets) = out
+        trajectory = []
+    else:
+        raise FunctionError(
+            f"{where}: {ref}() must return (model, loss, (inputs, targets)) or a dict with "
+            f"model, loss, inputs, targets; got {type(out).__name__}"
+        )
+    return model, loss, inputs, targets, trajectory
 
 
 def build_network(src: NetworkSource, where: str = "function.network") -> Network:

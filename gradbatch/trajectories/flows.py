@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import JobConfig, OptimizerConfig
+from ..config import BasinsConfig, JobConfig, OptimizerConfig, PathsConfig, StreamlinesConfig
 from ..engine import JobPlan
 from ..errors import ConfigError
-from ..records import REASONS, STOPS
+from ..records import REASONS, STOPS, BasinsResult, Streamlines
 from ..store import write_basins, write_landscape, write_paths, write_streamlines
 from .basins import RunBatches, compute_basins
 from .paths import check_recorded, count_starts, descend, start_points
@@ -76,51 +76,15 @@ def run_flows(
     ``run_batches``: runs basins' descents elsewhere (``gradbatch.distributed.basins_on``: on a
     cluster's workers); by default they run here."""
     job = plan.job
-    bounds = _bounds(job)
     timings: dict[str, float] = {}
-    ff = plan.function
     _landscape(plan, part, say)
     if job.paths is not None:
-        cfg = job.paths
         t0 = time.perf_counter()
-        starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
-        for opt in cfg.optimizers:
-            d = descend(ff, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent)
-            attrs = {
-                **_opt_attrs(opt),
-                "steps": cfg.steps,
-                "tol": cfg.tol,
-                "ascent": cfg.ascent,
-                "reasons": list(REASONS),
-                "starts": dataclasses.asdict(cfg.starts),
-            }
-            write_paths(part, job.name, opt.label, d, attrs)
-            ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
-            say(f"{job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
+        _paths(plan, job.paths, part, say)
         timings["paths_s"] = time.perf_counter() - t0
     if job.basins is not None:
-        bcfg = job.basins
         t0 = time.perf_counter()
-        result = compute_basins(
-            ff,
-            bcfg,
-            bounds,
-            ff.minima,
-            plan.dtype,
-            plan.device,
-            progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
-            run_batches=run_batches,
-        )
-        attrs = {
-            **_opt_attrs(bcfg.optimizer),
-            "steps": bcfg.steps,
-            "tol": bcfg.tol,
-            "merge_tol": bcfg.merge_tol,
-            "resolution": list(bcfg.resolution),
-            "reasons": list(REASONS),
-            "known_minima": sum(p.known for p in result.points),
-        }
-        write_basins(part, job.name, result, job.grid.names, attrs)
+        result = _basins(plan, job.basins, part, say, run_batches)
         timings["basins_s"] = time.perf_counter() - t0
         kinds = [p.kind for p in result.points]
         lost = int((result.label < 0).sum())
@@ -130,19 +94,69 @@ def run_flows(
             f"in {timings['basins_s']:.1f}s"
         )
     if job.streamlines is not None:
-        scfg = job.streamlines
         t0 = time.perf_counter()
-        lines = compute_streamlines(ff, scfg, bounds, plan.dtype, plan.device)
-        attrs = {
-            k: (v if not isinstance(v, (tuple, dict)) else str(v))
-            for k, v in dataclasses.asdict(scfg).items()
-            if k != "seeds"
-        }
-        attrs.update(seeds=dataclasses.asdict(scfg.seeds), stops=list(STOPS))
-        write_streamlines(part, job.name, lines, attrs)
+        lines = _streamlines(plan, job.streamlines, part)
         timings["streamlines_s"] = time.perf_counter() - t0
         say(
             f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
             f"in {timings['streamlines_s']:.1f}s"
         )
     return timings
+
+
+def _paths(plan: JobPlan, cfg: PathsConfig, part: Path, say: Callable[[str], None]) -> None:
+    """One descent per optimiser from the same starts, each stored under its label."""
+    bounds = _bounds(plan.job)
+    starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
+    for opt in cfg.optimizers:
+        d = descend(plan.function, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent)
+        attrs = {
+            **_opt_attrs(opt),
+            "steps": cfg.steps,
+            "tol": cfg.tol,
+            "ascent": cfg.ascent,
+            "reasons": list(REASONS),
+            "starts": dataclasses.asdict(cfg.starts),
+        }
+        write_paths(part, plan.job.name, opt.label, d, attrs)
+        ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
+        say(f"{plan.job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
+
+
+def _basins(
+    plan: JobPlan, cfg: BasinsConfig, part: Path, say: Callable[[str], None], run_batches: RunBatches | None
+) -> BasinsResult:
+    ff, job = plan.function, plan.job
+    result = compute_basins(
+        ff,
+        cfg,
+        _bounds(job),
+        ff.minima,
+        plan.dtype,
+        plan.device,
+        progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
+        run_batches=run_batches,
+    )
+    attrs = {
+        **_opt_attrs(cfg.optimizer),
+        "steps": cfg.steps,
+        "tol": cfg.tol,
+        "merge_tol": cfg.merge_tol,
+        "resolution": list(cfg.resolution),
+        "reasons": list(REASONS),
+        "known_minima": sum(p.known for p in result.points),
+    }
+    write_basins(part, job.name, result, job.grid.names, attrs)
+    return result
+
+
+def _streamlines(plan: JobPlan, cfg: StreamlinesConfig, part: Path) -> Streamlines:
+    lines = compute_streamlines(plan.function, cfg, _bounds(plan.job), plan.dtype, plan.device)
+    attrs = {
+        k: (v if not isinstance(v, (tuple, dict)) else str(v))
+        for k, v in dataclasses.asdict(cfg).items()
+        if k != "seeds"
+    }
+    attrs.update(seeds=dataclasses.asdict(cfg.seeds), stops=list(STOPS))
+    write_streamlines(part, plan.job.name, lines, attrs)
+    return lines
