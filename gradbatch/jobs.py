@@ -292,12 +292,17 @@ def _run_one(
         check_width=check_width,
     )  # fmt: skip
     done = writer.open()
-    device = device_name(plan.device)
-    say(_start_line(plan, device, done))
     stats = EvalStats()
-    t0 = time.perf_counter()
-    busy_s = _tiles(plan, writer, done, stats, progress, cluster, t0)
-    wall = time.perf_counter() - t0
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(job.threads)  # before device_name, which names the threads computing
+    try:
+        device = device_name(plan.device)
+        say(_start_line(plan, device, done))
+        t0 = time.perf_counter()
+        busy_s = _tiles(plan, writer, done, stats, progress, cluster, t0)
+        wall = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(old_threads)
     total_tiles, total_points = len(plan.layout), job.grid.size
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
@@ -361,18 +366,13 @@ def _tiles(
             total = job.grid.size
             progress(Progress(job.name, len(done) + tiles, len(plan.layout), resumed_points + points, total, elapsed))
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(job.threads)
-    try:
-        if cluster is None:
-            tiles = evaluate(plan, done, stats)
-        else:
-            from .distributed import evaluate_on
+    if cluster is None:
+        tiles = evaluate(plan, done, stats)
+    else:
+        from .distributed import evaluate_on
 
-            tiles = evaluate_on(cluster, plan, done, stats)
-        return write_tiles(writer, tiles, written)
-    finally:
-        torch.set_num_threads(old_threads)
+        tiles = evaluate_on(cluster, plan, done, stats)
+    return write_tiles(writer, tiles, written)
 
 
 def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) -> dict[str, float]:

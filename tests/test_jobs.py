@@ -53,6 +53,17 @@ def test_run_writes_a_complete_self_describing_file(in_tmp: Path) -> None:
         np.testing.assert_array_equal(gradbatch.read_field(in_tmp / "wave.h5", "wave", name), arr)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_device_attribute_names_the_threads_the_job_computed_with(in_tmp: Path, threads: int) -> None:
+    before = torch.get_num_threads()
+    (report,) = _run(f"function: x*y\ngrid: {{x: [0, 1, 8], y: [0, 1, 8]}}\nthreads: {threads}\n", in_tmp / "t.h5")
+    assert torch.get_num_threads() == before  # the caller's setting is given back
+    expected = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+    assert report.device == expected
+    with h5py.File(in_tmp / "t.h5", "r") as f:
+        assert f["job"].attrs["device"] == expected
+
+
 def test_xarray_reads_fields_with_named_dims_and_coordinates(in_tmp: Path) -> None:
     xr = pytest.importorskip("xarray")
     pytest.importorskip("h5netcdf")
