@@ -50,9 +50,14 @@ def display() -> Iterator[str]:
     proc = subprocess.Popen(
         ["Xvfb", f":{number}", "-screen", "0", "1024x768x24"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    time.sleep(1.5)
-    if proc.poll() is not None:
+    socket = Path(f"/tmp/.X11-unix/X{number}")  # the display accepts clients once its socket exists
+    deadline = time.monotonic() + 30  # a busy 2-core machine can take several seconds
+    while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if proc.poll() is not None or not socket.exists():
+        proc.kill()
         pytest.skip("Xvfb did not start")
+    time.sleep(0.2)
     try:
         yield f":{number}"
     finally:
