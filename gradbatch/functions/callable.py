@@ -82,7 +82,7 @@ def code_hash(obj: object) -> str:
         path = getattr(mod, "__file__", None)
         if path:
             files.append(path)
-            files += _helpers(Path(path).resolve().parent, mod_name or "")
+            files += _helpers(Path(path).resolve(), mod_name or "")
     for path in sorted(set(files)):
         try:
             h.update(Path(path).read_bytes())
@@ -94,29 +94,74 @@ def code_hash(obj: object) -> str:
     return h.hexdigest()[:32]
 
 
-def _helpers(folder: Path, mod_name: str) -> list[str]:
-    """Source files of the loaded modules that live in the callable's project: its own folder
-    (or, for a package, the package's top folder) and below, outside any installed package. A
-    callable's helpers (``from helper import g``) are part of its code."""
+def _helpers(start: Path, mod_name: str) -> list[str]:
+    """Source files of the project modules the callable's module imports, directly or through
+    each other: those under its own folder (or, for a package, the package's top folder),
+    outside any installed package. Found by reading their ``import`` statements, so the hash is
+    the same whatever else this process happened to load (another job's module from the same
+    folder, say). A callable's helpers (``from helper import g``) are part of its code."""
     import sysconfig
 
-    depth = mod_name.count(".")
-    root = folder.parents[depth - 1] if depth else folder
+    depth = mod_name.count(".") + (start.name == "__init__.py")  # a package's own folder is one deeper
+    root = start.parents[min(depth, len(start.parents) - 1)]  # the folder on the import path
     installed = {Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "purelib", "platlib")}
     installed.add(Path(__file__).resolve().parents[1])  # gradbatch itself, even run from its checkout
-    out = []
-    for mod in list(sys.modules.values()):
-        path = getattr(mod, "__file__", None)
-        if not path or not path.endswith(".py"):
-            continue
-        p = Path(path).resolve()
-        if (
+
+    def ours(p: Path) -> bool:
+        return (
             p.is_relative_to(root)
             and not any(p.is_relative_to(i) for i in installed)
             and "site-packages" not in p.parts
-        ):
-            out.append(str(p))
-    return out
+        )
+
+    seen: set[Path] = set()
+    todo = [(start, mod_name)]
+    while todo:
+        path, name = todo.pop()
+        if path in seen or not path.is_file() or not ours(path):
+            continue
+        seen.add(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for imported in _imports(path, package):
+            found = _module_file(root, imported)
+            if found is not None:
+                todo.append((found.resolve(), imported))
+    seen.discard(start)
+    return sorted(str(p) for p in seen)
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Module names ``path``'s import statements may load (relative ones resolved in ``package``;
+    ``from m import a`` gives ``m`` and ``m.a``, which may be a submodule)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parent = parts[: len(parts) - node.level + 1] if node.level <= len(parts) + 1 else []
+                base = ".".join([*parent, base] if base else parent)
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    """The source file of module ``name`` under ``root``, where ``root`` is on the import path."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _guarded(user: Callable[..., Any], ref: str) -> TensorFn:

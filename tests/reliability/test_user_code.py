@@ -128,3 +128,42 @@ def test_resume_refuses_a_callable_whose_helper_module_changed(tmp_path: Path) -
     (tmp_path / "helper.py").write_text("def g(x, y):\n    return x + y + 100\n")
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q", "--resume"], tmp_path)
     one_line_error(p, "StoreError", "other code for its callable")
+
+
+def test_a_callables_code_hash_covers_what_it_imports_and_nothing_else_loaded(tmp_path: Path) -> None:
+    """The hash is the callable's module and the project modules it imports (also inside a
+    function, also through a package): never another module that happens to be loaded from the
+    same folder, or `--resume` would refuse a file depending on what else a run imported."""
+    import importlib
+    import sys
+
+    from gradbatch.functions.callable import code_hash, import_callable
+
+    (tmp_path / "hashmod.py").write_text(
+        "import hashpkg.tool\n\ndef f(x, y):\n    from hashhelper import g\n    return g(x, y)\n"
+    )
+    (tmp_path / "hashhelper.py").write_text("def g(x, y):\n    return x * y\n")
+    (tmp_path / "hashpkg").mkdir()
+    (tmp_path / "hashpkg" / "__init__.py").write_text("")
+    (tmp_path / "hashpkg" / "tool.py").write_text("from . import deep\n")
+    (tmp_path / "hashpkg" / "deep.py").write_text("K = 1\n")
+    (tmp_path / "hashother.py").write_text("OTHER = 1\n")
+    try:
+        fn = import_callable("hashmod:f", tmp_path)
+        first = code_hash(fn)
+        sys.path.insert(0, str(tmp_path))
+        try:
+            importlib.import_module("hashother")  # another job's module from the same folder
+        finally:
+            sys.path.remove(str(tmp_path))
+        assert code_hash(fn) == first
+        for changed in ("hashhelper.py", "hashpkg/deep.py", "hashpkg/tool.py"):
+            path = tmp_path / changed
+            path.write_text(path.read_text() + "\n# changed\n")
+            assert code_hash(fn) != first, changed
+            first = code_hash(fn)
+        (tmp_path / "hashother.py").write_text("OTHER = 2\n")
+        assert code_hash(fn) == first
+    finally:
+        for name in [m for m in sys.modules if m.startswith(("hashmod", "hashhelper", "hashpkg", "hashother"))]:
+            del sys.modules[name]
