@@ -41,7 +41,7 @@ _LAZY = {
     "run_jobs": "api",  # api: jobs + their pictures
     "inspect": "store",
     "read_field": "store",
-    "describe": "describe",
+    "describe": "summary",
     "show": "viewer.render",
 }
 
@@ -74,10 +74,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .api import run, run_jobs
     from .config import JobConfig, JobFile, load_config, parse_config
-    from .describe import describe
     from .engine import available_devices, compute, evaluate, plan_job, resolve_device, value_and_jacobian
     from .expr import Expr, parse
     from .functions import BUILTINS
     from .jobs import JobReport, Progress
     from .store import inspect, read_field
+    from .summary import describe
     from .viewer.render import show

@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         cluster = ClusterOptions(workers=args.workers or 0, scheduler=args.scheduler)
     from .api import run_jobs  # with the viewer's renderer for jobs that ask for a picture
-    from .describe import human_size
+    from .summary import human_size
 
     reports = run_jobs(
         jobs,
@@ -114,8 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .describe import describe, info_as_dict
     from .store import inspect
+    from .summary import describe, info_as_dict
 
     info = inspect(args.file)
     print(json.dumps(info_as_dict(info), indent=2, allow_nan=False) if args.json else describe(info))

@@ -19,13 +19,13 @@ from typing import Any, Protocol
 import torch
 
 from .config import JobConfig, JobFile, load_config
-from .describe import nonfinite_lines
 from .engine import EvalStats, JobPlan, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
 from .lock import OutputLock
 from .outputs import by_output, check_render, check_space, decide, make_folder, planned_bytes, same_code
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
+from .summary import nonfinite_lines
 from .trajectories.flows import check_flows, run_flows
 from .writing import write_tiles
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import JobConfig
-from .describe import human_size
 from .errors import ConfigError, StoreError
 from .grid import level_shape
 from .store import HeldJob, partial_jobs, partial_path, recover_partial
+from .summary import human_size
 
 if TYPE_CHECKING:
     from .engine import JobPlan

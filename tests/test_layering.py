@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ def test_the_import_contracts_hold() -> None:
     )
     assert out.returncode == 0, out.stdout[-3000:]
     assert "0 broken" in out.stdout
+
+
+def test_public_functions_are_not_shadowed_by_submodules(tmp_path) -> None:  # noqa: ANN001
+    """A submodule named like a public function (``gradbatch.describe``) would replace the
+    function on the package as soon as anything imported it: after a run, say."""
+    gradbatch.run_jobs(gradbatch.parse_config("function: x\ngrid: {x: [0, 1, 8]}", output=tmp_path / "c.h5"))
+    text = gradbatch.describe(gradbatch.inspect(tmp_path / "c.h5"))
+    assert "job job  [complete]" in text
+    for name in gradbatch.__all__:
+        assert not isinstance(getattr(gradbatch, name), types.ModuleType), name

@@ -12,7 +12,7 @@ import torch
 
 import gradbatch
 from gradbatch.config import parse_config, parse_optimizer
-from gradbatch.describe import describe
+from gradbatch.summary import describe
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
 from gradbatch.trajectories.paths import REASONS, STALL_WINDOW, descend
 
