@@ -12,8 +12,8 @@ import torch
 
 import gradbatch
 from gradbatch.config import parse_config, parse_optimizer
-from gradbatch.summary import describe
 from gradbatch.functions import BUILTINS, from_builtin, from_expression
+from gradbatch.summary import describe
 from gradbatch.trajectories.paths import REASONS, STALL_WINDOW, descend
 
 HIMMELBLAU = from_builtin("himmelblau", 2, {})
