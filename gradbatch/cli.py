@@ -152,7 +152,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .viewer.render import RenderOptions, parse_size, parse_slice, parse_window, render
+    from .viewer.options import RenderOptions, parse_size, parse_slice, parse_window
+    from .viewer.render import render
 
     axis, plane = parse_slice(args.slice) if args.slice else (None, None)
     opts = RenderOptions(
@@ -171,8 +172,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
-    from .viewer.render import parse_slice
-    from .viewer.visuals import LayerOptions
+    from .viewer.options import LayerOptions, parse_slice
 
     axis = parse_slice(args.slice)[0] if args.slice else None
     view(args.file, args.job, LayerOptions(**_layer_options(args)), surface=args.surface, slice_axis=axis)
@@ -218,7 +218,7 @@ def _layer_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .viewer.render import parse_layers
+    from .viewer.options import parse_layers
 
     return dict(
         layers=parse_layers(args.layers),

@@ -28,6 +28,7 @@ __all__ = [
     "LandscapeMakings",
     "Stored",
     "Overlays",
+    "FieldStats",
 ]
 
 REASONS = ("converged", "left_domain", "diverged", "max_steps", "stalled")
@@ -161,3 +162,45 @@ class WindowResponse:
     data: dict[str, np.ndarray] = field(default_factory=dict)
     coarse: WindowResponse | None = None  # the coarse fields, on their own level and coordinates
     plane: float | None = None  # a 3D job: the slice's coordinate at this level (nearest to the request's)
+
+
+@dataclass(frozen=True)
+class FieldStats:
+    """What a picture needs to know of a whole field, whatever part of it is drawn: its finite
+    range at full resolution, what is not finite, and percentiles for robust colour limits.
+
+    ``minimum``/``maximum``/``min_positive`` are over the finite values of every grid point (NaN
+    when there is none); ``nonpositive`` counts finite values <= 0 (a log scale cannot show them).
+    ``percentiles``: (percent, value) pairs, ascending, over the finite values of ``percentile_level``
+    (the pyramid level they were taken from: 0 is exact). ``exact``: False when the range came
+    from a pyramid level (an older file without per-tile ranges); block means then narrow it."""
+
+    field: str
+    points: int  # grid points (a 3D job: of the whole volume)
+    nan: int
+    posinf: int
+    neginf: int
+    minimum: float
+    maximum: float
+    min_positive: float
+    nonpositive: int
+    percentiles: tuple[tuple[float, float], ...] = ()
+    percentile_level: int = 0
+    exact: bool = True
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100), interpolated between the stored ones; the minimum or
+        maximum outside them, NaN without finite values."""
+        import numpy as np
+
+        if not self.percentiles:
+            return float("nan")
+        qs = np.array([p for p, _ in self.percentiles], dtype=np.float64)
+        vs = np.array([v for _, v in self.percentiles], dtype=np.float64)
+        return float(
+            np.interp(q, np.concatenate([[0.0], qs, [100.0]]), np.concatenate([[self.minimum], vs, [self.maximum]]))
+        )

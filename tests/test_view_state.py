@@ -11,8 +11,8 @@ import pytest
 
 from gradbatch.records import WindowRequest, WindowResponse
 from gradbatch.viewer import KEYS
+from gradbatch.viewer.options import LayerOptions
 from gradbatch.viewer.state import KEY_ACTIONS, ShownJob, ViewState, key_action
-from gradbatch.viewer.visuals import LayerOptions
 
 FLAT = ShownJob("flat", ("x", "y"), ("value", "grad_x", "grad_y"), ("grad_x", "grad_y"), (0.0, 4.0, -1.0, 1.0))
 CUBE = ShownJob("cube", ("x", "y"), ("value",), None, (0.0, 1.0, 0.0, 1.0), "z", (-1.0, 1.0, 0.25))

@@ -17,9 +17,10 @@ from typing import Any
 from ..errors import GradbatchError, ViewerError
 from ..store import FieldReader, WindowRequest, WindowResponse, job_axes
 from .loader import Loader
-from .render import vispy_scene
+from .options import LayerOptions
+from .render import settle, vispy_scene
 from .state import ShownJob, ViewState, key_action
-from .visuals import FieldLayers, LayerOptions, SurfaceLayers, field_view
+from .visuals import FieldLayers, SurfaceLayers, field_view
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
 
@@ -98,7 +99,7 @@ class FieldView:
                 reader.plane_range,
             )
         )
-        options = self.state.options
+        options = settle(self.state.options, reader)[0]
         if self.state.surface:
             self.layers = SurfaceLayers(self.scene, self.view, reader, options, plane=self.state.plane)
             self.loader = None

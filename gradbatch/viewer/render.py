@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ..errors import ConfigError, StoreError, ViewerError
 from ..store import FieldReader, JobLayout, WindowRequest, job_layout, read_coords, read_field
+from .limits import JobFacts, default_field, resolve
+from .options import LAYERS, NEEDS_VISPY, LayerOptions, RenderOptions, Resolved
 from .prepare import arrow_canvas
-from .visuals import LAYERS, NEEDS_VISPY, FieldLayers, LayerOptions, SurfaceLayers, field_view
+from .visuals import FieldLayers, SurfaceLayers, field_view
 
 if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
     from ..config import JobConfig
@@ -39,19 +41,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png",)
 """What a render writes (by suffix, any case)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class RenderOptions(LayerOptions):
-    """What to draw (the layer options) and where: image size and data window."""
-
-    size: tuple[int, int] = (1200, 900)
-    window: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1; None: the whole grid
-    surface: bool = False  # seed 000's 3D picture: the surface, with arrows in the plane below
-    slice_axis: str | None = None  # a 3D job: the axis cut by the drawn plane (None: its last)
-    plane: float | None = None  # a 3D job: the plane's coordinate on that axis (None: the middle)
-    elevation: float = 30.0  # turntable camera angles for the surface, degrees
-    azimuth: float = 35.0
+Opts = TypeVar("Opts", bound=LayerOptions)
 
 
 def vispy_scene(app: str | None = "egl") -> Any:
@@ -72,6 +62,29 @@ def vispy_scene(app: str | None = "egl") -> Any:
     return scene
 
 
+def reader_facts(reader: FieldReader) -> JobFacts:
+    """What :func:`~gradbatch.viewer.limits.resolve` needs to know of ``reader``'s job."""
+    ov = reader.overlays()
+    flows = ov.streamlines is not None and ov.streamlines.attrs.get("field") == "descent"
+    vectors = reader.vectors
+    return JobFacts(
+        tuple(reader.fields),
+        gradient=vectors is not None and vectors[0].startswith("grad_"),
+        descends=bool(ov.paths) or ov.basins is not None or flows,
+        landscape=ov.landscape is not None,
+        extent=reader.extent,
+    )
+
+
+def settle(options: Opts, reader: FieldReader) -> tuple[Opts, Resolved]:
+    """``options`` with what was left to the job decided for ``reader``'s job (see :func:`resolve`)."""
+    name = options.field or default_field(tuple(reader.fields))
+    stats_of = getattr(reader, "stats", None)
+    stats = stats_of(name) if stats_of is not None and name in reader.fields else None
+    r = resolve(options, reader_facts(reader), stats)
+    return replace(options, field=r.field, descent=r.descent, scale=r.scale, aspect=r.aspect), r
+
+
 def render(
     path: str | Path,
     out: str | Path,
@@ -90,6 +103,7 @@ def render(
         return _render_1d(path, layout, out, options)
     reader = FieldReader(path, job, options.slice_axis)
     try:
+        options = settle(options, reader)[0]
         return (_render_surface if options.surface else _render)(reader, out, options)
     finally:
         reader.close()
@@ -272,7 +286,7 @@ def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
     window = opt.window or reader.extent
     w, h = opt.size
     pair = reader.vectors
-    wanted = (opt.field,) if "image" in opt.layers else ()
+    wanted = (opt.field,) if "image" in opt.layers and opt.field else ()
     vectors = tuple(pair) if "arrows" in opt.layers and pair else ()
     resp = reader.read(
         WindowRequest(
@@ -313,44 +327,3 @@ def _save(canvas: Any, out: Path) -> Path:
     except OSError as exc:
         raise StoreError(f"{out}: cannot write the picture ({exc.strerror or exc})") from None
     return out
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ViewerError(f"--size: expected WIDTHxHEIGHT, e.g. 1200x900, got {text!r}") from None
-    if not (16 <= w <= 16384 and 16 <= h <= 16384):
-        raise ViewerError(f"--size: each side must be 16 to 16384 pixels, got {text!r}")
-    return w, h
-
-
-def parse_window(text: str) -> tuple[float, float, float, float]:
-    try:
-        x0, x1, y0, y1 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ViewerError(f"--window: expected x0,x1,y0,y1, got {text!r}") from None
-    if not (x0 < x1 and y0 < y1):
-        raise ViewerError(f"--window: expected x0 < x1 and y0 < y1, got {text!r}")
-    return x0, x1, y0, y1
-
-
-def parse_slice(text: str) -> tuple[str, float | None]:
-    """``--slice AXIS`` (its middle) or ``--slice AXIS=VALUE``: the plane drawn of a 3D job."""
-    axis, _, value = text.partition("=")
-    if not axis.strip():
-        raise ViewerError(f"--slice: expected AXIS or AXIS=VALUE, e.g. z=0.5, got {text!r}")
-    if not value:
-        return axis.strip(), None
-    try:
-        return axis.strip(), float(value)
-    except ValueError:
-        raise ViewerError(f"--slice: expected a number after '=', got {text!r}") from None
-
-
-def parse_layers(text: str) -> tuple[str, ...]:
-    layers = tuple(v.strip() for v in text.split(",") if v.strip())
-    for layer in layers:
-        if layer not in LAYERS:
-            raise ViewerError(f"--layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
-    return layers

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..records import WindowRequest, WindowResponse
+from .limits import default_field
+from .options import LayerOptions
 from .prepare import arrow_canvas
-from .visuals import LayerOptions
 
 __all__ = ["KEY_ACTIONS", "ShownJob", "ViewState", "key_action"]
 
@@ -181,7 +182,8 @@ class ViewState:
             return None
         job = self._shown()
         opt = self.options
-        fields = (opt.field,) if opt.field in job.fields else ()
+        name = opt.field or default_field(job.fields)
+        fields = (name,) if name in job.fields else ()
         req = WindowRequest(
             job.name,
             window,

@@ -9,67 +9,22 @@ streamlines and descent paths are static overlays, handed over once as records
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import StoreError, ViewerError
+from ..errors import StoreError
 from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
 from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
 from ..store import FieldReader, WindowRequest, WindowResponse
 from .arrows import ArrowField
+from .options import LAYERS, NEEDS_VISPY, LayerOptions
 from .prepare import colormap_lut, image_limits, map_colors, path_polylines
 
-__all__ = ["LAYERS", "DEFAULT_LAYERS", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
+__all__ = ["LAYERS", "NEEDS_VISPY", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
 
-LAYERS = ("image", "contours", "basins", "arrows", "streamlines", "paths")
-DEFAULT_LAYERS = ("image", "basins", "arrows", "streamlines", "paths")  # contours on request
 BAR_WIDTH = 130  # pixels: the colour bar, its ticks and the field's name
-NEEDS_VISPY = "drawing needs vispy: pip install 'gradbatch[viewer]'"
 PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
-
-
-@dataclass(frozen=True)
-class LayerOptions:
-    layers: tuple[str, ...] = DEFAULT_LAYERS
-    field: str = "value"
-    colormap: str = "viridis"
-    scale: str = "linear"  # linear | symmetric (limits +-max|v|, for signed fields) | log (positive fields)
-    contours: int = 10  # contour lines, evenly spaced between the colour limits
-    arrow_mode: str = "normalize"  # normalize | clip | scale
-    pixels_per_arrow: float = 24.0
-    descent: bool = False  # arrows point downhill (the negative gradient)
-    colorbar: bool = True  # a colour bar of the image's field at the right
-    path_step: int | None = None  # descent paths drawn up to this step (None: whole)
-
-    def check(self) -> None:
-        """Raise a ViewerError naming the first option that cannot be drawn."""
-        try:
-            from vispy.color import get_colormap, get_colormaps
-        except ImportError:
-            raise ViewerError(NEEDS_VISPY) from None
-        for layer in self.layers:
-            if layer not in LAYERS:
-                raise ViewerError(f"layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
-        try:
-            get_colormap(self.colormap)  # vispy's own, or matplotlib's where matplotlib is installed
-        except (KeyError, ValueError, TypeError):
-            raise ViewerError(
-                f"colormap: unknown colormap {self.colormap!r}; allowed: "
-                f"{', '.join(sorted(get_colormaps()))} (and matplotlib's names where it "
-                "is installed)"
-            ) from None
-        choices = {"scale": ("linear", "symmetric", "log"), "arrow_mode": ("normalize", "clip", "scale")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ViewerError(f"{name}: unknown value {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        if not 1 <= self.contours <= 1000:
-            raise ViewerError(f"contours: expected a count from 1 to 1000, got {self.contours}")
-        if self.pixels_per_arrow < 4:
-            raise ViewerError(f"pixels_per_arrow: expected at least 4 pixels, got {self.pixels_per_arrow}")
-        if self.path_step is not None and self.path_step < 0:
-            raise ViewerError(f"path_step: expected a step of at least 0, got {self.path_step}")
 
 
 def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any]:
@@ -96,7 +51,8 @@ def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any
 
 
 def _bar_label(options: LayerOptions) -> str:
-    return f"log10 {options.field}" if options.scale == "log" else options.field
+    name = options.field or "value"
+    return f"log10 {name}" if options.scale == "log" else name
 
 
 class FieldLayers:
