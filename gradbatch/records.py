@@ -195,12 +195,11 @@ class FieldStats:
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0..100), interpolated between the stored ones; the minimum or
         maximum outside them, NaN without finite values."""
-        import numpy as np
-
         if not self.percentiles:
             return float("nan")
-        qs = np.array([p for p, _ in self.percentiles], dtype=np.float64)
-        vs = np.array([v for _, v in self.percentiles], dtype=np.float64)
-        return float(
-            np.interp(q, np.concatenate([[0.0], qs, [100.0]]), np.concatenate([[self.minimum], vs, [self.maximum]]))
-        )
+        points = [(0.0, self.minimum), *self.percentiles, (100.0, self.maximum)]
+        q = min(max(q, 0.0), 100.0)
+        for (q0, v0), (q1, v1) in zip(points, points[1:]):
+            if q0 <= q <= q1:
+                return v0 if q1 == q0 else v0 + (v1 - v0) * (q - q0) / (q1 - q0)
+        return self.maximum
