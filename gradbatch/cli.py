@@ -152,59 +152,74 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .viewer.options import RenderOptions, parse_size, parse_slice, parse_window
+    from .viewer.options import RenderOptions
     from .viewer.render import render
 
-    axis, plane = parse_slice(args.slice) if args.slice else (None, None)
-    opts = RenderOptions(
-        size=parse_size(args.size),
-        window=parse_window(args.window) if args.window else None,
-        surface=args.surface,
-        path_step=args.path_step,
-        slice_axis=axis,
-        plane=plane,
-        **_layer_options(args),
-    )
-    out = render(args.file, args.output, args.job, opts, overwrite=args.overwrite)
+    out = render(args.file, args.output, args.job, RenderOptions(**_picture_options(args)), overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
-    from .viewer.options import LayerOptions, parse_slice
+    from .viewer.options import RenderOptions
 
-    axis = parse_slice(args.slice)[0] if args.slice else None
-    view(args.file, args.job, LayerOptions(**_layer_options(args)), surface=args.surface, slice_axis=axis)
+    opts = RenderOptions(**_picture_options(args))
+    view(args.file, args.job, opts, surface=opts.surface, slice_axis=opts.slice_axis)
     return 0
 
 
-def _layer_arguments(p: argparse.ArgumentParser) -> None:
-    """What to draw: shared by render and view."""
+def _picture_arguments(p: argparse.ArgumentParser) -> None:
+    """What to draw and how: the same options for render and view."""
+    from .viewer.options import ARROW_MODES, DEFAULT_LAYERS, LAYERS, SCALES, THEMES
+
     p.add_argument("--job", help="job name (default: the file's first job)")
     p.add_argument(
         "--layers",
-        default="image,basins,arrows,streamlines,paths",
-        help="comma-separated, drawn in this order: image, contours, basins, arrows, "
-        "streamlines, paths (default: all but contours)",
+        default=",".join(DEFAULT_LAYERS),
+        help=f"comma-separated, drawn in this order: {', '.join(LAYERS)} (default: {','.join(DEFAULT_LAYERS)})",
     )
-    p.add_argument("--field", default="value", help="field drawn as the image (default value)")
-    p.add_argument("--colormap", default="viridis", help="a vispy colormap name (default viridis)")
+    p.add_argument("--field", help="field drawn as the image (default: value, or magnitude for a vector job)")
+    p.add_argument("--colormap", default="viridis", help="a vispy or matplotlib colormap name (default viridis)")
     p.add_argument(
         "--scale",
-        default="linear",
-        choices=["linear", "symmetric", "log"],
-        help="colour scale: linear, symmetric about zero, or log10 of positive values",
+        default="auto",
+        choices=SCALES,
+        help="colour scale: auto (log for a non-negative field spanning several decades, else linear), "
+        "linear, symmetric about zero, or log (values <= 0 masked and counted)",
+    )
+    p.add_argument("--clim", help="colour limits LO,HI (default: the field's finite range at full resolution)")
+    p.add_argument(
+        "--robust",
+        nargs="?",
+        type=float,
+        const=2.0,
+        help="colour limits at the P and 100-P percentiles (default P 2) instead of the minimum and maximum",
     )
     p.add_argument("--contours", type=int, default=10, help="number of contour lines (layer contours)")
     p.add_argument(
         "--arrows",
-        default="normalize",
-        choices=["normalize", "clip", "scale"],
-        help="arrow lengths: all equal, clipped, or as they are",
+        default="clip",
+        choices=ARROW_MODES,
+        help="arrow lengths: clip (proportional to the magnitude, clipped at a cell; default), "
+        "normalize (direction only) or scale (proportional)",
     )
-    p.add_argument("--descent", action="store_true", help="arrows point downhill")
+    p.add_argument("--pixels-per-arrow", type=float, default=24.0, help="arrow spacing in pixels (default 24)")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument(
+        "--descent", action="store_true", default=None, help="arrows point downhill (default when the job descends)"
+    )
+    way.add_argument("--ascent", dest="descent", action="store_false", help="arrows point uphill (the gradient)")
     p.add_argument("--no-colorbar", action="store_true", help="leave the colour bar out")
+    p.add_argument("--no-legend", action="store_true", help="leave the legend out")
+    p.add_argument("--theme", choices=THEMES, help="light (default for files) or dark (default for the window)")
+    p.add_argument("--aspect", choices=("auto", "equal"), help="equal units on both axes, or fill the picture "
+                   "(default: equal unless the axes are different quantities)")  # fmt: skip
+    p.add_argument("--title", help="the picture's title (default: the job's name and function)")
+    p.add_argument("--size", default=None, help="WIDTHxHEIGHT pixels (default 1200x900)")
+    p.add_argument("--dpi", type=int, default=150, help="dots per inch of a file (default 150)")
+    p.add_argument("--window", help="x0,x1,y0,y1 in data coordinates, or x0,x1 (default: the whole grid)")
+    p.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
     p.add_argument(
         "--surface",
         action="store_true",
@@ -217,19 +232,37 @@ def _layer_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .viewer.options import parse_layers
+def _picture_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .viewer.options import parse_clim, parse_layers, parse_size, parse_slice, parse_window
 
-    return dict(
+    axis, plane = parse_slice(args.slice) if args.slice else (None, None)
+    theme = args.theme or ("dark" if args.command == "view" else "light")
+    out = dict(
         layers=parse_layers(args.layers),
         field=args.field,
         colormap=args.colormap,
         scale=args.scale,
+        clim=parse_clim(args.clim) if args.clim else None,
+        robust=args.robust,
         contours=args.contours,
         arrow_mode=args.arrows,
+        pixels_per_arrow=args.pixels_per_arrow,
         descent=args.descent,
         colorbar=not args.no_colorbar,
+        legend=not args.no_legend,
+        theme=theme,
+        aspect=args.aspect,
+        title=args.title,
+        dpi=args.dpi,
+        window=parse_window(args.window) if args.window else None,
+        path_step=args.path_step,
+        surface=args.surface,
+        slice_axis=axis,
+        plane=plane,
     )
+    if args.size:
+        out["size"] = parse_size(args.size)
+    return out
 
 
 def _cmd_builtins(args: argparse.Namespace) -> int:
@@ -281,16 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.set_defaults(func=_cmd_bench)
 
-    rn = sub.add_parser("render", help="render a 2D job to a PNG, headless")
+    rn = sub.add_parser("render", help="draw a job to a picture file (PNG, SVG or PDF by suffix), headless")
     rn.add_argument("file")
-    rn.add_argument("-o", "--output", default="render.png", help="PNG path (default render.png)")
     rn.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output that is not a PNG (never the input file)"
+        "-o", "--output", default="render.png", help="picture path: .png, .svg or .pdf (default render.png)"
     )
-    _layer_arguments(rn)
-    rn.add_argument("--size", default="1200x900", help="WIDTHxHEIGHT pixels (default 1200x900)")
-    rn.add_argument("--window", help="x0,x1,y0,y1 in data coordinates (default: the whole grid)")
-    rn.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
+    rn.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output that is not a picture of its kind (never the input file)",
+    )
+    _picture_arguments(rn)
     rn.set_defaults(func=_cmd_render)
 
     vw = sub.add_parser(
@@ -299,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="keys: " + "; ".join(f"{k}: {v}" for k, v in KEYS.items()),
     )
     vw.add_argument("file")
-    _layer_arguments(vw)
+    _picture_arguments(vw)
     vw.set_defaults(func=_cmd_view)
 
     f = sub.add_parser("builtins", help="list the built-in functions")
@@ -323,7 +357,9 @@ def _exit_now_if_a_write_failed(code: int, before: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .viewer.options import join_negative_values
+
+    args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     failures = _write_failures()
     try:
         return int(args.func(args))

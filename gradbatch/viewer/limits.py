@@ -19,7 +19,7 @@ import numpy as np
 from ..records import FieldStats
 from .options import LayerOptions, Resolved
 
-__all__ = ["JobFacts", "Limits", "resolve", "colour_limits", "masked_image", "LOG_DECADES"]
+__all__ = ["JobFacts", "Limits", "resolve", "colour_limits", "masked_image", "estimate_stats", "LOG_DECADES"]
 
 LOG_DECADES = 3.0
 """A non-negative field whose 5th-to-100th percentile spans this many decades or more is drawn
@@ -150,3 +150,29 @@ def masked_image(data: np.ndarray, scale: str) -> tuple[Any, np.ndarray, np.ndar
     undefined = ~np.isfinite(data)
     nonpositive = (data <= 0) & ~undefined if scale == "log" else np.zeros(data.shape, dtype=bool)
     return np.ma.masked_array(data, mask=undefined | nonpositive), undefined, nonpositive
+
+
+PERCENTILES = (0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5)
+
+
+def estimate_stats(name: str, data: np.ndarray) -> FieldStats:
+    """:class:`FieldStats` of the values at hand (``exact=False``): for a file that stores none,
+    so a picture still gets limits, percentiles and counts of what it shows."""
+    a = np.asarray(data, dtype=np.float64).ravel()
+    finite = a[np.isfinite(a)]
+    positive = finite[finite > 0]
+    nan = float("nan")
+    pct = tuple(zip(PERCENTILES, np.percentile(finite, PERCENTILES).tolist())) if finite.size else ()
+    return FieldStats(
+        name,
+        points=int(a.size),
+        nan=int(np.isnan(a).sum()),
+        posinf=int(np.isposinf(a).sum()),
+        neginf=int(np.isneginf(a).sum()),
+        minimum=float(finite.min()) if finite.size else nan,
+        maximum=float(finite.max()) if finite.size else nan,
+        min_positive=float(positive.min()) if positive.size else nan,
+        nonpositive=int((finite <= 0).sum()),
+        percentiles=pct,
+        exact=False,
+    )

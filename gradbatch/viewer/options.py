@@ -193,8 +193,11 @@ def _numbers(text: str, option: str, count: int, form: str) -> list[float]:
 
 
 def parse_window(text: str) -> tuple[float, float, float, float]:
-    x0, x1, y0, y1 = _numbers(text, "--window", 4, "x0,x1,y0,y1")
-    if not (x0 < x1 and y0 < y1):
+    """``x0,x1,y0,y1``, or ``x0,x1`` (y: NaN, the whole range; for a 1D job, the curve's)."""
+    n = 2 if text.count(",") == 1 else 4
+    x0, x1, *y = _numbers(text, "--window", n, "x0,x1,y0,y1 or x0,x1")
+    y0, y1 = y if y else (float("nan"), float("nan"))
+    if not (x0 < x1 and (not y or y0 < y1)):
         raise ViewerError(f"--window: expected x0 < x1 and y0 < y1, got {text!r}")
     return x0, x1, y0, y1
 

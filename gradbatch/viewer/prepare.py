@@ -5,13 +5,26 @@ read on. Tested without a GL context (only :func:`colormap_lut` asks vispy for i
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..geometry import polyline_connect
 
-__all__ = ["arrow_canvas", "colormap_lut", "image_limits", "map_colors", "path_polylines"]
+__all__ = [
+    "ArrowScale",
+    "arrow_canvas",
+    "arrow_samples",
+    "arrow_vectors",
+    "colormap_lut",
+    "contrast_colors",
+    "image_limits",
+    "map_colors",
+    "nice_number",
+    "path_polylines",
+]
 
 
 def image_limits(data: np.ndarray, scale: str) -> tuple[np.ndarray, float, float]:
@@ -72,3 +85,89 @@ def map_colors(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
 def arrow_canvas(canvas: tuple[int, int], pixels_per_arrow: float) -> tuple[int, int]:
     """The 'canvas' arrows need: a few data points per arrow cell is plenty."""
     return (max(2, int(4 * canvas[0] / pixels_per_arrow)), max(2, int(4 * canvas[1] / pixels_per_arrow)))
+
+
+def arrow_samples(
+    x: np.ndarray,
+    y: np.ndarray,
+    window: tuple[float, float, float, float],
+    canvas: tuple[int, int],
+    pixels_per_arrow: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The data points arrows are drawn at: indices into ``x`` and ``y`` (ascending coordinates).
+
+    Along each axis, about one arrow per ``pixels_per_arrow`` pixels of ``canvas`` over ``window``:
+    on a grid coarser than that, every data point inside the window (a 17 x 17 job draws 289
+    arrows, each at its point); on a denser one, the data point nearest each arrow's place, so
+    an arrow always sits at the point whose vector it draws."""
+    x0, x1, y0, y1 = window
+    return (
+        _axis_samples(np.asarray(x), x0, x1, canvas[0] / pixels_per_arrow),
+        _axis_samples(np.asarray(y), y0, y1, canvas[1] / pixels_per_arrow),
+    )
+
+
+def _axis_samples(c: np.ndarray, lo: float, hi: float, arrows: float) -> np.ndarray:
+    inside = np.flatnonzero((c >= min(lo, hi)) & (c <= max(lo, hi)))
+    n = max(1, int(arrows))
+    if len(inside) <= n:
+        return inside
+    places = lo + (np.arange(n) + 0.5) * (hi - lo) / n
+    right = np.clip(np.searchsorted(c, places), 1, len(c) - 1)
+    nearest = np.where(np.abs(c[right - 1] - places) <= np.abs(c[right] - places), right - 1, right)
+    return np.unique(np.clip(nearest, inside[0], inside[-1]))
+
+
+@dataclass(frozen=True)
+class ArrowScale:
+    """How arrow lengths read: an arrow ``key_length`` long (data units) stands for ``key``
+    (a round magnitude); ``key`` is None when lengths carry no magnitude (``normalize``)."""
+
+    mode: str
+    key: float | None
+    key_length: float
+    reference: float  # the magnitude drawn a full cell long
+
+
+def arrow_vectors(
+    u: np.ndarray, v: np.ndarray, mode: str, cell: float, reference: float | None = None
+) -> tuple[np.ndarray, np.ndarray, ArrowScale]:
+    """Vectors (u, v) as drawn in a grid of ``cell``-sized cells, and how their lengths read.
+
+    ``clip`` (default): length proportional to the magnitude, a ``reference`` magnitude (the 90th
+    percentile of the finite ones when None) one full arrow (0.9 of a cell) long, longer arrows
+    clipped there; ``scale``: proportional, never clipped; ``normalize``: every arrow 0.8 of a
+    cell, direction only. Non-finite vectors stay NaN (nothing is drawn for them)."""
+    full = 0.9 * cell
+    mag = np.hypot(u, v)
+    finite = mag[np.isfinite(mag) & (mag > 0)]
+    if mode == "normalize" or not finite.size:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.where(mag > 0, 0.8 * cell / mag, 0.0)
+        return u * f, v * f, ArrowScale("normalize", None, 0.8 * cell, 0.0)
+    ref = float(reference) if reference is not None and reference > 0 else float(np.percentile(finite, 90))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.full_like(mag, full / ref)
+        if mode == "clip":
+            f = np.where(mag > ref, full / np.where(mag > 0, mag, 1.0), f)
+    key = nice_number(ref)
+    return u * f, v * f, ArrowScale(mode, key, full * key / ref, ref)
+
+
+def nice_number(x: float) -> float:
+    """The largest of 1, 2, 5 x 10^k not above ``x`` (x > 0): a magnitude a key can name."""
+    k = math.floor(math.log10(x))
+    for m in (5.0, 2.0, 1.0):
+        if m * 10.0**k <= x * (1 + 1e-12):
+            return m * 10.0**k
+    return 10.0**k
+
+
+def contrast_colors(rgba: np.ndarray) -> np.ndarray:
+    """Black or white, whichever reads better on each of the colours ``rgba`` (N, 3 or 4):
+    a layer drawn over an image stays visible on its dark and its light parts alike."""
+    lum = 0.2126 * rgba[:, 0] + 0.7152 * rgba[:, 1] + 0.0722 * rgba[:, 2]
+    out = np.zeros((len(rgba), 4), np.float32)
+    out[:, :3] = np.where(lum < 0.45, 1.0, 0.0)[:, None]
+    out[:, 3] = 1.0
+    return out

@@ -38,7 +38,7 @@ __all__ = [
     "JobPictures",
 ]
 
-IMAGE_SUFFIXES = (".png",)
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 """What a render writes (by suffix, any case)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Opts = TypeVar("Opts", bound=LayerOptions)
@@ -103,8 +103,12 @@ def render(
         return _render_1d(path, layout, out, options)
     reader = FieldReader(path, job, options.slice_axis)
     try:
-        options = settle(options, reader)[0]
-        return (_render_surface if options.surface else _render)(reader, out, options)
+        options, decided = settle(options, reader)
+        if options.surface:
+            return _render_surface(reader, out, options)
+        from .figure2d import render_map
+
+        return render_map(reader, out, options, decided)
     finally:
         reader.close()
 
@@ -112,14 +116,15 @@ def render(
 def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: bool = False) -> Path:
     """Refuse a render output that would destroy data; returns ``out`` as a Path.
 
-    A render writes a PNG, so ``out`` must end in one of :data:`IMAGE_SUFFIXES`. It is never
-    one of ``inputs`` (compared by device and inode: a symlink or hard link to the input is the
-    input), even with ``overwrite``; and an existing file that does not start with the PNG
-    signature (not an image a render made) is replaced only with ``overwrite``."""
+    A render writes PNG, SVG or PDF by the suffix, so ``out`` must end in one of
+    :data:`IMAGE_SUFFIXES`. It is never one of ``inputs`` (compared by device and inode: a
+    symlink or hard link to the input is the input), even with ``overwrite``; and an existing
+    file that is not a picture of its suffix's kind (not one a render made) is replaced only
+    with ``overwrite``."""
     out = Path(out)
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise ViewerError(
-            f"{out}: a render is written as PNG; the output's suffix must be one of "
+            f"{out}: a render is written as PNG, SVG or PDF by its suffix; the output's suffix must be one of "
             f"{', '.join(IMAGE_SUFFIXES)} (any case), got "
             f"{repr(out.suffix) if out.suffix else 'no suffix'}"
         )
@@ -152,22 +157,33 @@ def check_output(out: str | Path, inputs: Sequence[str | Path] = (), overwrite: 
     no_link()
     if not stat.S_ISREG(st.st_mode):  # a pipe would block the render forever, a device take it
         raise StoreError(
-            f"{out}: exists and is not a regular file (a pipe or a device?); a render writes PNG files only"
+            f"{out}: exists and is not a regular file (a pipe or a device?); a render writes picture files only"
         )
     if overwrite:
         return out
     try:
         with open(out, "rb") as fh:
-            head = fh.read(len(PNG_SIGNATURE))
+            head = fh.read(1024)
     except OSError as exc:
         raise StoreError(
             f"{out}: exists and cannot be read to check it ({exc.strerror or exc}); give --overwrite to replace it"
         ) from None
-    if head != PNG_SIGNATURE:
+    kind = out.suffix.lower()[1:].upper()
+    if not _is_picture(head, kind):
         raise StoreError(
-            f"{out}: exists and is not a PNG image; a render replaces only PNGs (give --overwrite to replace it anyway)"
+            f"{out}: exists and is not a {kind} picture; a render replaces only pictures of its output's kind "
+            "(give --overwrite to replace it anyway)"
         )
     return out
+
+
+def _is_picture(head: bytes, kind: str) -> bool:
+    """Whether ``head`` (a file's first KiB) starts a picture of ``kind`` (PNG, SVG, PDF)."""
+    if kind == "PNG":
+        return head.startswith(PNG_SIGNATURE)
+    if kind == "PDF":
+        return head.startswith(b"%PDF-")
+    return head.lstrip().startswith(b"<?xml") and b"<svg" in head or head.lstrip().startswith(b"<svg")
 
 
 class JobPictures:

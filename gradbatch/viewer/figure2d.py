@@ -1,0 +1,456 @@
+"""A 2D job (or one plane of a 3D job) as a picture file: the field as an image on true
+axes, its colour bar, and every overlay with a legend entry saying what it is.
+
+Layers, bottom to top: the image (undefined points hatched, never coloured), contours, basin
+outlines, streamlines with arrowheads, arrows at data points, descent paths (one colour per
+optimiser, a circle at each start and a star at each end) and the critical points by kind.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError, ViewerError
+from ..records import FieldStats, Overlays, WindowRequest, WindowResponse
+from ..store import FieldReader
+from .figure import (
+    PATH_COLORS,
+    axis_label,
+    colormap,
+    field_label,
+    figure_context,
+    new_figure,
+    norm_of,
+    save_figure,
+    wrap_title,
+)
+from .limits import Limits, colour_limits, estimate_stats, masked_image
+from .options import RenderOptions, Resolved
+from .prepare import ArrowScale, arrow_canvas, arrow_samples, arrow_vectors, contrast_colors, path_polylines
+
+__all__ = ["render_map", "VECTOR_ARROWS", "check_plane"]
+
+VECTOR_ARROWS = 4000
+"""Up to this many arrows stay vector (matplotlib's quiver); more are drawn by GL as one raster."""
+KIND_MARKERS = {"minimum": ("v", "minimum"), "maximum": ("^", "maximum"), "saddle": ("X", "saddle point")}
+
+
+def check_plane(reader: FieldReader, plane: float | None) -> None:
+    """A plane asked of a 3D job must lie on its slice axis: refused, never clamped."""
+    r = reader.plane_range
+    if r is None or plane is None:
+        return
+    lo, hi = min(r[0], r[1]), max(r[0], r[1])
+    if not lo - 1e-9 * (hi - lo) <= plane <= hi + 1e-9 * (hi - lo):
+        raise ViewerError(
+            f"--slice: {reader.slice_axis}={plane:g} is outside job {reader.job!r}'s {reader.slice_axis} axis "
+            f"({lo:g} to {hi:g})"
+        )
+
+
+def _window(window: tuple[float, float, float, float] | None, extent: tuple[float, float, float, float]) -> Any:
+    """The data window: the one asked (an x range alone keeps the y extent), else the grid's."""
+    if window is None:
+        return extent
+    x0, x1, y0, y1 = window
+    return (x0, x1, *(extent[2:] if math.isnan(y0) else (y0, y1)))
+
+
+def render_map(reader: FieldReader, out: Path, opt: RenderOptions, resolved: Resolved) -> Path:
+    """Draw ``reader``'s job (its plane ``opt.plane``) with the settled options ``opt`` to ``out``."""
+    name = resolved.field
+    if "image" in opt.layers and name not in reader.fields:
+        raise StoreError(f"{reader.path}: job {reader.job!r} has no field {name!r}; fields: {', '.join(reader.fields)}")
+    check_plane(reader, opt.plane)
+    window = _window(opt.window, reader.extent)
+    w, h = opt.size
+    canvas = (max(16, int(0.8 * w)), max(16, int(0.8 * h)))  # about the axes' share of the picture
+    pair = reader.vectors
+    resp = reader.read(
+        WindowRequest(
+            reader.job,
+            window,
+            canvas,
+            (name,) if name in reader.fields else (),
+            tuple(pair) if "arrows" in opt.layers and pair else (),
+            arrow_canvas(canvas, opt.pixels_per_arrow),
+            opt.plane,
+        )
+    )
+    stats_of = getattr(reader, "stats", None)
+    stats = stats_of(name) if stats_of is not None and name in reader.fields else None
+    if stats is None and name in resp.data:
+        stats = estimate_stats(name, resp.data[name])
+    with figure_context(opt.theme):
+        fig = new_figure(opt)
+        m = MapFigure(fig, reader, opt, resolved, window, stats)
+        m.draw(resp)
+        return save_figure(fig, out)
+
+
+class MapFigure:
+    """One map's axes and legend, built layer by layer (see the module's docstring)."""
+
+    def __init__(
+        self,
+        fig: Any,
+        reader: FieldReader,
+        opt: RenderOptions,
+        resolved: Resolved,
+        window: tuple[float, float, float, float],
+        stats: FieldStats | None,
+    ) -> None:
+        self.fig, self.opt, self.resolved, self.window, self.stats = fig, opt, resolved, window, stats
+        self.ax = fig.add_subplot()
+        self.reader = reader
+        self.overlays: Overlays = reader.overlays()
+        self.axes = (reader.axes[0], reader.axes[1])
+        self.plane_axes = list(reader.plane_axes)
+        self.gradient = reader.vectors is not None and reader.vectors[0].startswith("grad_")
+        self.handles: list[Any] = []
+        self.image_rgba: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # x, y, colours of the image
+        self.limits: Limits | None = None
+        self.raster: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # arrows drawn by GL
+        self.dark = opt.theme == "dark"
+
+    def draw(self, resp: WindowResponse) -> None:
+        opt = self.opt
+        im = self.image(resp) if "image" in opt.layers and self.resolved.field in resp.data else None
+        if im is not None and "contours" in opt.layers:
+            self.contours(resp, im)
+        if "basins" in opt.layers:
+            self.basins()
+        if "streamlines" in opt.layers:
+            self.streamlines()
+        if "arrows" in opt.layers and resp.coarse is not None:
+            self.arrows(resp.coarse)
+        if "paths" in opt.layers:
+            self.paths()
+        if "minima" in opt.layers:
+            self.minima()
+        self.frame(resp)
+        if im is not None and opt.colorbar:
+            self.colorbar(im)
+        self.legend()
+        if self.raster is not None:
+            self.gl_arrows(*self.raster)
+
+    # -- the field ---------------------------------------------------------------------------
+    def image(self, resp: WindowResponse) -> Any:
+        from matplotlib.patches import Patch, Rectangle
+
+        r, opt = self.resolved, self.opt
+        limits = colour_limits(self.stats, r.scale, opt.clim, opt.robust)
+        self.limits = limits
+        data, undefined, nonpositive = masked_image(resp.data[r.field], r.scale)
+        x, y = resp.x, resp.y
+        dx = (x[-1] - x[0]) / (len(x) - 1) if len(x) > 1 else 1.0
+        dy = (y[-1] - y[0]) / (len(y) - 1) if len(y) > 1 else 1.0
+        extent = (x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2)
+        cmap, norm = colormap(opt.colormap), norm_of(limits)
+        if undefined.any() or nonpositive.any():  # hatching under the image shows through its holes
+            hatch = Rectangle(
+                (extent[0], extent[2]),
+                extent[1] - extent[0],
+                extent[3] - extent[2],
+                facecolor="0.25" if self.dark else "0.92",
+                edgecolor="0.55",
+                hatch="////",
+                linewidth=0,
+                zorder=0,
+            )
+            self.ax.add_patch(hatch)
+        im = self.ax.imshow(
+            data, origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto", zorder=1
+        )
+        with np.errstate(all="ignore"):
+            self.image_rgba = (np.asarray(x), np.asarray(y), cmap(norm(data.filled(np.nan))))
+        face, edge = ("0.25", "0.55") if self.dark else ("0.92", "0.55")
+        if undefined.any() or limits.undefined:
+            n = limits.undefined or int(undefined.sum())
+            self.handles.append(
+                Patch(facecolor=face, edgecolor=edge, hatch="////", label=f"undefined (NaN, ±inf): {_count(n, limits)}")
+            )
+        if nonpositive.any() or limits.nonpositive:
+            n = limits.nonpositive or int(nonpositive.sum())
+            self.handles.append(
+                Patch(
+                    facecolor=face, edgecolor=edge, hatch="////", label=f"≤ 0, not on a log scale: {_count(n, limits)}"
+                )
+            )
+        return im
+
+    def contours(self, resp: WindowResponse, im: Any) -> None:
+        assert self.limits is not None
+        lo, hi, n = self.limits.lo, self.limits.hi, self.opt.contours
+        levels = np.geomspace(lo, hi, n + 2)[1:-1] if self.limits.scale == "log" else np.linspace(lo, hi, n + 2)[1:-1]
+        data = np.ma.masked_invalid(np.asarray(im.get_array(), dtype=np.float64))
+        if data.count() < 4 or min(data.shape) < 2:
+            return
+        color = "white" if self.dark else "black"
+        self.contour_set = self.ax.contour(
+            resp.x, resp.y, data, levels=levels, colors=color, linewidths=0.6, alpha=0.6, zorder=2
+        )
+
+    # -- overlays ----------------------------------------------------------------------------
+    def basins(self) -> None:
+        from matplotlib.lines import Line2D
+
+        stored = self.overlays.basins
+        if stored is None or stored.record.label.ndim != 2:
+            return
+        rec = stored.record
+        bx, by = rec.axes[self.plane_axes[0]], rec.axes[self.plane_axes[1]]
+        for k, point in enumerate(rec.points):
+            inside = (rec.label == k).astype(np.float32)
+            if not inside.any() or inside.all():
+                continue
+            color = PATH_COLORS[k % len(PATH_COLORS)]
+            self.ax.contour(bx, by, inside, levels=[0.5], colors=[color], linewidths=1.8, zorder=3)
+            where = ", ".join(f"{v:.3g}" for v in point.point)
+            self.handles.append(
+                Line2D(
+                    [], [], color=color, lw=1.8, label=f"basin of the {point.kind} at ({where}): {rec.counts[k]} starts"
+                )
+            )
+
+    def streamlines(self) -> None:
+        from matplotlib.collections import LineCollection
+        from matplotlib.lines import Line2D
+
+        stored = self.overlays.streamlines
+        if stored is None or not len(stored.record.points):
+            return
+        pts = stored.record.points[:, self.plane_axes]
+        off = stored.record.offsets
+        lines = [pts[a:b] for a, b in zip(off[:-1], off[1:]) if b - a >= 2]
+        color = "white" if self.dark else "0.1"
+        lc = LineCollection(lines, colors=color, linewidths=0.7, alpha=0.75, zorder=4, rasterized=len(lines) > 3000)
+        self.ax.add_collection(lc)
+        longest = sorted(lines, key=len, reverse=True)[:400]  # an arrowhead at the middle of each
+        mids = np.array([ln[len(ln) // 2] for ln in longest])
+        dirs = np.array([ln[len(ln) // 2 + 1] - ln[len(ln) // 2] for ln in longest])
+        norm = np.hypot(dirs[:, 0], dirs[:, 1])
+        ok = norm > 0
+        self.ax.quiver(
+            mids[ok, 0], mids[ok, 1], dirs[ok, 0] / norm[ok], dirs[ok, 1] / norm[ok],
+            color=color, alpha=0.9, angles="xy", pivot="mid", units="dots", scale=1.0 / 9.0 * 72 / self.fig.dpi,
+            width=1.0, headwidth=6, headlength=7, headaxislength=6, zorder=4,
+        )  # fmt: skip
+        what = {"descent": "−∇f", "gradient": "∇f"}.get(str(stored.attrs.get("field", "")), "the field")
+        self.handles.append(Line2D([], [], color=color, lw=0.9, marker=">", ms=4, label=f"streamlines of {what}"))
+
+    def arrows(self, resp: WindowResponse) -> None:
+        pair = self.reader.vectors
+        if pair is None or not all(p in resp.data for p in pair):
+            return
+        x0, x1, y0, y1 = self.window
+        w, h = self.opt.size
+        canvas = (int(0.8 * w), int(0.8 * h))
+        ix, iy = arrow_samples(resp.x, resp.y, self.window, canvas, self.opt.pixels_per_arrow)
+        if not len(ix) or not len(iy):
+            return
+        u = resp.data[pair[0]][np.ix_(iy, ix)].astype(np.float64)
+        v = resp.data[pair[1]][np.ix_(iy, ix)].astype(np.float64)
+        if self.resolved.descent:
+            u, v = -u, -v
+        gx, gy = np.meshgrid(resp.x[ix], resp.y[iy])
+        cell = min(_spacing(resp.x[ix], x1 - x0), _spacing(resp.y[iy], y1 - y0))
+        du, dv, scale = arrow_vectors(u, v, self.opt.arrow_mode, cell)
+        keep = (np.isfinite(du) & np.isfinite(dv)).ravel()
+        cx, cy, du, dv = gx.ravel()[keep], gy.ravel()[keep], du.ravel()[keep], dv.ravel()[keep]
+        colors = self._contrast_at(cx, cy)
+        drawn = colors[:, 3] > 0  # no arrow over an undefined point of the image
+        cx, cy, du, dv, colors = cx[drawn], cy[drawn], du[drawn], dv[drawn], colors[drawn]
+        if len(cx) <= VECTOR_ARROWS:
+            self.ax.quiver(
+                cx, cy, du, dv, color=colors, angles="xy", scale_units="xy", scale=1.0, pivot="mid",
+                width=0.0025, headwidth=3.5, headlength=4, headaxislength=3.5, zorder=5,
+            )  # fmt: skip
+        else:
+            self.raster = (np.stack([cx, cy], 1), np.stack([du, dv], 1), colors)
+        self._arrow_legend(scale, len(cx))
+
+    def _contrast_at(self, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        """Black or white for each arrow by the image's colour under it; alpha 0 where the image
+        is undefined there (no arrow is drawn over a hole). Without an image: the theme's ink."""
+        if self.image_rgba is None:
+            ink = 1.0 if self.dark else 0.0
+            return np.tile(np.array([ink, ink, ink, 1.0], np.float32), (len(cx), 1))
+        x, y, rgba = self.image_rgba
+        i = np.clip(np.rint((cx - x[0]) / ((x[-1] - x[0]) / max(len(x) - 1, 1) or 1)), 0, len(x) - 1).astype(int)
+        j = np.clip(np.rint((cy - y[0]) / ((y[-1] - y[0]) / max(len(y) - 1, 1) or 1)), 0, len(y) - 1).astype(int)
+        under = rgba[j, i]
+        colors = contrast_colors(under)
+        colors[:, 3] = np.where(under[:, 3] > 0, 1.0, 0.0)
+        return colors
+
+    def _arrow_legend(self, scale: ArrowScale, count: int) -> None:
+        from matplotlib.lines import Line2D
+
+        g = "−∇f" if self.resolved.descent and self.gradient else ("∇f" if self.gradient else "the vector field")
+        how = {
+            "clip": f"length ∝ |{g.lstrip('−')}|, clipped at {scale.reference:.3g}",
+            "scale": f"length ∝ |{g.lstrip('−')}|",
+            "normalize": "direction only (equal lengths)",
+        }[scale.mode]
+        ink = "white" if self.dark else "black"
+        self.handles.append(
+            Line2D(
+                [], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=f"{g} at {count:,} data points: {how}"
+            )
+        )
+        if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
+            frac = scale.key_length / abs(self.window[1] - self.window[0])
+            self.ax.annotate(
+                "", xy=(frac, 1.015), xytext=(0.0, 1.015), xycoords="axes fraction",
+                arrowprops=dict(arrowstyle="-|>", color=ink, lw=1.2, shrinkA=0, shrinkB=0),
+            )  # fmt: skip
+            name = "|∇f|" if self.gradient else "|v|"
+            self.ax.text(
+                frac + 0.01, 1.015, f"{name} = {scale.key:g}", transform=self.ax.transAxes,
+                ha="left", va="center", fontsize="small",
+            )  # fmt: skip
+
+    def paths(self) -> None:
+        from matplotlib import patheffects
+        from matplotlib.lines import Line2D
+
+        halo = [patheffects.Stroke(linewidth=3.2, foreground="white", alpha=0.8), patheffects.Normal()]
+        drew = False
+        for i, (label, stored) in enumerate(self.overlays.paths.items()):
+            pos = stored.record.positions
+            if pos is None:
+                continue
+            pos = pos[:, :, self.plane_axes]
+            step = pos.shape[1] - 1 if self.opt.path_step is None else min(self.opt.path_step, pos.shape[1] - 1)
+            starts = pos[:, 0][np.isfinite(pos[:, 0]).all(axis=1)]
+            if not len(starts):
+                continue
+            color = PATH_COLORS[i % len(PATH_COLORS)]
+            verts, connect, tips = path_polylines(pos, step)
+            lw = 1.6 if len(pos) <= 10 else 0.9
+            for a, b in _runs(connect):
+                self.ax.plot(verts[a:b, 0], verts[a:b, 1], color=color, lw=lw, zorder=6, path_effects=halo)
+            self.ax.plot(starts[:, 0], starts[:, 1], "o", ms=5, mfc=color, mec="white", mew=0.8, zorder=7)
+            self.ax.plot(tips[:, 0], tips[:, 1], "*", ms=11, mfc=color, mec="black", mew=0.7, zorder=7)
+            self.handles.append(
+                Line2D([], [], color=color, lw=1.6, label=_path_label(label, stored.attrs, len(starts)))
+            )
+            drew = True
+        if drew:
+            self.handles.append(Line2D([], [], ls="", marker="o", ms=5, mfc="0.6", mec="white", label="path start"))
+            end = "path end" if self.opt.path_step is None else f"step {self.opt.path_step}"
+            self.handles.append(Line2D([], [], ls="", marker="*", ms=10, mfc="0.6", mec="black", label=end))
+
+    def minima(self) -> None:
+        from matplotlib.lines import Line2D
+
+        stored = self.overlays.basins
+        if stored is None:
+            return
+        seen: dict[str, int] = {}
+        for p in stored.record.points:
+            if len(p.point) <= max(self.plane_axes):
+                continue
+            marker, _ = KIND_MARKERS.get(p.kind, ("d", p.kind))
+            x, y = p.point[self.plane_axes[0]], p.point[self.plane_axes[1]]
+            self.ax.plot([x], [y], marker, ms=8, mfc="white", mec="black", mew=1.0, zorder=5.5)
+            seen[p.kind] = seen.get(p.kind, 0) + 1
+        for kind, n in seen.items():
+            marker, name = KIND_MARKERS.get(kind, ("d", kind))
+            self.handles.append(
+                Line2D([], [], ls="", marker=marker, ms=8, mfc="white", mec="black", label=f"{name} ({n} found)")
+            )
+
+    # -- frame, colour bar, legend -----------------------------------------------------------
+    def frame(self, resp: WindowResponse) -> None:
+        ax, (x0, x1, y0, y1) = self.ax, self.window
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal" if self.resolved.aspect == "equal" else "auto")
+        labels = getattr(self.reader, "axis_labels", None) or {}
+        ax.set_xlabel(axis_label(self.axes[0], labels))
+        ax.set_ylabel(axis_label(self.axes[1], labels))
+        title = self.opt.title
+        if title is None:
+            fn = getattr(self.reader, "function_text", None) or ""
+            title = f"{self.reader.job}: {fn}" if fn else self.reader.job
+            if resp.plane is not None and self.reader.slice_axis is not None:
+                title += f"  ({self.reader.slice_axis} = {resp.plane:.4g}"
+                asked = self.opt.plane
+                if asked is not None and not math.isclose(asked, resp.plane, rel_tol=1e-6, abs_tol=1e-12):
+                    title += f", the grid plane nearest {asked:g}"
+                title += ")"
+        ax.set_title(wrap_title(title, self.opt.size[0], self.opt.dpi))
+
+    def colorbar(self, im: Any) -> None:
+        assert self.limits is not None
+        label = field_label(self.resolved.field, self.axes, self.gradient)
+        if self.limits.scale == "log":
+            label += " (log scale)"
+        if self.limits.source.startswith("percentiles"):
+            label += f", limits at {self.limits.source}"
+        # an inset of the axes: the bar keeps the axes' height and stays beside them when an
+        # equal aspect narrows them (a bar of the figure's grid would stay at the grid's edge)
+        cax = self.ax.inset_axes((1.03, 0.0, 0.035, 1.0))
+        bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
+        cs = getattr(self, "contour_set", None)
+        if cs is not None:
+            bar.add_lines(cs)
+
+    def legend(self) -> None:
+        from matplotlib.patches import Patch
+
+        handles = list(self.handles)
+        for note in self.resolved.notes:
+            handles.append(Patch(alpha=0.0, label=note))
+        if not (self.opt.legend and handles):
+            return
+        cols = 1 if self.opt.size[0] < 700 else 2
+        self.fig.legend(handles=handles, loc="outside lower center", ncols=cols, frameon=False, handlelength=1.6)
+
+    def gl_arrows(self, centres: np.ndarray, vectors: np.ndarray, colors: np.ndarray) -> None:
+        """The arrows as one GL raster of the axes' exact pixel size, placed over the axes."""
+        from .raster import draw_arrows
+
+        self.fig.get_layout_engine().execute(self.fig)
+        box = self.ax.get_window_extent()
+        x0, x1, y0, y1 = self.window
+        size = (max(1, round(box.width)), max(1, round(box.height)))
+        rgba = draw_arrows(centres, vectors, colors, self.window, size)
+        self.ax.imshow(rgba, extent=(x0, x1, y0, y1), origin="upper", interpolation="nearest", aspect="auto", zorder=5)
+        self.ax.set_xlim(x0, x1)
+        self.ax.set_ylim(y0, y1)
+
+
+def _path_label(label: str, attrs: Any, n: int) -> str:
+    """``adam, lr 0.001: 3 paths`` (the optimiser named when the label is not its name)."""
+    opt = str(attrs.get("optimizer", label))
+    hp = attrs.get("hyperparameters") or {}
+    lr = f"lr {hp['lr']:g}" if isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)) else ""
+    what = ", ".join(x for x in ((label if opt == label else f"{label} ({opt})"), lr) if x)
+    return f"{what}: {n} path{'s' * (n != 1)}"
+
+
+def _spacing(c: np.ndarray, span: float) -> float:
+    """The distance between neighbouring arrows along one axis (the span for a single one)."""
+    return float(np.median(np.abs(np.diff(c)))) if len(c) > 1 else abs(span)
+
+
+def _runs(connect: np.ndarray) -> list[tuple[int, int]]:
+    """The vertex ranges of the polylines ``connect`` joins (pairs (i, i+1) within each)."""
+    if not len(connect):
+        return []
+    starts = np.flatnonzero(np.diff(connect[:, 0]) != 1) + 1
+    bounds = np.concatenate([[0], starts, [len(connect)]])
+    return [(int(connect[a, 0]), int(connect[b - 1, 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _count(n: int, limits: Limits) -> str:
+    total = limits.points
+    return f"{n:,} points ({100 * n / total:.2g}%)" if total else f"{n:,} points"
