@@ -108,9 +108,7 @@ def colormap(name: str) -> Any:
     shows through."""
     from matplotlib.colors import ListedColormap
 
-    cmap = ListedColormap(colormap_lut(name), name=name)
-    cmap.set_bad((0.0, 0.0, 0.0, 0.0))
-    return cmap
+    return ListedColormap(colormap_lut(name), name=name).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
 
 
 def norm_of(limits: Limits) -> Any:

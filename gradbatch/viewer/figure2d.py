@@ -32,7 +32,7 @@ from .limits import Limits, colour_limits, estimate_stats, masked_image
 from .options import RenderOptions, Resolved
 from .prepare import ArrowScale, arrow_canvas, arrow_samples, arrow_vectors, contrast_colors, path_polylines
 
-__all__ = ["render_map", "VECTOR_ARROWS", "check_plane"]
+__all__ = ["render_map", "build_map", "MapFigure", "VECTOR_ARROWS", "check_plane"]
 
 VECTOR_ARROWS = 4000
 """Up to this many arrows stay vector (matplotlib's quiver); more are drawn by GL as one raster."""
@@ -47,7 +47,7 @@ def check_plane(reader: FieldReader, plane: float | None) -> None:
     lo, hi = min(r[0], r[1]), max(r[0], r[1])
     if not lo - 1e-9 * (hi - lo) <= plane <= hi + 1e-9 * (hi - lo):
         raise ViewerError(
-            f"--slice: {reader.slice_axis}={plane:g} is outside job {reader.job!r}'s {reader.slice_axis} axis "
+            f"--slice: {reader.slice_axis}={plane:g} is outside the {reader.slice_axis} axis of job {reader.job!r} "
             f"({lo:g} to {hi:g})"
         )
 
@@ -62,34 +62,42 @@ def _window(window: tuple[float, float, float, float] | None, extent: tuple[floa
 
 def render_map(reader: FieldReader, out: Path, opt: RenderOptions, resolved: Resolved) -> Path:
     """Draw ``reader``'s job (its plane ``opt.plane``) with the settled options ``opt`` to ``out``."""
+    with figure_context(opt.theme):
+        return save_figure(build_map(reader, opt, resolved).fig, out)
+
+
+def build_map(reader: FieldReader, opt: RenderOptions, resolved: Resolved) -> MapFigure:
+    """The map's figure, drawn but not saved (inside :func:`figure_context`): tests look at its
+    artists and pixels, :func:`render_map` saves it."""
     name = resolved.field
-    if "image" in opt.layers and name not in reader.fields:
+    if "image" in opt.layers and name not in reader.fields and not (name == "magnitude" and reader.vectors):
         raise StoreError(f"{reader.path}: job {reader.job!r} has no field {name!r}; fields: {', '.join(reader.fields)}")
     check_plane(reader, opt.plane)
     window = _window(opt.window, reader.extent)
     w, h = opt.size
     canvas = (max(16, int(0.8 * w)), max(16, int(0.8 * h)))  # about the axes' share of the picture
     pair = reader.vectors
+    derived = name == "magnitude" and name not in reader.fields and pair is not None
     resp = reader.read(
         WindowRequest(
             reader.job,
             window,
             canvas,
-            (name,) if name in reader.fields else (),
+            (name,) if name in reader.fields else tuple(pair) if derived and pair else (),
             tuple(pair) if "arrows" in opt.layers and pair else (),
             arrow_canvas(canvas, opt.pixels_per_arrow),
             opt.plane,
         )
     )
+    if derived and pair is not None:  # a vector job that did not store its magnitude: |v| of what was read
+        resp.data[name] = np.hypot(resp.data[pair[0]], resp.data[pair[1]])
     stats_of = getattr(reader, "stats", None)
     stats = stats_of(name) if stats_of is not None and name in reader.fields else None
     if stats is None and name in resp.data:
         stats = estimate_stats(name, resp.data[name])
-    with figure_context(opt.theme):
-        fig = new_figure(opt)
-        m = MapFigure(fig, reader, opt, resolved, window, stats)
-        m.draw(resp)
-        return save_figure(fig, out)
+    m = MapFigure(new_figure(opt), reader, opt, resolved, window, stats)
+    m.draw(resp)
+    return m
 
 
 class MapFigure:
@@ -115,6 +123,7 @@ class MapFigure:
         self.image_rgba: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # x, y, colours of the image
         self.limits: Limits | None = None
         self.raster: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # arrows drawn by GL
+        self.bar: Any = None
         self.dark = opt.theme == "dark"
 
     def draw(self, resp: WindowResponse) -> None:
@@ -307,12 +316,12 @@ class MapFigure:
         if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
             frac = scale.key_length / abs(self.window[1] - self.window[0])
             self.ax.annotate(
-                "", xy=(frac, 1.015), xytext=(0.0, 1.015), xycoords="axes fraction",
+                "", xy=(frac, 1.03), xytext=(0.0, 1.03), xycoords="axes fraction",
                 arrowprops=dict(arrowstyle="-|>", color=ink, lw=1.2, shrinkA=0, shrinkB=0),
             )  # fmt: skip
             name = "|∇f|" if self.gradient else "|v|"
             self.ax.text(
-                frac + 0.01, 1.015, f"{name} = {scale.key:g}", transform=self.ax.transAxes,
+                frac + 0.01, 1.03, f"{name} = {scale.key:g}", transform=self.ax.transAxes,
                 ha="left", va="center", fontsize="small",
             )  # fmt: skip
 
@@ -398,7 +407,7 @@ class MapFigure:
         # an inset of the axes: the bar keeps the axes' height and stays beside them when an
         # equal aspect narrows them (a bar of the figure's grid would stay at the grid's edge)
         cax = self.ax.inset_axes((1.03, 0.0, 0.035, 1.0))
-        bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
+        bar = self.bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
         cs = getattr(self, "contour_set", None)
         if cs is not None:
             bar.add_lines(cs)
@@ -419,6 +428,7 @@ class MapFigure:
         from .raster import draw_arrows
 
         self.fig.get_layout_engine().execute(self.fig)
+        self.ax.apply_aspect()  # an equal aspect narrows the axes only when drawn: now
         box = self.ax.get_window_extent()
         x0, x1, y0, y1 = self.window
         size = (max(1, round(box.width)), max(1, round(box.height)))
@@ -426,6 +436,7 @@ class MapFigure:
         self.ax.imshow(rgba, extent=(x0, x1, y0, y1), origin="upper", interpolation="nearest", aspect="auto", zorder=5)
         self.ax.set_xlim(x0, x1)
         self.ax.set_ylim(y0, y1)
+        self.ax.set_aspect("equal" if self.resolved.aspect == "equal" else "auto")  # imshow set its own
 
 
 def _path_label(label: str, attrs: Any, n: int) -> str:

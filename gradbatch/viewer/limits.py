@@ -21,9 +21,10 @@ from .options import LayerOptions, Resolved
 
 __all__ = ["JobFacts", "Limits", "resolve", "colour_limits", "masked_image", "estimate_stats", "LOG_DECADES"]
 
-LOG_DECADES = 3.0
-"""A non-negative field whose 5th-to-100th percentile spans this many decades or more is drawn
-on a log scale by default (Rosenbrock, Beale, Goldstein-Price: one flat colour otherwise)."""
+LOG_DECADES = 2.0
+"""A non-negative field whose 5th-to-100th percentile spans this many decades or more, with half
+its points in the bottom tenth of its range, is drawn on a log scale by default (Rosenbrock,
+Beale, Goldstein-Price: one flat colour otherwise; a bowl or a ripple stays linear)."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,12 @@ class JobFacts:
 
 
 def default_field(fields: tuple[str, ...]) -> str:
-    """The image's field when none is asked: value, or a vector job's magnitude."""
-    for name in ("value", "magnitude"):
-        if name in fields:
-            return name
+    """The image's field when none is asked: value, or a vector job's magnitude (stored, or
+    computed from its components ``v_<axis>`` by the picture)."""
+    if "value" in fields:
+        return "value"
+    if "magnitude" in fields or any(f.startswith("v_") for f in fields):
+        return "magnitude"
     return fields[0] if fields else "value"
 
 
@@ -57,9 +60,14 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
     if scale == "auto":
         scale = "linear"
         decades = _decades(stats)
-        if decades is not None and decades >= LOG_DECADES:
-            scale = "log"
-            notes.append(f"log colour scale: {name} spans {decades:.0f} decades (--scale linear for linear)")
+        if decades is not None and decades >= LOG_DECADES and stats is not None:
+            low = (stats.percentile(50.0) - stats.minimum) / (stats.maximum - stats.minimum)
+            if low < 0.1:
+                scale = "log"
+                notes.append(
+                    f"log colour scale: {name} spans {decades:.1f} decades, half of it in the lowest "
+                    f"{100 * low:.0f}% of its range (--scale linear for linear)"
+                )
     aspect = options.aspect or _aspect(facts)
     return Resolved(name, bool(descent), scale, aspect, tuple(notes))
 

@@ -28,6 +28,11 @@ def draw_arrows(
         x0, x1, y0, y1 = window
         view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0))
         arrows = ArrowField(parent=view.scene)
+        # vispy's 'translucent' keeps the target's alpha (0 here): over a transparent canvas the
+        # arrows must write theirs, or matplotlib would see nothing
+        arrows.set_gl_state(
+            blend=True, blend_func=("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha"), depth_test=False
+        )
         arrows.set_data(centres, vectors, colors)
         return np.asarray(canvas.render(alpha=True))
     finally:

@@ -212,14 +212,21 @@ class JobPictures:
         assert r is not None
         opts = RenderOptions(
             size=r.size,
-            layers=r.layers,
+            layers=tuple(str(x) for x in r.layers),
             field=r.field,
             colormap=r.colormap,
             descent=r.descent,
-            scale=r.scale,
+            scale=str(r.scale),
             colorbar=r.colorbar,
             surface=r.surface,
             contours=r.contours,
+            clim=r.clim,
+            robust=r.robust,
+            theme=str(r.theme),
+            aspect=None if r.aspect is None else str(r.aspect),
+            title=r.title,
+            dpi=r.dpi,
+            legend=r.legend,
         )
         return render(source, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
 

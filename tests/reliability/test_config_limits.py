@@ -171,7 +171,7 @@ def test_seeds_given_on_a_3d_grid_are_fine() -> None:
         ("{contours: 0}", "render.contours: expected a number of contour lines from 1 to 1000, got 0"),
         ("{contours: 100000}", "render.contours: expected a number of contour lines from 1 to 1000, got 100000"),
         ("{layers: [image, heat]}", "render.layers: expected a list of image, contours"),
-        ("{scale: cubic}", "render.scale: expected linear, symmetric or log, got 'cubic'"),
+        ("{scale: cubic}", "render.scale: expected auto, linear, symmetric or log, got 'cubic'"),
         ("{field: {a: 1}}", "render.field: expected a field name"),
         ("{size: [100000, 10]}", "render.size: expected [width, height] in pixels (16 to 16384)"),
     ],
