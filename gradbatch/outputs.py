@@ -131,7 +131,7 @@ def check_render(plan: JobPlan) -> None:
     if r is None:
         return
     at = f"{plan.job.where}.render" if plan.job.where else "render"
-    if r.field not in plan.fields:
+    if r.field is not None and r.field not in plan.fields:
         raise ConfigError(f"{at}.field: the job writes no field {r.field!r}; its fields: {', '.join(plan.fields)}")
 
 

@@ -33,35 +33,46 @@ def _brightness(img: np.ndarray) -> np.ndarray:
     return img[..., :3].astype(float).sum(axis=2)
 
 
+def _map(path: Path, size: tuple[int, int] = (400, 200), **options: object) -> tuple[object, np.ndarray]:
+    """The map figure of ``path`` drawn in memory, and the pixels inside its axes (rows from the top)."""
+    from gradbatch.store import FieldReader
+    from gradbatch.viewer.figure import figure_context
+    from gradbatch.viewer.figure2d import build_map
+    from gradbatch.viewer.options import RenderOptions
+    from gradbatch.viewer.render import settle
+
+    reader = FieldReader(path, None, options.pop("slice_axis", None))  # type: ignore[arg-type]
+    try:
+        opt, decided = settle(RenderOptions(size=size, dpi=100, aspect="auto", **options), reader)  # type: ignore[arg-type]
+        with figure_context(opt.theme):
+            m = build_map(reader, opt, decided)
+            m.fig.canvas.draw()
+    finally:
+        reader.close()
+    img = np.asarray(m.fig.canvas.buffer_rgba())
+    box = m.ax.get_window_extent()
+    h = img.shape[0]
+    return m, img[int(h - box.y1) + 1 : int(h - box.y0) - 1, int(box.x0) + 1 : int(box.x1) - 1]
+
+
 def test_image_is_not_transposed_x_right_y_up(tmp_path: Path) -> None:
-    from gradbatch.viewer.render import RenderOptions, render
-
-    opts = RenderOptions(size=(200, 100), layers=("image",), colormap="grays", colorbar=False)
-    img = _png(render(_job(tmp_path, "x"), tmp_path / "x.png", options=opts))
-    assert img.shape == (100, 200, 4)
+    _, img = _map(_job(tmp_path, "x"), layers=("image",), colormap="grays", colorbar=False)
     b = _brightness(img)
-    assert b[:, 150].mean() > b[:, 50].mean() + 100  # value grows to the right
-    img = _png(render(_job(tmp_path, "y"), tmp_path / "y.png", options=opts))
+    w = b.shape[1]
+    assert b[:, 3 * w // 4].mean() > b[:, w // 4].mean() + 100  # value grows to the right
+    _, img = _map(_job(tmp_path, "y"), layers=("image",), colormap="grays", colorbar=False)
     b = _brightness(img)
-    assert b[20, :].mean() > b[80, :].mean() + 100  # and upwards: row 0 of the PNG is the top
+    h = b.shape[0]
+    assert b[h // 5, :].mean() > b[4 * h // 5, :].mean() + 100  # and upwards: row 0 of the picture is the top
 
 
-def test_arrows_point_uphill(tmp_path: Path) -> None:
-    """f = x: every gradient arrow points +x, so each arrow's head (barbs) is on its right."""
-    from gradbatch.viewer.render import RenderOptions, render
-
-    opts = RenderOptions(size=(200, 100), layers=("arrows",), pixels_per_arrow=50)
-    img = _png(render(_job(tmp_path, "x"), tmp_path / "a.png", options=opts))
-    lit = _brightness(img) > 60
-    assert lit.any()
-    ys, xs = np.nonzero(lit)
-    # within one arrow cell (50 px wide), the barbs make the right end taller than the left end
-    cell = xs // 50
-    for c in np.unique(cell):
-        col = xs[cell == c]
-        left = lit[:, col.min() : col.min() + 3].sum()
-        right = lit[:, col.max() - 2 : col.max() + 1].sum()
-        assert right > left, c
+def test_arrows_point_uphill_unless_descent(tmp_path: Path) -> None:
+    """f = x: every gradient arrow points +x (this job has no paths: ascent by default)."""
+    path = _job(tmp_path, "x")
+    for descent, sign in ((None, 1), (True, -1)):
+        m, _ = _map(path, layers=("arrows",), pixels_per_arrow=50, descent=descent)
+        (q,) = [c for c in m.ax.collections if type(c).__name__ == "Quiver"]  # type: ignore[attr-defined]
+        assert len(q.U) and (np.sign(q.U) == sign).all() and np.allclose(q.V, 0)
 
 
 def test_full_render_with_overlays_via_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,59 +175,27 @@ def test_surface_picture_with_arrows_in_the_input_plane(tmp_path: Path) -> None:
 
 
 def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:
-    from gradbatch.viewer.render import RenderOptions, render
-
     path = _job(tmp_path, "x - 1")  # from -1 to 1 over the grid: zero in the middle
-    sym = _png(
-        render(
-            path,
-            tmp_path / "s.png",
-            options=RenderOptions(
-                size=(200, 100), layers=("image",), colormap="grays", scale="symmetric", colorbar=False
-            ),
-        )
-    )
+    _, sym = _map(path, layers=("image",), colormap="grays", scale="symmetric", colorbar=False)
     b = _brightness(sym)
-    assert abs(b[50, 100] - (b[50, 2] + b[50, 197]) / 2) < 60  # zero sits at the middle grey
-    plain = _png(
-        render(path, tmp_path / "p.png", options=RenderOptions(size=(200, 100), layers=("image",), colorbar=False))
-    )
-    lines = _png(
-        render(
-            path,
-            tmp_path / "c.png",
-            options=RenderOptions(size=(200, 100), layers=("image", "contours"), contours=3, colorbar=False),
-        )
-    )
-    assert (np.abs(lines.astype(int) - plain.astype(int)).sum(axis=2) > 100).any(axis=0).sum() >= 3
-    log = _png(
-        render(
-            _job(tmp_path, "exp(4*x)"),
-            tmp_path / "l.png",
-            options=RenderOptions(size=(200, 100), layers=("image",), colormap="grays", scale="log", colorbar=False),
-        )
-    )
-    row = _brightness(log)[50]
-    assert row[150] - row[100] == pytest.approx(row[100] - row[50], abs=40)  # log of exp: linear ramp
+    r, w = b.shape[0] // 2, b.shape[1]
+    assert abs(b[r, w // 2] - (b[r, 2] + b[r, w - 3]) / 2) < 60  # zero sits at the middle grey
+    m, _ = _map(path, layers=("image", "contours"), contours=3, colorbar=False)
+    assert len(m.contour_set.levels) == 3  # type: ignore[attr-defined]
+    _, log = _map(_job(tmp_path, "exp(4*x)"), layers=("image",), colormap="grays", scale="log", colorbar=False)
+    row = _brightness(log)[log.shape[0] // 2]
+    q = len(row) // 4
+    assert row[3 * q] - row[2 * q] == pytest.approx(row[2 * q] - row[q], abs=40)  # log of exp: linear ramp
 
 
 def test_colorbar_runs_from_low_at_the_bottom_to_high_at_the_top(tmp_path: Path) -> None:
-    from gradbatch.viewer.render import RenderOptions, render
-
-    img = _png(
-        render(
-            _job(tmp_path, "x"),
-            tmp_path / "cb.png",
-            options=RenderOptions(size=(400, 200), layers=("image",), colormap="grays"),
-        )
-    )
-    b = _brightness(img)
-    bar = b[:, 270:]  # the bar is in the right 130 pixels, the data view left of it
-    cols = np.nonzero((bar > 0).sum(axis=0) > 100)[0]  # the bar's columns: tall and lit
-    assert len(cols) >= 5
-    c = 270 + int(cols[len(cols) // 2])
-    lit = np.nonzero(b[30:, c] > 0)[0] + 30  # below the field's name
-    top, bottom = b[lit[0] + 3, c], b[lit[-1] - 3, c]
+    m, _ = _map(_job(tmp_path, "x"), layers=("image",), colormap="grays")
+    img = np.asarray(m.fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    box = m.bar.ax.get_window_extent()  # type: ignore[attr-defined]
+    h = img.shape[0]
+    c = int((box.x0 + box.x1) / 2)
+    column = _brightness(img)[:, c]
+    top, bottom = column[int(h - box.y1) + 3], column[int(h - box.y0) - 4]
     assert top > bottom + 300  # white (high) on top, black (low) at the bottom
 
 
@@ -229,29 +208,13 @@ def test_a_plane_of_a_3d_job_renders_unmixed(tmp_path: Path) -> None:
         )
     )
     png = tmp_path / "cut.png"
-    assert (
-        main(
-            [
-                "render",
-                str(out),
-                "-o",
-                str(png),
-                "--slice",
-                "y=0.5",
-                "--size",
-                "100x100",
-                "--layers",
-                "image",
-                "--colormap",
-                "grays",
-                "--no-colorbar",
-            ]
-        )
-        == 0
-    )
-    b = _brightness(_png(png))
-    assert b[50, 90] > b[50, 10] + 300  # x to the right
-    assert abs(b[10, 50] - b[90, 50]) < 60  # z (a hundredth as steep) barely shows
+    args = ["render", str(out), "-o", str(png), "--slice", "y=0.5", "--size", "300x300", "--layers", "image"]
+    assert main(args) == 0
+    _, img = _map(out, size=(300, 300), slice_axis="y", plane=0.5, layers=("image",), colormap="grays", colorbar=False)
+    b = _brightness(img)
+    h, w = b.shape
+    assert b[h // 2, 9 * w // 10] > b[h // 2, w // 10] + 300  # x to the right
+    assert abs(b[h // 10, w // 2] - b[9 * h // 10, w // 2]) < 60  # z (a hundredth as steep) barely shows
 
 
 @pytest.mark.parametrize(

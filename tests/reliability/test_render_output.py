@@ -75,7 +75,7 @@ def test_the_input_is_never_the_output(tmp_path: Path, overwrite: bool) -> None:
 def test_an_existing_file_that_is_not_a_png_needs_overwrite(tmp_path: Path) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("my notes, not a picture")
-    with pytest.raises(StoreError, match="exists and is not a PNG image.*--overwrite"):
+    with pytest.raises(StoreError, match="exists and is not a PNG picture.*--overwrite"):
         check_output(notes)
     assert check_output(notes, overwrite=True) == notes
     empty = tmp_path / "empty.png"
