@@ -162,6 +162,7 @@ class SurfaceFigure:
         rgba = np.asarray(self.cmap(self.norm(np.ma.masked_invalid(mean))), np.float64)
         light = shade_factor(z, self.z_range[1] - self.z_range[0], self.opt.elevation, self.opt.azimuth)
         light = 0.25 * (light[:-1, :-1] + light[:-1, 1:] + light[1:, 1:] + light[1:, :-1])
+        self.surface_base = rgba[ok].copy()  # the colour bar's colours, before the light
         rgba[..., :3] *= light[..., None]
         faces = rgba[ok]
         self.surface_rgba = faces
