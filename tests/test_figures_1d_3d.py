@@ -276,17 +276,17 @@ def test_arrow_plane_lies_below_the_surface_and_shows(tmp_path: Path) -> None:
     assert np.all(segs[..., 2] == s.plane_z)
     assert s.plane_z < lo - 0.5 * PLANE_GAP * (hi - lo)  # well below the surface's minimum
     assert 200 <= s.arrow_count <= 441  # about 20 x 20 arrows at data points
-    # most arrows are not covered by the surface's projection (drawn after them)
+    # most arrows are not covered by the surface's projection (drawn after them; 22% for the ripple)
     from matplotlib.path import Path as MPath
     from mpl_toolkits.mplot3d import proj3d
 
     centres = segs[::3, 0, :]  # each arrow's shaft start
     px, py, _ = proj3d.proj_transform(centres[:, 0], centres[:, 1], centres[:, 2], s.ax.get_proj())
-    screen = s.ax.transData.transform(np.stack([px, py], 1))
+    screen = np.stack([px, py], 1)  # the projected 2D coordinates the surface's drawn paths are in
     covered = np.zeros(len(screen), bool)
     for p in s.surface_collection.get_paths():
         covered |= MPath(p.vertices).contains_points(screen)
-    assert covered.mean() < 0.4, covered.mean()
+    assert 0 < covered.mean() < 0.3, covered.mean()  # (0 would mean the check sees nothing)
 
 
 def test_surface_nan_points_are_holes_counted_and_arrows_skip_them(tmp_path: Path) -> None:
