@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import StoreError, ViewerError
 from ..geometry import choose_level
-from ..store import JobLayout, inspect, job_layout, read_coords, read_field, read_overlays
+from ..store import JobLayout, inspect, read_coords, read_field, read_overlays
 from .figure import axis_label, field_label, figure_context, new_figure, save_figure, wrap_title
 from .options import RenderOptions, Resolved
 from .prepare import ArrowScale, arrow_samples, arrow_vectors
@@ -313,11 +313,3 @@ def _descends(path: str | Path, job: str) -> bool:
     """Whether the job has descent paths or basins (arrows then point downhill by default)."""
     ov = read_overlays(path, job)
     return bool(ov.paths) or ov.basins is not None
-
-
-def curve_layout(path: str | Path, job: str | None = None) -> JobLayout:
-    """A 1D job's layout, for a caller holding only the file (tests, notebooks)."""
-    layout = job_layout(path, job)
-    if layout is None or len(layout.axes) != 1:
-        raise ViewerError(f"{path}: job {job!r} is not a 1D job of this file")
-    return layout
