@@ -14,14 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
 from ..errors import ConfigError, StoreError, ViewerError
-from ..store import FieldReader, JobLayout, WindowRequest, job_layout, read_coords, read_field
+from ..store import FieldReader, job_layout
 from .limits import JobFacts, default_field, resolve
 from .options import LAYERS, NEEDS_VISPY, LayerOptions, RenderOptions, Resolved
-from .prepare import arrow_canvas
-from .visuals import FieldLayers, SurfaceLayers, field_view
 
 if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
     from ..config import JobConfig
@@ -100,12 +96,16 @@ def render(
     out = check_output(out, [path], overwrite)
     layout = job_layout(path, job)
     if layout is not None and len(layout.axes) == 1:
-        return _render_1d(path, layout, out, options)
+        from .figure1d import render_curve
+
+        return render_curve(path, layout, out, options, None)
     reader = FieldReader(path, job, options.slice_axis)
     try:
         options, decided = settle(options, reader)
         if options.surface:
-            return _render_surface(reader, out, options)
+            from .figure3d import render_surface
+
+            return render_surface(reader, out, options, decided)
         from .figure2d import render_map
 
         return render_map(reader, out, options, decided)
@@ -231,100 +231,6 @@ class JobPictures:
         return render(source, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
 
 
-def _render_surface(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
-    """Seed 000's 3D picture, headless (see :class:`SurfaceLayers`)."""
-    scene = vispy_scene("egl")
-    canvas = scene.SceneCanvas(size=opt.size, show=False, bgcolor="black")
-    view = canvas.central_widget.add_view()
-    SurfaceLayers(scene, view, reader, opt, opt.window, opt.elevation, opt.azimuth, opt.plane)
-    return _save(canvas, out)
-
-
-def _render_1d(path: str | Path, layout: JobLayout, out: Path, opt: RenderOptions) -> Path:
-    """A 1D job: the curve, the gradient's arrows on the input axis below it (clipped, as in
-    seed 000) and slope arrows along the curve (seed 002)."""
-    scene = vispy_scene("egl")
-
-    from ..geometry import arrow_segments, choose_level
-
-    axis = layout.axes[0]
-    fields = layout.fields
-    if "value" not in fields:
-        raise StoreError(f"job {layout.name!r} has no value field to draw as a curve")
-    w, h = opt.size
-    level = choose_level(layout.shapes[0][0], w, len(layout.shapes) - 1)
-    x = read_coords(path, layout.name, level)[0].astype(np.float64)
-    y = read_field(path, layout.name, "value", level).astype(np.float64)
-    dy = read_field(path, layout.name, f"grad_{axis}", level).astype(np.float64) if f"grad_{axis}" in fields else None
-    ok = np.isfinite(y)
-    ymin, ymax = (float(y[ok].min()), float(y[ok].max())) if ok.any() else (0.0, 1.0)
-    pad = 0.15 * (ymax - ymin or 1.0)
-    base = ymin - pad  # the input axis, drawn under the curve
-    x0, x1 = (opt.window[0], opt.window[1]) if opt.window else (float(x[0]), float(x[-1]))
-    canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
-    view = canvas.central_widget.add_view()
-    view.camera = scene.PanZoomCamera(rect=(x0, base - pad, x1 - x0, ymax - base + 2 * pad))
-    scene.visuals.Line(
-        pos=np.stack([x[ok], y[ok]], 1).astype(np.float32), color="white", width=2, method="gl", parent=view.scene
-    )
-    scene.visuals.Line(
-        pos=np.array([[x0, base], [x1, base]], np.float32), color=(0.6, 0.6, 0.6, 1), method="gl", parent=view.scene
-    )
-    if dy is not None and "arrows" in opt.layers:
-        n = max(2, int(w // (2 * opt.pixels_per_arrow)))  # 1D: fewer, larger arrows
-        idx = np.linspace(0, len(x) - 1, n).round().astype(int)
-        xs, g1, ys = x[idx], dy[idx], y[idx]
-        if opt.descent:
-            g1 = -g1
-        cell = (x1 - x0) / n
-        sx = w / (x1 - x0)  # pixels per data unit
-        sy = h / (ymax - base + 2 * pad)
-        # arrows on the input axis: the gradient itself, clipped to 0.8 of a cell (seed 000)
-        u = np.clip(g1, -0.8 * cell, 0.8 * cell)
-        lift = 0.25 * pad  # just above the axis line, so both show
-        axis_arrows = arrow_segments((xs - u / 2) * sx, np.full_like(xs, (base + lift) * sy), u * sx, np.zeros_like(u))
-        axis_arrows = type(axis_arrows)(axis_arrows.vertices / np.array([sx, sy], np.float32), axis_arrows.values)
-        scene.visuals.Line(
-            pos=axis_arrows.vertices, connect="segments", color="#ff7f50", method="gl", parent=view.scene
-        )
-        # slope arrows along the curve: the tangent (1, f'), 0.6 of a cell long on screen (seed 002)
-        tx, ty = np.full_like(xs, sx), sy * dy[idx]  # the tangent in screen pixels
-        norm = np.hypot(tx, ty)
-        length_px = 0.8 * cell * sx
-        ux, uy = tx / norm * length_px / sx, ty / norm * length_px / sy
-        # barbs are built in screen pixels (the axes are scaled differently), then mapped back
-        slope = arrow_segments(xs * sx, ys * sy, ux * sx, uy * sy)
-        slope = type(slope)(slope.vertices / np.array([sx, sy], np.float32), slope.values)
-        scene.visuals.Line(pos=slope.vertices, connect="segments", color="#4fc3ff", method="gl", parent=view.scene)
-    return _save(canvas, out)
-
-
-def _render(reader: FieldReader, out: Path, opt: RenderOptions) -> Path:
-    scene = vispy_scene("egl")
-
-    if "image" in opt.layers and opt.field not in reader.fields:
-        raise StoreError(
-            f"{reader.path}: job {reader.job!r} has no field {opt.field!r}; fields: {', '.join(reader.fields)}"
-        )
-    window = opt.window or reader.extent
-    w, h = opt.size
-    pair = reader.vectors
-    wanted = (opt.field,) if "image" in opt.layers and opt.field else ()
-    vectors = tuple(pair) if "arrows" in opt.layers and pair else ()
-    resp = reader.read(
-        WindowRequest(
-            reader.job, window, (w, h), wanted, vectors, arrow_canvas((w, h), opt.pixels_per_arrow), opt.plane
-        )
-    )
-    canvas = scene.SceneCanvas(size=(w, h), show=False, bgcolor="black")
-    view, bar = field_view(scene, canvas, opt)
-    x0, x1, y0, y1 = window
-    view.camera = scene.PanZoomCamera(rect=(x0, y0, x1 - x0, y1 - y0), aspect=1)
-    layers = FieldLayers(scene, view.scene, reader.overlays(), pair, opt, bar, reader.plane_axes)
-    layers.update(resp, window, (w, h))
-    return _save(canvas, out)
-
-
 def show(path: str | Path, job: str | None = None, options: RenderOptions = RenderOptions(size=(800, 600))) -> Any:
     """A render for a notebook cell: an ``IPython.display.Image`` (PNG bytes without IPython)."""
     import tempfile
@@ -336,17 +242,3 @@ def show(path: str | Path, job: str | None = None, options: RenderOptions = Rend
     except ImportError:
         return data
     return Image(data=data)
-
-
-def _save(canvas: Any, out: Path) -> Path:
-    """Draw ``canvas`` once, close it and write the PNG ``out``."""
-    from vispy.io import write_png
-
-    img = canvas.render()
-    canvas.close()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_png(str(out), img)
-    except OSError as exc:
-        raise StoreError(f"{out}: cannot write the picture ({exc.strerror or exc})") from None
-    return out

@@ -80,7 +80,7 @@ def test_an_existing_file_that_is_not_a_png_needs_overwrite(tmp_path: Path) -> N
     assert check_output(notes, overwrite=True) == notes
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    with pytest.raises(StoreError, match="not a PNG image"):
+    with pytest.raises(StoreError, match="not a PNG picture"):
         check_output(empty)
 
 
@@ -118,7 +118,7 @@ def test_render_over_a_file_that_is_not_a_png(
     notes = tmp_path / "notes.png"
     notes.write_text("keep me")
     assert main(["render", str(job_file), "-o", str(notes)]) == 2
-    _one_line(capsys, f"StoreError: {notes}: exists and is not a PNG image")
+    _one_line(capsys, f"StoreError: {notes}: exists and is not a PNG picture")
     assert notes.read_text() == "keep me"
 
 
