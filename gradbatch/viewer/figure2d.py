@@ -250,7 +250,7 @@ class MapFigure:
             color=color, alpha=0.9, angles="xy", pivot="mid", units="dots", scale=1.0 / 9.0 * 72 / self.fig.dpi,
             width=1.0, headwidth=6, headlength=7, headaxislength=6, zorder=4,
         )  # fmt: skip
-        what = {"descent": "−∇f", "gradient": "∇f"}.get(str(stored.attrs.get("field", "")), "the field")
+        what = {"descent": "−∇f", "gradient": "∇f"}.get(str(stored.attrs.get("field", "")), "the vector field v")
         self.handles.append(Line2D([], [], color=color, lw=0.9, marker=">", ms=4, label=f"streamlines of {what}"))
 
     def arrows(self, resp: WindowResponse) -> None:
@@ -301,18 +301,16 @@ class MapFigure:
     def _arrow_legend(self, scale: ArrowScale, count: int) -> None:
         from matplotlib.lines import Line2D
 
-        g = "−∇f" if self.resolved.descent and self.gradient else ("∇f" if self.gradient else "the vector field")
+        g = "−∇f" if self.resolved.descent and self.gradient else ("∇f" if self.gradient else "v")
+        what = "" if self.gradient else "the vector field "
         how = {
             "clip": f"length ∝ |{g.lstrip('−')}|, clipped at {scale.reference:.3g}",
             "scale": f"length ∝ |{g.lstrip('−')}|",
             "normalize": "direction only (equal lengths)",
         }[scale.mode]
         ink = "white" if self.dark else "black"
-        self.handles.append(
-            Line2D(
-                [], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=f"{g} at {count:,} data points: {how}"
-            )
-        )
+        label = f"{what}{g} at {count:,} data points: {how}"
+        self.handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=label))
         if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
             frac = scale.key_length / abs(self.window[1] - self.window[0])
             self.ax.annotate(
