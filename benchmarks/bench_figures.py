@@ -1,0 +1,87 @@
+"""Picture files as users meet them: whole processes, several runs, medians and ratios.
+
+``gradbatch render`` of a million arrows (GL raster inside matplotlib's axes, with axes, colour
+bar and legend) against the script a user writes instead: h5py reads the same gradient, and
+matplotlib's ``quiver`` draws a million arrows to a PNG. Also a default render (about a
+thousand vector arrows, every layer) and the SVG and PDF of it.
+
+    python benchmarks/bench_figures.py [--side 2048] [--runs 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gradbatch
+from gradbatch.config import parse_config
+
+USER_SCRIPT = """
+import sys, h5py, hdf5plugin, numpy as np, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+with h5py.File(sys.argv[1], "r") as f:
+    g = f["v"]
+    x, y = g["x"][::2], g["y"][::2]
+    u, v = g["grad_x"][::2, ::2], g["grad_y"][::2, ::2]
+X, Y = np.meshgrid(x, y)
+fig, ax = plt.subplots(figsize=(8.67, 8.67), dpi=150)
+ax.quiver(X, Y, u, v)
+fig.savefig(sys.argv[2])
+"""
+
+
+def _timed(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--side", type=int, default=2048, help="grid side of the job (default 2048)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    ap.add_argument("--skip-matplotlib", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    h5 = args.dir / f"figures{args.side}.h5"
+    if not h5.exists():
+        text = (
+            f"name: v\nfunction: 'sin(sqrt((0.75*x)**2 + y**2 + 0.01))'\n"
+            f"grid: {{x: [-5, 5, {args.side}], y: [-5, 5, {args.side}]}}\n"
+            "paths: {starts: {grid: 3}, steps: 300, optimizers: [{name: adam, lr: 0.05}]}\n"
+            "streamlines: {seeds: {even: 2}}\n"
+        )
+        gradbatch.run_jobs(parse_config(text, output=h5))
+    gb = [sys.executable, "-m", "gradbatch", "render", str(h5), "--overwrite"]
+    out: dict[str, float] = {}
+    million = [*gb, "-o", str(args.dir / "m.png"), "--size", "1300x1300", "--pixels-per-arrow", "1"]
+    million += ["--layers", "arrows", "--arrows", "normalize"]
+    out["gradbatch_million_arrows_s"] = t_gb = _timed(million, args.runs)
+    print(f"gradbatch render, ~1.08M arrows, axes + legend, PNG: {t_gb:.2f} s (median of {args.runs})", flush=True)
+    for suffix in ("png", "svg", "pdf"):
+        t = _timed([*gb, "-o", str(args.dir / f"d.{suffix}")], args.runs)
+        out[f"gradbatch_default_{suffix}_s"] = t
+        print(f"gradbatch render, default layers, {suffix.upper()}: {t:.2f} s", flush=True)
+    if not args.skip_matplotlib:
+        script = args.dir / "user_quiver.py"
+        script.write_text(USER_SCRIPT)
+        t_mpl = _timed([sys.executable, str(script), str(h5), str(args.dir / "q.png")], args.runs)
+        out.update(matplotlib_million_quiver_s=t_mpl, million_arrows_speedup=t_mpl / t_gb)
+        print(f"h5py + matplotlib quiver of 1.05M arrows to a PNG: {t_mpl:.2f} s -> {t_mpl / t_gb:.1f}x", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
