@@ -77,6 +77,7 @@ class JobInfo:
     tiles_done: int
     tiles_total: int
     trajectories: dict[str, Any] = field(default_factory=dict)  # summaries of paths/basins/streamlines
+    stats: dict[str, FieldStats] = field(default_factory=dict)  # each field's, over its done tiles
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ def _job_info(p: Path, g: h5py.Group) -> JobInfo:
         int(np.count_nonzero(done)),
         int(done.size),
         summaries(p, g, lay.axes),
+        {fn: field_stats(p, g, lay, fn) for fn in lay.fields},
     )
 
 
