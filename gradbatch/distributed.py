@@ -20,7 +20,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import JobConfig
@@ -144,7 +144,7 @@ def _tile_task(key: str, job: JobConfig, device: str, flat: int) -> tuple[TileRe
         _ENCODERS.clear()
         encoder = _ENCODERS[key] = ChunkEncoder(plan.layout, plan.axes[0].dtype, plan.job.compression.value)
     chunks = encoder.encode(result.tile, result.fields)
-    encoded = TileResult(result.tile, {}, result.levels, chunks, nonfinite=result.nonfinite, check=result.check)
+    encoded = replace(result, fields={}, chunks=chunks)  # the summary (counts, ranges) travels as computed
     return encoded, stats.check, stats.compute_s - before[0], stats.compile_s - before[1]
 
 

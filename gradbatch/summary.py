@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .records import FieldStats
 from .store import JobInfo, StoreInfo, inspect, plain
 
-__all__ = ["describe", "info_as_dict", "human_size", "nonfinite_lines"]
+__all__ = ["describe", "info_as_dict", "human_size", "nonfinite_lines", "stats_line"]
 
 
 def human_size(n: float) -> str:
@@ -104,14 +105,25 @@ def nonfinite_lines(counts: Any, points: int) -> list[str]:
     return lines
 
 
+def stats_line(s: FieldStats) -> str:
+    """``value: finite range -1.2 .. 3.4 (exact), 3 NaN``: a field's range and what is not finite."""
+    if math.isfinite(s.minimum):
+        how = "exact" if s.exact else f"from pyramid level {s.percentile_level}, block means"
+        text = f"{s.field}: finite range {s.minimum:.6g} .. {s.maximum:.6g} ({how})"
+    else:
+        text = f"{s.field}: no finite values"
+    counts = [(s.nan, "NaN"), (s.posinf, "+inf"), (s.neginf, "-inf")]
+    return text + "".join(f", {n:,} {label}" for n, label in counts if n)
+
+
 def describe(info: StoreInfo | str | Path) -> str:
     """What a file holds, as text: jobs, function, axes, device, timings, check, non-finite
-    points, fields, pyramid."""
+    points, fields and their range, pyramid."""
     if not isinstance(info, StoreInfo):
         info = inspect(info)
     lines = [f"{info.path}  ({info.format}, written by gradbatch {info.version})"]
     for j in info.jobs:
-        lines += ["", *_job_lines(info, j), *_field_lines(j), *_overlay_lines(info, j)]
+        lines += ["", *_job_lines(info, j), *_field_lines(j), *_stats_lines(j), *_overlay_lines(info, j)]
         if j.levels:
             lines.append(
                 f"  pyramid    {len(j.levels)} level{'s' if len(j.levels) > 1 else ''}: "
@@ -169,6 +181,10 @@ def _field_lines(j: JobInfo) -> list[str]:
             f"{human_size(f.stored_bytes)} on disk ({raw / max(f.stored_bytes, 1):.2f}x)"
         )
     return lines
+
+
+def _stats_lines(j: JobInfo) -> list[str]:
+    return [f"  {'stats' if i == 0 else '':<10} {stats_line(s)}" for i, s in enumerate(j.stats.values())]
 
 
 def _overlay_lines(info: StoreInfo, j: JobInfo) -> list[str]:

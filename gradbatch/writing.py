@@ -67,6 +67,8 @@ class _WriterThread(threading.Thread):
                     item.chunks,
                     item.nonfinite,
                     item.check.row(len(item.tile.shape)) if item.check is not None else None,
+                    ranges=item.ranges,
+                    nonpositive=item.nonpositive,
                 )
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self.error = exc

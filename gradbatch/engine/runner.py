@@ -24,12 +24,13 @@ from .device import resolve_device
 from .kernel import (
     CheckStats,
     Kernel,
+    TileSummary,
     build_kernel,
     check_steps,
     field_names,
     finite_difference_check,
     needs_derivatives,
-    nonfinite_counts,
+    tile_summary,
     warm_up,
 )
 from .pyramid import tile_levels
@@ -85,6 +86,8 @@ class TileResult:
     chunks: dict[str, tuple[int, bytes]] | None = None
     nonfinite: np.ndarray | None = None  # (fields, 3): NaN, +inf, -inf points of the tile
     check: CheckStats | None = None  # this tile's gradient check, if the job asks for one
+    ranges: np.ndarray | None = None  # (fields, 3) float64: finite min, max, min positive (NaN: none)
+    nonpositive: np.ndarray | None = None  # (fields,) int64: finite values <= 0
 
 
 @dataclass
@@ -187,9 +190,9 @@ class TileComputer:
 
     def fields(
         self, tile: Tile
-    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.Tensor, CheckStats | None]:
-        """The tile's fields (valid shape), pyramid pieces and non-finite counts, on the plan's
-        device, and its gradient check."""
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None]:
+        """The tile's fields (valid shape), pyramid pieces and summary (non-finite counts, finite
+        ranges), on the plan's device, and its gradient check."""
         plan, stats = self.plan, self.stats
         axes1d = tile_axes(self.axes_dev, plan.layout, tile)
         if not self.warm:
@@ -220,18 +223,20 @@ class TileComputer:
         out = {k: v.detach() for k, v in out.items()}
         levels = tile_levels(out, tile.shape, plan.levels)
         cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
-        return cropped, levels, nonfinite_counts([cropped[k] for k in plan.fields]), check
+        return cropped, levels, tile_summary([cropped[k] for k in plan.fields]), check
 
     def host(self, tile: Tile) -> TileResult:
         """The tile as host arrays (CPU tensors are shared, not copied)."""
         t0, compiling = time.perf_counter(), self.stats.compile_s
-        fields, levels, nonfinite, check = self.fields(tile)
+        fields, levels, summary, check = self.fields(tile)
         result = TileResult(
             tile,
             {k: v.cpu().numpy() for k, v in fields.items()},
             [{k: v.cpu().numpy() for k, v in lv.items()} for lv in levels],
-            nonfinite=nonfinite.cpu().numpy(),
+            nonfinite=summary.nonfinite.cpu().numpy(),
             check=check,
+            ranges=summary.ranges.cpu().numpy(),
+            nonpositive=summary.nonpositive.cpu().numpy(),
         )
         self.stats.tiles += 1
         self.stats.points += tile.size
@@ -259,18 +264,18 @@ def evaluate(
     pending: _Pending | None = None
     for tile in todo:
         t_tile, compiling = time.perf_counter(), stats.compile_s
-        fields, levels, nonfinite, check = computer.fields(tile)
+        fields, levels, summary, check = computer.fields(tile)
         copy_stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(copy_stream):
             host_fields = {k: _to_pinned(v, copy_stream) for k, v in fields.items()}
             host_levels = [{k: _to_pinned(v, copy_stream) for k, v in lv.items()} for lv in levels]
-            host_counts = _to_pinned(nonfinite, copy_stream)
+            host_summary = TileSummary(*(_to_pinned(v, copy_stream) for v in summary))
             event = torch.cuda.Event()
             event.record(copy_stream)
         stats.compute_s += time.perf_counter() - t_tile - (stats.compile_s - compiling)
         if pending is not None:
             yield _finish(pending, stats)
-        pending = _Pending(tile, host_fields, host_levels, host_counts, check, event)
+        pending = _Pending(tile, host_fields, host_levels, host_summary, check, event)
     if pending is not None:
         yield _finish(pending, stats)
 
@@ -289,7 +294,7 @@ class _Pending:
     tile: Tile
     fields: dict[str, torch.Tensor]
     levels: list[dict[str, torch.Tensor]]
-    nonfinite: torch.Tensor
+    summary: TileSummary  # in pinned host memory
     check: CheckStats | None
     event: torch.cuda.Event
 
@@ -302,8 +307,10 @@ def _finish(p: _Pending, stats: EvalStats) -> TileResult:
         p.tile,
         {k: v.numpy() for k, v in p.fields.items()},
         [{k: v.numpy() for k, v in lv.items()} for lv in p.levels],
-        nonfinite=p.nonfinite.numpy(),
+        nonfinite=p.summary.nonfinite.numpy(),
         check=p.check,
+        ranges=p.summary.ranges.numpy(),
+        nonpositive=p.summary.nonpositive.numpy(),
     )
 
 

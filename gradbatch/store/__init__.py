@@ -14,6 +14,7 @@ module                    owns
 ``overlays``              paths, basins, streamlines, landscape: records in, records out
 ``access``, ``reader``    checked reads; typed job information, whole fields
 ``window``                :class:`FieldReader`: field windows at a pyramid level (the viewer's)
+``stats``                 a whole field's statistics (range, counts, percentiles) for pictures
 ``recovery``              superblocks: killed writers' flags, partial files, SWMR opening
 ``failures``              failed writes (a full disk) as one StoreError each
 ========================  =====================================================================
@@ -48,6 +49,7 @@ from .reader import (
     job_layout,
     read_coords,
     read_field,
+    read_stats,
     stored_bytes,
     tile_stats,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "job_complete",
     "read_field",
     "read_coords",
+    "read_stats",
     "read_paths",
     "read_basins",
     "read_streamlines",

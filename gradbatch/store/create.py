@@ -18,6 +18,7 @@ from .chunks import LevelChunks
 from .encode import encode_attr, filters
 from .reader import check_job
 from .recovery import stored_code_hash, was_repaired
+from .stats import tile_ranges
 
 __all__ = ["JobSpec", "mark_format", "create_job", "resumable_tiles"]
 
@@ -62,6 +63,7 @@ def create_job(f: h5py.File, spec: JobSpec, chunks: LevelChunks) -> None:
     ntiles = int(np.prod(spec.lay.counts))
     t.create_dataset(leaf(L.DONE), shape=spec.lay.counts, dtype="u1", fillvalue=0)
     t.create_dataset(leaf(L.NONFINITE), shape=(ntiles, len(spec.fields), 3), dtype="i8", fillvalue=0)
+    tile_ranges(t, ntiles, len(spec.fields))
     if spec.check_width:
         t.create_dataset(leaf(L.CHECK), shape=(ntiles, spec.check_width), dtype="f8", fillvalue=np.nan)
 
@@ -116,6 +118,7 @@ def resumable_tiles(g: h5py.Group, spec: JobSpec, chunks: LevelChunks) -> set[in
             "again with --overwrite to start afresh"
         )
     done = np.asarray(g[L.DONE][...]).ravel()
+    tile_ranges(g[L.TILES], done.size, len(spec.fields))
     tiles = set(int(i) for i in np.flatnonzero(done))
     if was_repaired(path):
         tiles = _readable(g, spec, tiles)

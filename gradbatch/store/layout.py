@@ -8,7 +8,7 @@ at the root::
     /<job>/                    COMPLETE, FIELDS, AXES, TILE, LEVELS, JOB_YAML, CODE_HASH, ...
     /<job>/<axis>, <field>     level 0
     /<job>/levels/<k>/...      level_group(k), attribute FACTOR
-    /<job>/_tiles/{done, nonfinite, check}
+    /<job>/_tiles/{done, nonfinite, range, nonpositive, check}
     /<job>/{paths/<label>, basins, streamlines, landscape}
 """
 
@@ -38,6 +38,14 @@ TILES = "_tiles"
 DONE = "_tiles/done"  # uint8 per tile, tile-grid shape
 NONFINITE = "_tiles/nonfinite"  # int64 (tiles, fields, 3)
 CHECK = "_tiles/check"  # float64 (tiles, check width)
+RANGE = "_tiles/range"  # float64 (tiles, fields, 3): finite min, max, min positive; NaN: none
+NONPOSITIVE = "_tiles/nonpositive"  # int64 (tiles, fields): finite values <= 0; -1: not recorded
+
+# -- a field's attributes (level 0), written when the job is finished --------------------------
+PERCENTILES = "percentiles"  # float64 values at PERCENTILE_RANKS, over the finite values of ...
+PERCENTILE_RANKS = "percentile_ranks"  # float64 percents, ascending
+PERCENTILE_LEVEL = "percentile_level"  # ... this pyramid level,
+PERCENTILE_STRIDE = "percentile_stride"  # every stride-th point along each axis (1: all)
 
 
 def level_group(k: int) -> str:

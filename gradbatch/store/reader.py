@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..grid import level_shape
+from ..records import FieldStats
 from . import layout as L
 from .access import (
     attr_value,
@@ -30,6 +31,7 @@ from .access import (
     reading,
     table,
 )
+from .stats import field_stats
 
 __all__ = [
     "FieldInfo",
@@ -42,6 +44,7 @@ __all__ = [
     "job_complete",
     "read_field",
     "read_coords",
+    "read_stats",
     "job_layout",
     "job_axes",
     "tile_stats",
@@ -74,6 +77,7 @@ class JobInfo:
     tiles_done: int
     tiles_total: int
     trajectories: dict[str, Any] = field(default_factory=dict)  # summaries of paths/basins/streamlines
+    stats: dict[str, FieldStats] = field(default_factory=dict)  # each field's, over its done tiles
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ def _job_info(p: Path, g: h5py.Group) -> JobInfo:
         int(np.count_nonzero(done)),
         int(done.size),
         summaries(p, g, lay.axes),
+        {fn: field_stats(p, g, lay, fn) for fn in lay.fields},
     )
 
 
@@ -243,6 +248,16 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
         if field_name not in lay.fields:
             raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(lay.fields)}")
         return read_array(path, child(path, g, L.level_path(level, field_name)))
+
+
+def read_stats(path: str | Path, job: str, field_name: str) -> FieldStats:
+    """Field ``field_name``'s statistics over the whole job (see :mod:`gradbatch.store.stats`):
+    the finite range, non-finite and non-positive counts, percentiles of a fixed pyramid level."""
+    with open_store(path) as f:
+        g, lay = _level_of(path, f, job, 0)
+        if field_name not in lay.fields:
+            raise StoreError(f"{path}: job {job!r} has no field {field_name!r}; fields: {', '.join(lay.fields)}")
+        return field_stats(path, g, lay, field_name)
 
 
 def read_coords(path: str | Path, job: str, level: int = 0) -> tuple[np.ndarray, ...]:

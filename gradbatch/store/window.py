@@ -16,11 +16,12 @@ import numpy as np
 
 from ..errors import StoreError
 from ..geometry import choose_level
-from ..records import Overlays, WindowRequest, WindowResponse
+from ..records import FieldStats, Overlays, WindowRequest, WindowResponse
 from . import layout as L
 from .access import child, open_store, read_array, reading
 from .overlays import overlays_of
 from .reader import check_job, open_job
+from .stats import field_stats
 
 __all__ = ["WindowRequest", "WindowResponse", "FieldReader"]
 
@@ -52,7 +53,8 @@ class FieldReader:
     def _open(self, job: str | None, slice_axis: str | None) -> None:
         g = self._group0 = open_job(self.path, self._file, job)
         self.job = job = g.name.lstrip("/")
-        layout = check_job(self.path, g)  # all a reader and the overlays rely on, before drawing
+        layout = self.layout = check_job(self.path, g)  # all a reader and the overlays rely on, before drawing
+        self._stats: dict[str, FieldStats] = {}
         self.grid_axes = list(layout.axes)
         if len(self.grid_axes) not in (2, 3):
             raise StoreError(
@@ -154,6 +156,15 @@ class FieldReader:
                     d.refresh()  # a file still being written: see the tiles that landed since
                 data[name] = d[index]  # rows follow axes[1], columns axes[0], whichever axis is sliced
         return WindowResponse(req, level, lev.x[ix], lev.y[iy], data, plane=plane)
+
+    def stats(self, name: str) -> FieldStats:
+        """Field ``name``'s statistics over the whole job (a 3D job: its volume), read once and
+        kept: colour limits come from these, never from the window read."""
+        if name not in self.fields:
+            raise StoreError(f"{self.path}: job {self.job!r} has no field {name!r}; fields: {', '.join(self.fields)}")
+        if name not in self._stats:
+            self._stats[name] = field_stats(self.path, self._group0, self.layout, name)
+        return self._stats[name]
 
     def overlays(self) -> Overlays:
         """The job's paths, basins, streamlines and landscape as records (read now, whole)."""

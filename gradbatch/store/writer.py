@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from ..grid import Tile, TileLayout
+from ..grid import Tile, TileLayout, level_shape
 from . import layout as L
 from .access import child, open_store, reading
 from .chunks import LevelChunks
@@ -30,6 +30,7 @@ from .encode import encode_attr
 from .failures import WatchWrites, h5_reason, open_rw, park
 from .reader import check_job
 from .recovery import open_for_writing, partial_jobs
+from .stats import complete_ranges, write_percentiles
 
 __all__ = ["JobWriter", "commit", "read_back", "FLUSH_INTERVAL_S"]
 
@@ -95,19 +96,28 @@ class JobWriter:
         chunks: Mapping[str, tuple[int, bytes]] | None = None,
         nonfinite: np.ndarray | None = None,
         check: Sequence[float] | None = None,
+        ranges: np.ndarray | None = None,
+        nonpositive: np.ndarray | None = None,
     ) -> None:
         """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
         data and its pyramid chunks are flushed. ``chunks``: fields already encoded by a
         :class:`~gradbatch.store.ChunkEncoder` (filter mask, bytes), stored as they are.
         ``nonfinite``: the tile's (fields, 3) NaN/+inf/-inf counts; ``check``: its
-        gradient-check row. Both are written before the tile's done bit, so a resumed run's
-        totals cover every tile."""
+        gradient-check row; ``ranges`` (fields, 3) and ``nonpositive`` (fields,): its finite
+        min, max, min positive and count <= 0 per field. All are written before the tile's done
+        bit, so a resumed run's totals cover every tile (a tile written without ranges gets them
+        from its data in :meth:`finalize`)."""
         assert self._file is not None, "open() first"
         if self._failed:
             raise StoreError(f"{self.path}: an earlier write failed; nothing more is written")
         try:
             with WatchWrites():
-                self._write_tile(tile, fields, levels, chunks, nonfinite, check)
+                rows = {L.NONFINITE: nonfinite}
+                if ranges is not None and nonpositive is not None:  # together: a row >= 0 says both are there
+                    rows.update({L.RANGE: ranges, L.NONPOSITIVE: nonpositive})
+                if check is not None and self.check_width:
+                    rows[L.CHECK] = np.asarray(check, dtype=np.float64)
+                self._write_tile(tile, fields, levels, chunks, rows)
         except (KeyError, ValueError) as exc:  # h5py cannot open a dataset: metadata damaged earlier
             self._failed = True
             raise StoreError(
@@ -128,13 +138,11 @@ class JobWriter:
         fields: Mapping[str, np.ndarray],
         levels: Sequence[Mapping[str, np.ndarray]],
         chunks: Mapping[str, tuple[int, bytes]] | None,
-        nonfinite: np.ndarray | None,
-        check: Sequence[float] | None,
+        rows: Mapping[str, np.ndarray | None],
     ) -> None:
-        if nonfinite is not None:
-            self._ds(L.NONFINITE)[tile.flat] = nonfinite
-        if check is not None and self.check_width:
-            self._ds(L.CHECK)[tile.flat] = np.asarray(check, dtype=np.float64)
+        for table, row in rows.items():  # the tile's rows of the _tiles tables, before its data
+            if row is not None:
+                self._ds(table)[tile.flat] = row
         for name in self.fields:
             if chunks is not None and name in chunks:
                 mask, data = chunks[name]
@@ -222,7 +230,8 @@ class JobWriter:
                 self._file = None
 
     def finalize(self, attrs: Mapping[str, Any]) -> None:
-        """Record final attributes (timings, check results) and mark the job complete."""
+        """Record final attributes (timings, check results) and each field's percentiles (see
+        :mod:`gradbatch.store.stats`), then mark the job complete."""
         with open_rw(self.path) as f:
             g = f[self.job]
             done = g[L.DONE][...]
@@ -231,6 +240,9 @@ class JobWriter:
                     f"{self.path}: job {self.job!r} has {int((done == 0).sum())} "
                     "tiles missing; it cannot be marked complete"
                 )
+            complete_ranges(self.path, g, self.lay, self.fields)
+            shapes = [level_shape(self.lay.shape, k) for k in range(self.levels + 1)]
+            write_percentiles(self.path, g, shapes, self.fields)
             for k, v in attrs.items():
                 g.attrs[k] = encode_attr(v)
             g.attrs[L.COMPLETE] = True
