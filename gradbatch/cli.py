@@ -220,6 +220,7 @@ def _picture_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dpi", type=int, default=150, help="dots per inch of a file (default 150)")
     p.add_argument("--window", help="x0,x1,y0,y1 in data coordinates, or x0,x1 (default: the whole grid)")
     p.add_argument("--path-step", type=int, help="draw descent paths up to this step (default: whole)")
+    p.add_argument("--panels", action="store_true", help="small multiples: one panel per optimiser")
     p.add_argument(
         "--surface",
         action="store_true",
@@ -256,6 +257,7 @@ def _picture_options(args: argparse.Namespace) -> dict[str, Any]:
         dpi=args.dpi,
         window=parse_window(args.window) if args.window else None,
         path_step=args.path_step,
+        panels=args.panels,
         surface=args.surface,
         slice_axis=axis,
         plane=plane,

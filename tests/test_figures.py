@@ -115,8 +115,7 @@ def test_colour_limits_do_not_depend_on_the_picture_size(tmp_path: Path) -> None
     """A one-point spike that a coarse pyramid level averages away still sets the maximum."""
     path = _run(
         tmp_path,
-        "name: f\nfunction: 'x + 1000*exp(-(x^2 + y^2)/1e-7)'\n"
-        "grid: {x: [-1, 1, 1025], y: [-1, 1, 1025]}\n",
+        "name: f\nfunction: 'x + 1000*exp(-(x^2 + y^2)/1e-7)'\ngrid: {x: [-1, 1, 1025], y: [-1, 1, 1025]}\n",
     )
     small = _build(path, layers=("image",), size=(160, 120), scale="linear")
     large = _build(path, layers=("image",), size=(1600, 1200), scale="linear")
@@ -257,3 +256,19 @@ def test_a_dense_arrow_field_is_one_raster_inside_vector_axes(tmp_path: Path) ->
     box = m.ax.get_window_extent()
     assert abs(rgba.shape[1] - box.width) <= 1 and abs(rgba.shape[0] - box.height) <= 1  # one texel a pixel
     assert (rgba[..., 3] > 0).mean() > 0.05  # arrows drawn
+
+
+def test_small_multiples_give_each_optimiser_its_panel(tmp_path: Path) -> None:
+    path = _run(
+        tmp_path,
+        "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 33], y: [-5, 5, 33]}\n"
+        "paths: {starts: [[-4, 0], [0, 4]], steps: 50, optimizers: [{name: adam, lr: 0.05}, {name: sgd, lr: 0.001}]}\n",
+    )
+    m = _build(path, panels=True, layers=("image", "paths"))
+    panels = [ax for ax in m.fig.axes if ax.get_title() in ("adam", "sgd")]
+    assert sorted(ax.get_title() for ax in panels) == ["adam", "sgd"]
+    for ax in panels:  # each panel draws its own optimiser's two paths, in its colour only
+        colours = {line.get_color() for line in ax.lines if line.get_linestyle() == "-"}
+        assert len(colours) == 1
+    legend = _legend_texts(m)
+    assert sum(t.startswith(("adam", "sgd")) for t in legend) == 2  # one entry each, not one per panel

@@ -18,7 +18,6 @@ from ..errors import StoreError, ViewerError
 from ..records import FieldStats, Overlays, WindowRequest, WindowResponse
 from ..store import FieldReader
 from .figure import (
-    PATH_COLORS,
     axis_label,
     colormap,
     field_label,
@@ -28,15 +27,12 @@ from .figure import (
     save_figure,
     wrap_title,
 )
+from .figure_overlays import VECTOR_ARROWS, OverlayLayers
 from .limits import Limits, colour_limits, estimate_stats, masked_image
 from .options import RenderOptions, Resolved
-from .prepare import ArrowScale, arrow_canvas, arrow_samples, arrow_vectors, contrast_colors, path_polylines
+from .prepare import arrow_canvas
 
 __all__ = ["render_map", "build_map", "MapFigure", "VECTOR_ARROWS", "check_plane"]
-
-VECTOR_ARROWS = 4000
-"""Up to this many arrows stay vector (matplotlib's quiver); more are drawn by GL as one raster."""
-KIND_MARKERS = {"minimum": ("v", "minimum"), "maximum": ("^", "maximum"), "saddle": ("X", "saddle point")}
 
 
 def check_plane(reader: FieldReader, plane: float | None) -> None:
@@ -95,25 +91,67 @@ def build_map(reader: FieldReader, opt: RenderOptions, resolved: Resolved) -> Ma
     stats = stats_of(name) if stats_of is not None and name in reader.fields else None
     if stats is None and name in resp.data:
         stats = estimate_stats(name, resp.data[name])
-    m = MapFigure(new_figure(opt), reader, opt, resolved, window, stats)
-    m.draw(resp)
-    return m
+    fig = new_figure(opt)
+    labels = list(reader.overlays().paths) if opt.panels and "paths" in opt.layers else []
+    if len(labels) < 2:
+        m = MapFigure(fig, fig.add_subplot(), reader, opt, resolved, window, stats)
+        m.draw(resp)
+        return m
+    return _panels(fig, labels, reader, opt, resolved, window, stats, resp)
 
 
-class MapFigure:
+def _panels(
+    fig: Any,
+    labels: list[str],
+    reader: FieldReader,
+    opt: RenderOptions,
+    resolved: Resolved,
+    window: tuple[float, float, float, float],
+    stats: FieldStats | None,
+    resp: WindowResponse,
+) -> MapFigure:
+    """Small multiples: one panel per optimiser on shared axes, one colour bar, one legend."""
+    cols = min(len(labels), 3)
+    rows = math.ceil(len(labels) / cols)
+    axs = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax in axs[len(labels) :]:
+        ax.remove()
+    maps = [MapFigure(fig, ax, reader, opt, resolved, window, stats, only) for ax, only in zip(axs, labels)]
+    for m in maps:
+        m.draw(resp, decorate=False)
+    first = maps[0]
+    if first.im is not None and opt.colorbar:
+        first.colorbar(first.im, axes=list(axs[: len(labels)]))
+    seen: dict[str, Any] = {}
+    for m in maps:
+        seen.update({h.get_label(): h for h in m.handles if h.get_label() not in seen})
+    first.handles = list(seen.values())
+    first.legend()
+    fig.suptitle(wrap_title(first.title(resp), opt.size[0], opt.dpi))
+    for m in maps:
+        if m.raster is not None:
+            m.gl_arrows(*m.raster)
+    return first
+
+
+class MapFigure(OverlayLayers):
     """One map's axes and legend, built layer by layer (see the module's docstring)."""
 
     def __init__(
         self,
         fig: Any,
+        ax: Any,
         reader: FieldReader,
         opt: RenderOptions,
         resolved: Resolved,
         window: tuple[float, float, float, float],
         stats: FieldStats | None,
+        paths_only: str | None = None,
     ) -> None:
         self.fig, self.opt, self.resolved, self.window, self.stats = fig, opt, resolved, window, stats
-        self.ax = fig.add_subplot()
+        self.ax = ax
+        self.paths_only = paths_only  # a panel of small multiples: this optimiser's paths alone
+        self.im: Any = None
         self.reader = reader
         self.overlays: Overlays = reader.overlays()
         self.axes = (reader.axes[0], reader.axes[1])
@@ -126,9 +164,11 @@ class MapFigure:
         self.bar: Any = None
         self.dark = opt.theme == "dark"
 
-    def draw(self, resp: WindowResponse) -> None:
+    def draw(self, resp: WindowResponse, decorate: bool = True) -> None:
+        """Every layer asked for; with ``decorate``, the colour bar, the legend and the GL arrows too
+        (small multiples add theirs once for all panels)."""
         opt = self.opt
-        im = self.image(resp) if "image" in opt.layers and self.resolved.field in resp.data else None
+        im = self.im = self.image(resp) if "image" in opt.layers and self.resolved.field in resp.data else None
         if im is not None and "contours" in opt.layers:
             self.contours(resp, im)
         if "basins" in opt.layers:
@@ -142,6 +182,10 @@ class MapFigure:
         if "minima" in opt.layers:
             self.minima()
         self.frame(resp)
+        if not decorate:
+            self.ax.set_title(self.paths_only or "")
+            return
+        self.ax.set_title(wrap_title(self.title(resp), self.opt.size[0], self.opt.dpi))
         if im is not None and opt.colorbar:
             self.colorbar(im)
         self.legend()
@@ -205,175 +249,6 @@ class MapFigure:
             resp.x, resp.y, data, levels=levels, colors=color, linewidths=0.6, alpha=0.6, zorder=2
         )
 
-    # -- overlays ----------------------------------------------------------------------------
-    def basins(self) -> None:
-        from matplotlib.lines import Line2D
-
-        stored = self.overlays.basins
-        if stored is None or stored.record.label.ndim != 2:
-            return
-        rec = stored.record
-        bx, by = rec.axes[self.plane_axes[0]], rec.axes[self.plane_axes[1]]
-        for k, point in enumerate(rec.points):
-            inside = (rec.label == k).astype(np.float32)
-            if not inside.any() or inside.all():
-                continue
-            color = PATH_COLORS[k % len(PATH_COLORS)]
-            self.ax.contour(bx, by, inside, levels=[0.5], colors=[color], linewidths=1.8, zorder=3)
-            where = ", ".join(f"{v:.3g}" for v in point.point)
-            self.handles.append(
-                Line2D(
-                    [], [], color=color, lw=1.8, label=f"basin of the {point.kind} at ({where}): {rec.counts[k]} starts"
-                )
-            )
-
-    def streamlines(self) -> None:
-        from matplotlib.collections import LineCollection
-        from matplotlib.lines import Line2D
-
-        stored = self.overlays.streamlines
-        if stored is None or not len(stored.record.points):
-            return
-        pts = stored.record.points[:, self.plane_axes]
-        off = stored.record.offsets
-        lines = [pts[a:b] for a, b in zip(off[:-1], off[1:]) if b - a >= 2]
-        color = "white" if self.dark else "0.1"
-        lc = LineCollection(lines, colors=color, linewidths=0.7, alpha=0.75, zorder=4, rasterized=len(lines) > 3000)
-        self.ax.add_collection(lc)
-        longest = sorted(lines, key=len, reverse=True)[:400]  # an arrowhead at the middle of each
-        mids = np.array([ln[len(ln) // 2] for ln in longest])
-        dirs = np.array([ln[len(ln) // 2 + 1] - ln[len(ln) // 2] for ln in longest])
-        norm = np.hypot(dirs[:, 0], dirs[:, 1])
-        ok = norm > 0
-        self.ax.quiver(
-            mids[ok, 0], mids[ok, 1], dirs[ok, 0] / norm[ok], dirs[ok, 1] / norm[ok],
-            color=color, alpha=0.9, angles="xy", pivot="mid", units="dots", scale=1.0 / 9.0 * 72 / self.fig.dpi,
-            width=1.0, headwidth=6, headlength=7, headaxislength=6, zorder=4,
-        )  # fmt: skip
-        what = {"descent": "−∇f", "gradient": "∇f"}.get(str(stored.attrs.get("field", "")), "the vector field v")
-        self.handles.append(Line2D([], [], color=color, lw=0.9, marker=">", ms=4, label=f"streamlines of {what}"))
-
-    def arrows(self, resp: WindowResponse) -> None:
-        pair = self.reader.vectors
-        if pair is None or not all(p in resp.data for p in pair):
-            return
-        x0, x1, y0, y1 = self.window
-        w, h = self.opt.size
-        canvas = (int(0.8 * w), int(0.8 * h))
-        ix, iy = arrow_samples(resp.x, resp.y, self.window, canvas, self.opt.pixels_per_arrow)
-        if not len(ix) or not len(iy):
-            return
-        u = resp.data[pair[0]][np.ix_(iy, ix)].astype(np.float64)
-        v = resp.data[pair[1]][np.ix_(iy, ix)].astype(np.float64)
-        if self.resolved.descent:
-            u, v = -u, -v
-        gx, gy = np.meshgrid(resp.x[ix], resp.y[iy])
-        cell = min(_spacing(resp.x[ix], x1 - x0), _spacing(resp.y[iy], y1 - y0))
-        du, dv, scale = arrow_vectors(u, v, self.opt.arrow_mode, cell)
-        keep = (np.isfinite(du) & np.isfinite(dv)).ravel()
-        cx, cy, du, dv = gx.ravel()[keep], gy.ravel()[keep], du.ravel()[keep], dv.ravel()[keep]
-        colors = self._contrast_at(cx, cy)
-        drawn = colors[:, 3] > 0  # no arrow over an undefined point of the image
-        cx, cy, du, dv, colors = cx[drawn], cy[drawn], du[drawn], dv[drawn], colors[drawn]
-        if len(cx) <= VECTOR_ARROWS:
-            self.ax.quiver(
-                cx, cy, du, dv, color=colors, angles="xy", scale_units="xy", scale=1.0, pivot="mid",
-                width=0.0025, headwidth=3.5, headlength=4, headaxislength=3.5, zorder=5,
-            )  # fmt: skip
-        else:
-            self.raster = (np.stack([cx, cy], 1), np.stack([du, dv], 1), colors)
-        self._arrow_legend(scale, len(cx))
-
-    def _contrast_at(self, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-        """Black or white for each arrow by the image's colour under it; alpha 0 where the image
-        is undefined there (no arrow is drawn over a hole). Without an image: the theme's ink."""
-        if self.image_rgba is None:
-            ink = 1.0 if self.dark else 0.0
-            return np.tile(np.array([ink, ink, ink, 1.0], np.float32), (len(cx), 1))
-        x, y, rgba = self.image_rgba
-        i = np.clip(np.rint((cx - x[0]) / ((x[-1] - x[0]) / max(len(x) - 1, 1) or 1)), 0, len(x) - 1).astype(int)
-        j = np.clip(np.rint((cy - y[0]) / ((y[-1] - y[0]) / max(len(y) - 1, 1) or 1)), 0, len(y) - 1).astype(int)
-        under = rgba[j, i]
-        colors = contrast_colors(under)
-        colors[:, 3] = np.where(under[:, 3] > 0, 1.0, 0.0)
-        return colors
-
-    def _arrow_legend(self, scale: ArrowScale, count: int) -> None:
-        from matplotlib.lines import Line2D
-
-        g = "−∇f" if self.resolved.descent and self.gradient else ("∇f" if self.gradient else "v")
-        what = "" if self.gradient else "the vector field "
-        how = {
-            "clip": f"length ∝ |{g.lstrip('−')}|, clipped at {scale.reference:.3g}",
-            "scale": f"length ∝ |{g.lstrip('−')}|",
-            "normalize": "direction only (equal lengths)",
-        }[scale.mode]
-        ink = "white" if self.dark else "black"
-        label = f"{what}{g} at {count:,} data points: {how}"
-        self.handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=label))
-        if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
-            frac = scale.key_length / abs(self.window[1] - self.window[0])
-            self.ax.annotate(
-                "", xy=(frac, 1.03), xytext=(0.0, 1.03), xycoords="axes fraction",
-                arrowprops=dict(arrowstyle="-|>", color=ink, lw=1.2, shrinkA=0, shrinkB=0),
-            )  # fmt: skip
-            name = "|∇f|" if self.gradient else "|v|"
-            self.ax.text(
-                frac + 0.01, 1.03, f"{name} = {scale.key:g}", transform=self.ax.transAxes,
-                ha="left", va="center", fontsize="small",
-            )  # fmt: skip
-
-    def paths(self) -> None:
-        from matplotlib import patheffects
-        from matplotlib.lines import Line2D
-
-        halo = [patheffects.Stroke(linewidth=3.2, foreground="white", alpha=0.8), patheffects.Normal()]
-        drew = False
-        for i, (label, stored) in enumerate(self.overlays.paths.items()):
-            pos = stored.record.positions
-            if pos is None:
-                continue
-            pos = pos[:, :, self.plane_axes]
-            step = pos.shape[1] - 1 if self.opt.path_step is None else min(self.opt.path_step, pos.shape[1] - 1)
-            starts = pos[:, 0][np.isfinite(pos[:, 0]).all(axis=1)]
-            if not len(starts):
-                continue
-            color = PATH_COLORS[i % len(PATH_COLORS)]
-            verts, connect, tips = path_polylines(pos, step)
-            lw = 1.6 if len(pos) <= 10 else 0.9
-            for a, b in _runs(connect):
-                self.ax.plot(verts[a:b, 0], verts[a:b, 1], color=color, lw=lw, zorder=6, path_effects=halo)
-            self.ax.plot(starts[:, 0], starts[:, 1], "o", ms=5, mfc=color, mec="white", mew=0.8, zorder=7)
-            self.ax.plot(tips[:, 0], tips[:, 1], "*", ms=11, mfc=color, mec="black", mew=0.7, zorder=7)
-            self.handles.append(
-                Line2D([], [], color=color, lw=1.6, label=_path_label(label, stored.attrs, len(starts)))
-            )
-            drew = True
-        if drew:
-            self.handles.append(Line2D([], [], ls="", marker="o", ms=5, mfc="0.6", mec="white", label="path start"))
-            end = "path end" if self.opt.path_step is None else f"step {self.opt.path_step}"
-            self.handles.append(Line2D([], [], ls="", marker="*", ms=10, mfc="0.6", mec="black", label=end))
-
-    def minima(self) -> None:
-        from matplotlib.lines import Line2D
-
-        stored = self.overlays.basins
-        if stored is None:
-            return
-        seen: dict[str, int] = {}
-        for p in stored.record.points:
-            if len(p.point) <= max(self.plane_axes):
-                continue
-            marker, _ = KIND_MARKERS.get(p.kind, ("d", p.kind))
-            x, y = p.point[self.plane_axes[0]], p.point[self.plane_axes[1]]
-            self.ax.plot([x], [y], marker, ms=8, mfc="white", mec="black", mew=1.0, zorder=5.5)
-            seen[p.kind] = seen.get(p.kind, 0) + 1
-        for kind, n in seen.items():
-            marker, name = KIND_MARKERS.get(kind, ("d", kind))
-            self.handles.append(
-                Line2D([], [], ls="", marker=marker, ms=8, mfc="white", mec="black", label=f"{name} ({n} found)")
-            )
-
     # -- frame, colour bar, legend -----------------------------------------------------------
     def frame(self, resp: WindowResponse) -> None:
         ax, (x0, x1, y0, y1) = self.ax, self.window
@@ -383,19 +258,22 @@ class MapFigure:
         labels = getattr(self.reader, "axis_labels", None) or {}
         ax.set_xlabel(axis_label(self.axes[0], labels))
         ax.set_ylabel(axis_label(self.axes[1], labels))
-        title = self.opt.title
-        if title is None:
-            fn = getattr(self.reader, "function_text", None) or ""
-            title = f"{self.reader.job}: {fn}" if fn else self.reader.job
-            if resp.plane is not None and self.reader.slice_axis is not None:
-                title += f"  ({self.reader.slice_axis} = {resp.plane:.4g}"
-                asked = self.opt.plane
-                if asked is not None and not math.isclose(asked, resp.plane, rel_tol=1e-6, abs_tol=1e-12):
-                    title += f", the grid plane nearest {asked:g}"
-                title += ")"
-        ax.set_title(wrap_title(title, self.opt.size[0], self.opt.dpi))
 
-    def colorbar(self, im: Any) -> None:
+    def title(self, resp: WindowResponse) -> str:
+        """The options' title, else ``job: function``, with a 3D job's plane as drawn."""
+        if self.opt.title is not None:
+            return self.opt.title
+        fn = getattr(self.reader, "function_text", None) or ""
+        title = f"{self.reader.job}: {fn}" if fn else self.reader.job
+        if resp.plane is not None and self.reader.slice_axis is not None:
+            title += f"  ({self.reader.slice_axis} = {resp.plane:.4g}"
+            asked = self.opt.plane
+            if asked is not None and not math.isclose(asked, resp.plane, rel_tol=1e-6, abs_tol=1e-12):
+                title += f", the grid plane nearest {asked:g}"
+            title += ")"
+        return title
+
+    def colorbar(self, im: Any, axes: list[Any] | None = None) -> None:
         assert self.limits is not None
         label = field_label(self.resolved.field, self.axes, self.gradient)
         if self.limits.scale == "log":
@@ -404,8 +282,11 @@ class MapFigure:
             label += f", limits at {self.limits.source}"
         # an inset of the axes: the bar keeps the axes' height and stays beside them when an
         # equal aspect narrows them (a bar of the figure's grid would stay at the grid's edge)
-        cax = self.ax.inset_axes((1.03, 0.0, 0.035, 1.0))
-        bar = self.bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
+        if axes is None:
+            cax = self.ax.inset_axes((1.03, 0.0, 0.035, 1.0))
+            bar = self.bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
+        else:  # small multiples: one bar for every panel
+            bar = self.bar = self.fig.colorbar(im, ax=axes, extend=self.limits.extend, label=label, shrink=0.9)
         cs = getattr(self, "contour_set", None)
         if cs is not None:
             bar.add_lines(cs)
@@ -418,46 +299,11 @@ class MapFigure:
             handles.append(Patch(alpha=0.0, label=note))
         if not (self.opt.legend and handles):
             return
-        cols = 1 if self.opt.size[0] < 700 else 2
+        # as many columns as the longest entry leaves room for (an entry wider than the figure
+        # would be cut off at both edges): ~0.55 em a character at the legend's ~8 pt
+        longest = max(len(h.get_label()) for h in handles) * 8.3 * 0.55 * self.opt.dpi / 72 + 0.5 * self.opt.dpi
+        cols = max(1, min(3, int(self.opt.size[0] / longest)))
         self.fig.legend(handles=handles, loc="outside lower center", ncols=cols, frameon=False, handlelength=1.6)
-
-    def gl_arrows(self, centres: np.ndarray, vectors: np.ndarray, colors: np.ndarray) -> None:
-        """The arrows as one GL raster of the axes' exact pixel size, placed over the axes."""
-        from .raster import draw_arrows
-
-        self.fig.get_layout_engine().execute(self.fig)
-        self.ax.apply_aspect()  # an equal aspect narrows the axes only when drawn: now
-        box = self.ax.get_window_extent()
-        x0, x1, y0, y1 = self.window
-        size = (max(1, round(box.width)), max(1, round(box.height)))
-        rgba = draw_arrows(centres, vectors, colors, self.window, size)
-        self.ax.imshow(rgba, extent=(x0, x1, y0, y1), origin="upper", interpolation="nearest", aspect="auto", zorder=5)
-        self.ax.set_xlim(x0, x1)
-        self.ax.set_ylim(y0, y1)
-        self.ax.set_aspect("equal" if self.resolved.aspect == "equal" else "auto")  # imshow set its own
-
-
-def _path_label(label: str, attrs: Any, n: int) -> str:
-    """``adam, lr 0.001: 3 paths`` (the optimiser named when the label is not its name)."""
-    opt = str(attrs.get("optimizer", label))
-    hp = attrs.get("hyperparameters") or {}
-    lr = f"lr {hp['lr']:g}" if isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)) else ""
-    what = ", ".join(x for x in ((label if opt == label else f"{label} ({opt})"), lr) if x)
-    return f"{what}: {n} path{'s' * (n != 1)}"
-
-
-def _spacing(c: np.ndarray, span: float) -> float:
-    """The distance between neighbouring arrows along one axis (the span for a single one)."""
-    return float(np.median(np.abs(np.diff(c)))) if len(c) > 1 else abs(span)
-
-
-def _runs(connect: np.ndarray) -> list[tuple[int, int]]:
-    """The vertex ranges of the polylines ``connect`` joins (pairs (i, i+1) within each)."""
-    if not len(connect):
-        return []
-    starts = np.flatnonzero(np.diff(connect[:, 0]) != 1) + 1
-    bounds = np.concatenate([[0], starts, [len(connect)]])
-    return [(int(connect[a, 0]), int(connect[b - 1, 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _count(n: int, limits: Limits) -> str:

@@ -55,7 +55,7 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
     name = options.field or default_field(facts.fields)
     descent = options.descent if options.descent is not None else (facts.gradient and facts.descends)
     if options.descent is None and descent:
-        notes.append("arrows point downhill (-grad), as the descent paths go")
+        notes.append("arrows point downhill, as the job's descent does")
     scale = options.scale
     if scale == "auto":
         scale = "linear"
@@ -64,10 +64,7 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
             low = (stats.percentile(50.0) - stats.minimum) / (stats.maximum - stats.minimum)
             if low < 0.1:
                 scale = "log"
-                notes.append(
-                    f"log colour scale: {name} spans {decades:.1f} decades, half of it in the lowest "
-                    f"{100 * low:.0f}% of its range (--scale linear for linear)"
-                )
+                notes.append(f"log colour scale (auto): {name} spans {decades:.1f} decades")
     aspect = options.aspect or _aspect(facts)
     return Resolved(name, bool(descent), scale, aspect, tuple(notes))
 
