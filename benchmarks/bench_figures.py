@@ -46,6 +46,48 @@ def _timed(cmd: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def _in_process(h5: Path, args: argparse.Namespace) -> dict[str, float]:
+    """The same million arrows in this process, imports and GL context warm: gradbatch's picture
+    (read, sample, GL raster, matplotlib axes, PNG) against matplotlib's quiver of the same
+    arrows to a PNG, in the same run."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (the file's filters)
+    import matplotlib
+    import numpy as np
+
+    from gradbatch.viewer.options import RenderOptions
+    from gradbatch.viewer.render import render
+
+    opts = RenderOptions(size=(1300, 1300), pixels_per_arrow=1, layers=("arrows",), arrow_mode="normalize")
+    render(h5, args.dir / "warm.png", options=RenderOptions(size=(200, 200)), overwrite=True)
+    times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        render(h5, args.dir / "m.png", options=opts, overwrite=True)
+        times.append(time.perf_counter() - t0)
+    t_gb = statistics.median(times)
+    print(f"in process: gradbatch picture of ~1.08M arrows {t_gb:.2f} s", flush=True)
+    res = {"in_process_gradbatch_million_s": t_gb}
+    if args.skip_matplotlib:
+        return res
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with h5py.File(h5, "r") as f:
+        x, y = f["v/x"][::2], f["v/y"][::2]
+        u, v = f["v/grad_x"][::2, ::2], f["v/grad_y"][::2, ::2]
+    gx, gy = np.meshgrid(x, y)
+    t0 = time.perf_counter()
+    fig, ax = plt.subplots(figsize=(1300 / 150, 1300 / 150), dpi=150)
+    ax.quiver(gx, gy, u, v)
+    fig.savefig(args.dir / "q.png")
+    plt.close(fig)
+    t_mpl = time.perf_counter() - t0
+    print(f"in process: matplotlib quiver of {u.size:,} arrows {t_mpl:.2f} s -> {t_mpl / t_gb:.1f}x", flush=True)
+    res.update(in_process_matplotlib_million_s=t_mpl, in_process_speedup=t_mpl / t_gb)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--side", type=int, default=2048, help="grid side of the job (default 2048)")
@@ -73,6 +115,7 @@ def main() -> None:
         t = _timed([*gb, "-o", str(args.dir / f"d.{suffix}")], args.runs)
         out[f"gradbatch_default_{suffix}_s"] = t
         print(f"gradbatch render, default layers, {suffix.upper()}: {t:.2f} s", flush=True)
+    out.update(_in_process(h5, args))
     if not args.skip_matplotlib:
         script = args.dir / "user_quiver.py"
         script.write_text(USER_SCRIPT)
