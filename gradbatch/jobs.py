@@ -27,7 +27,7 @@ from .outputs import by_output, check_render, check_space, decide, make_folder, 
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
 from .summary import nonfinite_lines
 from .trajectories.flows import check_flows, run_flows
-from .writing import write_tiles
+from .writing import axis_attrs, write_tiles
 
 __all__ = ["Progress", "JobReport", "JobRenderer", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
 
@@ -289,7 +289,7 @@ def _run_one(
     axes = list(zip(job.grid.names, plan.axes))
     writer = JobWriter(
         part, job.name, plan.fields, axes, plan.layout, plan.levels, job.compression.value, _provenance(plan),
-        check_width=check_width,
+        check_width=check_width, axis_attrs=axis_attrs(plan),
     )  # fmt: skip
     done = writer.open()
     stats = EvalStats()

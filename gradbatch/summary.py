@@ -140,7 +140,7 @@ def _job_lines(info: StoreInfo, j: JobInfo) -> list[str]:
         f"job {j.name}  [{state}]",
         f"  function   {a.get('function', '?')}  ({a.get('function_source', '?')}, {a.get('kind', '?')})",
     ]
-    lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points" for name, first, last, n in j.axes]
+    lines += [f"  axis {name:<6} {first:g} .. {last:g}, {n} points{_label(j, name)}" for name, first, last, n in j.axes]
     lines.append(
         f"  dtype      {a.get('dtype', '?')}   device {a.get('device', a.get('device_requested', '?'))}"
         f"   compression {a.get('compression', '?')}   tile {a.get('tile')}"
@@ -170,6 +170,12 @@ def _job_lines(info: StoreInfo, j: JobInfo) -> list[str]:
             lines += [f"  non-finite {line}" for line in nonfinite_lines(a["nonfinite"], points)]
     lines.append(f"  versions   torch {a.get('torch_version', '?')}, gradbatch {a.get('gradbatch_version', '?')}")
     return lines
+
+
+def _label(j: JobInfo, axis: str) -> str:
+    """``   "slope m" [m]``: an axis's name and units for pictures, where the file has them."""
+    long_name, units = j.labels.get(axis, ("", ""))
+    return (f"   {long_name!r}" if long_name else "") + (f" [{units}]" if units else "")
 
 
 def _field_lines(j: JobInfo) -> list[str]:

@@ -1,5 +1,6 @@
 """Tiles from the engine into the store, on a writer thread: computing tile i+1 overlaps
-compressing and writing tile i, and a bounded queue keeps memory flat."""
+compressing and writing tile i, and a bounded queue keeps memory flat. And what the store
+writes beside them for pictures: each axis's name and units."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from .engine import TileResult
+from .engine import JobPlan, TileResult
 from .store import JobWriter
 
-__all__ = ["write_tiles"]
+__all__ = ["write_tiles", "axis_attrs"]
 
 
 def write_tiles(writer: JobWriter, tiles: Iterable[TileResult], written: Callable[[int, int], None]) -> float:
@@ -85,3 +86,35 @@ class _WriterThread(threading.Thread):
                 return
             except queue.Full:
                 continue
+
+
+def axis_attrs(plan: JobPlan) -> dict[str, dict[str, str]]:
+    """Each axis's ``long_name`` and ``units`` for pictures: the job's ``labels:``/``units:``,
+    else what a landscape's axes are (its model's parameters, or directions in weight space)."""
+    names = _landscape_names(plan)
+    out: dict[str, dict[str, str]] = {}
+    for i, a in enumerate(plan.job.grid.axes):
+        long_name = a.label or (names[i] if i < len(names) else "")
+        out[a.name] = {k: v for k, v in (("long_name", long_name), ("units", a.unit)) if v}
+    return out
+
+
+def _landscape_names(plan: JobPlan) -> list[str]:
+    """A loss landscape's names for its axes, in grid order ([] for other functions)."""
+    making = plan.built.landscape
+    if making is None:
+        return []
+    axes = plan.job.grid.names
+    a = making.attrs
+    if a.get("kind") == "data":  # a two-parameter model: slope, then bias
+        return [f"{role} {name}" for role, name in zip(("slope", "bias"), axes)]
+    variance = a.get("explained_variance") or []
+    kinds = {"random": "random direction", "filter": "filter-normalised direction", "checkpoints": "direction"}
+    names = []
+    for i in range(len(axes)):
+        if a.get("directions") == "pca":
+            share = f" ({float(variance[i]):.1%} of the training's variance)" if i < len(variance) else ""
+            names.append(f"principal direction {i + 1}{share}")
+        else:
+            names.append(f"{kinds.get(str(a.get('directions')), 'direction')} {i + 1}")
+    return names

@@ -18,7 +18,7 @@ Every name other modules use is importable from here: ``from gradbatch.config im
 
 from __future__ import annotations
 
-from .axes import MAX_AXIS_POINTS, MAX_GRID_POINTS, MAX_TILE_POINTS, Axis, Grid
+from .axes import GRID_TEXT_KEYS, MAX_AXIS_POINTS, MAX_GRID_POINTS, MAX_LABEL_CHARS, MAX_TILE_POINTS, Axis, Grid
 from .checks import Choice, bad_character, show
 from .expression import ParsedExpression, parse_expression
 from .function import (
@@ -126,6 +126,8 @@ __all__ = [
     "MAX_GRID_POINTS",
     "MAX_AXIS_POINTS",
     "MAX_TILE_POINTS",
+    "MAX_LABEL_CHARS",
+    "GRID_TEXT_KEYS",
     # function sources and outputs
     "FunctionSource",
     "ExpressionSource",

@@ -7,16 +7,17 @@ grid or tile far beyond any sensible job (a typo's extra zeros) are refused with
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import struct
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-from .checks import is_int, number, per_axis, show
+from .checks import bad_character, is_int, number, per_axis, show
 
 __all__ = [
     "Axis",
@@ -24,6 +25,8 @@ __all__ = [
     "MAX_GRID_POINTS",
     "MAX_AXIS_POINTS",
     "MAX_TILE_POINTS",
+    "MAX_LABEL_CHARS",
+    "GRID_TEXT_KEYS",
     "parse_grid",
     "parse_tile",
     "check_axis_names",
@@ -37,6 +40,10 @@ MAX_GRID_POINTS = 1 << 48
 MAX_AXIS_POINTS = 1 << 32
 MAX_TILE_POINTS = 1 << 26
 """Most points in one tile (2^26: a few GB of autograd memory)."""
+MAX_LABEL_CHARS = 100
+"""Longest axis label or unit (what fits beside an axis of a figure)."""
+GRID_TEXT_KEYS = ("labels", "units")
+"""Keys of ``grid:`` that name the axes for pictures instead of being axes."""
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always .fullmatch: '$' would let a final newline through
 # Names in a job's HDF5 group beside the axes' coordinate datasets (docs/format.md): an axis of
@@ -59,12 +66,15 @@ _BASINS_NAMES = ("label", "steps", "stop_reason", "minima")  # in /<job>/basins 
 
 @dataclass(frozen=True)
 class Axis:
-    """One grid axis: ``points`` evenly spaced values from ``start`` to ``stop`` inclusive."""
+    """One grid axis: ``points`` evenly spaced values from ``start`` to ``stop`` inclusive;
+    ``label`` and ``unit`` name it for pictures ("" where the job gives none)."""
 
     name: str
     start: float
     stop: float
     points: int
+    label: str = ""
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,9 +103,22 @@ class Grid:
         return n
 
 
-def parse_grid(raw: Any, where: str) -> Grid:
-    """``{name: [min, max, points], ...}``, 1 to 3 axes (a missing grid is the caller's to fill)."""
-    if not isinstance(raw, dict) or not 1 <= len(raw) <= 3:
+def parse_grid(raw: Any, where: str, default: Grid | None = None) -> Grid:
+    """``{name: [min, max, points], ...}``, 1 to 3 axes, and optionally ``labels:`` and
+    ``units:`` (``{axis: text}``). ``default``: the grid when only labels or units are given
+    (a built-in's own domain); a missing grid is the caller's to fill."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of 1 to 3 axes, name: [min, max, points], got {show(raw)}")
+    axes_raw = {k: v for k, v in raw.items() if k not in GRID_TEXT_KEYS}
+    if not axes_raw and default is not None:
+        grid = default
+    else:
+        grid = _parse_axes(axes_raw, where)
+    return _with_text(grid, raw, where)
+
+
+def _parse_axes(raw: dict[Any, Any], where: str) -> Grid:
+    if not 1 <= len(raw) <= 3:
         raise ConfigError(f"{where}: expected a mapping of 1 to 3 axes, name: [min, max, points], got {show(raw)}")
     axes = []
     for name, spec in raw.items():
@@ -112,6 +135,47 @@ def parse_grid(raw: Any, where: str) -> Grid:
             raise ConfigError(f"{at}: expected min < max, got min {lo:g} and max {hi:g}")
         axes.append(Axis(name, lo, hi, pts))
     return Grid(tuple(axes))
+
+
+def _with_text(grid: Grid, raw: dict[Any, Any], where: str) -> Grid:
+    """``grid`` with the ``labels:`` and ``units:`` of ``raw`` (checked) on its axes."""
+    given: dict[str, dict[str, str]] = {}
+    for key in GRID_TEXT_KEYS:
+        if key not in raw:
+            continue
+        at = f"{where}.{key}"
+        texts = raw[key]
+        if not isinstance(texts, dict):
+            raise ConfigError(
+                f"{at}: expected a mapping of axis names to text, e.g. {{x: 'slope m'}}, got {show(texts)}"
+            )
+        unknown = [k for k in texts if k not in grid.names]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), grid.names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{at}: {show(unknown[0])} is not an axis of the grid; axes: {', '.join(grid.names)}{hint}"
+            )
+        for name, text in texts.items():
+            given.setdefault(name, {})[key] = _text(text, f"{at}.{name}")
+    return Grid(
+        tuple(
+            replace(a, label=given.get(a.name, {}).get("labels", ""), unit=given.get(a.name, {}).get("units", ""))
+            for a in grid.axes
+        )
+    )
+
+
+def _text(text: Any, where: str) -> str:
+    """One line of plain text for a figure: no control characters, at most MAX_LABEL_CHARS."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: expected text (quote numbers: '1'), got {show(text)}")
+    bad = bad_character(text)
+    if bad:
+        raise ConfigError(f"{where}: expected one line of plain text; it holds {bad}")
+    if len(text) > MAX_LABEL_CHARS:
+        raise ConfigError(f"{where}: {len(text)} characters; at most {MAX_LABEL_CHARS} are allowed")
+    return text
 
 
 def check_axis_names(grid: Grid, reserved: Mapping[str, object], basins: bool, where: str) -> None:

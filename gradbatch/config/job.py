@@ -291,15 +291,16 @@ def _function_and_grid(
     if dtype is None:
         raise ConfigError(f"{at(where, 'dtype')}: expected float32 or float64, got {show(d.get('dtype'))}")
     grid_raw = d.get("grid")
-    if grid_raw is None and isinstance(function, BuiltinSource):
-        grid = builtin_grid(function)
+    own = builtin_grid(function) if isinstance(function, BuiltinSource) else None
+    if grid_raw is None and own is not None:
+        grid = own
     elif grid_raw is None:
         raise ConfigError(
             f"{at(where, 'grid')}: missing; give axis: [min, max, points] for 1 to 3 axes, "
             "e.g. {x: [-4, 4, 512], y: [-4, 4, 512]}"
         )
     else:
-        grid = parse_grid(grid_raw, at(where, "grid"))
+        grid = parse_grid(grid_raw, at(where, "grid"), own)
     check_axis_names(grid, {**ARITY, **CONSTANTS, **params}, "basins" in d, at(where, "grid"))
     check_bounds(grid, dtype.value, at(where, "grid"))
     check_param_names(params, at(where, "params"))

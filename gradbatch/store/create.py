@@ -35,6 +35,7 @@ class JobSpec(Protocol):
     compression: str
     attrs: Mapping[str, Any]
     check_width: int
+    axis_attrs: Mapping[str, Mapping[str, str]]  # axis -> {long_name, units}, where given
 
 
 def mark_format(f: h5py.File) -> None:
@@ -76,6 +77,8 @@ def _datasets(g: h5py.Group, spec: JobSpec, shape: tuple[int, ...], chunks: tupl
         coords = level_axis_values(values, level) if level else values
         d = g.create_dataset(name, data=coords)
         d.make_scale(name)
+        for key, text in spec.axis_attrs.get(name, {}).items():
+            d.attrs[key] = text
         scales.append(d)
     settings = filters(spec.compression)
     chunks = tuple(min(c, n) for c, n in zip(chunks, shape))

@@ -32,6 +32,10 @@ COMPRESSION = "compression"
 FUNCTION = "function"
 FACTOR = "factor"  # of a level group: 2^k
 
+# -- an axis's coordinates: its name for pictures (the CF convention, which xarray reads) -------
+LONG_NAME = "long_name"
+UNITS = "units"
+
 # -- the pyramid and the tile bookkeeping --------------------------------------------------------
 LEVELS_GROUP = "levels"
 TILES = "_tiles"

@@ -19,6 +19,7 @@ from . import layout as L
 from .access import (
     attr_value,
     attrs_of,
+    bad_attr,
     child,
     flag_attr,
     group_keys,
@@ -78,6 +79,7 @@ class JobInfo:
     tiles_total: int
     trajectories: dict[str, Any] = field(default_factory=dict)  # summaries of paths/basins/streamlines
     stats: dict[str, FieldStats] = field(default_factory=dict)  # each field's, over its done tiles
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # axis -> (long_name, units)
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,16 @@ class StoreInfo:
 
 @dataclass(frozen=True)
 class JobLayout:
-    """A job's structure as checked by :func:`check_job`: what every reader relies on."""
+    """A job's structure as checked by :func:`check_job`: what every reader relies on, and
+    what a picture is titled and labelled with: ``labels`` (axis -> (long_name, units), ""
+    where the file has none) and ``function`` (the job's function text, "" if absent)."""
 
     name: str
     axes: tuple[str, ...]  # grid order
     fields: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]  # array shape (axes reversed) of level 0, 1, ...
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    function: str = ""
 
 
 def check_job(path: str | Path, g: h5py.Group, overlays: bool = True) -> JobLayout:
@@ -115,7 +121,21 @@ def check_job(path: str | Path, g: h5py.Group, overlays: bool = True) -> JobLayo
         raise StoreError(f"{path}: {done.name} is {done.shape} {done.dtype}; expected a {len(axes)}D integer map")
     if overlays:
         summaries(path, g, axes)
-    return JobLayout(g.name.lstrip("/"), axes, fields, tuple(shapes))
+    labels = {
+        a: (_text_attr(path, child(path, g, a), L.LONG_NAME), _text_attr(path, child(path, g, a), L.UNITS))
+        for a in axes
+    }
+    return JobLayout(g.name.lstrip("/"), axes, fields, tuple(shapes), labels, _text_attr(path, g, L.FUNCTION))
+
+
+def _text_attr(path: str | Path, obj: h5py.HLObject, key: str) -> str:
+    """Text attribute ``key`` of ``obj`` ("" where absent)."""
+    v = plain(attr_value(path, obj, key))
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    raise bad_attr(path, obj, key, v, "text")
 
 
 def _check_level(
@@ -199,6 +219,7 @@ def _job_info(p: Path, g: h5py.Group) -> JobInfo:
         int(done.size),
         summaries(p, g, lay.axes),
         {fn: field_stats(p, g, lay, fn) for fn in lay.fields},
+        lay.labels,
     )
 
 

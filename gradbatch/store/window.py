@@ -86,6 +86,18 @@ class FieldReader:
         return _Level(coords(self.axes[0]), coords(self.axes[1]), coords(self.slice_axis) if self.slice_axis else None)
 
     @property
+    def axis_labels(self) -> dict[str, tuple[str, str]]:
+        """Every grid axis's (long_name, units) for pictures ("" where the job gives none): the
+        job's ``labels:``/``units:``, or a landscape's names for its parameters or directions."""
+        return dict(self.layout.labels)
+
+    @property
+    def function_text(self) -> str:
+        """The job's function as stored (its expression, a built-in's formula, a callable's
+        reference or a landscape's description), to title a picture "job: function"."""
+        return self.layout.function
+
+    @property
     def plane_axes(self) -> tuple[int, int]:
         """Where the view's two axes sit among the grid's (to project paths and streamlines)."""
         return self.grid_axes.index(self.axes[0]), self.grid_axes.index(self.axes[1])

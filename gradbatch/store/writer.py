@@ -42,7 +42,8 @@ class JobWriter:
     """Creates (or reopens, to resume) one job's group in a partial file and writes its tiles.
 
     ``fields``: dataset names; ``axes``: (name, coordinates) in grid order; ``lay``: tile layout
-    in array order; ``levels``: pyramid levels beyond the full grid.
+    in array order; ``levels``: pyramid levels beyond the full grid; ``axis_attrs``: each axis's
+    ``long_name`` and ``units`` for pictures, stored on its coordinates at every level.
     """
 
     path: Path
@@ -54,6 +55,7 @@ class JobWriter:
     compression: str  # "lz4" | "zstd" | "gzip" | "none"
     attrs: Mapping[str, Any]
     check_width: int = 0  # columns of a tile's gradient-check row (0: the job has no check)
+    axis_attrs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # axis -> {long_name, units}
     _file: h5py.File | None = field(default=None, init=False, repr=False)
     _pending: list[int] = field(default_factory=list, init=False, repr=False)
     _chunks: LevelChunks = field(init=False, repr=False)
