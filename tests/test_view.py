@@ -41,7 +41,7 @@ def test_camera_changes_stream_the_right_level_and_window(big: Path) -> None:
     assert first.data["value"].shape[1] <= 2 * 400 + 2
     assert fv.bar is not None and not fv.bar.visible  # the colour bar joins after the first frame
     fv._tick()
-    assert fv.layers.colorbar is fv.bar and fv.bar.visible
+    assert fv.layers.colorbar is fv.bar and fv.bar.visible and fv.decor.revealed
     lo, hi = fv.layers.clim
     assert -1.01 <= lo < -0.9 and 0.9 < hi <= 1.01  # sin(x) cos(y) over the whole view
     fv.view.camera.rect = (2.0, 1.0, 0.5, 0.25)  # zoom far in: x 2..2.5, y 1..1.25
