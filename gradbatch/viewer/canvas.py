@@ -123,6 +123,7 @@ class FieldView:
         if self.state.surface:
             self.layers = SurfaceLayers(self.scene, self.view, reader, options, plane=self.state.plane)
             self.loader = None
+            self.decor.show_axes(False)
             if self.bar is not None:  # the surface's colours are its height
                 self.bar.set_limits(*self.layers.zlim, bar_label(replace(options, scale="linear")))
             self.decor.set_legend([])
@@ -135,6 +136,7 @@ class FieldView:
             aspect = 1 if options.aspect == "equal" else None
             self.view.camera = self.scene.PanZoomCamera(rect=rect, aspect=aspect)
             self.decor.link()
+            self.decor.show_axes(True)
             self.layers = FieldLayers(
                 self.scene,
                 self.view.scene,
@@ -197,8 +199,17 @@ class FieldView:
     # -- streaming ----------------------------------------------------------------------------
     @property
     def window(self) -> tuple[float, float, float, float]:
-        r = self.view.camera.rect
-        return float(r.left), float(r.right), float(r.bottom), float(r.top)
+        """The data rectangle (x0, x1, y0, y1) on screen: with an equal aspect the camera shows
+        more than its ``rect`` along one axis, and that is read too."""
+        cam = self.view.camera
+        r = cam.rect
+        x0, x1, y0, y1 = float(r.left), float(r.right), float(r.bottom), float(r.top)
+        w, h = self.view.size
+        if cam.aspect is None or w < 2 or h < 2:
+            return x0, x1, y0, y1
+        per_px = max((x1 - x0) / w, (y1 - y0) / h * cam.aspect)  # data units a pixel, along x
+        cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, per_px * w / 2, per_px * h / cam.aspect / 2
+        return cx - half_w, cx + half_w, cy - half_h, cy + half_h
 
     def request(self) -> WindowRequest | None:
         """Ask the loader for the visible window; returns the request, or None when there is

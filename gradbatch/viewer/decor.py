@@ -139,8 +139,10 @@ class Decor:
             columns = 5 if self.legend_view is not None else 4 if self.bar is not None else 2
             grid.add_widget(self.title, row=0, col=0, col_span=columns)
         self.legend: list[Any] = []
+        self.entries: list[LegendEntry] = []  # what the legend says now
         self.rows = max(1, int((height - 72) // ROW_PX))  # legend lines that fit
         self.revealed = False
+        self.axes_on = True  # off for the surface: its turntable camera has no x, y ticks to give
         self._words(False)
         grid._update_child_widget_dim()  # lay out now: the first request needs the view's size
 
@@ -163,10 +165,18 @@ class Decor:
         self.revealed = True
         self._words(True)
 
+    def show_axes(self, on: bool) -> None:
+        """Draw the x and y axes (the 2D map) or not (the surface)."""
+        self.axes_on = on
+        self._words(self.revealed)
+
     def _words(self, on: bool) -> None:
-        for w in (self.title, self.xaxis, self.yaxis, self.legend_view):
+        for w in (self.title, self.legend_view):
             if w is not None:
                 w.visible = on
+        for axis in (self.xaxis, self.yaxis):
+            if axis is not None:
+                axis.visible = on and self.axes_on
         if self.bar is not None:
             self.bar.reveal(on)
 
@@ -175,6 +185,7 @@ class Decor:
         for v in self.legend:
             v.parent = None
         self.legend = []
+        self.entries = list(entries) if self.legend_view is not None else []
         if self.legend_view is None or not entries:
             if self.legend_view is not None:
                 self.legend_view.visible = False

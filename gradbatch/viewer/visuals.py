@@ -307,7 +307,7 @@ class SurfaceLayers:
         zn = (np.where(finite, z, zmin) - zmin) / (zmax - zmin)  # 0..1
         base = -0.25  # the input plane, below the surface
         view.camera = scene.TurntableCamera(
-            elevation=elevation, azimuth=azimuth, fov=40, center=(0.5, 0.5, 0.1), distance=2.6
+            elevation=elevation, azimuth=azimuth, fov=40, center=(0.5, 0.5, 0.1), distance=2.1
         )
         colors = map_colors(zn.ravel(), colormap_lut(opt.colormap))
         colors[~finite.ravel()] = (0.55, 0.55, 0.55, 1.0)  # undefined: grey, never the lowest colour
