@@ -40,7 +40,8 @@ def test_camera_changes_stream_the_right_level_and_window(big: Path) -> None:
     assert first.level >= 3  # 4096 points on 400 pixels: a coarse level, never the full grid
     assert first.data["value"].shape[1] <= 2 * 400 + 2
     assert fv.bar is not None and not fv.bar.visible  # the colour bar joins after the first frame
-    fv._tick()
+    for _ in range(fv.decor.STAGES):  # a group of words a frame: axes, colour bar, title and legend
+        fv._tick()
     assert fv.layers.colorbar is fv.bar and fv.bar.visible and fv.decor.revealed
     lo, hi = fv.layers.clim
     assert -1.01 <= lo < -0.9 and 0.9 < hi <= 1.01  # sin(x) cos(y) over the whole view

@@ -54,7 +54,7 @@ def _ticks(axis: Any) -> list[float]:
 def test_tick_labels_follow_the_camera(wave: Path) -> None:
     fv = _view(wave)
     _wait(fv)
-    fv._tick()
+    fv.decor.reveal()
     fv.canvas.render()
     xs = _ticks(fv.decor.xaxis)
     assert min(xs) >= -1e-9 and max(xs) <= 8 + 1e-9 and max(xs) - min(xs) >= 4  # data units, the whole job
@@ -73,7 +73,7 @@ def test_tick_labels_follow_the_camera(wave: Path) -> None:
 def test_colour_limits_do_not_change_when_zooming_into_a_sub_window(wave: Path) -> None:
     fv = _view(wave, size=(600, 400))
     _wait(fv)
-    fv._tick()
+    fv.decor.reveal()
     whole = fv.layers.clim
     assert whole[0] == pytest.approx(-1, abs=0.02) and whole[1] == pytest.approx(1, abs=0.02)
     fv.view.camera.rect = (0.5, 0.1, 0.3, 0.1)  # sin(x) cos(y) is 0.47..0.71 here
@@ -89,7 +89,7 @@ def test_a_nan_region_is_not_the_lowest_colour_and_holds_no_arrows(tmp_path: Pat
     path = _job(tmp_path, "name: half\nfunction: 'sqrt(x) + y'\ngrid: {x: [-1, 1, 41], y: [-1, 1, 41]}\n")
     fv = _view(path, options=LayerOptions(theme="dark", layers=("image", "arrows")))
     _wait(fv)
-    fv._tick()
+    fv.decor.reveal()
     img = fv.canvas.render()
     to_canvas = fv.view.scene.node_transform(fv.canvas.scene)
     px, py = to_canvas.map([-0.5, 0.3])[:2]  # x < 0: sqrt is NaN
@@ -168,4 +168,12 @@ def test_the_surface_keeps_its_colours_readable(tmp_path: Path) -> None:
     img = fv.canvas.render()[..., :3].astype(float)
     lit = img.sum(axis=2) > 0
     assert lit.mean() > 0.05 and img[lit].mean() > 85  # was 65: shaded nearly black
+    fv.close()
+
+
+def test_the_window_opens_on_the_window_asked_for(wave: Path) -> None:
+    fv = _view(wave, window=(2.0, 3.0, 1.0, 2.0))
+    resp = _wait(fv)
+    x0, x1, y0, y1 = resp.request.window
+    assert x0 <= 2.0 + 1e-6 and x1 >= 3.0 - 1e-6 and y0 <= 1.0 + 1e-6 and y1 >= 2.0 - 1e-6 and x1 - x0 < 1.5
     fv.close()

@@ -249,7 +249,7 @@ class FieldView:
     def _tick(self) -> None:
         self.poll()
         if not self.decor.revealed and (self.state.applied or self.state.surface):
-            self.decor.reveal()  # the words join after the first frame: llvmpipe draws text slowly at first
+            self.decor.reveal_step()  # the words join after the first frame, a group a frame (llvmpipe)
             self.canvas.update()
         step = self.state.tick()
         if step is not None:

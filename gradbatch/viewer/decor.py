@@ -30,11 +30,20 @@ LEGEND_WIDTH = 150
 ROW_PX = 18  # a legend line
 
 
+def share_fonts(fonts: Any, *texts: Any) -> None:
+    """Let vispy text visuals share one glyph atlas (``fonts``: a vispy FontManager). Each makes
+    its own by default, and a glyph costs llvmpipe ~30 ms to raster on the CPU the first time:
+    shared, the frame's ~60 glyphs are made once, not once per label."""
+    for text in texts:
+        text._font_manager = fonts
+        text._update_font()
+
+
 class ColourBar:
     """A strip of the colormap over [lo, hi] in a small view, with an axis of ticks in data units
     and the field's name. ``clim`` may be set as numbers (or, from older callers, strings)."""
 
-    def __init__(self, scene: Any, grid: Any, row: int, col: int, theme: Theme, cmap: Any) -> None:
+    def __init__(self, scene: Any, grid: Any, row: int, col: int, theme: Theme, cmap: Any, fonts: Any) -> None:
         from vispy.color import get_colormap
 
         self.strip = grid.add_view(row=row, col=col, camera=scene.PanZoomCamera(interactive=False))
@@ -56,6 +65,7 @@ class ColourBar:
             major_tick_length=5,
             minor_tick_length=2,
         )
+        share_fonts(fonts, self.axis.axis._text, self.axis.axis._axis_label_vis)
         grid.add_widget(self.axis, row=row, col=col + 1)
         self.axis.width_min = self.axis.width_max = BAR_AXIS
         self.axis.link_view(self.strip)
@@ -114,13 +124,16 @@ class Decor:
         width, height = canvas.size
         grid = canvas.central_widget.add_grid(spacing=0)
         self.grid = grid
+        from vispy.visuals.text.text import FontManager
+
         fg = theme.foreground
+        self.fonts = FontManager()
         framed = width >= 300 and height >= 200  # a thumbnail keeps its pixels for the data
         self.title = self.xaxis = self.yaxis = None
         row = col = 1 if framed else 0
         self.view = grid.add_view(row=row, col=col, border_color=fg if framed else None)
         if framed:
-            self.title = scene.Label("", color=fg, font_size=10)
+            self.title = scene.Label("", color=fg, font_size=10, font_manager=self.fonts)
             self.title.height_min = self.title.height_max = 28
             style = dict(text_color=fg, axis_color=fg, tick_color=fg, tick_font_size=7, axis_font_size=9, axis_width=1)
             self.yaxis = scene.AxisWidget(orientation="left", axis_label_margin=46, tick_label_margin=6, **style)
@@ -129,8 +142,10 @@ class Decor:
             self.xaxis = scene.AxisWidget(orientation="bottom", axis_label_margin=30, tick_label_margin=14, **style)
             self.xaxis.height_min = self.xaxis.height_max = 44
             grid.add_widget(self.xaxis, row=2, col=1)
+            for axis in (self.xaxis, self.yaxis):
+                share_fonts(self.fonts, axis.axis._text, axis.axis._axis_label_vis)
             self.link()
-        self.bar = ColourBar(scene, grid, row, col + 1, theme, cmap) if colorbar and width >= 360 else None
+        self.bar = ColourBar(scene, grid, row, col + 1, theme, cmap, self.fonts) if colorbar and width >= 360 else None
         self.legend_view = None
         if legend and width >= 640:
             self.legend_view = grid.add_view(row=row, col=col + 3, camera=scene.PanZoomCamera(interactive=False))
@@ -141,9 +156,9 @@ class Decor:
         self.legend: list[Any] = []
         self.entries: list[LegendEntry] = []  # what the legend says now
         self.rows = max(1, int((height - 72) // ROW_PX))  # legend lines that fit
-        self.revealed = False
+        self.stage = 0  # text groups shown so far (none before the first frame)
         self.axes_on = True  # off for the surface: its turntable camera has no x, y ticks to give
-        self._words(False)
+        self._words()
         grid._update_child_widget_dim()  # lay out now: the first request needs the view's size
 
     def link(self) -> None:
@@ -160,25 +175,39 @@ class Decor:
         self.xaxis.axis.axis_label = xname
         self.yaxis.axis.axis_label = yname
 
+    STAGES = 3  # axes, colour bar, title and legend
+
     def reveal(self) -> None:
-        """Show the text (after the first frame: its first draw is slow on llvmpipe)."""
-        self.revealed = True
-        self._words(True)
+        """Show all the text now."""
+        self.stage = self.STAGES
+        self._words()
+
+    def reveal_step(self) -> bool:
+        """Show the next group of text (axes, then colour bar, then title and legend): one a
+        frame after the first, since each costs llvmpipe a few tenths of a second to draw the
+        first time (its shaders and glyphs); returns whether all is shown."""
+        self.stage = min(self.stage + 1, self.STAGES)
+        self._words()
+        return self.revealed
+
+    @property
+    def revealed(self) -> bool:
+        return self.stage >= self.STAGES
 
     def show_axes(self, on: bool) -> None:
         """Draw the x and y axes (the 2D map) or not (the surface)."""
         self.axes_on = on
-        self._words(self.revealed)
+        self._words()
 
-    def _words(self, on: bool) -> None:
+    def _words(self) -> None:
         for w in (self.title, self.legend_view):
             if w is not None:
-                w.visible = on
+                w.visible = self.stage >= 3
         for axis in (self.xaxis, self.yaxis):
             if axis is not None:
-                axis.visible = on and self.axes_on
+                axis.visible = self.stage >= 1 and self.axes_on
         if self.bar is not None:
-            self.bar.reveal(on)
+            self.bar.reveal(self.stage >= 2)
 
     def set_legend(self, entries: Sequence[LegendEntry]) -> None:
         """Draw ``entries``, one a line from the top: a swatch (line, markers or patch) and words."""
@@ -192,6 +221,7 @@ class Decor:
             return
         self.legend_view.visible = self.revealed
         self.legend = _legend_visuals(self.scene, self.legend_view, entries, self.theme, self.rows)
+        share_fonts(self.fonts, self.legend[-1])
 
 
 def _legend_visuals(scene: Any, view: Any, entries: Sequence[LegendEntry], theme: Theme, rows: int) -> list[Any]:

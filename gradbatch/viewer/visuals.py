@@ -93,8 +93,8 @@ class FieldLayers:
         self.undefined.visible = False
         self.undefined_shown = 0  # masked points of the last response
         self.contour_lines = scene.visuals.Isocurve(
-            np.zeros((2, 2), np.float32), levels=[0.5], color_lev=self.theme.foreground, parent=parent
-        )
+            np.zeros((2, 2), np.float32), levels=[0.5], color_lev=(0.0, 0.0, 0.0, 0.6), parent=parent
+        )  # dark contours, as matplotlib's: the streamlines are the white lines
         self.arrows = ArrowField(parent=parent)
         self.arrow_ref = 0.0  # the magnitude drawn as a full-length arrow (clip mode)
         self.static = StaticLayers(scene, parent, overlays, plane_axes, self.theme)
