@@ -116,7 +116,7 @@ class StaticLayers:
         norm = np.hypot(d[:, 0], d[:, 1])
         ok = np.isfinite(norm) & (norm > 0)
         span = np.nanmax(pts, axis=0) - np.nanmin(pts, axis=0)
-        size = 0.035 * float(np.hypot(*span)) if np.all(np.isfinite(span)) else 1.0
+        size = 0.02 * float(np.hypot(*span)) if np.all(np.isfinite(span)) else 1.0  # small sprites: cheap
         heads = ArrowField(parent=parent)
         vec = d[ok] / norm[ok, None] * size * np.array([1.0, 1.0], np.float32)
         heads.set_data(pts[mid][ok], vec, np.tile(np.array(color, np.float32), (int(ok.sum()), 1)))
