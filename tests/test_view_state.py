@@ -112,8 +112,8 @@ def test_paths_play_from_the_start_step_and_stop_at_the_end() -> None:
 def test_requests_name_the_window_fields_arrows_and_plane() -> None:
     s = _state(options=LayerOptions(pixels_per_arrow=24))
     req = s.request((0.0, 2.0, -1.0, 1.0), (480, 240))
-    assert req == WindowRequest(
-        "flat", (0.0, 2.0, -1.0, 1.0), (480, 240), ("value",), ("grad_x", "grad_y"), (80, 40), None
+    assert req == WindowRequest(  # the value beside the arrows too: none where it is undefined
+        "flat", (0.0, 2.0, -1.0, 1.0), (480, 240), ("value",), ("grad_x", "grad_y", "value"), (80, 40), None
     )
     s = _state(options=LayerOptions(field="speed"))
     s.enter(CUBE)

@@ -85,6 +85,7 @@ def _node_type() -> Any:
 
         def set_data(self, centres: np.ndarray, vectors: np.ndarray, colors: np.ndarray) -> None:
             self._count = len(centres)
+            self.centres = centres  # where the arrows stand (N, 2): kept for tests and read-outs
             if self._count == 0:  # GL refuses empty buffers: keep one invisible arrow
                 centres, vectors, colors = (
                     np.zeros((1, 2), np.float32),

@@ -19,6 +19,7 @@ from ..records import WindowRequest, WindowResponse
 from .limits import default_field
 from .options import LayerOptions
 from .prepare import arrow_canvas
+from .window_layout import check_plane, plane_words, snap_plane
 
 __all__ = ["KEY_ACTIONS", "ShownJob", "ViewState", "key_action"]
 
@@ -66,7 +67,8 @@ class ShownJob:
 class ViewState:
     """The window's state for the file at ``path`` with ``jobs`` (name -> number of axes, the
     viewable ones in file order). ``slice_axis``: the axis to cut 3D jobs across (None: their
-    last); ``surface``: seed 000's 3D picture, read once per plane, with no window requests."""
+    last); ``surface``: seed 000's 3D picture, read once per plane, with no window requests;
+    ``plane``: where the first 3D job shown is cut (None: its middle; refused outside its axis)."""
 
     def __init__(
         self,
@@ -75,14 +77,17 @@ class ViewState:
         options: LayerOptions = LayerOptions(),
         slice_axis: str | None = None,
         surface: bool = False,
+        plane: float | None = None,
     ) -> None:
         self.path = Path(path)
+        self.requested_plane = plane  # the plane asked for, until the user moves it
         self.jobs = dict(jobs)
         self.options = options
         self.slice_axis = slice_axis
         self.surface = surface
         self.job: ShownJob | None = None
         self.plane: float | None = None
+        self.shown_plane: float | None = None  # the plane of the last response drawn (the file's own)
         self.visible: tuple[str, ...] = tuple(options.layers)
         self.playing = False
         self.path_steps = 0  # the longest descent path's steps (0: no paths drawn)
@@ -101,8 +106,13 @@ class ViewState:
         r = job.plane_range
         if r is None:
             self.plane = None
+        elif self.requested_plane is not None and (not same or self.plane is None):
+            check_plane(job.slice_axis, self.requested_plane, r)
+            self.plane = snap_plane(self.requested_plane, r)
         elif not same or self.plane is None:
             self.plane = (r[0] + r[1]) / 2
+        if not same:
+            self.shown_plane = None
         self.job = job
         self.visible = tuple(self.options.layers)
         self.playing = False
@@ -130,6 +140,7 @@ class ViewState:
             return None
         lo, hi, d = r
         self.plane = min(max(self.plane + steps * d, min(lo, hi)), max(lo, hi))
+        self.requested_plane = self.shown_plane = None  # moved by hand: the grid's own planes
         return self.plane
 
     # -- layers and options -------------------------------------------------------------------
@@ -138,9 +149,11 @@ class ViewState:
         self.visible = tuple(x for x in self.visible if x != layer) if layer in self.visible else (*self.visible, layer)
         return self.visible
 
-    def flip_descent(self) -> LayerOptions:
-        """Arrows downhill instead of uphill, or back; returns the new options."""
-        self.options = replace(self.options, descent=not self.options.descent)
+    def flip_descent(self, current: bool | None = None) -> LayerOptions:
+        """Arrows downhill instead of uphill, or back (``current``: the direction drawn now, where
+        the options left it to the job); returns the new options."""
+        now = self.options.descent if current is None else current
+        self.options = replace(self.options, descent=not now)
         return self.options
 
     # -- descent paths ------------------------------------------------------------------------
@@ -184,12 +197,13 @@ class ViewState:
         opt = self.options
         name = opt.field or default_field(job.fields)
         fields = (name,) if name in job.fields else ()
+        vectors = tuple(job.vectors or ())
         req = WindowRequest(
             job.name,
             window,
             canvas,
             fields,
-            tuple(job.vectors or ()),
+            vectors + fields if vectors else (),  # the value beside each arrow: none where it is undefined
             arrow_canvas(canvas, opt.pixels_per_arrow),
             self.plane,
         )
@@ -205,6 +219,8 @@ class ViewState:
             return False
         if resp.request == self.pending:
             self.pending = None
+        if resp.plane is not None:
+            self.shown_plane = resp.plane
         self.last_applied = resp
         self.applied += 1
         return True
@@ -226,12 +242,20 @@ class ViewState:
         job = self._shown()
         parts = [f"gradbatch: {self.path.name} [{job.name}]"]
         if self.plane is not None:
-            parts.append(f"{job.slice_axis} = {self.plane:.4g}")
+            parts.append(self.plane_text())
         if self.path_steps:
             parts.append(f"step {self.path_step}/{self.path_steps}")
         if self.status:
             parts.append(self.status)
         return "  ".join(parts)
+
+    def plane_text(self) -> str:
+        """A 3D job's plane in words: its axis and actual coordinate, and what was asked when the
+        grid has no plane there (``z = 0.0403 (nearest grid plane to 0)``); '' for 2D."""
+        if self.plane is None:
+            return ""
+        shown = self.shown_plane if self.shown_plane is not None else self.plane
+        return plane_words(self._shown().slice_axis, shown, self.requested_plane)
 
     def screenshot_path(self) -> Path:
         """Where the next screenshot goes: FILE-N.png beside the file, N counting from 1."""

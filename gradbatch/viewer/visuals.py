@@ -8,18 +8,20 @@ streamlines and descent paths are static overlays, handed over once as records
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..errors import StoreError
-from ..geometry import arrow_segments, lod_grid, polyline_connect, scale_vectors
-from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
+from ..geometry import arrow_segments, scale_vectors
+from ..records import Overlays
 from ..store import FieldReader, WindowRequest, WindowResponse
 from .arrows import ArrowField
+from .limits import Limits, masked_image
 from .options import LAYERS, NEEDS_VISPY, LayerOptions
-from .prepare import colormap_lut, image_limits, map_colors, path_polylines
+from .overlay_visuals import StaticLayers
+from .prepare import colormap_lut, image_limits, map_colors
+from .window_layout import THEMES, Theme, arrow_samples, arrow_vectors
 
 __all__ = ["LAYERS", "NEEDS_VISPY", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
 
@@ -51,13 +53,15 @@ def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any
 
 
 def _bar_label(options: LayerOptions) -> str:
-    name = options.field or "value"
-    return f"log10 {name}" if options.scale == "log" else name
+    return bar_label(options)
 
 
 class FieldLayers:
-    """Image, arrows, streamlines and paths of one job under ``parent`` (a vispy scene node);
-    ``colorbar``: a ColorBarWidget kept in step with the image's colour limits."""
+    """Image, arrows and the static overlays of one job under ``parent`` (a vispy scene node).
+
+    ``limits``: the image's colour limits for the whole job (:func:`~gradbatch.viewer.limits.colour_limits`,
+    from the field's statistics): fixed whatever part of the field is read. Without them (older
+    callers) each response's own range is used. ``colorbar``: kept in step with the limits."""
 
     def __init__(
         self,
@@ -68,111 +72,51 @@ class FieldLayers:
         options: LayerOptions,
         colorbar: Any = None,
         plane_axes: tuple[int, int] = (0, 1),
+        limits: Limits | None = None,
+        theme: Theme | None = None,
     ) -> None:
         from vispy.color import get_colormap
 
         self.scene = scene
         self.options = options
+        self.theme = theme or THEMES["dark"]
         self.colorbar = colorbar
-        self.clim: tuple[float, float] | None = None
-        self.plane_axes = list(plane_axes)  # a 3D job: overlays are projected on the view's plane
+        self.limits = limits
+        self.clim: tuple[float, float] | None = _display_clim(limits) if limits is not None else None
         self.vectors = vectors
         self.cmap = get_colormap(options.colormap)
         self.arrow_lut = colormap_lut("autumn")
         self.image = scene.visuals.Image(np.zeros((2, 2), np.float32), cmap=self.cmap, parent=parent)
         self.image.set_gl_state("translucent", depth_test=False)  # lines drawn over it stay visible
+        self.undefined = scene.visuals.Image(np.zeros((2, 2, 4), np.float32), parent=parent)
+        self.undefined.set_gl_state("translucent", depth_test=False)
+        self.undefined.visible = False
+        self.undefined_shown = 0  # masked points of the last response
         self.contour_lines = scene.visuals.Isocurve(
-            np.zeros((2, 2), np.float32), levels=[0.5], color_lev="white", parent=parent
-        )
+            np.zeros((2, 2), np.float32), levels=[0.5], color_lev=(0.0, 0.0, 0.0, 0.6), parent=parent
+        )  # dark contours, as matplotlib's: the streamlines are the white lines
         self.arrows = ArrowField(parent=parent)
-        self.overlays: dict[str, list[Any]] = {"basins": [], "streamlines": [], "paths": []}
-        self._basins(scene, parent, overlays.basins)
-        self._streamlines(scene, parent, overlays.streamlines)
-        self._paths(scene, parent, overlays.paths)
+        self.arrow_ref = 0.0  # the magnitude drawn as a full-length arrow (clip mode)
+        self.static = StaticLayers(scene, parent, overlays, plane_axes, self.theme)
+        self.overlays = self.static.layers
+        self.path_sets = self.static.path_sets
+        self.path_steps = self.static.path_steps
+        self.path_step = self.set_path_step(options.path_step)
         self.last: WindowResponse | None = None
+        if colorbar is not None and self.clim is not None:
+            _set_bar(colorbar, self.clim, options)
         self.set_visible(options.layers)
-
-    # -- static overlays ---------------------------------------------------------------------
-    def _basins(self, scene: Any, parent: Any, stored: Stored[BasinsResult] | None) -> None:
-        """Basin labels as a translucent categorical image (-1, no minimum: clear)."""
-        if stored is None:
-            return
-        from vispy.visuals.transforms import STTransform
-
-        label = stored.record.label
-        if label.ndim != 2:
-            return
-        x, y = stored.record.axes[0], stored.record.axes[1]
-        rgba = np.zeros(label.shape + (4,), dtype=np.float32)
-        for k in range(int(label.max()) + 1):
-            c = np.array([int(PALETTE[k % len(PALETTE)][i : i + 2], 16) / 255 for i in (1, 3, 5)] + [0.35])
-            rgba[label == k] = c
-        img = scene.visuals.Image(rgba, parent=parent)
-        dx = (x[-1] - x[0]) / max(len(x) - 1, 1)
-        dy = (y[-1] - y[0]) / max(len(y) - 1, 1)
-        img.transform = STTransform(scale=(dx, dy), translate=(x[0] - dx / 2, y[0] - dy / 2))
-        img.set_gl_state("translucent", depth_test=False)
-        self.overlays["basins"].append(img)
-
-    def _streamlines(self, scene: Any, parent: Any, stored: Stored[Streamlines] | None) -> None:
-        if stored is None:
-            return
-        pts = stored.record.points[:, self.plane_axes].astype(np.float32)
-        if len(pts):
-            self.overlays["streamlines"].append(
-                scene.visuals.Line(
-                    pos=pts,
-                    connect=polyline_connect(stored.record.offsets),
-                    color=(1, 1, 1, 0.7),
-                    method="gl",
-                    parent=parent,
-                )
-            )
-
-    def _paths(self, scene: Any, parent: Any, paths: Mapping[str, Stored[Descent]]) -> None:
-        """Each optimiser's paths as one line set, a circle at each start and a star at each
-        path's current end (its last step, or ``path_step``)."""
-        self.path_sets: list[tuple[np.ndarray, Any, Any]] = []  # positions [paths, steps+1, 2], line, ends
-        self.path_steps = 0
-        self.path_step = 0
-        for i, stored in enumerate(paths.values()):
-            color = PALETTE[i % len(PALETTE)]
-            positions = stored.record.positions
-            if positions is None:
-                continue
-            pos = positions[:, :, self.plane_axes].astype(np.float32)
-            first = pos[:, 0]
-            first = first[np.isfinite(first).all(axis=1)]
-            if not len(first):
-                continue
-            line = scene.visuals.Line(
-                pos=np.zeros((2, 2), np.float32), color=color, width=2, method="gl", parent=parent
-            )
-            ends = scene.visuals.Markers(parent=parent)
-            starts = scene.visuals.Markers(pos=first, face_color=color, size=8, symbol="o", parent=parent)
-            self.path_sets.append((pos, line, ends))
-            self.path_steps = max(self.path_steps, pos.shape[1] - 1)
-            self.overlays["paths"] += [line, starts, ends]
-        self.set_path_step(self.options.path_step)
 
     def set_path_step(self, step: int | None) -> int:
         """Draw every path up to ``step`` (None: whole); returns the step drawn."""
-        step = self.path_steps if step is None else int(np.clip(step, 0, self.path_steps))
-        for i, (pos, line, ends) in enumerate(self.path_sets):
-            color = PALETTE[i % len(PALETTE)]
-            verts, connect, tips = path_polylines(pos, step)
-            if len(connect):
-                line.set_data(pos=verts, connect=connect)
-            else:  # at step 0 there is no segment yet: an invisible one at the start
-                line.set_data(pos=np.repeat(verts[:1], 2, axis=0), connect="segments")
-            ends.set_data(pos=tips, face_color=color, size=10, symbol="star")
-        self.path_step = step
-        return step
+        self.path_step = self.static.set_path_step(step)
+        return self.path_step
 
     # -- per view ----------------------------------------------------------------------------
     def set_visible(self, layers: tuple[str, ...]) -> None:
         self.visible = tuple(layers)
         self.image.visible = "image" in layers
+        self.undefined.visible = "image" in layers and self.undefined_shown > 0
         if self.colorbar is not None:
             self.colorbar.visible = "image" in layers
         self.contour_lines.visible = "contours" in layers
@@ -185,60 +129,88 @@ class FieldLayers:
         """Keep ``bar`` in step with the image from now on."""
         self.colorbar = bar
         if self.clim is not None:
-            bar.clim = (f"{self.clim[0]:.3g}", f"{self.clim[1]:.3g}")
+            _set_bar(bar, self.clim, self.options)
         self.set_visible(self.visible)
 
     def remove(self) -> None:
         """Take every visual out of the scene (before another job is shown)."""
-        for v in [self.image, self.contour_lines, self.arrows, *(x for vs in self.overlays.values() for x in vs)]:
+        for v in [self.image, self.undefined, self.contour_lines, self.arrows, *self.static.visuals()]:
             v.parent = None
 
     def update(self, resp: WindowResponse, window: tuple[float, float, float, float], canvas: tuple[int, int]) -> None:
         """Show ``resp`` (read for ``window`` on a ``canvas``-sized view)."""
-        from vispy.visuals.transforms import STTransform
-
         self.last = resp
         opt = self.options
         if opt.field in resp.data:
-            data, lo, hi = image_limits(resp.data[opt.field], opt.scale)
-            self.image.set_data(data)
-            self.image.clim = (lo, hi)
-            self.clim = (lo, hi)
-            if self.colorbar is not None:
-                self.colorbar.clim = (f"{lo:.3g}", f"{hi:.3g}")
-            dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
-            dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
-            self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
-            if "contours" in self.visible and opt.contours > 0:
-                levels = np.linspace(lo, hi, opt.contours + 2)[1:-1]
-                self.contour_lines.set_data(data)
-                self.contour_lines.levels = levels.tolist()
-                self.contour_lines.transform = self.image.transform
-
+            self._image(resp)
         vec = resp.coarse if resp.coarse is not None else resp
         if self.vectors is not None and all(v in vec.data for v in self.vectors):
             self._arrows(vec, window, canvas)
 
+    def _image(self, resp: WindowResponse) -> None:
+        """The field at the response's level: masked points (NaN, inf; <= 0 on a log scale) get
+        the theme's 'undefined' colour on a layer of their own, never the lowest colour."""
+        from vispy.visuals.transforms import STTransform
+
+        opt = self.options
+        raw = resp.data[opt.field or "value"]
+        if self.limits is None:  # an older caller: limits from this window
+            data, lo, hi = image_limits(raw, opt.scale)
+            mask = ~np.isfinite(np.asarray(raw, np.float32))
+        else:
+            data, mask = _display_data(raw, opt.scale or "linear")
+            lo, hi = self.clim or (0.0, 1.0)
+            data = np.where(mask, np.float32(lo), data) if mask.any() else data
+        self.image.set_data(data)
+        self.image.clim = (lo, hi)
+        if self.clim != (lo, hi) or self.limits is None:
+            self.clim = (lo, hi)
+            if self.colorbar is not None:
+                _set_bar(self.colorbar, (lo, hi), opt)
+        dx = (resp.x[-1] - resp.x[0]) / (len(resp.x) - 1) if len(resp.x) > 1 else 1.0
+        dy = (resp.y[-1] - resp.y[0]) / (len(resp.y) - 1) if len(resp.y) > 1 else 1.0
+        self.image.transform = STTransform(scale=(dx, dy), translate=(resp.x[0] - dx / 2, resp.y[0] - dy / 2))
+        self.undefined_shown = int(mask.sum())
+        if self.undefined_shown:
+            rgba = np.zeros(mask.shape + (4,), np.float32)
+            rgba[mask] = self.theme.undefined
+            self.undefined.set_data(rgba)
+            self.undefined.transform = self.image.transform
+        self.undefined.visible = "image" in self.visible and self.undefined_shown > 0
+        if "contours" in self.visible and opt.contours > 0:
+            levels = np.linspace(lo, hi, opt.contours + 2)[1:-1]
+            self.contour_lines.set_data(data)
+            self.contour_lines.levels = levels.tolist()
+            self.contour_lines.transform = self.image.transform
+
     def _arrows(self, resp: WindowResponse, window: tuple[float, float, float, float], canvas: tuple[int, int]) -> None:
+        """One arrow per data point where the points are sparser than the arrow spacing, else the
+        sample nearest each arrow's place, drawn where that sample is (:func:`arrow_samples`).
+        None where the vector or the value there is not finite."""
         assert self.vectors is not None
         opt = self.options
-        x0, x1, y0, y1 = window
-        xs, ys = lod_grid(window, canvas, opt.pixels_per_arrow)
-        ix = np.clip(np.searchsorted(resp.x, xs), 0, len(resp.x) - 1)
-        iy = np.clip(np.searchsorted(resp.y, ys), 0, len(resp.y) - 1)
-        u = resp.data[self.vectors[0]][np.ix_(iy, ix)]
-        v = resp.data[self.vectors[1]][np.ix_(iy, ix)]
+        ix, iy = arrow_samples(resp.x, resp.y, window, canvas, opt.pixels_per_arrow)
+        if not len(ix) or not len(iy):
+            self.arrows.set_data(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 4)))
+            return
+        u = resp.data[self.vectors[0]][np.ix_(iy, ix)].astype(np.float64)
+        v = resp.data[self.vectors[1]][np.ix_(iy, ix)].astype(np.float64)
         if opt.descent:
             u, v = -u, -v
-        gx, gy = np.meshgrid(xs, ys)
-        cell = min((x1 - x0) / len(xs), (y1 - y0) / len(ys))
-        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
-        keep = (np.isfinite(su) & np.isfinite(sv)).ravel()
-        centres = np.stack([gx.ravel(), gy.ravel()], 1)[keep]  # arrows are centred on their sample
-        drawn = np.stack([su.ravel(), sv.ravel()], 1)[keep]
+        ok = np.isfinite(u) & np.isfinite(v)
+        if opt.field in resp.data:
+            ok &= np.isfinite(resp.data[opt.field][np.ix_(iy, ix)])
+        x0, x1, y0, y1 = window
+        sx, sy = canvas[0] / max(abs(x1 - x0), 1e-300), canvas[1] / max(abs(y1 - y0), 1e-300)
+        cell_px = min(_spacing(resp.x[ix]) * sx, _spacing(resp.y[iy]) * sy, 4 * opt.pixels_per_arrow)
+        u, v = np.where(ok, u, np.nan), np.where(ok, v, np.nan)
+        du, dv, self.arrow_ref = arrow_vectors(u, v, cell_px, (sx, sy), opt.arrow_mode)
+        gx, gy = np.meshgrid(resp.x[ix], resp.y[iy])
+        keep = ok.ravel()
+        centres = np.stack([gx.ravel(), gy.ravel()], 1)[keep]  # each arrow centred on its data point
+        drawn = np.stack([du.ravel(), dv.ravel()], 1)[keep]
         mag = np.hypot(u, v).ravel()[keep]
-        top = float(mag.max()) if mag.size and mag.max() > 0 else 1.0
-        self.arrows.set_data(centres, drawn, map_colors(mag / top, self.arrow_lut))
+        self.arrows.set_data(centres, drawn, map_colors(np.minimum(mag / (self.arrow_ref or 1.0), 1.0), self.arrow_lut))
 
     def value_at(self, x: float, y: float) -> dict[str, float] | None:
         """Every field of the last response at the data point nearest (x, y)."""
@@ -254,10 +226,51 @@ class FieldLayers:
         return out or None
 
 
+def _spacing(c: np.ndarray) -> float:
+    """The typical distance between neighbouring arrow samples (inf for a single one)."""
+    return float(np.median(np.abs(np.diff(c)))) if len(c) > 1 else float("inf")
+
+
+def _display_clim(limits: Limits) -> tuple[float, float]:
+    """The limits in the image's units: log10 on a log scale."""
+    if limits.scale == "log":
+        return float(np.log10(limits.lo)), float(np.log10(limits.hi))
+    return limits.lo, limits.hi
+
+
+def _display_data(raw: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """float32 data in the image's units (log10 on a log scale) and its mask of points not shown."""
+    masked, undefined, nonpositive = masked_image(raw, scale)
+    mask = undefined | nonpositive
+    data = np.asarray(masked.data, np.float32)
+    if scale == "log":
+        with np.errstate(all="ignore"):
+            data = np.log10(np.where(mask, np.float32(1), data)).astype(np.float32)
+    return data, mask
+
+
+def _set_bar(bar: Any, clim: tuple[float, float], options: LayerOptions) -> None:
+    if hasattr(bar, "set_limits"):
+        bar.set_limits(clim[0], clim[1], bar_label(options))
+    else:  # vispy's ColorBarWidget: two labels
+        bar.clim = (f"{clim[0]:.3g}", f"{clim[1]:.3g}")
+
+
+def bar_label(options: LayerOptions, name: str | None = None) -> str:
+    """The colour bar's name: the field, in log10 units on a log scale."""
+    name = name or options.field or "value"
+    return f"log10({name})" if options.scale == "log" else name
+
+
 class SurfaceLayers:
     """Seed 000's 3D picture in ``view``: the surface z = f(x, y) over the input plane, and the
     gradient's arrows lying in that plane beneath it (the gradient lives in the input space),
-    under a turntable camera. Read once, from a mesh of at most about 256 x 256 points."""
+    under a turntable camera. Read once, from a mesh of at most about 256 x 256 points.
+
+    The box is drawn in normalised units (x and y each span 1, the surface 0.5 high) so a
+    landscape whose axes differ by 10x still reads; the colours are the colormap lit mostly by
+    ambient light (a dark colormap end stays readable), and the arrow plane is drawn over the
+    surface, never hidden under it. ``zlim``: the height's range, for the window's colour bar."""
 
     def __init__(
         self,
@@ -283,47 +296,64 @@ class SurfaceLayers:
         )
         self.last = resp
         z = resp.data[opt.field].astype(np.float32)
-        with np.errstate(all="ignore"):
-            zmin, zmax = float(np.nanmin(z)), float(np.nanmax(z))
-        if not (np.isfinite(zmin) and np.isfinite(zmax)) or zmin == zmax:
-            zmin, zmax = (0.0, 1.0) if not np.isfinite(zmin) else (zmin - 0.5, zmin + 0.5)
+        finite = np.isfinite(z)
+        zmin, zmax = (float(z[finite].min()), float(z[finite].max())) if finite.any() else (0.0, 1.0)
+        if zmin == zmax:
+            zmin, zmax = zmin - 0.5, zmax + 0.5
+        self.zlim = (zmin, zmax)
         x0, x1, y0, y1 = window
-        span = max(x1 - x0, y1 - y0)
-        zscale = 0.5 * span / (zmax - zmin)  # the surface's height: half the plane's width
-        base = zmin * zscale - 0.25 * span  # the input plane, below the surface
+        nx = ((resp.x - x0) / (x1 - x0 or 1.0)).astype(np.float32)  # the box: x, y in 0..1
+        ny = ((resp.y - y0) / (y1 - y0 or 1.0)).astype(np.float32)
+        zn = (np.where(finite, z, zmin) - zmin) / (zmax - zmin)  # 0..1
+        base = -0.25  # the input plane, below the surface
         view.camera = scene.TurntableCamera(
-            elevation=elevation,
-            azimuth=azimuth,
-            fov=40,
-            center=((x0 + x1) / 2, (y0 + y1) / 2, (base + zmax * zscale) / 2),
-            distance=2.2 * span,
+            elevation=elevation, azimuth=azimuth, fov=40, center=(0.5, 0.5, 0.1), distance=2.1
         )
-        zz = np.nan_to_num(z, nan=zmin) * zscale
-        colors = map_colors(((np.nan_to_num(z, nan=zmin) - zmin) / (zmax - zmin)).ravel(), colormap_lut(opt.colormap))
+        colors = map_colors(zn.ravel(), colormap_lut(opt.colormap))
+        colors[~finite.ravel()] = (0.55, 0.55, 0.55, 1.0)  # undefined: grey, never the lowest colour
         self.surface = scene.visuals.SurfacePlot(
-            x=resp.x.astype(np.float32), y=resp.y.astype(np.float32), z=zz.T, parent=view.scene
+            x=nx, y=ny, z=(0.5 * zn).T.astype(np.float32), shading="smooth", parent=view.scene
         )  # SurfacePlot wants z[x, y]
+        shading = self.surface.shading_filter
+        shading.ambient_light = (1, 1, 1, 0.75)  # the colormap itself, gently shaded
+        shading.diffuse_light = (1, 1, 1, 0.35)
+        shading.specular_light = (1, 1, 1, 0.0)
         by_xy = colors.reshape(len(resp.y), len(resp.x), 4).transpose(1, 0, 2).reshape(-1, 4)
         self.surface.mesh_data.set_vertex_colors(by_xy)
-        corners = [[x0, y0, base], [x1, y0, base], [x1, y1, base], [x0, y1, base], [x0, y0, base]]
+        corners = [[0, 0, base], [1, 0, base], [1, 1, base], [0, 1, base], [0, 0, base]]
         self.frame = scene.visuals.Line(pos=np.array(corners, np.float32), color=(0.6, 0.6, 0.6, 1), parent=view.scene)
         self.arrows = None
         if pair is not None and resp.coarse is not None:
-            c = resp.coarse
-            step = max(1, int(np.ceil(max(len(c.x), len(c.y)) / 20)))  # about 20 x 20 arrows
-            gx, gy = np.meshgrid(c.x[::step], c.y[::step])
-            u = c.data[pair[0]][::step, ::step]
-            v = c.data[pair[1]][::step, ::step]
-            if opt.descent:
-                u, v = -u, -v
-            cell = span / 20
-            su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
-            flat = arrow_segments(gx - su / 2, gy - sv / 2, su, sv)
-            verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), base, np.float32)], axis=1)
-            self.arrows = scene.visuals.Line(
-                pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene
-            )
+            self.arrows = self._arrows(scene, view, resp.coarse, pair, opt, window, base)
         self.set_visible(self.visible)
+
+    @staticmethod
+    def _arrows(
+        scene: Any,
+        view: Any,
+        c: WindowResponse,
+        pair: tuple[str, str],
+        opt: LayerOptions,
+        window: tuple[float, float, float, float],
+        base: float,
+    ) -> Any:
+        """About 20 x 20 arrows in the input plane, drawn over the surface (no depth test)."""
+        x0, x1, y0, y1 = window
+        step = max(1, int(np.ceil(max(len(c.x), len(c.y)) / 20)))
+        gx, gy = np.meshgrid((c.x[::step] - x0) / (x1 - x0 or 1.0), (c.y[::step] - y0) / (y1 - y0 or 1.0))
+        u = c.data[pair[0]][::step, ::step] * (x1 - x0)  # the gradient in box units
+        v = c.data[pair[1]][::step, ::step] * (y1 - y0)
+        if opt.descent:
+            u, v = -u, -v
+        cell = 1 / 20
+        su, sv = scale_vectors(u, v, 0.8 * cell, opt.arrow_mode, max_length=0.8 * cell)
+        ok = np.isfinite(su) & np.isfinite(sv)
+        flat = arrow_segments(gx[ok] - su[ok] / 2, gy[ok] - sv[ok] / 2, su[ok], sv[ok])
+        verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), base, np.float32)], axis=1)
+        arrows = scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene)
+        arrows.set_gl_state("translucent", depth_test=False)
+        arrows.order = 10  # after the surface: always visible
+        return arrows
 
     def set_visible(self, layers: tuple[str, ...]) -> None:
         self.visible = tuple(layers)
