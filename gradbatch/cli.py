@@ -165,7 +165,16 @@ def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.options import RenderOptions
 
     opts = RenderOptions(**_picture_options(args))
-    view(args.file, args.job, opts, surface=opts.surface, slice_axis=opts.slice_axis)
+    view(
+        args.file,
+        args.job,
+        opts,
+        surface=opts.surface,
+        slice_axis=opts.slice_axis,
+        size=opts.size,
+        window=opts.window,
+        plane=opts.plane,
+    )
     return 0
 
 

@@ -319,8 +319,9 @@ def test_surface_svg_and_pdf_hold_the_axis_names_and_a_colour_bar(tmp_path: Path
     finally:
         reader.close()
     texts = _svg_texts(svg)
-    for name in ("mass", "speed", "f(mass, speed)", "momentum"):
+    for name in ("mass", "speed", "f(mass, speed)"):
         assert name in texts
+    assert "momentum: mass * speed" in texts  # the title: the job and its function
     text = _pdf_text(pdf.read_bytes())
     assert "mass" in text and "speed" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

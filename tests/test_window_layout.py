@@ -8,15 +8,14 @@ import pytest
 
 from gradbatch.errors import ViewerError
 from gradbatch.viewer.limits import colour_limits
+from gradbatch.viewer.limits import estimate_stats as stats_of
+from gradbatch.viewer.prepare import arrow_samples, arrow_vectors
 from gradbatch.viewer.window_layout import (
     THEMES,
-    arrow_samples,
-    arrow_vectors,
     check_plane,
     legend_entries,
     plane_words,
     snap_plane,
-    stats_of,
     title_text,
 )
 
@@ -43,8 +42,8 @@ def test_samples_outside_the_window_carry_no_arrow() -> None:
 
 def test_clip_arrows_scale_with_magnitude_up_to_the_cell() -> None:
     u = np.array([0.0, 1.0, 2.0, 4.0, 1000.0, np.nan])
-    du, dv, ref = arrow_vectors(u, np.zeros_like(u), 40.0, (10.0, 10.0), "clip")
-    assert ref == pytest.approx(np.percentile(u[:5], 90))
+    du, dv, scale = arrow_vectors(u, np.zeros_like(u), 40.0, (10.0, 10.0), "clip")
+    assert scale.reference == pytest.approx(np.percentile(u[:5], 90)) and scale.key == 500  # a round key below it
     px = du * 10
     assert px[0] == 0 and 0 < px[1] < px[2] < px[3] <= px[4] <= 0.9 * 40 + 1e-9  # one huge vector
     assert np.isnan(du[5]) and (dv[:5] == 0).all()
@@ -58,7 +57,7 @@ def test_arrows_keep_their_screen_direction_on_unequal_axes() -> None:
 
 
 def test_planes_are_refused_outside_their_axis_and_snapped_inside() -> None:
-    with pytest.raises(ViewerError, match=r"z = 5 is outside the axis z range \[-1, 1\]"):
+    with pytest.raises(ViewerError, match=r"--slice: z=5 is outside the z axis \(-1 to 1\)"):
         check_plane("z", 5.0, (-1.0, 1.0, 0.25))
     check_plane("z", 1.1, (-1.0, 1.0, 0.25))  # within half a step: the last plane
     assert snap_plane(0.1, (-1.0, 1.0, 0.25)) == 0.0 and snap_plane(1.1, (-1.0, 1.0, 0.25)) == 1.0

@@ -18,13 +18,13 @@ from ..errors import GradbatchError, ViewerError
 from ..records import FieldStats
 from ..store import FieldReader, WindowRequest, WindowResponse, job_axes
 from .decor import Decor
-from .limits import Limits, colour_limits
+from .limits import Limits, colour_limits, estimate_stats
 from .loader import Loader
 from .options import LayerOptions
 from .render import settle, vispy_scene
 from .state import ShownJob, ViewState, key_action
 from .visuals import FieldLayers, SurfaceLayers, bar_label
-from .window_layout import THEMES, axis_names, check_plane, legend_entries, stats_of, title_text
+from .window_layout import THEMES, axis_names, check_plane, legend_entries, title_text
 
 __all__ = ["FieldView", "view", "viewable_jobs"]
 
@@ -165,7 +165,7 @@ class FieldView:
         if stats is not None:
             return stats(name)  # type: ignore[no-any-return]
         resp = reader.read(WindowRequest(reader.job, reader.extent, (512, 512), (name,), plane=self.state.plane))
-        return stats_of(name, resp.data[name], resp.level)
+        return estimate_stats(name, resp.data[name], resp.level)
 
     def _legend(self) -> None:
         """The legend of what the job's layers draw (after a job is shown or a layer toggled)."""
@@ -388,6 +388,8 @@ def view(
     try:
         if plane is not None and reader.plane_range is not None:
             check_plane(reader.slice_axis, plane, reader.plane_range)
+        if window is not None and window[2] != window[2]:  # x0,x1 alone: the whole y range
+            window = (window[0], window[1], reader.extent[2], reader.extent[3])
     finally:
         reader.close()
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):

@@ -59,7 +59,7 @@ def axis_arrows(
     cell = float(np.median(np.diff(xs))) if len(xs) > 1 else abs(x1 - x0)
     signed = -gs if descent else gs
     with np.errstate(invalid="ignore"):
-        du, _, scale = arrow_vectors(signed, np.zeros_like(signed), opt.arrow_mode, cell)
+        du, _, scale = arrow_vectors(signed, np.zeros_like(signed), cell, (1.0, 1.0), opt.arrow_mode)  # data units
     clipped = np.abs(signed) > scale.reference if scale.mode == "clip" else np.zeros(len(xs), bool)
     return AxisArrows(xs, du, gs, clipped, scale)
 
@@ -224,7 +224,7 @@ class CurveFigure:
         """An arrow of known length above the axes' right end (the title is centred, the
         value axis's top tick on the left): ``|f′| = 5``."""
         x0, x1 = self.ax.get_xlim()
-        frac = scale.key_length / abs(x1 - x0)
+        frac = scale.key_pixels / abs(x1 - x0)  # one "pixel" a data unit here
         self.ax.annotate(
             "", xy=(1.0, 1.03), xytext=(1.0 - frac, 1.03), xycoords="axes fraction",
             arrowprops=dict(arrowstyle="-|>", color=ARROW_COLOR, lw=1.2, shrinkA=0, shrinkB=0),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StoreError, ViewerError
+from ..errors import StoreError
 from ..records import FieldStats, Overlays, WindowRequest, WindowResponse
 from ..store import FieldReader
 from .figure import (
@@ -31,21 +31,9 @@ from .figure_overlays import VECTOR_ARROWS, OverlayLayers
 from .limits import Limits, colour_limits, estimate_stats, masked_image
 from .options import RenderOptions, Resolved
 from .prepare import arrow_canvas
+from .window_layout import check_plane
 
-__all__ = ["render_map", "build_map", "MapFigure", "VECTOR_ARROWS", "check_plane"]
-
-
-def check_plane(reader: FieldReader, plane: float | None) -> None:
-    """A plane asked of a 3D job must lie on its slice axis: refused, never clamped."""
-    r = reader.plane_range
-    if r is None or plane is None:
-        return
-    lo, hi = min(r[0], r[1]), max(r[0], r[1])
-    if not lo - 1e-9 * (hi - lo) <= plane <= hi + 1e-9 * (hi - lo):
-        raise ViewerError(
-            f"--slice: {reader.slice_axis}={plane:g} is outside the {reader.slice_axis} axis of job {reader.job!r} "
-            f"({lo:g} to {hi:g})"
-        )
+__all__ = ["render_map", "build_map", "MapFigure", "VECTOR_ARROWS"]
 
 
 def _window(window: tuple[float, float, float, float] | None, extent: tuple[float, float, float, float]) -> Any:
@@ -68,7 +56,8 @@ def build_map(reader: FieldReader, opt: RenderOptions, resolved: Resolved) -> Ma
     name = resolved.field
     if "image" in opt.layers and name not in reader.fields and not (name == "magnitude" and reader.vectors):
         raise StoreError(f"{reader.path}: job {reader.job!r} has no field {name!r}; fields: {', '.join(reader.fields)}")
-    check_plane(reader, opt.plane)
+    if opt.plane is not None and reader.plane_range is not None:
+        check_plane(reader.slice_axis, opt.plane, reader.plane_range)
     window = _window(opt.window, reader.extent)
     w, h = opt.size
     canvas = (max(16, int(0.8 * w)), max(16, int(0.8 * h)))  # about the axes' share of the picture

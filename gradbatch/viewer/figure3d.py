@@ -21,10 +21,10 @@ from ..errors import StoreError
 from ..records import WindowRequest, WindowResponse
 from ..store import FieldReader
 from .figure import axis_label, colormap, field_label, figure_context, new_figure, norm_of, save_figure, wrap_title
-from .figure2d import check_plane
 from .limits import Limits, colour_limits, estimate_stats, masked_image
 from .options import RenderOptions, Resolved
 from .prepare import arrow_samples, arrow_vectors, contrast_colors
+from .window_layout import check_plane
 
 __all__ = ["render_surface", "surface_mesh", "shade_factor", "MESH", "ARROWS", "PLANE_GAP"]
 
@@ -46,7 +46,8 @@ def render_surface(reader: FieldReader, out: Path, opt: RenderOptions, resolved:
     name = resolved.field
     if name not in reader.fields:
         raise StoreError(f"{reader.path}: job {reader.job!r} has no field {name!r}; fields: {', '.join(reader.fields)}")
-    check_plane(reader, opt.plane)
+    if opt.plane is not None and reader.plane_range is not None:
+        check_plane(reader.slice_axis, opt.plane, reader.plane_range)
     window = _window(opt.window, reader.extent)
     pair = reader.vectors if "arrows" in opt.layers else None
     resp = reader.read(
@@ -202,7 +203,7 @@ class SurfaceFigure:
         w = self.window
         cell = min(_spacing(coarse.x[ix], w[1] - w[0]), _spacing(coarse.y[iy], w[3] - w[2]))
         with np.errstate(invalid="ignore"):  # an infinite vector: NaN, not drawn
-            du, dv, scale = arrow_vectors(u, v, self.opt.arrow_mode, cell)
+            du, dv, scale = arrow_vectors(u, v, cell, (1.0, 1.0), self.opt.arrow_mode)  # data units
         keep = (np.isfinite(du) & np.isfinite(dv)).ravel()
         cx, cy, du, dv = gx.ravel()[keep], gy.ravel()[keep], du.ravel()[keep], dv.ravel()[keep]
         under = self._value_at(cx, cy)

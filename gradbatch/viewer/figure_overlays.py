@@ -42,6 +42,7 @@ class OverlayLayers:
     image_rgba: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     raster: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     paths_only: str | None
+    px_per_unit: float
 
     # -- overlays ----------------------------------------------------------------------------
     def basins(self) -> None:
@@ -106,8 +107,12 @@ class OverlayLayers:
         if self.resolved.descent:
             u, v = -u, -v
         gx, gy = np.meshgrid(resp.x[ix], resp.y[iy])
-        cell = min(_spacing(resp.x[ix], x1 - x0), _spacing(resp.y[iy], y1 - y0))
-        du, dv, scale = arrow_vectors(u, v, self.opt.arrow_mode, cell)
+        sx, sy = canvas[0] / abs(x1 - x0), canvas[1] / abs(y1 - y0)  # pixels a data unit, about
+        if self.resolved.aspect == "equal":
+            sx = sy = min(sx, sy)
+        cell_px = min(_spacing(resp.x[ix], x1 - x0) * sx, _spacing(resp.y[iy], y1 - y0) * sy)
+        du, dv, scale = arrow_vectors(u, v, cell_px, (sx, sy), self.opt.arrow_mode)
+        self.px_per_unit = sx
         keep = (np.isfinite(du) & np.isfinite(dv)).ravel()
         cx, cy, du, dv = gx.ravel()[keep], gy.ravel()[keep], du.ravel()[keep], dv.ravel()[keep]
         colors = self._contrast_at(cx, cy)
@@ -150,7 +155,7 @@ class OverlayLayers:
         label = f"{what}{g} at {count:,} data points: {how}"
         self.handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=label))
         if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
-            frac = scale.key_length / abs(self.window[1] - self.window[0])
+            frac = scale.key_pixels / (self.px_per_unit * abs(self.window[1] - self.window[0]))
             self.ax.annotate(
                 "", xy=(frac, 1.03), xytext=(0.0, 1.03), xycoords="axes fraction",
                 arrowprops=dict(arrowstyle="-|>", color=ink, lw=1.2, shrinkA=0, shrinkB=0),

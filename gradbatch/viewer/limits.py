@@ -160,9 +160,10 @@ def masked_image(data: np.ndarray, scale: str) -> tuple[Any, np.ndarray, np.ndar
 PERCENTILES = (0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5)
 
 
-def estimate_stats(name: str, data: np.ndarray) -> FieldStats:
-    """:class:`FieldStats` of the values at hand (``exact=False``): for a file that stores none,
-    so a picture still gets limits, percentiles and counts of what it shows."""
+def estimate_stats(name: str, data: np.ndarray, level: int = -1) -> FieldStats:
+    """:class:`FieldStats` of the values at hand: for a file that stores none, so a picture still
+    gets limits, percentiles and counts. ``level``: the pyramid level ``data`` is the whole field
+    at (exact at level 0); -1 for part of a field (never exact)."""
     a = np.asarray(data, dtype=np.float64).ravel()
     finite = a[np.isfinite(a)]
     positive = finite[finite > 0]
@@ -179,5 +180,6 @@ def estimate_stats(name: str, data: np.ndarray) -> FieldStats:
         min_positive=float(positive.min()) if positive.size else nan,
         nonpositive=int((finite <= 0).sum()),
         percentiles=pct,
-        exact=False,
+        percentile_level=max(level, 0),
+        exact=level == 0,
     )

@@ -20,6 +20,8 @@ __all__ = [
     "arrow_vectors",
     "colormap_lut",
     "contrast_colors",
+    "ARROW_FILL",
+    "ARROW_PERCENTILE",
     "image_limits",
     "map_colors",
     "nice_number",
@@ -94,64 +96,77 @@ def arrow_samples(
     canvas: tuple[int, int],
     pixels_per_arrow: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The data points arrows are drawn at: indices into ``x`` and ``y`` (ascending coordinates).
+    """The data points arrows are drawn at: indices (ix, iy) into ascending ``x`` and ``y``.
 
-    Along each axis, about one arrow per ``pixels_per_arrow`` pixels of ``canvas`` over ``window``:
-    on a grid coarser than that, every data point inside the window (a 17 x 17 job draws 289
-    arrows, each at its point); on a denser one, the data point nearest each arrow's place, so
-    an arrow always sits at the point whose vector it draws."""
+    Per axis: where the samples are at least ``pixels_per_arrow`` apart on ``canvas`` over
+    ``window``, every sample inside the window (a 17 x 17 job draws 289 arrows, each at its
+    point); where they are denser, the sample nearest each place of an even grid
+    ``pixels_per_arrow`` apart (never the next one along), so an arrow always sits at the point
+    whose vector it draws. Used by the window and by picture files alike."""
     x0, x1, y0, y1 = window
     return (
-        _axis_samples(np.asarray(x), x0, x1, canvas[0] / pixels_per_arrow),
-        _axis_samples(np.asarray(y), y0, y1, canvas[1] / pixels_per_arrow),
+        _axis_samples(np.asarray(x), x0, x1, canvas[0], pixels_per_arrow),
+        _axis_samples(np.asarray(y), y0, y1, canvas[1], pixels_per_arrow),
     )
 
 
-def _axis_samples(c: np.ndarray, lo: float, hi: float, arrows: float) -> np.ndarray:
-    inside = np.flatnonzero((c >= min(lo, hi)) & (c <= max(lo, hi)))
-    n = max(1, int(arrows))
-    if len(inside) <= n:
+def _axis_samples(c: np.ndarray, lo: float, hi: float, pixels: int, spacing: float) -> np.ndarray:
+    lo, hi = min(lo, hi), max(lo, hi)
+    inside = np.flatnonzero((c >= lo) & (c <= hi))
+    if len(inside) < 2:
         return inside
-    places = lo + (np.arange(n) + 0.5) * (hi - lo) / n
-    right = np.clip(np.searchsorted(c, places), 1, len(c) - 1)
-    nearest = np.where(np.abs(c[right - 1] - places) <= np.abs(c[right] - places), right - 1, right)
-    return np.unique(np.clip(nearest, inside[0], inside[-1]))
+    step_px = abs(float(c[inside[-1]] - c[inside[0]])) / (len(inside) - 1) * pixels / max(hi - lo, 1e-300)
+    if step_px >= spacing:
+        return inside
+    n = max(1, int(pixels // spacing))
+    want = lo + (np.arange(n) + 0.5) * (hi - lo) / n
+    k = np.clip(np.searchsorted(c, want), 1, len(c) - 1)
+    nearest = np.where(np.abs(c[k - 1] - want) <= np.abs(c[k] - want), k - 1, k)
+    return np.unique(nearest[(c[nearest] >= lo) & (c[nearest] <= hi)])
+
+
+ARROW_FILL = 0.85
+"""The longest arrow: this fraction of the arrow spacing."""
+ARROW_PERCENTILE = 90.0
+"""The reference magnitude (drawn one full arrow long): this percentile of the arrows shown."""
 
 
 @dataclass(frozen=True)
 class ArrowScale:
-    """How arrow lengths read: an arrow ``key_length`` long (data units) stands for ``key``
-    (a round magnitude); ``key`` is None when lengths carry no magnitude (``normalize``)."""
+    """How arrow lengths read: an arrow ``key_pixels`` long stands for ``key`` (a round
+    magnitude); ``key`` is None when lengths carry no magnitude (``normalize``)."""
 
     mode: str
+    reference: float  # the magnitude drawn one full arrow (ARROW_FILL of a cell) long
     key: float | None
-    key_length: float
-    reference: float  # the magnitude drawn a full cell long
+    key_pixels: float
 
 
 def arrow_vectors(
-    u: np.ndarray, v: np.ndarray, mode: str, cell: float, reference: float | None = None
+    u: np.ndarray, v: np.ndarray, cell_px: float, px_per_unit: tuple[float, float], mode: str
 ) -> tuple[np.ndarray, np.ndarray, ArrowScale]:
-    """Vectors (u, v) as drawn in a grid of ``cell``-sized cells, and how their lengths read.
+    """The drawn vectors (du, dv) in data units for vectors (u, v), and how their lengths read.
 
-    ``clip`` (default): length proportional to the magnitude, a ``reference`` magnitude (the 90th
-    percentile of the finite ones when None) one full arrow (0.9 of a cell) long, longer arrows
-    clipped there; ``scale``: proportional, never clipped; ``normalize``: every arrow 0.8 of a
-    cell, direction only. Non-finite vectors stay NaN (nothing is drawn for them)."""
-    full = 0.9 * cell
+    The direction on screen is the vector's in data coordinates; the length in pixels is
+    ``ARROW_FILL * cell_px`` times: ``clip`` min(|g| / ref, 1), ``scale`` |g| / ref, ``normalize`` 1,
+    where ref is the :data:`ARROW_PERCENTILE` th percentile of the finite magnitudes given (a few
+    huge vectors do not shrink the rest to dots). Non-finite vectors come back NaN."""
     mag = np.hypot(u, v)
-    finite = mag[np.isfinite(mag) & (mag > 0)]
-    if mode == "normalize" or not finite.size:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = np.where(mag > 0, 0.8 * cell / mag, 0.0)
-        return u * f, v * f, ArrowScale("normalize", None, 0.8 * cell, 0.0)
-    ref = float(reference) if reference is not None and reference > 0 else float(np.percentile(finite, 90))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.full_like(mag, full / ref)
-        if mode == "clip":
-            f = np.where(mag > ref, full / np.where(mag > 0, mag, 1.0), f)
-    key = nice_number(ref)
-    return u * f, v * f, ArrowScale(mode, key, full * key / ref, ref)
+    finite = np.isfinite(mag)
+    ref = float(np.percentile(mag[finite], ARROW_PERCENTILE)) if finite.any() else 1.0
+    ref = ref if ref > 0 else (float(mag[finite].max()) if finite.any() and mag[finite].max() > 0 else 1.0)
+    sx, sy = px_per_unit
+    px, py = u * sx, v * sy
+    norm = np.hypot(px, py)
+    with np.errstate(all="ignore"):
+        frac = {"clip": np.minimum(mag / ref, 1.0), "scale": mag / ref}.get(mode, np.ones_like(mag))
+        length = ARROW_FILL * cell_px * np.where(norm > 0, frac, 0.0)
+        du = np.where(norm > 0, px / norm, 0.0) * length / sx
+        dv = np.where(norm > 0, py / norm, 0.0) * length / sy
+    du[~finite] = np.nan
+    dv[~finite] = np.nan
+    key = None if mode == "normalize" else nice_number(ref)
+    return du, dv, ArrowScale(mode, ref, key, ARROW_FILL * cell_px * (key / ref) if key else 0.0)
 
 
 def nice_number(x: float) -> float:

@@ -20,8 +20,8 @@ from .arrows import ArrowField
 from .limits import Limits, masked_image
 from .options import LAYERS, NEEDS_VISPY, LayerOptions
 from .overlay_visuals import StaticLayers
-from .prepare import colormap_lut, image_limits, map_colors
-from .window_layout import THEMES, Theme, arrow_samples, arrow_vectors
+from .prepare import arrow_samples, arrow_vectors, colormap_lut, image_limits, map_colors
+from .window_layout import THEMES, Theme
 
 __all__ = ["LAYERS", "NEEDS_VISPY", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
 
@@ -204,7 +204,8 @@ class FieldLayers:
         sx, sy = canvas[0] / max(abs(x1 - x0), 1e-300), canvas[1] / max(abs(y1 - y0), 1e-300)
         cell_px = min(_spacing(resp.x[ix]) * sx, _spacing(resp.y[iy]) * sy, 4 * opt.pixels_per_arrow)
         u, v = np.where(ok, u, np.nan), np.where(ok, v, np.nan)
-        du, dv, self.arrow_ref = arrow_vectors(u, v, cell_px, (sx, sy), opt.arrow_mode)
+        du, dv, scale = arrow_vectors(u, v, cell_px, (sx, sy), opt.arrow_mode)
+        self.arrow_ref = scale.reference
         gx, gy = np.meshgrid(resp.x[ix], resp.y[iy])
         keep = ok.ravel()
         centres = np.stack([gx.ravel(), gy.ravel()], 1)[keep]  # each arrow centred on its data point
