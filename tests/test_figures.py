@@ -71,7 +71,8 @@ def _tick_fit(labels: list[Any], axis: int) -> tuple[float, float]:
 
 
 def _legend_texts(m: Any) -> list[str]:
-    return [t.get_text() for leg in m.fig.legends for t in leg.get_texts()]
+    """The legend's entries, each on one line (long ones are wrapped in the figure)."""
+    return [" ".join(t.get_text().split()) for leg in m.fig.legends for t in leg.get_texts()]
 
 
 def test_a_peak_at_a_known_point_lands_where_the_tick_labels_say(tmp_path: Path) -> None:

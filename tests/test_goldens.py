@@ -25,15 +25,21 @@ JOBS = {
     "himmelblau": (
         "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 96], y: [-5, 5, 96]}\n"
         "paths: {starts: [[-4, 0], [0, 4]], steps: 200, optimizers: [{name: adam, lr: 0.05}]}\n"
+        "basins: {resolution: 12, steps: 200, optimizer: {name: adam, lr: 0.05}}\n"
         "streamlines: {seeds: {grid: 4}}\n"
     ),
     "cubic": "name: cubic\nfunction: 'x^3 - 3*x'\ngrid: {x: [-2.2, 2.2, 201]}\n",
     "ripple": "name: ripple\nfunction: {builtin: ripple}\ngrid: {x: [-4, 4, 64], y: [-4, 4, 64]}\n",
 }
 CASES = {  # golden name: (job, render options)
-    "himmelblau_all_layers": ("himmelblau", dict(size=(400, 240), descent=True, pixels_per_arrow=16)),
-    "cubic_1d": ("cubic", dict(size=(240, 160), pixels_per_arrow=16)),
-    "ripple_surface": ("ripple", dict(size=(240, 180), surface=True, colormap="hot")),
+    "himmelblau_all_layers": (
+        "himmelblau",
+        dict(
+            size=(640, 480), dpi=100, layers=("image", "contours", "basins", "minima", "arrows", "streamlines", "paths")
+        ),
+    ),
+    "cubic_1d": ("cubic", dict(size=(480, 320), dpi=100)),
+    "ripple_surface": ("ripple", dict(size=(480, 360), dpi=100, surface=True, colormap="hot")),
 }
 
 
@@ -47,7 +53,8 @@ def _compare(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 def test_render_matches_its_golden(case: str, tmp_path: Path) -> None:
     from vispy.io import read_png
 
-    from gradbatch.viewer.render import RenderOptions, render
+    from gradbatch.viewer.options import RenderOptions
+    from gradbatch.viewer.render import render
 
     job, opts = CASES[case]
     h5 = tmp_path / f"{job}.h5"

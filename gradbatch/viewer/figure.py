@@ -36,6 +36,7 @@ __all__ = [
     "field_label",
     "axis_label",
     "wrap_title",
+    "add_legend",
 ]
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -71,7 +72,7 @@ def new_figure(options: RenderOptions, **kwargs: Any) -> Any:
     from matplotlib.figure import Figure
 
     w, h = options.size
-    fig = Figure(figsize=(w / options.dpi, h / options.dpi), dpi=options.dpi, layout="constrained", **kwargs)
+    fig = Figure(figsize=(w / options.dpi, h / options.dpi), dpi=options.dpi, layout="compressed", **kwargs)
     FigureCanvasAgg(fig)
     return fig
 
@@ -142,3 +143,20 @@ def wrap_title(text: str, width_px: int, dpi: int) -> str:
     """``text`` wrapped to the figure's width (a long expression must not run off the edge)."""
     chars = max(30, int(width_px / dpi * 72 / 7.5))  # ~7.5 pt a character at the title's size
     return "\n".join(textwrap.wrap(text, chars, break_long_words=True)[:3])
+
+
+def add_legend(fig: Any, handles: list[Any], options: RenderOptions, side: bool = False) -> Any:
+    """The figure's legend, laid out so nothing is cut off: beside the axes (``side``, where an
+    equal aspect leaves the width unused) or below them, in as many columns as the longest
+    entry leaves room for; entries wider than their column are wrapped."""
+    if not (options.legend and handles):
+        return None
+    char_px = 8.3 * 0.55 * options.dpi / 72  # ~0.55 em a character at the legend's ~8 pt
+    width = options.size[0] * (0.3 if side else 0.92)
+    longest = max(len(h.get_label()) for h in handles)
+    cols = 1 if side else max(1, min(3, int(width / (longest * char_px + 0.5 * options.dpi))))
+    chars = max(20, int(width / cols / char_px) - 6)
+    for h in handles:
+        h.set_label(textwrap.fill(h.get_label(), chars, break_long_words=False))
+    loc = "outside right upper" if side else "outside lower center"
+    return fig.legend(handles=handles, loc=loc, ncols=cols, frameon=False, handlelength=1.6)

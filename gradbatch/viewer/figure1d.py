@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import StoreError, ViewerError
 from ..geometry import choose_level
 from ..store import JobLayout, inspect, read_coords, read_field, read_overlays
-from .figure import axis_label, field_label, figure_context, new_figure, save_figure, wrap_title
+from .figure import add_legend, axis_label, field_label, figure_context, new_figure, save_figure, wrap_title
 from .options import RenderOptions, Resolved
 from .prepare import ArrowScale, arrow_samples, arrow_vectors
 
@@ -263,8 +263,7 @@ class CurveFigure:
         self.ax.set_title(wrap_title(title, self.opt.size[0], self.opt.dpi))
 
     def legend(self) -> None:
-        if self.opt.legend and self.handles:
-            self.fig.legend(handles=self.handles, loc="outside lower center", ncols=1, frameon=False)
+        add_legend(self.fig, self.handles, self.opt)
 
 
 def _arrows(n: int) -> str:

@@ -18,6 +18,7 @@ from ..errors import StoreError
 from ..records import FieldStats, Overlays, WindowRequest, WindowResponse
 from ..store import FieldReader
 from .figure import (
+    add_legend,
     axis_label,
     colormap,
     field_label,
@@ -174,7 +175,8 @@ class MapFigure(OverlayLayers):
         if not decorate:
             self.ax.set_title(self.paths_only or "")
             return
-        self.ax.set_title(wrap_title(self.title(resp), self.opt.size[0], self.opt.dpi))
+        key = any(t.get_text().startswith(("|∇f| =", "|v| =")) for t in self.ax.texts)
+        self.ax.set_title(wrap_title(self.title(resp), self.opt.size[0], self.opt.dpi), pad=18 if key else 6)
         if im is not None and opt.colorbar:
             self.colorbar(im)
         self.legend()
@@ -253,7 +255,8 @@ class MapFigure(OverlayLayers):
         if self.opt.title is not None:
             return self.opt.title
         fn = getattr(self.reader, "function_text", None) or ""
-        title = f"{self.reader.job}: {fn}" if fn else self.reader.job
+        job = self.reader.job
+        title = fn if fn.startswith(f"{job}: ") else f"{job}: {fn}" if fn else job
         if resp.plane is not None and self.reader.slice_axis is not None:
             title += f"  ({self.reader.slice_axis} = {resp.plane:.4g}"
             asked = self.opt.plane
@@ -272,8 +275,7 @@ class MapFigure(OverlayLayers):
         # an inset of the axes: the bar keeps the axes' height and stays beside them when an
         # equal aspect narrows them (a bar of the figure's grid would stay at the grid's edge)
         if axes is None:
-            cax = self.ax.inset_axes((1.03, 0.0, 0.035, 1.0))
-            bar = self.bar = self.fig.colorbar(im, cax=cax, extend=self.limits.extend, label=label)
+            bar = self.bar = self.fig.colorbar(im, ax=self.ax, extend=self.limits.extend, label=label, fraction=0.05)
         else:  # small multiples: one bar for every panel
             bar = self.bar = self.fig.colorbar(im, ax=axes, extend=self.limits.extend, label=label, shrink=0.9)
         cs = getattr(self, "contour_set", None)
@@ -286,13 +288,10 @@ class MapFigure(OverlayLayers):
         handles = list(self.handles)
         for note in self.resolved.notes:
             handles.append(Patch(alpha=0.0, label=note))
-        if not (self.opt.legend and handles):
-            return
-        # as many columns as the longest entry leaves room for (an entry wider than the figure
-        # would be cut off at both edges): ~0.55 em a character at the legend's ~8 pt
-        longest = max(len(h.get_label()) for h in handles) * 8.3 * 0.55 * self.opt.dpi / 72 + 0.5 * self.opt.dpi
-        cols = max(1, min(3, int(self.opt.size[0] / longest)))
-        self.fig.legend(handles=handles, loc="outside lower center", ncols=cols, frameon=False, handlelength=1.6)
+        x0, x1, y0, y1 = self.window
+        w, h = self.opt.size
+        side = self.resolved.aspect == "equal" and w / h > 1.2 * abs(x1 - x0) / abs(y1 - y0) and not self.paths_only
+        add_legend(self.fig, handles, self.opt, side)
 
 
 def _count(n: int, limits: Limits) -> str:

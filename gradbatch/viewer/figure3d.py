@@ -20,7 +20,17 @@ import numpy as np
 from ..errors import StoreError
 from ..records import WindowRequest, WindowResponse
 from ..store import FieldReader
-from .figure import axis_label, colormap, field_label, figure_context, new_figure, norm_of, save_figure, wrap_title
+from .figure import (
+    add_legend,
+    axis_label,
+    colormap,
+    field_label,
+    figure_context,
+    new_figure,
+    norm_of,
+    save_figure,
+    wrap_title,
+)
 from .limits import Limits, colour_limits, estimate_stats, masked_image
 from .options import RenderOptions, Resolved
 from .prepare import arrow_samples, arrow_vectors, contrast_colors
@@ -324,7 +334,7 @@ class SurfaceFigure:
 
         handles = list(self.handles) + [Patch(alpha=0.0, label=note) for note in self.resolved.notes]
         if self.opt.legend and handles:
-            self.fig.legend(handles=handles, loc="outside lower center", ncols=1, frameon=False, handlelength=1.6)
+            add_legend(self.fig, handles, self.opt)
 
 
 def _window(

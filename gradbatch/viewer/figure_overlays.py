@@ -43,6 +43,7 @@ class OverlayLayers:
     raster: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     paths_only: str | None
     px_per_unit: float
+    raster_image: Any
 
     # -- overlays ----------------------------------------------------------------------------
     def basins(self) -> None:
@@ -125,6 +126,11 @@ class OverlayLayers:
             )  # fmt: skip
         else:
             self.raster = (np.stack([cx, cy], 1), np.stack([du, dv], 1), colors)
+            # its image now, empty: the layout is then the one the drawn raster will have
+            self.raster_image = self.ax.imshow(
+                np.zeros((2, 2, 4), np.uint8), extent=self.window, origin="upper", interpolation="none",
+                aspect="auto", zorder=5,
+            )  # fmt: skip
         self._arrow_legend(scale, len(cx))
 
     def _contrast_at(self, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
@@ -221,16 +227,11 @@ class OverlayLayers:
         """The arrows as one GL raster of the axes' exact pixel size, placed over the axes."""
         from .raster import draw_arrows
 
-        self.fig.get_layout_engine().execute(self.fig)
-        self.ax.apply_aspect()  # an equal aspect narrows the axes only when drawn: now
+        for _ in range(2):  # the layout as it will be saved: matplotlib's compressed layout settles on a 2nd draw
+            self.fig.canvas.draw()
         box = self.ax.get_window_extent()
-        x0, x1, y0, y1 = self.window
         size = (max(1, round(box.width)), max(1, round(box.height)))
-        rgba = draw_arrows(centres, vectors, colors, self.window, size)
-        self.ax.imshow(rgba, extent=(x0, x1, y0, y1), origin="upper", interpolation="nearest", aspect="auto", zorder=5)
-        self.ax.set_xlim(x0, x1)
-        self.ax.set_ylim(y0, y1)
-        self.ax.set_aspect("equal" if self.resolved.aspect == "equal" else "auto")  # imshow set its own
+        self.raster_image.set_data(draw_arrows(centres, vectors, colors, self.window, size))
 
 
 def _path_label(label: str, attrs: Any, n: int) -> str:
