@@ -60,8 +60,9 @@ def test_overwrite_keeps_the_old_partial_when_planning_fails(tmp_path: Path) -> 
 
 def test_render_field_the_job_does_not_write_is_refused_before_any_file(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
-        "name: vec\nfunction: ['-y', 'x']\ngrid: {x: [-1, 1, 32], y: [-1, 1, 32]}\nrender: {output: vec.png}\n"
-    )
+        "name: vec\nfunction: ['-y', 'x']\ngrid: {x: [-1, 1, 32], y: [-1, 1, 32]}\n"
+        "render: {output: vec.png, field: value}\n"
+    )  # a vector job has no value; left to the job, the picture draws its magnitude instead
     p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path)
     one_line_error(p, "ConfigError", "render.field", "'value'", "v_x")
     assert leftovers(tmp_path) == []
