@@ -151,8 +151,8 @@ def test_choices_are_enums_that_print_and_compare_as_their_text() -> None:
         ),
         (
             "function: x\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}\nrender: {colourmap: hot}\n",
-            "render.colourmap: unknown setting; allowed: colorbar, colormap, contours, descent, field, layers, output, "
-            "scale, size, surface; did you mean 'colormap'?",
+            "render.colourmap: unknown setting; allowed: aspect, clim, colorbar, colormap, contours, descent, dpi, "
+            "field, layers, legend, output, robust, scale, size, surface, theme, title; did you mean 'colormap'?",
         ),
         (
             "function: {landscape: {modle: linear}}\ngrid: {a: [0, 1, 4], b: [0, 1, 4]}\n",
