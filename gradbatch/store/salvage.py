@@ -94,6 +94,8 @@ def salvage_partial(path: Path) -> list[str]:
             copies: dict[int, tuple[h5py.Dataset, h5py.Dataset]] = {}
             for job in src:
                 g = src[job]
+                if not isinstance(g, h5py.Group):
+                    raise ValueError(f"/{job} is not a job's group")
                 skip = () if g.attrs.get(L.COMPLETE, False) else OVERLAYS
                 _copy_group(src, g, dst, job, skip, copies)
             _attach_scales(copies)
