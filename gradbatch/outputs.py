@@ -84,7 +84,12 @@ def decide(out: Path, group: list[JobConfig], resume: bool, overwrite: bool, say
             f"{part}: an interrupted run left this; pass --resume to finish it or --overwrite to start again"
         )
     if has_part and resume:
-        recover_partial(part)
+        lost = recover_partial(part)
+        if lost:
+            say(
+                f"{part}: {', '.join(lost)} could not be read (a write cut short); the file was rebuilt "
+                "without them, and they are written again"
+            )
         held = partial_jobs(part)
         extra = sorted(set(held) - {job.name for job in group})
         if extra:

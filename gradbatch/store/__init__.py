@@ -16,6 +16,7 @@ module                    owns
 ``window``                :class:`FieldReader`: field windows at a pyramid level (the viewer's)
 ``stats``                 a whole field's statistics (range, counts, percentiles) for pictures
 ``recovery``              superblocks: killed writers' flags, partial files, SWMR opening
+``salvage``               a partial file whose overlays a cut-short write damaged, rebuilt without them
 ``failures``              failed writes (a full disk) as one StoreError each
 ========================  =====================================================================
 """

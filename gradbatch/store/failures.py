@@ -109,6 +109,12 @@ def open_rw(path: Path) -> Iterator[h5py.File]:
         except (OSError, RuntimeError) as exc:
             park(f)
             raise failed(exc) from None
+        except KeyError as exc:  # h5py: an object whose metadata is damaged (a write cut short before)
+            park(f)
+            raise StoreError(
+                f"{path}: cannot write: the file is damaged ({h5_reason(exc)}); run again with --resume to "
+                "rebuild it without what cannot be read, or with --overwrite to start afresh"
+            ) from None
         except BaseException:
             _close_or_park(f)
             raise

@@ -40,6 +40,7 @@ from ..errors import StoreError
 from . import layout as L
 from .encode import CHUNK_CACHE_BYTES
 from .failures import h5_reason
+from .salvage import salvage_partial
 
 __all__ = [
     "lookup3",
@@ -218,12 +219,14 @@ def raise_eof(path: Path, size: int) -> bool:
 # -- resuming a partial file ----------------------------------------------------------------------
 
 
-def recover_partial(part: Path) -> None:
+def recover_partial(part: Path) -> list[str]:
     """Make a ``.partial`` that an earlier gradbatch run left openable again, or say exactly why
     it cannot be. Only call it while holding the output's lock (:mod:`gradbatch.lock`): then no
     gradbatch writes the file, and "open for writing" flags in its superblock were left by a
     writer that was killed or failed to close (a full disk), in any phase (tiles in SWMR mode,
-    or paths, basins, streamlines and final attributes outside it)."""
+    or paths, basins, streamlines and final attributes outside it). Returns the overlays of
+    unfinished jobs that a cut-short write left unreadable, left out of the file rebuilt
+    without them (:func:`~gradbatch.store.salvage.salvage_partial`; [] if none)."""
     if part.is_symlink():
         raise StoreError(
             f"{part}: is a symbolic link; gradbatch only resumes the partial files it "
@@ -264,6 +267,7 @@ def recover_partial(part: Path) -> None:
         with open(part, "r+b") as fh:
             fh.truncate(eof)
         _REPAIRED.add(part.resolve())
+    return salvage_partial(part)
 
 
 _REPAIRED: set[Path] = set()

@@ -77,3 +77,45 @@ def test_file_size_limit_at_the_very_end_never_leaves_an_unreadable_output(tmp_p
         else:
             one_line_error(p, "StoreError", "--overwrite")
             assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.slow
+def test_file_size_limit_at_several_points_of_the_overlays_resumes(tmp_path: Path) -> None:
+    """Cuts between the fields-only size and the whole file: the run fails in one line; --resume
+    either finishes a file equal to an uninterrupted one (fields, tile tables, statistics) or,
+    when the job's own group was cut, says in one line to start afresh. A cut that leaves an
+    overlay's metadata past the file's end ("addr overflow": before, a traceback as the resumed
+    run deleted it) is rebuilt without it; at least one of these cuts does that."""
+    from gradbatch.store import read_stats
+
+    (tmp_path / "job.yaml").write_text(FULL_JOB)
+    assert gradbatch(["run", "job.yaml", "-o", "whole.h5", "-q"], tmp_path).returncode == 0
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "job.yaml").write_text(FULL_JOB.split("paths:")[0])
+    assert gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], probe).returncode == 0
+    fields_only, whole = (probe / "out.h5").stat().st_size, (tmp_path / "whole.h5").stat().st_size
+    span = whole - fields_only
+    rebuilt = 0
+    for cut in (fields_only + 4096, fields_only + span // 4, fields_only + span // 2):
+        for name in ("out.h5", "out.h5.partial"):
+            (tmp_path / name).unlink(missing_ok=True)
+        p = gradbatch(["run", "job.yaml", "-o", "out.h5", "-q"], tmp_path, preexec=_limit(cut))
+        if p.returncode == 0:
+            continue
+        one_line_error(p, "StoreError", "out.h5.partial")
+        p = gradbatch(["run", "job.yaml", "-o", "out.h5", "--resume"], tmp_path)  # not -q: its log lines
+        if p.returncode != 0:
+            one_line_error(p, "StoreError", "--overwrite")
+            assert not (tmp_path / "out.h5").exists()
+            continue
+        rebuilt += "rebuilt without them" in p.stderr
+        assert "Traceback" not in p.stderr, p.stderr
+        assert [n for n in leftovers(tmp_path) if n not in ("out.h5.lock", "whole.h5", "probe")] == ["out.h5"]
+        info = gradbatch(["info", "out.h5"], tmp_path)
+        assert info.returncode == 0 and "[complete]" in info.stdout, (cut, info.stdout + info.stderr)
+        assert_files_equal(tmp_path / "out.h5", tmp_path / "whole.h5", "himmel")
+        for field in ("value", "grad_x", "grad_y"):
+            got, want = (read_stats(tmp_path / name, "himmel", field) for name in ("out.h5", "whole.h5"))
+            assert got == want, field
+    assert rebuilt, "no cut left an overlay unreadable: choose other cuts"
