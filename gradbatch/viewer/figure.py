@@ -28,6 +28,7 @@ from .prepare import colormap_lut
 __all__ = [
     "FORMATS",
     "PATH_COLORS",
+    "BASIN_COLORS",
     "figure_context",
     "new_figure",
     "save_figure",
@@ -43,6 +44,8 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 """What a picture file can be, by its suffix (any case)."""
 PATH_COLORS = ["#e41a1c", "#ff7f00", "#f781bf", "#a65628", "#984ea3", "#ffff33", "#377eb8", "#4daf4a"]
 """One colour per optimiser: none of them is in viridis, and each keeps a white halo."""
+BASIN_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+"""One colour per basin (Dark2): apart from the paths' colours, so a path is never read as a basin."""
 NEEDS_MATPLOTLIB = "picture files need matplotlib: pip install 'gradbatch[viewer]'"
 
 
@@ -140,8 +143,9 @@ def axis_label(axis: str, labels: dict[str, tuple[str, str]]) -> str:
 
 
 def wrap_title(text: str, width_px: int, dpi: int) -> str:
-    """``text`` wrapped to the figure's width (a long expression must not run off the edge)."""
-    chars = max(30, int(width_px / dpi * 72 / 7.5))  # ~7.5 pt a character at the title's size
+    """``text`` wrapped to about the axes' width (a long expression must neither run off the
+    edge nor push the axes aside: ~0.6 of the figure)."""
+    chars = max(30, int(0.6 * width_px / dpi * 72 / 7.5))  # ~7.5 pt a character at the title's size
     return "\n".join(textwrap.wrap(text, chars, break_long_words=True)[:3])
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..records import Overlays, WindowResponse
-from .figure import PATH_COLORS
+from .figure import BASIN_COLORS, PATH_COLORS
 from .prepare import ArrowScale, arrow_samples, arrow_vectors, contrast_colors, path_polylines
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class OverlayLayers:
             inside = (rec.label == k).astype(np.float32)
             if not inside.any() or inside.all():
                 continue
-            color = PATH_COLORS[k % len(PATH_COLORS)]
+            color = BASIN_COLORS[k % len(BASIN_COLORS)]
             self.ax.contour(bx, by, inside, levels=[0.5], colors=[color], linewidths=1.8, zorder=3)
             where = ", ".join(f"{v:.3g}" for v in point.point)
             self.handles.append(
