@@ -214,7 +214,7 @@ def test_a_3d_slice_says_its_plane_and_refuses_one_outside(tmp_path: Path) -> No
 
     path = _run(tmp_path, "name: c\nfunction: 'x + y + z'\ngrid: {x: [0, 1, 9], y: [0, 1, 9], z: [0, 1, 5]}\n")
     m = _build(path, plane=0.3)
-    assert "z = 0.25, the grid plane nearest 0.3" in m.ax.get_title()
+    assert "z = 0.25, the grid plane nearest 0.3" in " ".join(m.ax.get_title().split())  # wrapped to fit
     with pytest.raises(ViewerError, match=r"--slice: z=2 is outside the z axis \(0 to 1\)"):
         _build(path, plane=2.0)
 
