@@ -69,6 +69,7 @@ PICTURES: dict[str, tuple[Picture, ...]] = {
     "seed001_vector": (Picture("vector"),),
     "seed002_linear": (
         Picture("seed002", ("--layers", "image,contours,streamlines,paths")),
+        Picture("seed002", ("--layers", "image,contours", "--contours", "25"), "-contours"),
         Picture("seed002", ("--layers", "image,contours", "--contours", "25"), "-contours", ext="pdf"),
         Picture("seed002", ("--surface",), "-surface"),
     ),
@@ -84,7 +85,7 @@ PICTURES: dict[str, tuple[Picture, ...]] = {
         Picture("himmelblau", ("--surface",), "-surface"),
     ),
     "builtins": tuple(Picture(job) for job in BUILTIN_JOBS),
-    "optimizers": (Picture("rosenbrock"), Picture("rosenbrock", ("--panels",), "-panels")),
+    "optimizers": (Picture("rosenbrock"), Picture("rosenbrock", ("--panels", "--size", "1500x1200"), "-panels")),
     "logistic": (Picture("logistic", ("--layers", "image,contours,arrows,paths")),),
     "mlp_moons": (
         Picture("pca", ("--layers", "image,contours,arrows,paths")),
@@ -158,7 +159,7 @@ class RenderCLI:
         counts as writable when the help names it (PNG always)."""
         text = subprocess.run(gradbatch("render", "--help"), capture_output=True, text=True, check=True).stdout
         usage = " ".join(text.split("positional arguments")[0].split())
-        options = {m[0]: bool(m[1]) for m in re.findall(r"\[(--[\w-]+)( [^\]\s]+)?\]", usage)}
+        options = {m[0]: bool(m[1]) for m in re.findall(r"[\[|] ?(--[\w-]+)( [^\]\s|]+)?(?= ?[\]|])", usage)}
         formats = {"png"} | {ext for ext in ("svg", "pdf") if re.search(rf"\b{ext}\b", text, re.IGNORECASE)}
         return cls(options, frozenset(formats))
 
@@ -240,22 +241,7 @@ def render_one(h5: Path, name: str, pic: Picture, cli: RenderCLI, work: Path) ->
         return result
     result.seconds, result.error = timed(argv)
     print(f"  {result.file}: {result.seconds:.1f} s{'  FAILED: ' + result.error if result.error else ''}")
-    if pic.ext == "png" and out.exists() and out.stat().st_size > MAX_BYTES:
-        shrink(out)
     return result
-
-
-MAX_BYTES = 150_000
-
-
-def shrink(png: Path) -> None:
-    """Keep the repository small: a PNG over :data:`MAX_BYTES` is saved again with a 256-colour
-    palette (after the render is timed; the page says so)."""
-    from PIL import Image
-
-    with Image.open(png) as im:
-        small = im.convert("RGB").quantize(256, dither=Image.Dither.NONE)
-    small.save(png, optimize=True)
 
 
 def make_config(name: str, quick: bool, cli: RenderCLI, work: Path) -> ConfigResult:

@@ -165,8 +165,7 @@ def write_page(results: dict[str, dict[str, Any]], meta: dict[str, Any], names: 
         f"pictures {made.size} px. Run times include each config's own `render:` picture, which `gradbatch run` "
         "writes next to its output; a render's seconds include starting Python and headless GL. Seconds are "
         "wall-clock on a machine shared with other work: compare them with each other, not with benchmarks. "
-        "PNGs over 150 KB are saved again with a 256-colour palette after they are timed, to keep the "
-        "repository small (a render itself writes full colour). Each picture is `gradbatch render`'s "
+        "Each picture is `gradbatch render`'s "
         "default for its job unless the command shows options: field, colour scale, arrows' direction "
         "and aspect are decided from the job.",
         "",

@@ -107,14 +107,18 @@ def _panels(
     for ax in axs[len(labels) :]:
         ax.remove()
     maps = [MapFigure(fig, ax, reader, opt, resolved, window, stats, only) for ax, only in zip(axs, labels)]
-    for m in maps:
+    for i, m in enumerate(maps):
+        m.show_key = i == 0  # one arrow key for all panels: they share the arrows' scale
+        m.grid = (cols, rows)
         m.draw(resp, decorate=False)
+        m.ax.set_title(m.path_title or m.paths_only or "", fontsize="small")
+        m.ax.label_outer()  # tick labels on the outer panels only
     first = maps[0]
     if first.im is not None and opt.colorbar:
         first.colorbar(first.im, axes=list(axs[: len(labels)]))
     seen: dict[str, Any] = {}
-    for m in maps:
-        seen.update({h.get_label(): h for h in m.handles if h.get_label() not in seen})
+    for m in maps:  # each panel's title names its optimiser: the legend keeps what they share
+        seen.update({h.get_label(): h for h in m.handles if h.get_label() not in seen and h is not m.path_handle})
     first.handles = list(seen.values())
     first.legend()
     fig.suptitle(wrap_title(first.title(resp), opt.size[0], opt.dpi))
@@ -141,6 +145,10 @@ class MapFigure(OverlayLayers):
         self.fig, self.opt, self.resolved, self.window, self.stats = fig, opt, resolved, window, stats
         self.ax = ax
         self.paths_only = paths_only  # a panel of small multiples: this optimiser's paths alone
+        self.path_title: str | None = None  # that optimiser's legend text, the panel's title
+        self.path_handle: Any = None
+        self.show_key = True
+        self.grid = (1, 1)  # panels across and down (small multiples)
         self.im: Any = None
         self.reader = reader
         self.overlays: Overlays = reader.overlays()
@@ -173,7 +181,6 @@ class MapFigure(OverlayLayers):
             self.minima()
         self.frame(resp)
         if not decorate:
-            self.ax.set_title(self.paths_only or "")
             return
         key = any(t.get_text().startswith(("|∇f| =", "|v| =")) for t in self.ax.texts)
         self.ax.set_title(wrap_title(self.title(resp), self.opt.size[0], self.opt.dpi), pad=18 if key else 6)

@@ -42,6 +42,10 @@ class OverlayLayers:
     image_rgba: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     raster: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     paths_only: str | None
+    path_title: str | None
+    path_handle: Any
+    show_key: bool
+    grid: tuple[int, int]
     px_per_unit: float
     raster_image: Any
 
@@ -99,7 +103,7 @@ class OverlayLayers:
             return
         x0, x1, y0, y1 = self.window
         w, h = self.opt.size
-        canvas = (int(0.8 * w), int(0.8 * h))
+        canvas = (int(0.8 * w / self.grid[0]), int(0.8 * h / self.grid[1]))  # a panel's share
         ix, iy = arrow_samples(resp.x, resp.y, self.window, canvas, self.opt.pixels_per_arrow)
         if not len(ix) or not len(iy):
             return
@@ -160,7 +164,7 @@ class OverlayLayers:
         ink = "white" if self.dark else "black"
         label = f"{what}{g} at {count:,} data points: {how}"
         self.handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", ms=12, color=ink, label=label))
-        if scale.key is not None:  # the key: an arrow of known magnitude above the axes' left end
+        if scale.key is not None and self.show_key:  # an arrow of known magnitude above the axes' left end
             frac = scale.key_pixels / (self.px_per_unit * abs(self.window[1] - self.window[0]))
             self.ax.annotate(
                 "", xy=(frac, 1.03), xytext=(0.0, 1.03), xycoords="axes fraction",
@@ -189,14 +193,15 @@ class OverlayLayers:
                 continue
             color = PATH_COLORS[i % len(PATH_COLORS)]
             verts, connect, tips = path_polylines(pos, step)
-            lw = 1.6 if len(pos) <= 10 else 0.9
+            small = 0.6 if self.grid != (1, 1) else 1.0  # markers of small multiples are smaller
+            lw = (1.6 if len(pos) <= 10 else 0.9) * small
             for a, b in _runs(connect):
                 self.ax.plot(verts[a:b, 0], verts[a:b, 1], color=color, lw=lw, zorder=6, path_effects=halo)
-            self.ax.plot(starts[:, 0], starts[:, 1], "o", ms=5, mfc=color, mec="white", mew=0.8, zorder=7)
-            self.ax.plot(tips[:, 0], tips[:, 1], "*", ms=11, mfc=color, mec="black", mew=0.7, zorder=7)
-            self.handles.append(
-                Line2D([], [], color=color, lw=1.6, label=_path_label(label, stored.attrs, len(starts)))
-            )
+            self.ax.plot(starts[:, 0], starts[:, 1], "o", ms=5 * small, mfc=color, mec="white", mew=0.8, zorder=7)
+            self.ax.plot(tips[:, 0], tips[:, 1], "*", ms=11 * small, mfc=color, mec="black", mew=0.7, zorder=7)
+            self.path_title = _path_label(label, stored.attrs, len(starts)).rsplit(":", 1)[0]
+            self.path_handle = Line2D([], [], color=color, lw=1.6, label=_path_label(label, stored.attrs, len(starts)))
+            self.handles.append(self.path_handle)
             drew = True
         if drew:
             self.handles.append(Line2D([], [], ls="", marker="o", ms=5, mfc="0.6", mec="white", label="path start"))
