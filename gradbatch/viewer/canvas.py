@@ -18,7 +18,7 @@ from ..errors import GradbatchError, ViewerError
 from ..records import FieldStats
 from ..store import FieldReader, WindowRequest, WindowResponse, job_axes
 from .decor import Decor
-from .limits import Limits, colour_limits, estimate_stats
+from .limits import Limits, colour_limits
 from .loader import Loader
 from .options import LayerOptions
 from .render import settle, vispy_scene
@@ -156,16 +156,9 @@ class FieldView:
         self._title()
 
     def _stats(self, reader: FieldReader, options: LayerOptions) -> FieldStats | None:
-        """The image field's statistics: the reader's where it keeps them, else taken once from a
-        coarse read of the whole field (the limits never follow the part on screen)."""
+        """The image field's statistics, of the whole field (the limits never follow the part on screen)."""
         name = options.field or ""
-        if name not in reader.fields:
-            return None
-        stats = getattr(reader, "stats", None)
-        if stats is not None:
-            return stats(name)  # type: ignore[no-any-return]
-        resp = reader.read(WindowRequest(reader.job, reader.extent, (512, 512), (name,), plane=self.state.plane))
-        return estimate_stats(name, resp.data[name], resp.level)
+        return reader.stats(name) if name in reader.fields else None
 
     def _legend(self) -> None:
         """The legend of what the job's layers draw (after a job is shown or a layer toggled)."""

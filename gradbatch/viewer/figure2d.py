@@ -77,9 +77,8 @@ def build_map(reader: FieldReader, opt: RenderOptions, resolved: Resolved) -> Ma
     )
     if derived and pair is not None:  # a vector job that did not store its magnitude: |v| of what was read
         resp.data[name] = np.hypot(resp.data[pair[0]], resp.data[pair[1]])
-    stats_of = getattr(reader, "stats", None)
-    stats = stats_of(name) if stats_of is not None and name in reader.fields else None
-    if stats is None and name in resp.data:
+    stats = reader.stats(name) if name in reader.fields else None
+    if stats is None and name in resp.data:  # a magnitude computed here: estimated from what was read
         stats = estimate_stats(name, resp.data[name])
     fig = new_figure(opt)
     labels = list(reader.overlays().paths) if opt.panels and "paths" in opt.layers else []

@@ -31,7 +31,7 @@ from .figure import (
     save_figure,
     wrap_title,
 )
-from .limits import Limits, colour_limits, estimate_stats, masked_image
+from .limits import Limits, colour_limits, masked_image
 from .options import RenderOptions, Resolved
 from .prepare import arrow_samples, arrow_vectors, contrast_colors
 from .window_layout import check_plane
@@ -63,10 +63,7 @@ def render_surface(reader: FieldReader, out: Path, opt: RenderOptions, resolved:
     resp = reader.read(
         WindowRequest(reader.job, window, (MESH, MESH), (name,), tuple(pair or ()), (ARROWS, ARROWS), opt.plane)
     )
-    stats_of = getattr(reader, "stats", None)
-    stats = stats_of(name) if stats_of is not None else None
-    if stats is None:
-        stats = estimate_stats(name, resp.data[name])
+    stats = reader.stats(name)
     limits = colour_limits(stats, resolved.scale, opt.clim, opt.robust)
     with figure_context(opt.theme):
         fig = new_figure(opt)

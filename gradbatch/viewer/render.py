@@ -75,8 +75,7 @@ def reader_facts(reader: FieldReader) -> JobFacts:
 def settle(options: Opts, reader: FieldReader) -> tuple[Opts, Resolved]:
     """``options`` with what was left to the job decided for ``reader``'s job (see :func:`resolve`)."""
     name = options.field or default_field(tuple(reader.fields))
-    stats_of = getattr(reader, "stats", None)
-    stats = stats_of(name) if stats_of is not None and name in reader.fields else None
+    stats = reader.stats(name) if name in reader.fields else None
     r = resolve(options, reader_facts(reader), stats)
     return replace(options, field=r.field, descent=r.descent, scale=r.scale, aspect=r.aspect), r
 
