@@ -80,6 +80,10 @@ def test_colour_limits_do_not_change_when_zooming_into_a_sub_window(wave: Path) 
     resp = _wait(fv, lambda r: r.request.window[1] - r.request.window[0] < 1)
     assert float(np.nanmax(resp.data["value"])) < 0.8
     assert fv.layers.clim == whole and fv.bar.clim == whole
+    fv.canvas.render()
+    bar_ticks = _ticks(fv.bar.axis)  # the bar's own ticks, made after the first frame, in the field's units
+    assert min(bar_ticks) >= whole[0] - 1e-3 and max(bar_ticks) <= whole[1] + 1e-3  # labels are rounded
+    assert max(bar_ticks) - min(bar_ticks) >= 1.0
     fv.close()
 
 
@@ -155,6 +159,7 @@ def test_a_plane_out_of_range_is_refused_and_a_snapped_one_is_said(cube: Path) -
     resp = _wait(fv)
     assert resp.plane == pytest.approx(0.0)
     assert "z = 0 (nearest grid plane to 0.1)" in fv.canvas.title
+    fv.decor.reveal()  # the frame's words are made after the first frame
     assert "z = 0 (nearest grid plane to 0.1)" in fv.decor.title.text
     fv.close()
 

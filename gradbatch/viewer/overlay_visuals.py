@@ -18,7 +18,7 @@ from ..geometry import polyline_connect
 from ..records import BasinsResult, Descent, Overlays, Stored, Streamlines
 from .arrows import ArrowField
 from .prepare import path_polylines
-from .window_layout import THEMES, Theme, kind_symbol
+from .window_layout import THEMES, Theme, kind_symbol, rgba
 
 __all__ = ["StaticLayers", "basin_outline"]
 
@@ -138,7 +138,7 @@ class StaticLayers:
             if not len(first):
                 continue
             line = self.scene.visuals.Line(
-                pos=np.zeros((2, 2), np.float32), color=color, width=2, method="gl", parent=parent
+                pos=np.zeros((2, 2), np.float32), color=rgba(color), width=2, method="gl", parent=parent
             )
             ends = self.scene.visuals.Markers(parent=parent)
             starts = self.scene.visuals.Markers(

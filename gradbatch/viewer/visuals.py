@@ -23,37 +23,7 @@ from .overlay_visuals import StaticLayers
 from .prepare import arrow_samples, arrow_vectors, colormap_lut, image_limits, map_colors
 from .window_layout import THEMES, Theme
 
-__all__ = ["LAYERS", "NEEDS_VISPY", "LayerOptions", "FieldLayers", "PALETTE", "SurfaceLayers", "field_view"]
-
-BAR_WIDTH = 130  # pixels: the colour bar, its ticks and the field's name
-PALETTE = ["#ff4f4f", "#4fc3ff", "#7dff6b", "#ffd34f", "#d37dff", "#ff9f4f", "#4fffe1"]
-
-
-def field_view(scene: Any, canvas: Any, options: LayerOptions) -> tuple[Any, Any]:
-    """The data view of ``canvas``, and a colour bar widget beside it (None without one)."""
-    grid = canvas.central_widget.add_grid()
-    view = grid.add_view(row=0, col=0)
-    if not (options.colorbar and "image" in options.layers) or canvas.size[0] < 3 * BAR_WIDTH:
-        return view, None  # a picture narrower than three bars keeps its width for the data
-    side = grid.add_grid(row=0, col=1)  # the field's name above its colour bar
-    side.width_max = side.width_min = BAR_WIDTH
-    title = side.add_widget(scene.Label(_bar_label(options), color="white", font_size=9), row=0, col=0)
-    title.height_max = 24
-    bar = scene.ColorBarWidget(
-        cmap=options.colormap,
-        orientation="right",
-        clim=(0, 1),
-        label="",
-        label_color="white",
-        border_width=0,
-        axis_ratio=14 / max(0.6 * canvas.size[1], 50),
-    )  # about 14 px wide
-    side.add_widget(bar, row=1, col=0)
-    return view, bar
-
-
-def _bar_label(options: LayerOptions) -> str:
-    return bar_label(options)
+__all__ = ["LAYERS", "NEEDS_VISPY", "LayerOptions", "FieldLayers", "SurfaceLayers", "bar_label"]
 
 
 class FieldLayers:
@@ -251,10 +221,7 @@ def _display_data(raw: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _set_bar(bar: Any, clim: tuple[float, float], options: LayerOptions) -> None:
-    if hasattr(bar, "set_limits"):
-        bar.set_limits(clim[0], clim[1], bar_label(options))
-    else:  # vispy's ColorBarWidget: two labels
-        bar.clim = (f"{clim[0]:.3g}", f"{clim[1]:.3g}")
+    bar.set_limits(clim[0], clim[1], bar_label(options))
 
 
 def bar_label(options: LayerOptions, name: str | None = None) -> str:
@@ -351,7 +318,9 @@ class SurfaceLayers:
         ok = np.isfinite(su) & np.isfinite(sv)
         flat = arrow_segments(gx[ok] - su[ok] / 2, gy[ok] - sv[ok] / 2, su[ok], sv[ok])
         verts = np.concatenate([flat.vertices, np.full((len(flat.vertices), 1), base, np.float32)], axis=1)
-        arrows = scene.visuals.Line(pos=verts, connect="segments", color="#ff7f50", method="gl", parent=view.scene)
+        arrows = scene.visuals.Line(
+            pos=verts, connect="segments", color=(1.0, 0.498, 0.314, 1.0), method="gl", parent=view.scene
+        )
         arrows.set_gl_state("translucent", depth_test=False)
         arrows.order = 10  # after the surface: always visible
         return arrows

@@ -24,6 +24,7 @@ __all__ = [
     "legend_entries",
     "plane_words",
     "snap_plane",
+    "rgba",
     "title_text",
 ]
 
@@ -39,6 +40,15 @@ class Theme:
     streamlines: tuple[float, float, float, float]
     marker_edge: str
     paths: tuple[str, ...]
+
+
+def rgba(color: Any) -> tuple[float, float, float, float]:
+    """``color`` (a name, ``#rrggbb`` or a tuple) as an RGBA tuple. vispy's lines look a string
+    up as a colormap name first, which imports matplotlib (a quarter of a second) to fail."""
+    from vispy.color import Color
+
+    r, g, b, a = (float(c) for c in Color(color).rgba)
+    return (r, g, b, a)
 
 
 THEMES = {
