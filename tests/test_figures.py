@@ -250,13 +250,19 @@ def test_the_window_option_takes_negative_numbers_as_typed(tmp_path: Path) -> No
 @pytest.mark.gl
 def test_a_dense_arrow_field_is_one_raster_inside_vector_axes(tmp_path: Path) -> None:
     path = _run(tmp_path, "name: f\nfunction: 'x^2 + y^2'\ngrid: {x: [-1, 1, 257], y: [-1, 1, 257]}\n")
-    m = _build(path, layers=("arrows",), pixels_per_arrow=4, size=(800, 600))
+    m = _build(path, layers=("image", "arrows"), pixels_per_arrow=4, size=(800, 600))
     assert not [c for c in m.ax.collections if type(c).__name__ == "Quiver"]
-    (raster,) = m.ax.images
+    raster = m.ax.images[-1]
     rgba = np.asarray(raster.get_array())
     box = m.ax.get_window_extent()
     assert abs(rgba.shape[1] - box.width) <= 1 and abs(rgba.shape[0] - box.height) <= 1  # one texel a pixel
     assert (rgba[..., 3] > 0).mean() > 0.05  # arrows drawn
+    from gradbatch.viewer.figure import figure_context, save_figure
+
+    with figure_context("light"):
+        save_figure(m.fig, tmp_path / "dense.png")  # saved with the layout the raster was sized to (colour bar and all)
+    after = m.ax.get_window_extent()
+    assert (after.x0, after.y0, after.width, after.height) == (box.x0, box.y0, box.width, box.height)
 
 
 def test_small_multiples_give_each_optimiser_its_panel(tmp_path: Path) -> None:

@@ -230,10 +230,16 @@ class OverlayLayers:
 
     def gl_arrows(self, centres: np.ndarray, vectors: np.ndarray, colors: np.ndarray) -> None:
         """The arrows as one GL raster of the axes' exact pixel size, placed over the axes."""
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
         from .raster import draw_arrows
 
-        for _ in range(2):  # the layout as it will be saved: matplotlib's compressed layout settles on a 2nd draw
-            self.fig.canvas.draw()
+        engine = self.fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):  # compressed, not yet frozen (below)
+            for _ in range(2):  # matplotlib's compressed layout settles on its second pass
+                engine.execute(self.fig)
+            # saved as laid out here (the raster fits the axes exactly), and savefig's extra layout draw is skipped
+            self.fig.set_layout_engine(None)
         box = self.ax.get_window_extent()
         size = (max(1, round(box.width)), max(1, round(box.height)))
         self.raster_image.set_data(draw_arrows(centres, vectors, colors, self.window, size))
