@@ -1,29 +1,57 @@
-"""Tiles from the engine into the store, on a writer thread: computing tile i+1 overlaps
-compressing and writing tile i, and a bounded queue keeps memory flat. And what the store
-writes beside them for pictures: each axis's name and units."""
+"""Tiles from the engine into the store: computing tile i+1 overlaps encoding tiles i, i-1, ...
+on a pool of threads (one a core: the codecs release the GIL) and writing them, in order, on one
+writer thread (h5py takes one call at a time, and a chunk stored as it is costs it a copy).
+Bounded queues keep memory flat. And what the store writes beside them for pictures: each
+axis's name and units.
+
+    compute (this thread) --> encoders (pool) --> writer thread --> the file
+"""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from .engine import JobPlan, TileResult
 from .store import JobWriter
 
-__all__ = ["write_tiles", "axis_attrs"]
+__all__ = ["write_tiles", "axis_attrs", "encoder_count"]
+
+Encoded = dict[str, tuple[int, bytes]]
 
 
-def write_tiles(writer: JobWriter, tiles: Iterable[TileResult], written: Callable[[int, int], None]) -> float:
-    """Write every result of ``tiles`` (computed on this thread while the writer thread writes),
-    then close the writer; ``written(tiles, points)`` after each tile is queued. Returns the
-    writer's busy seconds. On any failure the writer is drained and the file abandoned."""
-    thread = _WriterThread(writer)
+def encoder_count() -> int:
+    """Threads encoding chunks by default: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def write_tiles(
+    writer: JobWriter, tiles: Iterable[TileResult], written: Callable[[int, int], None], encoders: int | None = None
+) -> float:
+    """Write every result of ``tiles`` (computed on this thread while ``encoders`` threads encode
+    and the writer thread writes), then close the writer; ``written(tiles, points)`` after each
+    tile is queued. Returns the writer's busy seconds. On any failure the writer is drained and
+    the file abandoned."""
+    n = encoders or encoder_count()
+    pool = ThreadPoolExecutor(n, thread_name_prefix="gradbatch-encode")
+    writer.encoders = pool  # the pyramid's chunks too
+    thread = _WriterThread(writer, depth=n + 1)
     thread.start()
     try:
         for result in tiles:
-            thread.put(result)
+            encoded = (
+                None
+                if result.chunks is not None
+                else pool.submit(writer.prepare_tile, result.tile, result.fields, result.levels)
+            )
+            thread.put((result, encoded))
             written(thread.written, thread.points)
         thread.put(None)
         thread.join()
@@ -37,16 +65,19 @@ def write_tiles(writer: JobWriter, tiles: Iterable[TileResult], written: Callabl
             thread.join(timeout=60)
         writer.abandon()
         raise
+    finally:
+        writer.encoders = None
+        pool.shutdown(wait=True, cancel_futures=True)
     return thread.busy_s
 
 
 class _WriterThread(threading.Thread):
-    """Writes tile results from a bounded queue, so memory stays flat."""
+    """Writes tile results from a bounded queue, in order, each once its chunks are encoded."""
 
     def __init__(self, writer: JobWriter, depth: int = 2) -> None:
         super().__init__(name="gradbatch-writer", daemon=True)
         self.writer = writer
-        self.queue: queue.Queue[TileResult | None] = queue.Queue(depth)
+        self.queue: queue.Queue[tuple[TileResult, Future[Encoded] | None] | None] = queue.Queue(depth)
         self.error: BaseException | None = None
         self.written = 0
         self.points = 0
@@ -54,30 +85,33 @@ class _WriterThread(threading.Thread):
 
     def run(self) -> None:
         while True:
-            item = self.queue.get()
-            if item is None:
+            entry = self.queue.get()
+            if entry is None:
                 return
             if self.error is not None:
                 continue
-            t0 = time.perf_counter()
+            item, encoded = entry
             try:
+                chunks = encoded.result() if encoded is not None else item.chunks
+                t0 = time.perf_counter()
                 self.writer.write_tile(
                     item.tile,
                     item.fields,
                     item.levels,
-                    item.chunks,
+                    chunks,
                     item.nonfinite,
                     item.check.row(len(item.tile.shape)) if item.check is not None else None,
                     ranges=item.ranges,
                     nonpositive=item.nonpositive,
+                    placed=encoded is not None,
                 )
+                self.busy_s += time.perf_counter() - t0
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self.error = exc
-            self.busy_s += time.perf_counter() - t0
             self.written += 1
             self.points += item.tile.size
 
-    def put(self, item: TileResult | None) -> None:
+    def put(self, item: tuple[TileResult, Future[Encoded] | None] | None) -> None:
         while True:
             if self.error is not None and item is not None:
                 raise self.error

@@ -14,6 +14,7 @@ chunk is written, so a resumed run never finds a half-filled chunk.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +34,9 @@ class LevelChunks:
         self.levels = levels
         self.fields = list(fields)
         self.dtype = dtype
-        self._open: dict[tuple[int, Index], tuple[dict[str, np.ndarray], int]] = {}
+        self._buffers: dict[tuple[int, Index], dict[str, np.ndarray]] = {}  # chunks still filling
+        self._arrived: dict[tuple[int, Index], int] = {}  # their pieces counted so far
+        self._lock = threading.Lock()
 
     def chunk(self, k: int) -> tuple[int, ...]:
         """The chunk shape of level ``k`` (k >= 1), clipped to the level's shape."""
@@ -66,25 +69,43 @@ class LevelChunks:
     ) -> tuple[tuple[slice, ...], dict[str, np.ndarray]] | None:
         """Put a tile's level-k piece into its chunk buffer; once the chunk is whole, returns
         where it goes in the level's arrays and its data per field (and forgets it)."""
+        self.place(tile, k, level)
+        return self.arrive(tile, k)
+
+    def _where(self, tile: Tile, k: int) -> tuple[tuple[int, Index], tuple[int, ...], tuple[int, ...]]:
+        """The key of tile's level-k chunk, where the chunk starts in the level array, and its
+        (edge-clipped) shape."""
         f = 1 << k
         chunk = self.chunk(k)
         shape = level_shape(self.lay.shape, k)
         group = tile.index[:-1] + (tile.index[-1] // f,)
-        # where the chunk starts in the level array, and its (edge-clipped) shape
         start = tuple(s // f for s in tile.start[:-1]) + (group[-1] * chunk[-1],)
         size = tuple(min(c, n - s) for c, n, s in zip(chunk, shape, start))
-        key = (k, group)
-        if key not in self._open:
-            self._open[key] = ({n: np.full(size, np.nan, dtype=self.dtype) for n in self.fields}, 0)
-        buffers, arrived = self._open[key]
+        return (k, group), start, size
+
+    def place(self, tile: Tile, k: int, level: Mapping[str, np.ndarray]) -> None:
+        """Copy a tile's level-k piece into its chunk's buffer. Thread-safe: the tiles of one
+        chunk fill disjoint parts of it, from any thread (the writer's encoders)."""
+        key, start, size = self._where(tile, k)
+        with self._lock:
+            if key not in self._buffers:
+                self._buffers[key] = {n: np.full(size, np.nan, dtype=self.dtype) for n in self.fields}
+            buffers = self._buffers[key]
         piece = level[self.fields[0]].shape
-        offset = (0,) * (len(start) - 1) + (tile.start[-1] // f - start[-1],)
+        offset = (0,) * (len(start) - 1) + (tile.start[-1] // (1 << k) - start[-1],)
         inner = tuple(slice(o, o + n) for o, n in zip(offset, piece))
         for name in self.fields:
             buffers[name][inner] = level[name]
-        arrived += 1
+
+    def arrive(self, tile: Tile, k: int) -> tuple[tuple[slice, ...], dict[str, np.ndarray]] | None:
+        """Count a placed piece (tiles arrive in order, on one thread); once the chunk is whole,
+        returns where it goes in the level's arrays and its data per field (and forgets it)."""
+        key, start, size = self._where(tile, k)
+        arrived = self._arrived.get(key, 0) + 1
         if arrived < len(self.group_tiles(tile.index, k)):
-            self._open[key] = (buffers, arrived)
+            self._arrived[key] = arrived
             return None
-        del self._open[key]
+        self._arrived.pop(key, None)
+        with self._lock:
+            buffers = self._buffers.pop(key)
         return tuple(slice(s, s + n) for s, n in zip(start, size)), buffers

@@ -1,10 +1,9 @@
 """How data is encoded in the file: HDF5 filters per compression, attribute values, and whole
-chunks encoded away from the writer (a cluster worker, or the faster writer to come)."""
+chunks encoded away from the writer (a cluster worker, or the writer's encoding threads)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ import hdf5plugin
 import numpy as np
 
 from ..grid import Tile, TileLayout
+from .codec import ChunkCodec
 
 __all__ = ["ChunkEncoder", "filters", "encode_attr", "CHUNK_CACHE_BYTES"]
 
@@ -48,28 +48,15 @@ def encode_attr(value: Any) -> Any:
 
 
 class ChunkEncoder:
-    """Encodes a tile's fields into the chunks the job's file would hold: the same dataset
-    definition (shape, chunks, dtype, fill, filters) in an in-memory HDF5 file, written, then
-    read back raw. A process other than the writer (a cluster worker) can so do the
-    compressing, and the writer stores the bytes as they are: the file is the same."""
+    """Encodes a tile's fields into the chunks the job's file holds (see
+    :class:`~gradbatch.store.codec.ChunkCodec`): a process other than the writer (a cluster
+    worker) can so do the compressing, and the writer stores the bytes as they are."""
 
     def __init__(self, lay: TileLayout, dtype: np.dtype, compression: str) -> None:
         self.lay = lay
-        self.dtype = np.dtype(dtype)
-        self.filters = filters(compression)
+        self.codec = ChunkCodec(tuple(min(c, n) for c, n in zip(lay.tile, lay.shape)), dtype, compression)
         self.count = 0
 
     def encode(self, tile: Tile, fields: Mapping[str, np.ndarray]) -> dict[str, tuple[int, bytes]]:
         self.count += 1
-        chunks = tuple(min(c, n) for c, n in zip(self.lay.tile, self.lay.shape))
-        out = {}
-        # a fresh in-memory file per tile: memory stays one tile's chunks
-        with h5py.File(f"gradbatch-encode-{os.getpid()}-{self.count}.h5", "w", driver="core", backing_store=False) as f:
-            for name, data in fields.items():
-                d = f.create_dataset(
-                    name, shape=self.lay.shape, dtype=self.dtype, chunks=chunks, fillvalue=np.nan, **self.filters
-                )
-                d.write_direct(np.ascontiguousarray(data, dtype=self.dtype), dest_sel=tile.slices)
-                mask, raw = d.id.read_direct_chunk(tile.start)
-                out[name] = (int(mask), bytes(raw))
-        return out
+        return {name: self.codec.encode(data) for name, data in fields.items()}

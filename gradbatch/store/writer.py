@@ -11,8 +11,11 @@ its data on disk.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from ..grid import Tile, TileLayout, level_shape
 from . import layout as L
 from .access import child, open_store, reading
 from .chunks import LevelChunks
+from .codec import ChunkCodec
 from .create import create_job, mark_format, resumable_tiles
 from .encode import encode_attr
 from .failures import WatchWrites, h5_reason, open_rw, park
@@ -62,9 +66,34 @@ class JobWriter:
     _last_flush: float = field(default=0.0, init=False, repr=False)
     _failed: bool = field(default=False, init=False, repr=False)
     _handles: dict[str, h5py.Dataset] = field(default_factory=dict, init=False, repr=False)
+    _codecs: dict[int, ChunkCodec] = field(default_factory=dict, init=False, repr=False)  # level -> codec
+    _rows: dict[str, dict[int, np.ndarray]] = field(default_factory=dict, init=False, repr=False)  # table -> rows
+    # whole pyramid chunks being encoded (by ``encoders``), a tile's at a time: written in order,
+    # then that tile's finished tiles join _pending
+    _later: deque[tuple[list[_ChunkWrite], list[int]]] = field(default_factory=deque, init=False, repr=False)
+    encoders: Executor | None = field(default=None, repr=False)  # encodes pyramid chunks (None: here)
+    _syncer: _Syncer | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._chunks = LevelChunks(self.lay, self.levels, self.fields, self.axes[0][1].dtype)
+        dtype = self.axes[0][1].dtype
+        self._chunks = LevelChunks(self.lay, self.levels, self.fields, dtype)
+        # the chunk shape of each level's datasets, as store/create.py makes them
+        tile_chunk = tuple(min(c, n) for c, n in zip(self.lay.tile, self.lay.shape))
+        self._codecs[0] = ChunkCodec(tile_chunk, dtype, self.compression)
+        for k in range(1, self.levels + 1):
+            self._codecs[k] = ChunkCodec(self._chunks.chunk(k), dtype, self.compression)
+
+    def prepare_tile(
+        self, tile: Tile, fields: Mapping[str, np.ndarray], levels: Sequence[Mapping[str, np.ndarray]]
+    ) -> dict[str, tuple[int, bytes]]:
+        """A tile's fields as the chunks the file stores them in (filter mask, bytes), for
+        :meth:`write_tile`'s ``chunks`` with ``placed=True``, and its pyramid pieces copied into
+        their chunks' buffers. Makes no HDF5 call, so any number of threads may prepare tiles
+        while the writer writes (the codecs release the GIL)."""
+        for k, level in enumerate(levels, start=1):
+            self._chunks.place(tile, k, level)
+        codec = self._codecs[0]
+        return {name: codec.encode(fields[name]) for name in self.fields}
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> set[int]:
@@ -83,6 +112,7 @@ class JobWriter:
             raise
         self._file = f
         self._last_flush = time.monotonic()
+        self._syncer = _Syncer(self.path)
         return done
 
     def complete_groups(self, done: set[int]) -> set[int]:
@@ -100,10 +130,12 @@ class JobWriter:
         check: Sequence[float] | None = None,
         ranges: np.ndarray | None = None,
         nonpositive: np.ndarray | None = None,
+        placed: bool = False,
     ) -> None:
         """Write a tile's fields (valid shape) and its pyramid pieces; mark it done once its
         data and its pyramid chunks are flushed. ``chunks``: fields already encoded by a
-        :class:`~gradbatch.store.ChunkEncoder` (filter mask, bytes), stored as they are.
+        :class:`~gradbatch.store.ChunkEncoder` (filter mask, bytes), stored as they are;
+        ``placed``: its pyramid pieces are in their buffers already (:meth:`prepare_tile`).
         ``nonfinite``: the tile's (fields, 3) NaN/+inf/-inf counts; ``check``: its
         gradient-check row; ``ranges`` (fields, 3) and ``nonpositive`` (fields,): its finite
         min, max, min positive and count <= 0 per field. All are written before the tile's done
@@ -119,7 +151,7 @@ class JobWriter:
                     rows.update({L.RANGE: ranges, L.NONPOSITIVE: nonpositive})
                 if check is not None and self.check_width:
                     rows[L.CHECK] = np.asarray(check, dtype=np.float64)
-                self._write_tile(tile, fields, levels, chunks, rows)
+                self._write_tile(tile, fields, levels, chunks, rows, placed)
         except (KeyError, ValueError) as exc:  # h5py cannot open a dataset: metadata damaged earlier
             self._failed = True
             raise StoreError(
@@ -141,10 +173,11 @@ class JobWriter:
         levels: Sequence[Mapping[str, np.ndarray]],
         chunks: Mapping[str, tuple[int, bytes]] | None,
         rows: Mapping[str, np.ndarray | None],
+        placed: bool = False,
     ) -> None:
-        for table, row in rows.items():  # the tile's rows of the _tiles tables, before its data
+        for table, row in rows.items():  # the tile's rows of the _tiles tables: written at the next flush
             if row is not None:
-                self._ds(table)[tile.flat] = row
+                self._rows.setdefault(table, {})[tile.flat] = row
         for name in self.fields:
             if chunks is not None and name in chunks:
                 mask, data = chunks[name]
@@ -152,18 +185,42 @@ class JobWriter:
             else:
                 self._ds(name).write_direct(np.ascontiguousarray(fields[name]), dest_sel=tile.slices)
         finished: list[tuple[int, ...]] = [tile.index] if not levels else []
+        writes: list[_ChunkWrite] = []
         for k, level in enumerate(levels, start=1):
-            whole = self._chunks.add(tile, k, level)
+            whole = self._chunks.arrive(tile, k) if placed else self._chunks.add(tile, k, level)
             if whole is None:
                 continue
             dest, buffers = whole
-            for name in self.fields:
-                self._ds(L.level_path(k, name)).write_direct(buffers[name], dest_sel=dest)
+            writes += [self._level_chunk(k, name, dest, buffers[name]) for name in self.fields]
             if k == len(levels):
                 finished = self._chunks.group_tiles(tile.index, k)
-        self._pending.extend(int(np.ravel_multi_index(t, self.lay.counts)) for t in finished)
+        self._later.append((writes, [int(np.ravel_multi_index(t, self.lay.counts)) for t in finished]))
+        self._write_encoded(wait=False)
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
+
+    def _level_chunk(self, k: int, name: str, dest: tuple[slice, ...], data: np.ndarray) -> _ChunkWrite:
+        """One whole pyramid chunk, to be stored as encoded (by the encoders, outside h5py's lock,
+        or here); through the filter if it is not chunk-aligned."""
+        codec, ds = self._codecs[k], self._ds(L.level_path(k, name))
+        start = tuple(s.start for s in dest)
+        if ds.chunks != codec.chunk or any(a % c for a, c in zip(start, codec.chunk)):
+            return _ChunkWrite(ds, start, dest, data, None)
+        if self.encoders is None:
+            return _ChunkWrite(ds, start, dest, data, codec.encode(data))
+        return _ChunkWrite(ds, start, dest, None, self.encoders.submit(codec.encode, data))
+
+    def _write_encoded(self, wait: bool) -> None:
+        """Store the pyramid chunks whose encoding is done, in order (all of them with ``wait``),
+        and mark their tiles as written: done at the next flush."""
+        while self._later:
+            writes, finished = self._later[0]
+            if not wait and not all(w.ready() for w in writes):
+                return
+            for w in writes:
+                w.store()
+            self._pending.extend(finished)
+            self._later.popleft()
 
     def _ds(self, name: str) -> h5py.Dataset:
         """The job's dataset ``name``, opened once: a dataset handle freed after each write
@@ -182,19 +239,42 @@ class JobWriter:
     def flush(self) -> None:
         """Put written data on disk, then mark the tiles written before it as done."""
         assert self._file is not None
+        self._write_encoded(wait=True)
+        self._write_rows()
         self._file.flush()
+        if self._syncer is not None:
+            self._syncer.kick()
         if self._pending:
             done = self._ds(L.DONE)
-            for flat in self._pending:
-                done[np.unravel_index(flat, self.lay.counts)] = 1
+            bits = done[...]  # the whole map (a byte a tile), set and written back at once
+            bits[np.unravel_index(np.asarray(self._pending), self.lay.counts)] = 1
+            done[...] = bits
             self._pending.clear()
             self._file.flush()
         self._last_flush = time.monotonic()
+
+    def _write_rows(self) -> None:
+        """The buffered rows of the _tiles tables, a slice per run of consecutive tiles (one h5py
+        call, not one a tile): always before the flush that precedes their tiles' done bits."""
+        for table, rows in self._rows.items():
+            ds = self._ds(table)
+            flats = sorted(rows)
+            i = 0
+            while i < len(flats):
+                j = i
+                while j + 1 < len(flats) and flats[j + 1] == flats[j] + 1:
+                    j += 1
+                ds[flats[i] : flats[j] + 1] = np.stack([rows[f] for f in flats[i : j + 1]])
+                i = j + 1
+        self._rows = {}
 
     # -- closing ------------------------------------------------------------------------------
     def close(self) -> None:
         if self._file is None:
             return
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
         f = self._file
         if not self._failed:
             try:
@@ -248,6 +328,71 @@ class JobWriter:
             for k, v in attrs.items():
                 g.attrs[k] = encode_attr(v)
             g.attrs[L.COMPLETE] = True
+
+
+class _Syncer(threading.Thread):
+    """Puts what the writer has handed the OS on the disk while tiles are still computed
+    (``fdatasync`` after each flush, on a thread of its own), so the fsync that makes the finished
+    file durable (:func:`commit`) has little left to wait for. Only a head start: a failure
+    here is found again by the writes and that fsync, which say it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="gradbatch-sync", daemon=True)
+        self.fd: int | None
+        try:
+            self.fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            self.fd = None
+        self.wake = threading.Event()
+        self.done = False
+        if self.fd is not None:
+            self.start()
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    def run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.done:
+                return
+            try:
+                os.fdatasync(self.fd)  # type: ignore[arg-type]
+            except (OSError, AttributeError):
+                pass
+
+    def stop(self) -> None:
+        self.done = True
+        self.wake.set()
+        if self.is_alive():
+            self.join()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+@dataclass
+class _ChunkWrite:
+    """A whole chunk of ``ds`` at ``start``: ``encoded`` (filter mask, bytes), or its future, or
+    None (``data`` goes through the filter)."""
+
+    ds: h5py.Dataset
+    start: tuple[int, ...]
+    dest: tuple[slice, ...]
+    data: np.ndarray | None
+    encoded: tuple[int, bytes] | Future[tuple[int, bytes]] | None
+
+    def ready(self) -> bool:
+        return not isinstance(self.encoded, Future) or self.encoded.done()
+
+    def store(self) -> None:
+        encoded = self.encoded.result() if isinstance(self.encoded, Future) else self.encoded
+        if encoded is None:
+            assert self.data is not None
+            self.ds.write_direct(np.ascontiguousarray(self.data), dest_sel=self.dest)
+        else:
+            self.ds.id.write_direct_chunk(self.start, encoded[1], encoded[0])
 
 
 def read_back(path: Path, jobs: Sequence[str]) -> None:
