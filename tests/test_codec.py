@@ -43,6 +43,34 @@ def test_chunks_stored_as_encoded_read_back_through_the_files_own_filters(
         np.testing.assert_array_equal(f["v"][...], data)
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_frames_made_around_compress2_are_python_blosc2s_own_byte_for_byte(compression: str, dtype: Any) -> None:
+    """The codec wraps a chunk from ``blosc2.compress2`` (which releases the GIL) in a frame it
+    builds itself; it must be the frame python-blosc2 makes of the same data."""
+    from gradbatch.store.codec import _schunk_frame
+
+    codec = ChunkCodec((48, 40), dtype, compression)
+    assert codec._frame is not None  # the template was verified against python-blosc2
+    rng = np.random.default_rng(3)
+    for data in (rng.standard_normal((48, 40)), np.linspace(0, 1, 48 * 40).reshape(48, 40), np.ones((48, 40))):
+        full = data.astype(dtype)
+        assert codec.encode(full)[1] == _schunk_frame(full, codec._cparams or {})
+
+
+@pytest.mark.parametrize("fill", [np.nan, 0.0, np.inf])
+def test_a_chunk_of_one_value_reads_back(tmp_path: Path, fill: float) -> None:
+    """Blosc2 stores runs of zeros or NaN specially in its own frames; the codec's frames hold
+    them as ordinary chunks, which the filter reads all the same."""
+    data = np.full((64, 64), fill, np.float32)
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        d = f.create_dataset("v", shape=(64, 64), dtype="f4", chunks=(64, 64), fillvalue=7.0, **filters("lz4"))
+        mask, raw = ChunkCodec((64, 64), np.float32, "lz4").encode(data)
+        d.id.write_direct_chunk((0, 0), raw, mask)
+    with h5py.File(tmp_path / "one.h5", "r") as f:
+        np.testing.assert_array_equal(f["v"][...], data)
+
+
 def test_a_piece_larger_than_the_chunk_is_refused() -> None:
     with pytest.raises(ValueError, match=r"does not fit a chunk of shape \(4, 4\)"):
         ChunkCodec((4, 4), np.float32, "lz4").encode(np.zeros((5, 4), np.float32))
