@@ -55,8 +55,6 @@ class ChunkEncoder:
     def __init__(self, lay: TileLayout, dtype: np.dtype, compression: str) -> None:
         self.lay = lay
         self.codec = ChunkCodec(tuple(min(c, n) for c, n in zip(lay.tile, lay.shape)), dtype, compression)
-        self.count = 0
 
     def encode(self, tile: Tile, fields: Mapping[str, np.ndarray]) -> dict[str, tuple[int, bytes]]:
-        self.count += 1
         return {name: self.codec.encode(data) for name, data in fields.items()}
