@@ -39,7 +39,7 @@ class LevelChunks:
         self._lock = threading.Lock()
 
     def chunk(self, k: int) -> tuple[int, ...]:
-        """The chunk shape of level ``k`` (k >= 1), clipped to the level's shape."""
+        """The chunk shape of level ``k``, clipped to the level's shape (level 0: the tile's)."""
         shape = level_shape(self.lay.shape, k)
         chunk = tuple(max(1, t >> k) for t in self.lay.tile[:-1]) + (self.lay.tile[-1],)
         return tuple(min(c, n) for c, n in zip(chunk, shape))

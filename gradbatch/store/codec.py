@@ -18,6 +18,7 @@ Edge chunks are padded with NaN to the chunk's shape, as HDF5 pads them with the
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Any
 
@@ -40,18 +41,10 @@ class ChunkCodec:
         self._cparams: dict[str, Any] | None = None
         self._frame: _FrameTemplate | None = None
         if compression in BLOSC2_SETTINGS:
-            import blosc2
-
-            blosc2.set_releasegil(True)  # python-blosc2 holds the GIL while it compresses unless told
-            codec, level = BLOSC2_SETTINGS[compression]
-            self._cparams = {
-                "codec": getattr(blosc2.Codec, codec),
-                "clevel": level,
-                "filters": [blosc2.Filter.SHUFFLE],
-                "typesize": self.dtype.itemsize,
-                "nthreads": 1,  # chunks are encoded in parallel, one a thread
-            }
-            self._frame = _FrameTemplate.make(int(np.prod(self.chunk)) * self.dtype.itemsize, self._cparams)
+            self._cparams = _blosc2_cparams(compression, self.dtype.itemsize)
+            self._frame = _frame_template(
+                int(np.prod(self.chunk)) * self.dtype.itemsize, compression, self.dtype.itemsize
+            )
         elif compression not in ("gzip", "none"):
             raise ValueError(f"compression: {compression!r} is not one of lz4, zstd, gzip, none")
 
@@ -79,6 +72,27 @@ class ChunkCodec:
             raw = full.reshape(-1).view(np.uint8).reshape(-1, self.dtype.itemsize).T.tobytes()
             return 0, zlib.compress(raw, 1)
         return 0, full.tobytes()
+
+
+def _blosc2_cparams(compression: str, itemsize: int) -> dict[str, Any]:
+    import blosc2
+
+    blosc2.set_releasegil(True)  # python-blosc2 holds the GIL while it compresses unless told
+    codec, level = BLOSC2_SETTINGS[compression]
+    return {
+        "codec": getattr(blosc2.Codec, codec),
+        "clevel": level,
+        "filters": [blosc2.Filter.SHUFFLE],
+        "typesize": itemsize,
+        "nthreads": 1,  # chunks are encoded in parallel, one a thread
+    }
+
+
+@functools.cache
+def _frame_template(nbytes: int, compression: str, itemsize: int) -> _FrameTemplate | None:
+    """The frame template of a chunk size and settings, made (and checked) once a process: every
+    job and level with the same chunk size shares it."""
+    return _FrameTemplate.make(nbytes, _blosc2_cparams(compression, itemsize))
 
 
 def _schunk_frame(data: np.ndarray, cparams: dict[str, Any]) -> bytes:

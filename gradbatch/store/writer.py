@@ -77,10 +77,8 @@ class JobWriter:
     def __post_init__(self) -> None:
         dtype = self.axes[0][1].dtype
         self._chunks = LevelChunks(self.lay, self.levels, self.fields, dtype)
-        # the chunk shape of each level's datasets, as store/create.py makes them
-        tile_chunk = tuple(min(c, n) for c, n in zip(self.lay.tile, self.lay.shape))
-        self._codecs[0] = ChunkCodec(tile_chunk, dtype, self.compression)
-        for k in range(1, self.levels + 1):
+        # the chunk shape of each level's datasets (level 0: the tile), as store/create.py makes them
+        for k in range(self.levels + 1):
             self._codecs[k] = ChunkCodec(self._chunks.chunk(k), dtype, self.compression)
 
     def prepare_tile(

@@ -173,7 +173,7 @@ class Decor:
         width, height = canvas.size
         grid = canvas.central_widget.add_grid(spacing=0)
         self.grid = grid
-        fg = rgba(theme.foreground)
+        fg = self.fg = rgba(theme.foreground)
         self.fonts = FontManager()
         self.framed = width >= 300 and height >= 200  # a thumbnail keeps its pixels for the data
         self.title: Any = None
@@ -202,8 +202,7 @@ class Decor:
 
     # -- made when first revealed -------------------------------------------------------------
     def _make_axes(self) -> None:
-        fg = rgba(self.theme.foreground)
-        scene = self.scene
+        fg, scene = self.fg, self.scene
         style = dict(text_color=fg, axis_color=fg, tick_color=fg, tick_font_size=7, axis_font_size=9, axis_width=1)
         yaxis = scene.AxisWidget(orientation="left", axis_label_margin=46, tick_label_margin=6, **style)
         yaxis.width_min = yaxis.width_max = 64
@@ -218,8 +217,7 @@ class Decor:
         self.set_words(*self.words)
 
     def _make_title(self) -> None:
-        fg = rgba(self.theme.foreground)
-        title = self.scene.Label("", color=fg, font_size=10, font_manager=self.fonts)
+        title = self.scene.Label("", color=self.fg, font_size=10, font_manager=self.fonts)
         title.height_min = title.height_max = 28
         self.title = _replace(self.grid, self.slots.pop("title"), title, 0, 0, span=self.columns)
         self.set_words(*self.words)
@@ -313,23 +311,21 @@ def _legend_visuals(scene: Any, view: Any, entries: Sequence[LegendEntry], theme
     seg_colors: list[Any] = []
     marks: dict[str, tuple[list[list[float]], list[Any]]] = {}
     words, places = [], []
-    from vispy.color import Color
-
     for i, e in enumerate(entries):
         y = (rows - i - 0.5) * ROW_PX
-        rgba = Color(e.color).rgba
+        color = rgba(e.color)
         if e.kind in ("path", "line"):
             segs += [[6, y], [30, y]]
-            seg_colors += [rgba, rgba]
+            seg_colors += [color, color]
         if e.kind == "path":
             marks.setdefault("o", ([], []))[0].append([6, y])
-            marks["o"][1].append(rgba)
+            marks["o"][1].append(color)
             marks.setdefault("star", ([], []))[0].append([30, y])
-            marks["star"][1].append(rgba)
+            marks["star"][1].append(color)
         elif e.kind in ("marker", "arrow", "patch"):
             symbol = {"arrow": "arrow", "patch": "square"}.get(e.kind, e.symbol or "disc")
             marks.setdefault(symbol, ([], []))[0].append([18, y])
-            marks[symbol][1].append(rgba)
+            marks[symbol][1].append(color)
         words.append(e.text)
         places.append([40, y])
     out: list[Any] = []
