@@ -99,14 +99,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cluster=cluster,
     )
     for r in reports:
-        raw = r.points * len(r.fields) * 4
         check = ""
         if r.check is not None:
             check = f", gradient check: max |autograd - central difference| = {r.check.max_abs_error:.2e}"
         print(
             f"{r.output}:{r.name}: {r.points:,} points in {r.wall_s:.2f}s "
             f"({r.points_per_s / 1e6:.1f} Mpts/s on {r.device}), fields {', '.join(r.fields)}, "
-            f"{human_size(r.stored_bytes)} stored ({raw / max(r.stored_bytes, 1):.2f}x smaller){check}"
+            f"{human_size(r.stored_bytes)} stored ({r.compression_ratio:.2f}x smaller){check}"
         )
         for line in r.nonfinite_lines():
             print(f"{r.output}:{r.name}: {line}")

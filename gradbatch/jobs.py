@@ -88,6 +88,13 @@ class JobReport:
     check: CheckStats | None  # over every tile of the job, resumed ones too
     nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)  # field -> NaN/+inf/-inf points
     grid_points: int = 0  # points of the whole grid (``points`` counts this run's)
+    itemsize: int = 4  # bytes a value (float32: 4, float64: 8)
+
+    @property
+    def compression_ratio(self) -> float:
+        """The whole job's fields, raw, over what they take stored (resumed tiles included)."""
+        raw = (self.grid_points or self.points) * len(self.fields) * self.itemsize
+        return raw / max(self.stored_bytes, 1)
 
     def nonfinite_lines(self) -> list[str]:
         """``value: NaN at 20,100 of 40,401 points``, one line per field and kind that has any."""
@@ -316,6 +323,7 @@ def _run_one(
     return JobReport(
         job.name, job.output, device, plan.fields, plan.layout.shape, computed, stats.tiles, len(done), wall,
         stats.compute_s, busy_s, stats.compile_s, stats.compiled, stored, check, nonfinite, total_points,
+        int(plan.axes[0].dtype.itemsize),
     )  # fmt: skip
 
 

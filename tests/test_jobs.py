@@ -136,8 +136,19 @@ def test_interrupted_run_leaves_a_partial_file_and_resume_matches(in_tmp: Path) 
     (report,) = _run(JOB, out, resume=True)
     assert report.tiles_resumed == info.jobs[0].tiles_done
     assert report.tiles_computed == 20 - report.tiles_resumed
-    _run(JOB, in_tmp / "straight.h5")
+    (straight,) = _run(JOB, in_tmp / "straight.h5")
     assert_files_equal(out, in_tmp / "straight.h5", "wave")
+    # the ratio is the whole job's, not the points this run computed over the whole file
+    assert report.compression_ratio == pytest.approx(straight.compression_ratio, rel=0.05)
+
+
+def test_the_compression_ratio_counts_each_value_at_its_size(in_tmp: Path) -> None:
+    for dtype in ("float32", "float64"):
+        text = (
+            f"name: r\nfunction: 'x*y'\ngrid: {{x: [0, 1, 300], y: [0, 1, 200]}}\ndtype: {dtype}\ncompression: none\n"
+        )
+        (report,) = _run(text, in_tmp / f"{dtype}.h5")
+        assert report.compression_ratio == pytest.approx(1.0, rel=0.01)  # uncompressed: as stored
 
 
 def test_failure_mid_run_leaves_no_complete_looking_file(in_tmp: Path) -> None:
