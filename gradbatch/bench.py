@@ -7,6 +7,7 @@ measured eager and compiled; the compile time is reported apart from the steady-
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -15,6 +16,7 @@ import torch
 
 from .config import parse_config
 from .engine import EvalStats, JobPlan, available_devices, device_name, evaluate, plan_job
+from .errors import GradbatchError
 
 __all__ = ["BenchRow", "benchmark", "format_table", "BENCH_EXPRESSION"]
 
@@ -31,9 +33,11 @@ class BenchRow:
     points_per_s: float
     compile_s: float
     speedup_vs_cpu: float | None = None
+    error: str | None = None  # why this row has no measurement (a compile that failed, OOM)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The row for JSON: a failed row's missing numbers are null, not NaN (not JSON)."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}
 
 
 def _plan(size: int, method: str, device: torch.device, expression: str, dtype: str) -> JobPlan:
@@ -74,9 +78,11 @@ def benchmark(
         rows = _measure(sizes, methods, devices or available_devices(), expression, dtype, repeat, say)
     finally:
         torch.set_num_threads(old_threads)
-    cpu = {(r.method, r.size): r.points_per_s for r in rows if r.device.startswith("cpu")}
+    cpu = {(r.method, r.size): r.points_per_s for r in rows if r.device.startswith("cpu") and r.error is None}
     return [
-        replace(r, speedup_vs_cpu=r.points_per_s / cpu[(r.method, r.size)]) if (r.method, r.size) in cpu else r
+        replace(r, speedup_vs_cpu=r.points_per_s / cpu[(r.method, r.size)])
+        if (r.method, r.size) in cpu and r.error is None
+        else r
         for r in rows
     ]
 
@@ -94,31 +100,48 @@ def _measure(
     for device in devices:
         for method in methods:
             for size in sizes:
-                plan = _plan(size, method, device, expression, dtype)
-                compile_s = 0.0
-                best = float("inf")
-                for i in range(repeat + 1):  # run 0 warms up (and compiles): not timed
-                    stats = EvalStats()
-                    t0 = time.perf_counter()
-                    for _result in evaluate(plan, stats=stats):
-                        pass
-                    _sync(device)
-                    dt = time.perf_counter() - t0
-                    if i == 0:
-                        compile_s = stats.compile_s
-                    else:  # later runs re-check the compiled graph once: not part of the rate
-                        best = min(best, dt - stats.compile_s)
-                points = size * size
-                row = BenchRow(device_name(device), method, size, points, best, points / best, compile_s)
-                say(f"  {row.device:<28} {method:<9} {size:>6}^2  {row.points_per_s / 1e6:8.1f} Mpts/s")
+                try:
+                    row = _measure_one(size, method, device, expression, dtype, repeat)
+                    say(f"  {row.device:<28} {method:<9} {size:>6}^2  {row.points_per_s / 1e6:8.1f} Mpts/s")
+                except (GradbatchError, torch.cuda.OutOfMemoryError) as exc:
+                    # one failure (no C compiler for Triton, a grid too large for the device)
+                    # is that row's result, not the end of the others
+                    nan = float("nan")
+                    error = " ".join(str(exc).split()) or type(exc).__name__
+                    row = BenchRow(device_name(device), method, size, size * size, nan, nan, nan, error=error)
+                    say(f"  {row.device:<28} {method:<9} {size:>6}^2  failed: {error}")
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
                 rows.append(row)
     return rows
+
+
+def _measure_one(size: int, method: str, device: torch.device, expression: str, dtype: str, repeat: int) -> BenchRow:
+    plan = _plan(size, method, device, expression, dtype)
+    compile_s = 0.0
+    best = float("inf")
+    for i in range(repeat + 1):  # run 0 warms up (and compiles): not timed
+        stats = EvalStats()
+        t0 = time.perf_counter()
+        for _result in evaluate(plan, stats=stats):
+            pass
+        _sync(device)
+        dt = time.perf_counter() - t0
+        if i == 0:
+            compile_s = stats.compile_s
+        else:  # later runs re-check the compiled graph once: not part of the rate
+            best = min(best, dt - stats.compile_s)
+    points = size * size
+    return BenchRow(device_name(device), method, size, points, best, points / best, compile_s)
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
     head = f"{'device':<30} {'method':<9} {'grid':>8} {'Mpts/s':>9} {'vs CPU':>7} {'compile s':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
+        if r.error is not None:
+            lines.append(f"{r.device:<30} {r.method:<9} {f'{r.size}^2':>8}  failed: {r.error}")
+            continue
         speed = f"{r.speedup_vs_cpu:.1f}x" if r.speedup_vs_cpu is not None else "-"
         comp = f"{r.compile_s:.1f}" if r.method == "compiled" else "-"
         lines.append(

@@ -89,8 +89,9 @@ def connect(options: ClusterOptions, gpus: int = 0) -> Cluster:
             raise DeviceError(f"--workers {n}: one GPU per worker, and this machine has {gpus}")
         from distributed.scheduler import Scheduler
 
+        visible = visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), gpus)
         spec = {
-            f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
+            f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {**env, "CUDA_VISIBLE_DEVICES": visible[i]}}}
             for i in range(n)
         }
         local = SpecCluster(
@@ -104,6 +105,17 @@ def connect(options: ClusterOptions, gpus: int = 0) -> Cluster:
     client.wait_for_workers(n, timeout=120)
     client.run(_preload)  # torch and the engine imported now, not on each worker's first tile
     return Cluster(client, local, options)
+
+
+def visible_devices(parent: str | None, count: int) -> list[str]:
+    """The CUDA devices this process may use, one entry per device, as its workers must name
+    them: the parent's own ``CUDA_VISIBLE_DEVICES`` list (a Slurm allocation or a shared node's
+    share: ``"2,3"`` or GPU UUIDs) when it has one, else ``0 .. count-1``. A worker given "0"
+    under a parent limited to "2,3" would take someone else's GPU."""
+    if parent is None or not parent.strip():
+        return [str(i) for i in range(count)]
+    listed = [d.strip() for d in parent.split(",") if d.strip()]
+    return listed[:count]
 
 
 def _preload() -> None:

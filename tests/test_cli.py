@@ -87,6 +87,29 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cpu[0]["size"] == 64 and cpu[0]["points_per_s"] > 0 and cpu[0]["speedup_vs_cpu"] == 1.0
 
 
+def test_bench_keeps_every_row_when_one_fails(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # noqa: ANN001
+    """A compile that fails (no C compiler or Python headers for Triton) is that row's result:
+    the eager rows are still measured and the output is strict JSON."""
+    from gradbatch import bench
+    from gradbatch.errors import EngineError
+
+    real = bench._plan
+
+    def plan(size: int, method: str, *args: object) -> object:
+        if method == "compiled":
+            raise EngineError("torch.compile failed (InvalidCxxCompiler: No working C++ compiler found)")
+        return real(size, method, *args)
+
+    monkeypatch.setattr(bench, "_plan", plan)
+    assert main(["bench", "--sizes", "64", "--methods", "eager,compiled", "--repeat", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert [r["method"] for r in rows] == ["eager", "compiled"]
+    assert rows[0]["error"] is None and rows[0]["points_per_s"] > 0
+    assert "No working C++ compiler" in rows[1]["error"] and rows[1]["points_per_s"] is None
+    assert main(["bench", "--sizes", "64", "--methods", "eager,compiled", "--repeat", "1"]) == 0
+    assert "failed: torch.compile failed" in capsys.readouterr().out
+
+
 def test_builtins_lists_every_function(capsys: pytest.CaptureFixture[str]) -> None:
     from gradbatch.functions import BUILTINS
 

@@ -113,3 +113,15 @@ def test_cluster_options_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     assert "ClusterError: --scheduler: cannot reach tcp://127.0.0.1:1" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.partial").exists()
+
+
+def test_gpu_workers_get_the_parents_own_devices() -> None:
+    """Under Slurm or on a shared node the parent sees only its share (CUDA_VISIBLE_DEVICES=2,3):
+    its workers must get 2 and 3, not 0 and 1."""
+    from gradbatch.distributed import visible_devices
+
+    assert visible_devices(None, 2) == ["0", "1"]
+    assert visible_devices("", 2) == ["0", "1"]
+    assert visible_devices("2,3", 2) == ["2", "3"]
+    assert visible_devices(" 5, 7 ,", 1) == ["5"]
+    assert visible_devices("GPU-aa11,GPU-bb22", 2) == ["GPU-aa11", "GPU-bb22"]

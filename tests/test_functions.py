@@ -343,6 +343,66 @@ def test_out_of_memory_splits_the_tile_and_gives_the_same_result() -> None:
         torch.testing.assert_close(out[k], expected[k])
 
 
+def test_a_split_compiled_kernel_runs_its_slabs_eagerly() -> None:
+    """A compiled kernel is specialised to the tile's shape: slabs of a split tile go to the
+    eager kernel, not to a recompile per slab shape."""
+    from gradbatch.engine.coords import tile_axes
+    from gradbatch.engine.kernel import Kernel
+    from gradbatch.engine.runner import EvalStats, _compute
+
+    plan = gradbatch.plan_job(job_from("function: 'x*y'\ngrid: {x: [0, 1, 128], y: [0, 1, 128]}\ntile: 128\n"), "cpu")
+    real = gradbatch.engine.build_kernel(plan.function, ("x", "y"), plan.outputs, plan.job.compile, 1)
+    compiled_shapes: list[int] = []
+    eager_shapes: list[int] = []
+
+    def compiled(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        compiled_shapes.append(axes1d[-1].shape[0])
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    def eager(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        eager_shapes.append(axes1d[-1].shape[0])
+        return real.fn(*axes1d)
+
+    axes = tile_axes([torch.as_tensor(a) for a in plan.axes], plan.layout, next(iter(plan.layout)))
+    out = _compute(Kernel(compiled, eager, True), axes, EvalStats())
+    assert compiled_shapes == [128] and eager_shapes == [64, 64]
+    torch.testing.assert_close(out["value"], real(axes)["value"])
+
+
+def test_warm_up_does_not_call_out_of_memory_a_compile_failure(recwarn: pytest.WarningsRecorder) -> None:
+    from gradbatch.config import CompileMode
+    from gradbatch.engine.kernel import Kernel, warm_up
+
+    def too_big(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    k = Kernel(too_big, too_big, True)
+    for mode in (CompileMode.AUTO, CompileMode.ON):
+        assert warm_up(k, (torch.zeros(4),), mode) is k  # still compiled: the caller splits the tile
+    assert not [w for w in recwarn if "torch.compile failed" in str(w.message)]
+
+
+def test_out_of_memory_outside_the_kernel_is_one_line_and_no_file(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The device running out of memory in the float64 gradient check (or the pyramid) is not
+    the kernel's to split: one EngineError naming the tile, and no complete-looking file."""
+    from gradbatch.engine import runner
+    from gradbatch.errors import EngineError
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    monkeypatch.setattr(runner, "finite_difference_check", oom)
+    out = tmp_path / "j.h5"
+    cfg = gradbatch.parse_config(
+        "name: j\nfunction: 'x*y'\ngrid: {x: [0, 1, 64], y: [0, 1, 64]}\ntile: 32\noutputs: [value, gradient, check]\n",
+        output=out,
+    )
+    with pytest.raises(EngineError, match=r"out of memory on tile \(0, 0\).*leave out check") as info:
+        gradbatch.run_jobs(cfg)
+    assert "\n" not in str(info.value)
+    assert not out.exists()
+
+
 # -- the registry of function sources and the autograd helper ----------------------------------
 
 

@@ -275,6 +275,16 @@ def not_a_model():
 
 def unreduced():
     return nn.Linear(3, 1), nn.MSELoss(reduction="none"), (torch.randn(10, 3), torch.randn(10, 1))
+
+def on_cuda():
+    torch.manual_seed(0)
+    x = torch.randn(50, 3, device="cuda")
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).cuda()
+    trajectory = []
+    for k in range(4):
+        trajectory.append({n: p.detach() + 0.1 * k * torch.randn_like(p) for n, p in model.named_parameters()})
+    return {"model": model, "loss": nn.MSELoss(), "inputs": x, "targets": x.sum(1, keepdim=True),
+            "trajectory": trajectory}
 """
 
 
@@ -307,6 +317,21 @@ def test_a_users_model_factory_runs_with_random_directions(tmp_path: Path) -> No
             f["n/landscape"].attrs["loss_at_theta"], rel=1e-5
         )
         assert "paths" not in f["n"]  # no trajectory given: none stored
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_factory_that_builds_on_cuda_runs_on_either_device(tmp_path: Path, device: str) -> None:
+    """A model trained on the GPU and returned there (with its data and trajectory) is held on
+    the CPU: the landscape, its makings and the projected training path all come out."""
+    (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY))
+    with _run(
+        tmp_path,
+        "name: n\nfunction: {network: {model: {callable: 'models:on_cuda'}, directions: pca}}\n"
+        f"grid: {{a: [-1, 1, 5], b: [-1, 1, 5]}}\ndevice: {device}\n",
+    ) as f:
+        assert np.isfinite(f["n/value"][...]).all()
+        assert np.isfinite(f["n/landscape/theta"][...]).all()
 
 
 def test_basins_on_a_data_landscape_find_the_fit_as_a_minimum(tmp_path: Path) -> None:

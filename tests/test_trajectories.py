@@ -304,3 +304,22 @@ def test_bad_trajectory_settings_get_clear_errors(yaml_text: str, message: str) 
 def test_descent_on_a_vector_field_is_refused() -> None:
     with pytest.raises(ConfigError, match="descent needs a scalar function"):
         parse_config("function: [x, y]\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}\npaths: {starts: [[0.5, 0.5]]}")
+
+
+@pytest.mark.parametrize("spec", OPTIMIZERS, ids=lambda s: s["name"])
+def test_fused_is_asked_only_where_the_device_has_the_kernel(spec: dict) -> None:
+    """torch makes ``fused=True`` optimisers for any device and fails at the first step where
+    it has no kernel (Adagrad on CUDA): a device with none (meta here) gets the default one."""
+    from gradbatch.trajectories.paths import _optimizer, has_fused_kernel
+
+    opt = parse_optimizer(spec, "o")
+    meta = [torch.zeros(4, device="meta", requires_grad=True)]
+    meta[0].grad = torch.ones(4, device="meta")
+    o = _optimizer(opt, meta, ascent=False, fused=True)
+    assert not o.defaults.get("fused")
+    o.step()  # would raise "fused=True requires ... supported devices" had fused been asked
+    cpu = [torch.zeros(4, requires_grad=True)]
+    assert bool(_optimizer(opt, cpu, ascent=False, fused=True).defaults.get("fused")) == has_fused_kernel(
+        opt.torch_class, CPU
+    )
+    assert has_fused_kernel("Adam", CPU) and not has_fused_kernel("RMSprop", CPU)

@@ -302,6 +302,10 @@ def warm_up(kernel: Kernel, axes1d: Coords, compile_mode: CompileMode) -> Kernel
     try:
         kernel(axes1d)
         return kernel
+    except torch.cuda.OutOfMemoryError:
+        # not a compile failure: the tile is too large for the device. The caller's split
+        # (engine.runner._compute) runs the tile in eager slabs
+        return kernel
     except Exception as exc:  # compilation is an optimisation: any failure of it is reported
         if compile_mode is CompileMode.ON:
             raise EngineError(

@@ -138,11 +138,13 @@ def plan_job(job: JobConfig, device: str | torch.device | None = None) -> JobPla
 
 
 def _run_split(kernel: Kernel, axes1d: tuple[torch.Tensor, ...], parts: int) -> dict[str, torch.Tensor]:
-    """Run the kernel on the tile in ``parts`` slabs along array dimension 0 (the last axis)."""
+    """Run the kernel on the tile in ``parts`` slabs along array dimension 0 (the last axis).
+    Slabs run eagerly: a kernel compiled for the tile's shape (``dynamic=False``) would compile
+    again for each new slab shape, tens of seconds for the last, shorter one."""
     if parts == 1:
         return kernel(axes1d)
     *rest, last = axes1d
-    pieces = [kernel((*rest, last[sl])) for sl in _slices(last.shape[0], parts)]
+    pieces = [kernel.eager(*rest, last[sl]) for sl in _slices(last.shape[0], parts)]
     return {k: torch.cat([p[k] for p in pieces], dim=0) for k in pieces[0]}
 
 
@@ -152,17 +154,25 @@ def _slices(n: int, parts: int) -> list[slice]:
 
 
 def _compute(kernel: Kernel, axes1d: tuple[torch.Tensor, ...], stats: EvalStats) -> dict[str, torch.Tensor]:
+    """The kernel's fields for the tile, split into more slabs each time the device runs out of
+    memory. The cache is emptied after the ``except`` block: inside it, the exception's frames
+    still hold the failed attempt's tensors, so there would be nothing to free."""
     while True:
         try:
             return _run_split(kernel, axes1d, stats.splits)
         except torch.cuda.OutOfMemoryError:
-            if stats.splits >= axes1d[-1].shape[0]:
-                raise EngineError(
-                    f"CUDA out of memory even with the tile split into {stats.splits} pieces; "
-                    "use a smaller tile: setting"
-                ) from None
-            torch.cuda.empty_cache()
-            stats.splits *= 2
+            pass
+        if stats.splits >= axes1d[-1].shape[0]:
+            raise EngineError(
+                f"CUDA out of memory even with the tile split into {stats.splits} pieces; use a smaller tile: setting"
+            )
+        _free_cuda_cache()
+        stats.splits *= 2
+
+
+def _free_cuda_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _crop(t: torch.Tensor, valid: tuple[int, ...]) -> torch.Tensor:
@@ -192,7 +202,25 @@ class TileComputer:
         self, tile: Tile
     ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None]:
         """The tile's fields (valid shape), pyramid pieces and summary (non-finite counts, finite
-        ranges), on the plan's device, and its gradient check."""
+        ranges), on the plan's device, and its gradient check. The device running out of memory
+        in the kernel splits the tile (:func:`_compute`); anywhere else (the float64 gradient
+        check, the pyramid) it is one line saying what to change."""
+        try:
+            return self._fields(tile)
+        except torch.cuda.OutOfMemoryError:
+            pass
+        _free_cuda_cache()
+        plan = self.plan
+        raise EngineError(
+            f"{plan.device.type.upper()} out of memory on tile {tile.index} after its kernel ran "
+            f"({'x'.join(map(str, reversed(plan.layout.tile)))} points on {plan.device}, {plan.job.dtype}, "
+            f"{'with' if plan.check else 'without'} the gradient check, {plan.levels} pyramid levels); "
+            "use a smaller tile: setting" + (" or leave out check" if plan.check else "")
+        )
+
+    def _fields(
+        self, tile: Tile
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None]:
         plan, stats = self.plan, self.stats
         axes1d = tile_axes(self.axes_dev, plan.layout, tile)
         if not self.warm:

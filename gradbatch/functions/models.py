@@ -122,13 +122,16 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
             raise FunctionError(
                 f"{where}: {ref}()'s trajectory[{i}] must be a dict of the model's parameters ({', '.join(names)})"
             )
-    model.eval()
+    # held on the CPU, whatever device the factory built them on (a model trained on CUDA):
+    # each tile's evaluation copies them to the job's device once, and what is stored is numpy
+    model.eval().to("cpu")
+    inputs, targets = inputs.detach().cpu(), targets.detach().cpu()
     net = Network(
         model,
         loss,
         inputs,
         targets,
-        [{k: v.detach() for k, v in s.items()} for s in trajectory],
+        [{k: v.detach().cpu() for k, v in s.items()} for s in trajectory],
         list(range(len(trajectory))),
         description=f"{type(model).__name__} from {ref}",
     )
@@ -139,7 +142,8 @@ def _from_factory(ref: str, base_dir: Path | None, where: str) -> Network:
         raise FunctionError(
             f"{where}: {ref}(): loss(model(inputs), targets) failed with inputs of shape "
             f"{tuple(inputs.shape)} and targets of shape {tuple(targets.shape)}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc} (gradbatch holds the model and its data on the CPU "
+            "and moves them to the job's device)"
         ) from None
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

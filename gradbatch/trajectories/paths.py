@@ -99,14 +99,32 @@ def _optimizer(
     opt: OptimizerConfig, params: list[torch.Tensor], ascent: bool, fused: bool = False
 ) -> torch.optim.Optimizer:
     """The torch.optim optimiser; ``fused`` asks for torch's one-kernel implementation where it
-    has one (Adam, AdamW, SGD, Adagrad): faster, equal to the default up to rounding."""
+    has one for the parameters' device (Adam, AdamW, SGD, Adagrad): faster, equal to the
+    default up to rounding."""
     cls = getattr(torch.optim, opt.torch_class)
-    if fused:
-        try:
-            return cls(params, maximize=ascent, fused=True, **opt.torch_kwargs)
-        except (TypeError, RuntimeError, ValueError):
-            pass  # no fused version of this optimiser (or for this device): the default one
+    if fused and params and has_fused_kernel(opt.torch_class, params[0].device):
+        return cls(params, maximize=ascent, fused=True, **opt.torch_kwargs)
     return cls(params, maximize=ascent, **opt.torch_kwargs)
+
+
+_FUSED_OPS = {"Adam": "_fused_adam_", "AdamW": "_fused_adamw_", "SGD": "_fused_sgd_", "Adagrad": "_fused_adagrad_"}
+
+
+def has_fused_kernel(torch_class: str, device: torch.device) -> bool:
+    """Whether this torch build has a fused kernel of ``torch_class`` for ``device``. torch
+    accepts ``fused=True`` when the optimiser is made and fails at its first ``step()`` where
+    there is none (Adagrad on CUDA, any optimiser on a device without one), after all the
+    work before it; the dispatcher knows beforehand."""
+    op = _FUSED_OPS.get(torch_class)
+    if op is None:
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS", "xpu": "XPU"}.get(device.type)
+    if key is None:
+        return False
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"aten::{op}", key))
+    except RuntimeError:  # the operator is not in this build
+        return False
 
 
 def _frozen_is_final(opt: OptimizerConfig) -> bool:
