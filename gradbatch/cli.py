@@ -388,5 +388,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The ``gradbatch`` command: :func:`main`, then leave without tearing torch down.
+
+    A process that imported torch spends about a second at exit freeing its modules (measured
+    here: 1.0-1.2 s after the last line, against 0.2 s with ``os._exit``), longer than many a
+    whole job. Once the command has returned, every file it wrote is closed, synced and renamed,
+    and its output flushed, so the atexit handlers are run and the process ends at once. Where an
+    HDF5 file is still open (nothing of gradbatch's leaves one, but a library might), the normal
+    exit closes it."""
+    code = main()
+    if "torch" in sys.modules and not _hdf5_files_open():
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _hdf5_files_open() -> bool:
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return False
+    return bool(h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

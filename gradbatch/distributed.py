@@ -131,7 +131,7 @@ def _computer(key: str, job: JobConfig, device: str) -> TileComputer:
     """This worker's plan for the job, built on its first task of the job and kept."""
     import torch
 
-    torch.set_num_threads(job.threads)
+    torch.set_num_threads(job.threads or 1)  # auto: one a worker, as many workers as cores
     computer = _COMPUTERS.get(key)
     if computer is None:
         _COMPUTERS.clear()  # one job at a time per worker: free the previous job's plan

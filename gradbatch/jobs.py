@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from .config import JobConfig, JobFile, load_config
-from .engine import EvalStats, JobPlan, device_name, evaluate, plan_job
+from .engine import CpuThreads, EvalStats, JobPlan, cpu_threads, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
 from .lock import OutputLock
@@ -301,12 +301,15 @@ def _run_one(
     done = writer.open()
     stats = EvalStats()
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(job.threads)  # before device_name, which names the threads computing
+    threads = cpu_threads(job.threads, len(plan.layout) - len(done))
+    if plan.device.type == "cuda":
+        threads = CpuThreads(1, 1)  # one host thread feeds the device; its copies overlap
+    torch.set_num_threads(threads.intra)
     try:
-        device = device_name(plan.device)
+        device = device_name(plan.device, threads.workers * threads.intra)
         say(_start_line(plan, device, done))
         t0 = time.perf_counter()
-        busy_s = _tiles(plan, writer, done, stats, progress, cluster, t0)
+        busy_s = _tiles(plan, writer, done, stats, progress, cluster, t0, threads.workers)
         wall = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old_threads)
@@ -363,8 +366,10 @@ def _tiles(
     progress: ProgressFn | None,
     cluster: Any,
     t0: float,
+    workers: int = 1,
 ) -> float:
-    """Compute the tiles not ``done`` (here, or on ``cluster``) and write them; the writer's busy seconds."""
+    """Compute the tiles not ``done`` (here, ``workers`` at once, or on ``cluster``) and write
+    them; the writer's busy seconds."""
     job = plan.job
     resumed_points = sum(plan.layout.tile_of(i).size for i in done)
 
@@ -375,7 +380,7 @@ def _tiles(
             progress(Progress(job.name, len(done) + tiles, len(plan.layout), resumed_points + points, total, elapsed))
 
     if cluster is None:
-        tiles = evaluate(plan, done, stats)
+        tiles = evaluate(plan, done, stats, workers)
     else:
         from .distributed import evaluate_on
 

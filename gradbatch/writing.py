@@ -9,14 +9,13 @@ axis's name and units.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .engine import JobPlan, TileResult
+from .engine import JobPlan, TileResult, cores
 from .store import JobWriter
 
 __all__ = ["write_tiles", "axis_attrs", "encoder_count"]
@@ -26,10 +25,7 @@ Encoded = dict[str, tuple[int, bytes]]
 
 def encoder_count() -> int:
     """Threads encoding chunks by default: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def write_tiles(

@@ -126,3 +126,31 @@ def test_module_entry_point_prints_no_traceback(in_tmp: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("ExpressionError: bad.yaml: function: unknown function '__import__'")
     assert "Traceback" not in proc.stderr
+
+
+def test_the_command_leaves_at_once_with_its_files_whole_and_its_output_flushed(in_tmp: Path) -> None:
+    """`gradbatch` ends with os._exit once a command that imported torch has returned (torch's
+    teardown costs about a second); what it wrote and printed is all there, and its exit
+    status is the command's."""
+    import h5py
+
+    (in_tmp / "tiny.yaml").write_text(SMALL)
+    run = [sys.executable, "-m", "gradbatch", "run", "tiny.yaml"]
+    proc = subprocess.run(run, cwd=in_tmp, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny.h5:tiny: 1,200 points" in proc.stdout and "wrote tiny.h5" in proc.stderr
+    with h5py.File(in_tmp / "tiny.h5", "r") as f:
+        assert bool(f["tiny"].attrs["complete"]) and f["tiny/value"].shape == (30, 40)
+    again = subprocess.run(run, cwd=in_tmp, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr  # the command's own status
+
+
+def test_an_open_hdf5_file_keeps_the_normal_exit(tmp_path: Path) -> None:
+    import h5py
+
+    from gradbatch.cli import _hdf5_files_open
+
+    assert not _hdf5_files_open()
+    with h5py.File(tmp_path / "a.h5", "w"):
+        assert _hdf5_files_open()
+    assert not _hdf5_files_open()

@@ -64,6 +64,25 @@ def test_the_device_attribute_names_the_threads_the_job_computed_with(in_tmp: Pa
         assert f["job"].attrs["device"] == expected
 
 
+def test_threads_default_to_the_cores_and_tiles_computed_side_by_side_make_the_same_file(in_tmp: Path) -> None:
+    """threads: auto (the default) computes as many tiles at once as this process has cores;
+    the file is the one a single thread writes, tile for tile, pyramid and summaries included."""
+    from gradbatch.engine import cores
+
+    text = "function: 'sin(x*y) + log(x)'\ngrid: {x: [-1, 3, 200], y: [-2, 2, 150]}\ntile: 32\n"
+    (one,) = _run(text + "threads: 1\n", in_tmp / "one.h5")
+    (four,) = _run(text + "threads: 4\n", in_tmp / "four.h5")
+    (auto,) = _run(text, in_tmp / "auto.h5")
+    assert four.device == "cpu (4 threads)" and auto.device == f"cpu ({cores()} thread{'s' if cores() > 1 else ''})"
+    with h5py.File(in_tmp / "one.h5", "r") as a, h5py.File(in_tmp / "four.h5", "r") as b:
+        names: list[str] = []
+        a["job"].visit(names.append)
+        for name in names:
+            if isinstance(a["job"][name], h5py.Dataset):
+                np.testing.assert_array_equal(a["job"][name][...], b["job"][name][...], err_msg=name)
+        assert np.isnan(a["job/value"][...]).any()  # log(x) below 0: the NaN paths ran too
+
+
 def test_xarray_reads_fields_with_named_dims_and_coordinates(in_tmp: Path) -> None:
     xr = pytest.importorskip("xarray")
     pytest.importorskip("h5netcdf")

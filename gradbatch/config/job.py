@@ -100,7 +100,7 @@ class JobConfig:
     compile: CompileMode = CompileMode.AUTO
     compression: Compression = Compression.LZ4
     pyramid: bool = True
-    threads: int = 1
+    threads: int | None = None  # CPU threads computing tiles; None: every core this process may use
     where: str = ""
     yaml: str = ""  # this job's settings as YAML, for provenance
     paths: PathsConfig | None = None
@@ -233,10 +233,12 @@ def _job(
     pyramid = d.get("pyramid", True)
     if not isinstance(pyramid, bool):
         raise ConfigError(f"{at(where, 'pyramid')}: expected true or false, got {show(pyramid)}")
-    threads = d.get("threads", 1)
-    if not is_int(threads) or not 1 <= threads <= MAX_THREADS:
+    threads = d.get("threads", "auto")
+    if threads == "auto":
+        threads = None
+    elif not is_int(threads) or not 1 <= threads <= MAX_THREADS:
         raise ConfigError(
-            f"{at(where, 'threads')}: expected a positive integer (1 to {MAX_THREADS}), got {show(threads)}"
+            f"{at(where, 'threads')}: expected auto or a positive integer (1 to {MAX_THREADS}), got {show(threads)}"
         )
     out = _output(d, where, stem, output_override)
     paths, basins, streamlines = _trajectories(d, where, function, grid)

@@ -7,9 +7,13 @@ tile i+1 computes; a CUDA out-of-memory error splits the tile into more pieces a
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
@@ -197,6 +201,7 @@ class TileComputer:
         if plan.check and self.stats.check is None:
             self.stats.check = CheckStats()
         self.warm = not self.kernel.compiled
+        self._lock = threading.Lock()  # stats, when several threads compute tiles
 
     def fields(
         self, tile: Tile
@@ -235,7 +240,8 @@ class TileComputer:
             if plan.check:
                 assert stats.check is not None
                 check = finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps)
-                stats.check.merge(check)
+                with self._lock:
+                    stats.check.merge(check)
         except (GradbatchError, torch.cuda.OutOfMemoryError, KeyboardInterrupt):
             raise
         except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
@@ -266,9 +272,10 @@ class TileComputer:
             ranges=summary.ranges.cpu().numpy(),
             nonpositive=summary.nonpositive.cpu().numpy(),
         )
-        self.stats.tiles += 1
-        self.stats.points += tile.size
-        self.stats.compute_s += time.perf_counter() - t0 - (self.stats.compile_s - compiling)
+        with self._lock:
+            self.stats.tiles += 1
+            self.stats.points += tile.size
+            self.stats.compute_s += time.perf_counter() - t0 - (self.stats.compile_s - compiling)
         return result
 
 
@@ -276,6 +283,7 @@ def evaluate(
     plan: JobPlan,
     skip: set[int] | frozenset[int] = frozenset(),
     stats: EvalStats | None = None,
+    workers: int = 1,
 ) -> Iterator[TileResult]:
     """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers), in order."""
     stats = stats if stats is not None else EvalStats()
@@ -285,8 +293,7 @@ def evaluate(
         return
     computer = TileComputer(plan, stats, sum(t.size for t in todo))
     if dev.type != "cuda":
-        for tile in todo:
-            yield computer.host(tile)
+        yield from _host_tiles(computer, todo, workers)
         return
     copy_stream = torch.cuda.Stream(dev)
     pending: _Pending | None = None
@@ -306,6 +313,32 @@ def evaluate(
         pending = _Pending(tile, host_fields, host_levels, host_summary, check, event)
     if pending is not None:
         yield _finish(pending, stats)
+
+
+def _host_tiles(computer: TileComputer, todo: list[Tile], workers: int) -> Iterator[TileResult]:
+    """CPU tiles in order, ``workers`` computing at once (each tile on one thread: torch's
+    kernels release the GIL). The first tile runs alone: it compiles the kernel where the job
+    asks. At most 2 x workers results wait, so memory stays flat."""
+    if workers <= 1 or len(todo) < 2:
+        for tile in todo:
+            yield computer.host(tile)
+        return
+    yield computer.host(todo[0])
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="gradbatch-compute")
+    waiting: deque[Future[TileResult]] = deque()
+    try:
+        rest = iter(todo[1:])
+        for tile in islice(rest, 2 * workers):
+            waiting.append(pool.submit(computer.host, tile))
+        while waiting:
+            result = waiting.popleft().result()
+            for tile in islice(rest, 1):
+                waiting.append(pool.submit(computer.host, tile))
+            yield result
+    finally:
+        for f in waiting:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _to_pinned(v: torch.Tensor, stream: torch.cuda.Stream) -> torch.Tensor:
