@@ -94,7 +94,10 @@ def test_output_override() -> None:
         ),
         ("function: x\ngrid: {x: [0, 1, 4]}\noutputs: [curl]", "outputs: 'curl' is not an output of a scalar function"),
         ("function: [x]\ngrid: {x: [0, 1, 4]}\noutputs: [curl]", "outputs: curl needs a 2D or 3D grid"),
-        ("function: x\ngrid: {x: [0, 1, 4]}\nthreads: 0", "threads: expected auto or a positive integer (1 to 1024), got 0"),
+        (
+            "function: x\ngrid: {x: [0, 1, 4]}\nthreads: 0",
+            "threads: expected auto or a positive integer (1 to 1024), got 0",
+        ),  # noqa: E501
         ("function: x\ngrid: {x: [0, 1, 4]}\nspeed: fast", "speed: unknown setting; allowed:"),
         ("function: x\ngrid: {x: [0, 1, 4]}\noutput: result.txt", "output: expected a path ending in .h5"),
         ("function: x\ngrid: {x: [0, 1, 4]}\nname: 'a/b'", "name: expected a job name"),
