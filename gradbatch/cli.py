@@ -112,6 +112,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    jobs = load_config(args.config)
+    from .jobs import compile_kernels
+
+    for name, what in compile_kernels(jobs, args.device, log=lambda m: print(m, file=sys.stderr)):
+        print(f"{name}: {what}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .store import inspect
     from .summary import describe, info_as_dict
@@ -310,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--scheduler", help="compute tiles on a running Dask cluster, e.g. tcp://HOST:8786")
     r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser(
+        "compile",
+        help="build the jobs' compiled kernels now (about a minute each; later runs compute them several times faster)",
+    )
+    c.add_argument("config", help="job file")
+    c.add_argument("--device", help="the device the kernels are for (default: each job's own)")
+    c.set_defaults(func=_cmd_compile)
 
     i = sub.add_parser("info", help="describe what a gradbatch HDF5 file holds")
     i.add_argument("file")

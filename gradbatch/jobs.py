@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from .config import JobConfig, JobFile, load_config
-from .engine import CpuThreads, EvalStats, JobPlan, cpu_threads, device_name, evaluate, plan_job
+from .engine import CpuThreads, EvalStats, JobPlan, aot, cpu_threads, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
 from .lock import OutputLock
@@ -29,7 +29,16 @@ from .summary import nonfinite_lines
 from .trajectories.flows import check_flows, run_flows
 from .writing import axis_attrs, write_tiles
 
-__all__ = ["Progress", "JobReport", "JobRenderer", "run", "run_jobs", "nonfinite_lines", "planned_bytes"]
+__all__ = [
+    "Progress",
+    "JobReport",
+    "JobRenderer",
+    "run",
+    "run_jobs",
+    "compile_kernels",
+    "nonfinite_lines",
+    "planned_bytes",
+]
 
 
 class JobRenderer(Protocol):
@@ -317,6 +326,10 @@ def _run_one(
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
     flow_timings = _flows(plan, part, say, cluster)
+    if cluster is None and not stats.compiled:
+        note = aot.start_background_build(plan, stats.points)
+        if note is not None:
+            say(f"{job.name}: {note}")
     computed = total_points - sum(plan.layout.tile_of(i).size for i in done)
     timings = {"wall_s": wall, "compute_s": stats.compute_s, "write_s": busy_s, "compile_s": stats.compile_s}
     final = _final_attrs(device, stats, {**timings, **flow_timings}, cluster, computed, wall, len(done))
@@ -429,3 +442,28 @@ def _tile_summary(
     }
     final["check_max_abs_error"] = check.max_abs_error
     return nonfinite, check
+
+
+def compile_kernels(
+    file: JobFile, device: str | None = None, log: Callable[[str], None] | None = None
+) -> list[tuple[str, str]]:
+    """Build the compiled kernel of every job of ``file`` that keeps one (see
+    :mod:`gradbatch.engine.aot`), now, so that every run of them computes compiled from its
+    first tile. Returns (job name, what happened) per job."""
+    say = log or (lambda msg: None)
+    out = []
+    for job in file.jobs:
+        plan = plan_job(job, device)
+        key = aot.kernel_key(plan)
+        if key is None:
+            why = "no compiled kernel is kept for this function or device"
+            out.append((job.name, f"{why} (expressions, vector fields and built-ins on the CPU are)"))
+            continue
+        entry = aot.cache_dir() / key
+        if (entry / "kernel.so").is_file():
+            out.append((job.name, f"already built: {entry}"))
+            continue
+        t0 = time.perf_counter()
+        entry = aot.build(plan, log=lambda m, name=job.name: say(f"{name}: {m}"))
+        out.append((job.name, f"built in {time.perf_counter() - t0:.0f} s: {entry}"))
+    return out

@@ -46,6 +46,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     item.add_marker(pytest.mark.skip(reason=why))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled-kernel cache of this test run: empty at the start (no kernel a user built
+    changes what a test computes), shared by its tests and their subprocesses, and never
+    built in the background (a test that wants a kernel builds it)."""
+    import os
+
+    path = tmp_path_factory.mktemp("kernels")
+    os.environ["GRADBATCH_CACHE_DIR"] = str(path)
+    os.environ["GRADBATCH_BACKGROUND_COMPILE"] = "0"
+    return path
+
+
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request: pytest.FixtureRequest) -> str:
     return request.param

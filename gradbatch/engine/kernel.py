@@ -267,6 +267,7 @@ class Kernel:
     fn: TileFn
     eager: TileFn
     compiled: bool
+    cached: str = ""  # a kernel from the compiled-kernel cache: its folder (see engine.aot)
 
     def __call__(self, axes1d: Coords) -> dict[str, torch.Tensor]:
         return self.fn(*axes1d)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,11 +19,12 @@ from itertools import islice
 import numpy as np
 import torch
 
-from ..config import DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, JobConfig, Output, check_outputs
+from ..config import DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, CompileMode, JobConfig, Output, check_outputs
 from ..errors import EngineError, FunctionError, GradbatchError
 from ..functions.field import FieldFunction
 from ..functions.registry import BuiltFunction, build_function
 from ..grid import Tile, TileLayout, axis_values, layout, level_count
+from . import aot
 from .coords import expand_axes, tile_axes
 from .device import resolve_device
 from .kernel import (
@@ -192,11 +194,14 @@ class TileComputer:
     plan: JobPlan
     stats: EvalStats
     points: int  # points this process is expected to compute: decides compile: auto
+    workers: int = 1  # threads that may run the kernel at once
 
     def __post_init__(self) -> None:
         plan = self.plan
         self.axes_dev = [torch.as_tensor(a, device=plan.device) for a in plan.axes]
         self.kernel = build_kernel(plan.function, plan.job.grid.names, plan.outputs, plan.job.compile, self.points)
+        if plan.job.compile is not CompileMode.OFF:
+            self.kernel = aot.load(plan, self.kernel, self.workers) or self.kernel
         self.steps = check_steps(plan.axes) if plan.check else ()
         if plan.check and self.stats.check is None:
             self.stats.check = CheckStats()
@@ -230,7 +235,9 @@ class TileComputer:
         axes1d = tile_axes(self.axes_dev, plan.layout, tile)
         if not self.warm:
             t0 = time.perf_counter()
-            self.kernel = warm_up(self.kernel, axes1d, plan.job.compile)
+            self.kernel = (
+                self._checked(axes1d) if self.kernel.cached else warm_up(self.kernel, axes1d, plan.job.compile)
+            )
             stats.compile_s += time.perf_counter() - t0
             self.warm = True
         stats.compiled = self.kernel.compiled
@@ -258,6 +265,21 @@ class TileComputer:
         levels = tile_levels(out, tile.shape, plan.levels)
         cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
         return cropped, levels, tile_summary([cropped[k] for k in plan.fields]), check
+
+    def _checked(self, axes1d: tuple[torch.Tensor, ...]) -> Kernel:
+        """A cached compiled kernel, if it agrees with eager autograd on the first tile; else
+        it is removed from the cache, said, and the job runs eagerly."""
+        kernel = self.kernel
+        try:
+            differs = aot.agrees(kernel, axes1d, self.plan.dtype)
+        except Exception as exc:  # a library that loads but cannot run these inputs
+            differs = f"{type(exc).__name__}: {exc}"
+        if differs is None:
+            return kernel
+        aot.discard(kernel)
+        warnings.warn(f"the cached compiled kernel {kernel.cached} disagrees with autograd ({differs}); "
+                      "removed it, computing eagerly", stacklevel=2)  # fmt: skip
+        return Kernel(kernel.eager, kernel.eager, False)
 
     def host(self, tile: Tile) -> TileResult:
         """The tile as host arrays (CPU tensors are shared, not copied)."""
@@ -291,7 +313,7 @@ def evaluate(
     todo = [t for t in plan.layout if t.flat not in skip]
     if not todo:
         return
-    computer = TileComputer(plan, stats, sum(t.size for t in todo))
+    computer = TileComputer(plan, stats, sum(t.size for t in todo), workers if dev.type != "cuda" else 1)
     if dev.type != "cuda":
         yield from _host_tiles(computer, todo, workers)
         return
