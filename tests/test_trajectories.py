@@ -323,3 +323,15 @@ def test_fused_is_asked_only_where_the_device_has_the_kernel(spec: dict) -> None
         opt.torch_class, CPU
     )
     assert has_fused_kernel("Adam", CPU) and not has_fused_kernel("RMSprop", CPU)
+
+
+def test_asking_the_device_every_32_steps_gives_the_same_paths() -> None:
+    """On a GPU the loop asks whether any path still runs every SYNC_EVERY steps, not every
+    step: rows that stopped in between are held where they stopped, so nothing changes."""
+    opt = parse_optimizer({"name": "adam", "lr": 0.05}, "o")
+    starts = torch.tensor([[-4.0, 0.0], [1.0, 1.0], [0.5, -3.0], [5.9, 5.9], [3.0, 2.0]], dtype=F64)
+    every_step = descend(HIMMELBLAU, starts, opt, 500, 1e-6, BOX)
+    every_32 = descend(HIMMELBLAU, starts, opt, 500, 1e-6, BOX, sync_every=32)
+    assert len(set(every_step.stop_step.tolist())) > 2  # paths stopped at different steps
+    for name in ("final", "final_value", "stop_step", "reason", "positions", "values", "grad_norms"):
+        np.testing.assert_array_equal(getattr(every_32, name), getattr(every_step, name), err_msg=name)

@@ -55,6 +55,9 @@ minimum by less than an ulp a step while its gradient is still well above the fl
 
 STALL_NOISE = 2.0
 
+SYNC_EVERY = 32
+"""On a GPU, steps between the loop's one question to the device (does any path still run?)."""
+
 MAX_RECORDED_POINTS = 50_000_000
 """Largest paths x (steps + 1) recorded in memory; dense grids of starts belong in basins:."""
 
@@ -216,7 +219,7 @@ class _Paths:
         self.active = torch.ones(n, dtype=torch.bool, device=dev)
         self.reason = torch.full((n,), REASONS.index("max_steps"), dtype=torch.uint8, device=dev)
         self.stop_step = torch.full((n,), steps, dtype=torch.int64, device=dev)
-        self.held: list[torch.Tensor] | None = None  # where stopped rows are held
+        self.held: list[torch.Tensor] | None = None  # where stopped rows are held (set by start)
         if record:  # every row every step; rows are held after stopping, NaN is put in afterwards
             self.positions = torch.empty((n, steps + 1, d), dtype=dtype, device=dev)
             self.values = torch.empty((n, steps + 1), dtype=dtype, device=dev)
@@ -240,29 +243,39 @@ class _Paths:
                 self.positions[:, s, k] = c
             self.values[:, s] = vd
             self.gnorms[:, s] = gn2.sqrt()
-        # one cheap test per step (NaN fails every comparison, so it is caught here too) ...
+        # NaN fails every comparison, so it is caught here too. Nothing here waits for the
+        # device: which rows stop, and why, is kept on it (see descend's check interval)
         stop_now = self.active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
-        if bool(stop_now.any()):  # ... and the reason only for the rare rows that stop
-            bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
-            code = torch.where(
-                bad,
-                REASONS.index("diverged"),
-                torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")),
-            )
-            self.stop(s, stop_now, code[stop_now].to(torch.uint8), cols)
+        bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
+        code = torch.where(
+            bad,
+            REASONS.index("diverged"),
+            torch.where(~inside, REASONS.index("left_domain"), REASONS.index("converged")),
+        )
+        self.stop(s, stop_now, code.to(torch.uint8), cols)
+
+    def start(self, cols: Sequence[torch.Tensor]) -> None:
+        self.held = [c.detach().clone() for c in cols]
 
     def stop(self, s: int, rows: torch.Tensor, code: torch.Tensor | int, cols: Sequence[torch.Tensor]) -> None:
-        self.reason[rows] = code
-        self.stop_step[rows] = s
+        """Stop ``rows`` (bool, N) at step ``s`` with reason ``code`` (one, or one per row)."""
+        code_t = torch.as_tensor(code, dtype=torch.uint8, device=rows.device)
+        if code_t.dim() == 0:
+            self.reason.masked_fill_(rows, code_t)
+        else:
+            torch.where(rows, code_t, self.reason, out=self.reason)
+        self.stop_step.masked_fill_(rows, s)
         self.active &= ~rows
-        self.held = [c.detach().clone() for c in cols]  # stopped rows stay where they are now
+        assert self.held is not None
+        for h, c in zip(self.held, cols):  # stopped rows stay where they are now
+            torch.where(rows, c.detach(), h, out=h)
 
     def hold(self, cols: Sequence[torch.Tensor]) -> None:
         """After an optimiser step: put stopped rows back where they stopped."""
-        if self.held is not None:
-            with torch.no_grad():
-                for c, h in zip(cols, self.held):
-                    c.copy_(torch.where(self.active, c, h))
+        assert self.held is not None
+        with torch.no_grad():
+            for c, h in zip(cols, self.held):
+                torch.where(self.active, c, h, out=c)
 
     def result(self, cols: Sequence[torch.Tensor], final_value: torch.Tensor) -> Descent:
         rec = self.record
@@ -309,11 +322,14 @@ def descend(
     record: bool = True,
     on_step: Callable[[int], None] | None = None,
     fused: bool = False,
+    sync_every: int | None = None,
 ) -> Descent:
     """Run ``opt`` from every row of ``starts`` (``(N, D)``) for at most ``steps`` steps.
 
     ``record``: keep every position (paths) or only the end (basins). ``fused``: use torch's
     fused optimiser where there is one (not bitwise equal to a default torch.optim loop).
+    ``sync_every``: steps between asking the device whether any path still runs (default: 1
+    on the CPU, where asking costs nothing, :data:`SYNC_EVERY` elsewhere); the result is the same.
     """
     n, d = starts.shape
     if record:
@@ -323,7 +339,11 @@ def descend(
     optimizer = _optimizer(opt, cols, ascent, fused)
     bnds = [(float(b[0]), float(b[1])) for b in bounds]
     paths = _Paths(n, d, steps, starts.dtype, starts.device, record)
+    paths.start(cols)
     watch = _StallWatch(n, starts.dtype, starts.device, frozen_is_final=_frozen_is_final(opt))
+    # whether any path still runs is asked of the device every `every` steps: on CUDA each ask
+    # waits for the queued steps; rows that stopped meanwhile are held where they stopped
+    every = sync_every or (1 if starts.device.type == "cpu" else SYNC_EVERY)
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
         grads, gn2, vd = _gradients(ff, cols)
@@ -336,7 +356,7 @@ def descend(
                 paths.stop(s, stalled, REASONS.index("stalled"), cols)
         if on_step is not None:
             on_step(s)
-        if s == steps or not bool(paths.active.any()):
+        if s == steps or (s % every == 0 and not bool(paths.active.any())):
             break
         optimizer.step()
         paths.hold(cols)
