@@ -214,8 +214,13 @@ class _Paths:
     """What N descending paths have done so far: which still run, why and when each stopped,
     and (``record``) every position, value and gradient norm, on the starts' device."""
 
-    def __init__(self, n: int, d: int, steps: int, dtype: torch.dtype, dev: torch.device, record: bool) -> None:
-        self.steps, self.record = steps, record
+    def __init__(
+        self, n: int, d: int, steps: int, dtype: torch.dtype, dev: torch.device, record: bool, ask: bool = True
+    ) -> None:
+        # ``ask``: asking the device costs nothing (the CPU), so the work for stopping rows is
+        # done only at steps where some stop; else it is done every step without asking
+        self.steps, self.record, self.ask = steps, record, ask
+        self.stopped_any = False
         self.active = torch.ones(n, dtype=torch.bool, device=dev)
         self.reason = torch.full((n,), REASONS.index("max_steps"), dtype=torch.uint8, device=dev)
         self.stop_step = torch.full((n,), steps, dtype=torch.int64, device=dev)
@@ -243,9 +248,11 @@ class _Paths:
                 self.positions[:, s, k] = c
             self.values[:, s] = vd
             self.gnorms[:, s] = gn2.sqrt()
-        # NaN fails every comparison, so it is caught here too. Nothing here waits for the
-        # device: which rows stop, and why, is kept on it (see descend's check interval)
+        # NaN fails every comparison, so it is caught here too. Unless asking is free, nothing
+        # here waits for the device: which rows stop, and why, is kept on it
         stop_now = self.active & ~(inside & (gn2 >= tol * tol) & torch.isfinite(vd))
+        if self.ask and not bool(stop_now.any()):
+            return
         bad = ~(torch.isfinite(vd) & torch.isfinite(gn2))
         code = torch.where(
             bad,
@@ -266,12 +273,15 @@ class _Paths:
             torch.where(rows, code_t, self.reason, out=self.reason)
         self.stop_step.masked_fill_(rows, s)
         self.active &= ~rows
+        self.stopped_any = True
         assert self.held is not None
         for h, c in zip(self.held, cols):  # stopped rows stay where they are now
             torch.where(rows, c.detach(), h, out=h)
 
     def hold(self, cols: Sequence[torch.Tensor]) -> None:
         """After an optimiser step: put stopped rows back where they stopped."""
+        if self.ask and not self.stopped_any:
+            return
         assert self.held is not None
         with torch.no_grad():
             for c, h in zip(cols, self.held):
@@ -338,12 +348,12 @@ def descend(
     cols = [starts[:, k].detach().clone().contiguous().requires_grad_(True) for k in range(d)]
     optimizer = _optimizer(opt, cols, ascent, fused)
     bnds = [(float(b[0]), float(b[1])) for b in bounds]
-    paths = _Paths(n, d, steps, starts.dtype, starts.device, record)
-    paths.start(cols)
-    watch = _StallWatch(n, starts.dtype, starts.device, frozen_is_final=_frozen_is_final(opt))
     # whether any path still runs is asked of the device every `every` steps: on CUDA each ask
     # waits for the queued steps; rows that stopped meanwhile are held where they stopped
     every = sync_every or (1 if starts.device.type == "cpu" else SYNC_EVERY)
+    paths = _Paths(n, d, steps, starts.dtype, starts.device, record, ask=every == 1)
+    paths.start(cols)
+    watch = _StallWatch(n, starts.dtype, starts.device, frozen_is_final=_frozen_is_final(opt))
     for s in range(steps + 1):
         optimizer.zero_grad(set_to_none=False)
         grads, gn2, vd = _gradients(ff, cols)
