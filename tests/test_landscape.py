@@ -379,3 +379,39 @@ def test_a_landscape_is_built_once_and_its_makings_come_from_the_plan(tmp_path: 
         assert "training" in f["n/paths"] and "theta" in f["n/landscape"]
     assert calls["net"] == 1
     assert not hasattr(models.build_network, "cache_info")
+
+
+def test_the_faster_way_to_evaluate_a_batch_is_chosen_per_device_and_dtype() -> None:
+    """A network's batch is evaluated by vmap or by a loop, whichever the first chunk finds
+    faster (timed after a warm-up), then that one for every chunk; values and gradients are
+    the chosen way's."""
+    import time as _time
+
+    from gradbatch.functions.chunked import Fastest, chunked_field
+
+    calls: list[str] = []
+
+    def quick(*c: torch.Tensor) -> torch.Tensor:
+        calls.append("quick")
+        return c[0] ** 2 + 3 * c[1]
+
+    def slow(*c: torch.Tensor) -> torch.Tensor:
+        calls.append("slow")
+        _time.sleep(0.02)
+        return c[0] ** 2 + 3 * c[1]
+
+    ways = Fastest(slow=slow, quick=quick)
+    f = chunked_field(ways, 8)
+    x = torch.linspace(-1, 1, 40, dtype=torch.float64).reshape(5, 8)
+    y = torch.linspace(0, 2, 40, dtype=torch.float64).reshape(5, 8)
+    xs, ys = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    v = f(xs, ys)
+    gx, gy = torch.autograd.grad(v.sum(), (xs, ys))
+    torch.testing.assert_close(v.detach(), x**2 + 3 * y)
+    torch.testing.assert_close(gx, 2 * x)
+    torch.testing.assert_close(gy, torch.full_like(y, 3.0))
+    (key,) = ways.chosen
+    assert key == (torch.device("cpu"), torch.float64, True) and ways.chosen[key][0] == "quick"
+    assert calls.count("slow") == 2  # the warm-up and the timed chunk, never again
+    f(x.float(), y.float())  # another dtype, no gradient: chosen again for that
+    assert len(ways.chosen) == 2

@@ -20,7 +20,7 @@ from torch import nn
 from ..config import NetworkSource
 from ..errors import ConfigError
 from ..records import REASONS, Descent, LandscapeMakings
-from .chunked import BatchLoss, PerDevice, chunked_field
+from .chunked import Fastest, PerDevice, chunked_field
 from .field import FieldFunction
 from .models import Network, build_network
 from .registry import BuildContext, BuiltFunction, SourceBuilder
@@ -147,7 +147,10 @@ def project(plane: Plane, snapshots: Sequence[dict[str, torch.Tensor]]) -> np.nd
     return sol.T.numpy()
 
 
-def _network_loss(net: Network, plane: Plane) -> BatchLoss:
+def _network_loss(net: Network, plane: Plane) -> Fastest:
+    """The loss at a batch of plane points, two ways: ``vmap`` of one evaluation over the
+    batch, and a loop of single evaluations (what the loss-landscapes package does); the
+    faster on the job's device is used (:class:`~gradbatch.functions.chunked.Fastest`)."""
     from torch.func import functional_call, vmap
 
     host = {"inputs": net.inputs, "targets": net.targets}
@@ -159,23 +162,45 @@ def _network_loss(net: Network, plane: Plane) -> BatchLoss:
     names = list(plane.theta)
     models: dict[tuple[torch.device, torch.dtype], nn.Module] = {}
 
-    def batch_loss(*coords: torch.Tensor) -> torch.Tensor:
-        t = tensors.on(coords[0])
-        key = (coords[0].device, coords[0].dtype)
+    def setup(like: torch.Tensor) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        """The model and tensors on ``like``'s device and dtype."""
+        key = (like.device, like.dtype)
         if key not in models:
             import copy
 
-            models[key] = copy.deepcopy(net.model).to(coords[0].device, coords[0].dtype)
-        model = models[key]
-        inputs = t["inputs"]
+            models[key] = copy.deepcopy(net.model).to(like.device, like.dtype)
+        return models[key], tensors.on(like)
+
+    def weights(t: dict[str, torch.Tensor], c: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """θ* + Σ c_i d_i; with ``c`` of shape [B], each weight gets a leading batch dimension."""
+        lead = (-1,) if c[0].dim() else ()
+        out = {}
+        for n in names:
+            w = t[f"theta.{n}"]
+            for i, ci in enumerate(c):
+                d = t[f"d{i}.{n}"]
+                w = w + ci.reshape(*lead, *([1] * d.dim())) * d
+            out[n] = w
+        return out
+
+    def batched(*coords: torch.Tensor) -> torch.Tensor:
+        model, t = setup(coords[0])
 
         def one(*c: torch.Tensor) -> torch.Tensor:
-            p = {n: t[f"theta.{n}"] + sum(ci * t[f"d{i}.{n}"] for i, ci in enumerate(c)) for n in names}
-            return net.loss(functional_call(model, p, (inputs,)), t["targets"])
+            return net.loss(functional_call(model, weights(t, c), (t["inputs"],)), t["targets"])
 
         return vmap(one)(*coords)
 
-    return batch_loss
+    def loop(*coords: torch.Tensor) -> torch.Tensor:
+        model, t = setup(coords[0])
+        every = weights(t, coords)  # all the batch's weights at once, then one point at a time
+        losses = []
+        for i in range(coords[0].shape[0]):
+            w = {n: v[i] for n, v in every.items()}
+            losses.append(net.loss(functional_call(model, w, (t["inputs"],)), t["targets"]))
+        return torch.stack(losses)
+
+    return Fastest(vmap=batched, loop=loop)
 
 
 def network_landscape(net: Network, plane: Plane, src: NetworkSource) -> FieldFunction:
