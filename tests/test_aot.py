@@ -22,7 +22,7 @@ from gradbatch.engine.kernel import Kernel
 
 JOB = (
     "name: k\nfunction: 'sin(x*y) + log(x) * a'\nparams: {a: 0.5}\n"
-    "grid: {x: [-1, 3, 100], y: [-2, 2, 80]}\ntile: 32\noutputs: [value, gradient, magnitude]\n"
+    "grid: {x: [-1, 3, 600], y: [-2, 2, 80]}\ntile: 32\noutputs: [value, gradient, magnitude]\n"
 )
 needs_compiler = pytest.mark.skipif(
     shutil.which("c++") is None and shutil.which("g++") is None, reason="AOTInductor needs a C++ compiler"
@@ -50,8 +50,8 @@ def test_the_key_names_everything_the_kernel_computes() -> None:
     ]
     keys = {aot.kernel_key(_plan(t)) for t in changed}
     assert len(keys) == len(changed) and key not in keys
-    # the grid's extent and the check are not the kernel's: the same key
-    assert aot.kernel_key(_plan(JOB.replace("[-1, 3, 100]", "[0, 9, 300]"))) == key
+    # where the grid lies and the check are not the kernel's: the same key
+    assert aot.kernel_key(_plan(JOB.replace("[-1, 3, 600]", "[0, 9, 600]"))) == key
     assert aot.kernel_key(_plan(JOB.replace(", magnitude]", ", magnitude, check]"))) == key
 
 
@@ -127,6 +127,17 @@ def test_a_kernel_built_in_the_background_is_used_by_later_runs(
         np.testing.assert_array_equal(np.isnan(compiled[name]), np.isnan(eager[name]), err_msg=name)
         np.testing.assert_allclose(compiled[name], eager[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert np.isnan(eager["value"]).any()  # log(x) below 0
+    # the pyramid and the tile tables (non-finite counts, ranges) came out of the kernel too
+    with h5py.File(tmp_path / "first.h5", "r") as a, h5py.File(tmp_path / "second.h5", "r") as b:
+        names: list[str] = []
+        a["k"].visit(names.append)
+        compared = 0
+        for name in names:
+            da, db = a["k"][name], b["k"][name]
+            if isinstance(da, h5py.Dataset) and da.dtype.kind in "fiu":
+                np.testing.assert_allclose(db[...], da[...], rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+                compared += 1
+        assert compared > 10 and any("@" in n or "level" in n for n in names), names
     # gradbatch compile: nothing left to build
     (tmp_path / "job.yaml").write_text(JOB)
     assert main(["compile", str(tmp_path / "job.yaml")]) == 0

@@ -148,28 +148,31 @@ def load(plan: JobPlan, eager: Kernel, workers: int = 1) -> Kernel | None:
     return Kernel(cached, eager.eager, True, cached=str(entry))
 
 
-def agrees(kernel: Kernel, axes1d: Coords, dtype: torch.dtype) -> str | None:
-    """None when a cached kernel's fields on this tile match eager autograd's (NaN where it is
-    NaN, else within a few units in the last place of the field's scale); else what differs."""
+def agrees(kernel: Kernel, axes1d: Coords, dtype: torch.dtype) -> tuple[str | None, bool]:
+    """Whether a cached kernel's fields on this tile match eager autograd's (NaN where it is
+    NaN, else within a few units in the last place of the field's scale): (what differs, or
+    None; whether any finite value was compared: a tile that is NaN everywhere proves little)."""
     got = kernel(axes1d)
     want = kernel.eager(*axes1d)
     if list(got) != list(want):
-        return f"fields {list(got)}, expected {list(want)}"
+        return f"fields {list(got)}, expected {list(want)}", True
     rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    compared = False
     for name, w in want.items():
         g = got[name]
         if g.shape != w.shape:
-            return f"{name} has shape {tuple(g.shape)}, expected {tuple(w.shape)}"
+            return f"{name} has shape {tuple(g.shape)}, expected {tuple(w.shape)}", True
         if not torch.equal(torch.isnan(g), torch.isnan(w)):
-            return f"{name} is NaN at other points"
-        ok = ~torch.isnan(w)
+            return f"{name} is NaN at other points", True
+        ok = torch.isfinite(w)
         if not bool(ok.any()):
             continue
+        compared = True
         scale = float(w[ok].abs().max())
         err = float((g[ok] - w[ok]).abs().max())
         if err > rtol * max(scale, 1e-30):
-            return f"{name} differs by {err:.3g} (scale {scale:.3g})"
-    return None
+            return f"{name} differs by {err:.3g} (scale {scale:.3g})", True
+    return None, compared
 
 
 def discard(kernel: Kernel) -> None:

@@ -205,7 +205,8 @@ class TileComputer:
         self.steps = check_steps(plan.axes) if plan.check else ()
         if plan.check and self.stats.check is None:
             self.stats.check = CheckStats()
-        self.warm = not self.kernel.compiled
+        self.warm = not self.kernel.compiled or bool(self.kernel.cached)
+        self.verified = not self.kernel.cached  # a cached kernel: not until it met eager autograd
         self._lock = threading.Lock()  # stats, when several threads compute tiles
 
     def fields(
@@ -235,20 +236,17 @@ class TileComputer:
         axes1d = tile_axes(self.axes_dev, plan.layout, tile)
         if not self.warm:
             t0 = time.perf_counter()
-            self.kernel = (
-                self._checked(axes1d) if self.kernel.cached else warm_up(self.kernel, axes1d, plan.job.compile)
-            )
+            self.kernel = warm_up(self.kernel, axes1d, plan.job.compile)
             stats.compile_s += time.perf_counter() - t0
             self.warm = True
+        if not self.verified:
+            with self._lock:
+                if not self.verified:
+                    self._verify(axes1d)
         stats.compiled = self.kernel.compiled
-        check = None
         try:
             out = _compute(self.kernel, axes1d, stats)
-            if plan.check:
-                assert stats.check is not None
-                check = finite_difference_check(plan.function, expand_axes(axes1d), tile.shape, self.steps)
-                with self._lock:
-                    stats.check.merge(check)
+            check = self._check(tile, axes1d)
         except (GradbatchError, torch.cuda.OutOfMemoryError, KeyboardInterrupt):
             raise
         except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
@@ -266,20 +264,37 @@ class TileComputer:
         cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
         return cropped, levels, tile_summary([cropped[k] for k in plan.fields]), check
 
-    def _checked(self, axes1d: tuple[torch.Tensor, ...]) -> Kernel:
-        """A cached compiled kernel, if it agrees with eager autograd on the first tile; else
-        it is removed from the cache, said, and the job runs eagerly."""
+    def _check(self, tile: Tile, axes1d: tuple[torch.Tensor, ...]) -> CheckStats | None:
+        """The tile's gradient check (None when the job has none), merged into the stats."""
+        if not self.plan.check:
+            return None
+        assert self.stats.check is not None
+        check = finite_difference_check(self.plan.function, expand_axes(axes1d), tile.shape, self.steps)
+        with self._lock:
+            self.stats.check.merge(check)
+        return check
+
+    def _verify(self, axes1d: tuple[torch.Tensor, ...]) -> None:
+        """Compare a cached compiled kernel with eager autograd on this tile. A kernel that
+        disagrees is removed from the cache, said, and the job goes on eagerly; one that agrees
+        is trusted once a tile had finite values to compare (a tile of NaN proves nothing)."""
         kernel = self.kernel
         try:
-            differs = aot.agrees(kernel, axes1d, self.plan.dtype)
+            differs, compared = aot.agrees(kernel, axes1d, self.plan.dtype)
         except Exception as exc:  # a library that loads but cannot run these inputs
-            differs = f"{type(exc).__name__}: {exc}"
+            differs, compared = f"{type(exc).__name__}: {exc}", True
         if differs is None:
-            return kernel
+            self.verified = compared
+            return
         aot.discard(kernel)
-        warnings.warn(f"the cached compiled kernel {kernel.cached} disagrees with autograd ({differs}); "
-                      "removed it, computing eagerly", stacklevel=2)  # fmt: skip
-        return Kernel(kernel.eager, kernel.eager, False)
+        warnings.warn(
+            f"the cached compiled kernel {kernel.cached} disagrees with autograd ({differs}); "
+            "removed it, computing eagerly",
+            stacklevel=2,
+        )
+        self.kernel = Kernel(kernel.eager, kernel.eager, False)
+        self.stats.compiled = False
+        self.verified = True
 
     def host(self, tile: Tile) -> TileResult:
         """The tile as host arrays (CPU tensors are shared, not copied)."""
