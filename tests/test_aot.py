@@ -142,3 +142,29 @@ def test_a_kernel_built_in_the_background_is_used_by_later_runs(
     (tmp_path / "job.yaml").write_text(JOB)
     assert main(["compile", str(tmp_path / "job.yaml")]) == 0
     assert f"k: already built: {entry}" in capsys.readouterr().out
+
+
+def test_one_build_per_kernel_and_a_dead_builders_marker_is_taken_over(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "k.building"
+    assert aot._claim(marker, {"key": "k"})
+    assert not aot._claim(marker, {"key": "k"})  # being written, or built by a live process
+    marker.write_text(json.dumps({"key": "k", "pid": os.getpid()}))
+    assert not aot._claim(marker, {"key": "k"})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs: its build was killed
+    marker.write_text(json.dumps({"key": "k", "pid": gone.pid}))
+    assert aot._claim(marker, {"key": "k", "new": True})
+    assert json.loads(marker.read_text()) == {"key": "k", "new": True}
+
+
+def test_a_kernel_that_cannot_be_built_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    (tmp_path / "job.yaml").write_text(JOB)
+    monkeypatch.setenv("GRADBATCH_CACHE_DIR", str(tmp_path / "file" / "kernels"))
+    (tmp_path / "file").write_text("a file where the cache folder should be")
+    assert main(["compile", str(tmp_path / "job.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("EngineError: cannot build the compiled kernel of") and "\n" not in err

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ import torch
 
 from .._version import __version__
 from ..config import CompileMode, Output
+from ..errors import EngineError
 from .coords import expand_axes, tile_axes
 from .kernel import Coords, Kernel, _assemble
 
@@ -182,11 +184,25 @@ def discard(kernel: Kernel) -> None:
 
 
 def build(plan: JobPlan, log: Any = None) -> Path:
-    """Build the job's kernel into the cache now (tens of seconds) and return its folder."""
+    """Build the job's kernel into the cache now (tens of seconds) and return its folder. Any
+    failure (no C++ compiler, a cache folder that cannot be written) is one EngineError."""
     key = kernel_key(plan)
     if key is None:
-        raise ValueError(f"no kernel is kept for a {plan.function.source} function on {plan.device}")
-    say = log or (lambda msg: None)
+        raise EngineError(f"no compiled kernel is kept for a {plan.function.source} function on {plan.device}")
+    try:
+        return _build(plan, key, log or (lambda msg: None))
+    except EngineError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise EngineError(
+            f"cannot build the compiled kernel of {plan.function.text!r} in {cache_dir()}: "
+            f"{type(exc).__name__}: {first} (it needs a C++ compiler and a cache folder it can write; "
+            "GRADBATCH_CACHE_DIR moves the cache)"
+        ) from exc
+
+
+def _build(plan: JobPlan, key: str, say: Any) -> Path:
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
@@ -207,12 +223,16 @@ def build(plan: JobPlan, log: Any = None) -> Path:
             return tuple(out[n] for n in names)
 
         say("tracing value and gradient")
-        graph = make_fx(traced)(*example)
-        program = torch.export.export(graph, tuple(example))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations, not ours
+            graph = make_fx(traced)(*example)
+            program = torch.export.export(graph, tuple(example))
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
             say("compiling (C++)")
-            package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp / "kernel.pt2"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp / "kernel.pt2"))
             with zipfile.ZipFile(package) as z:
                 libs = [n for n in z.namelist() if n.endswith(".so")]
                 if len(libs) != 1:
@@ -260,27 +280,64 @@ def start_background_build(plan: JobPlan, points: int) -> str | None:
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         return None  # AOTInductor needs a C++ compiler
     marker = root / f"{key}.building"
+    request = {"key": key, "name": plan.job.name, "yaml": plan.job.yaml}
     try:
         root.mkdir(parents=True, exist_ok=True)
-        if marker.exists() and time.time() - marker.stat().st_mtime < STALE_BUILD_S:
-            return None
-        request = {"key": key, "name": plan.job.name, "yaml": plan.job.yaml}
-        marker.write_text(json.dumps(request))
+        if not _claim(marker, request):
+            return None  # another process is building it
         log = open(root / f"{key}.log", "w")  # noqa: SIM115  (the child keeps it)
     except OSError:
         return None
     with log:
-        subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-m", "gradbatch.engine.aot", str(marker)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not killed with the job's terminal (Ctrl-C), not waited for
         )
+    with contextlib.suppress(OSError):
+        marker.write_text(json.dumps({**request, "pid": child.pid}))
     return (
         f"building a compiled kernel for this function in the background (nice 19, about a minute; "
         f"later runs compute several times faster): {root / key}"
     )
+
+
+def _claim(marker: Path, request: dict[str, Any]) -> bool:
+    """Create the build marker, unless a live build holds it. A marker whose process is gone
+    (killed) or older than :data:`STALE_BUILD_S` is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _stale(marker):
+                return False
+            with contextlib.suppress(OSError):
+                marker.unlink()
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(request))
+        return True
+    return False
+
+
+def _stale(marker: Path) -> bool:
+    try:
+        if time.time() - marker.stat().st_mtime > STALE_BUILD_S:
+            return True
+        pid = json.loads(marker.read_text()).get("pid")
+    except (OSError, ValueError):
+        return False  # being written: its build has just started
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _build_from_request(marker: Path) -> int:
