@@ -310,7 +310,7 @@ def _run_one(
     done = writer.open()
     stats = EvalStats()
     old_threads = torch.get_num_threads()
-    threads = cpu_threads(job.threads, len(plan.layout) - len(done))
+    threads = cpu_threads(job.threads, len(plan.layout) - len(done) if plan.function.thread_safe else 1)
     if plan.device.type == "cuda":
         threads = CpuThreads(1, 1)  # one host thread feeds the device; its copies overlap
     torch.set_num_threads(threads.intra)

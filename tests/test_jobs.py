@@ -362,3 +362,28 @@ def test_write_failure_mid_run_is_a_store_error_and_keeps_the_partial(
     with pytest.raises(StoreError, match=r"writing tile .* failed \(OSError: .*No space left on device.*--resume"):
         _run(JOB, in_tmp / "wave.h5")
     assert not (in_tmp / "wave.h5").exists() and partial_path(in_tmp / "wave.h5").exists()
+
+
+def test_user_code_and_networks_are_computed_on_one_thread(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's callable may keep state and a network's functional_call swaps the module's
+    parameters while it runs: their tiles are computed one at a time (torch's threads inside)."""
+    import threading
+
+    from gradbatch.engine import runner
+
+    (in_tmp / "userfn.py").write_text("def f(x, y):\n    return x * y + x\n")
+    seen: set[str] = set()
+    real = runner.TileComputer.host
+
+    def host(self: runner.TileComputer, tile: object) -> object:
+        seen.add(threading.current_thread().name)
+        return real(self, tile)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner.TileComputer, "host", host)
+    text = "grid: {x: [0, 1, 100], y: [0, 1, 100]}\ntile: 16\nthreads: 4\n"
+    cfg = parse_config("function: {callable: 'userfn:f'}\n" + text, output=in_tmp / "u.h5", source=in_tmp / "j.yaml")
+    (report,) = gradbatch.run_jobs(cfg)
+    assert seen == {threading.current_thread().name} and report.device == "cpu (4 threads)"
+    seen.clear()
+    _run("function: 'x*y + x'\n" + text, in_tmp / "e.h5")
+    assert len(seen) > 1  # an expression's tiles side by side

@@ -36,6 +36,13 @@ class FieldFunction:
         through numpy, under ``no_grad``): the engine then says so instead of storing zeros."""
         return self.source == "callable"
 
+    @property
+    def thread_safe(self) -> bool:
+        """Whether tiles may be computed on several threads at once. Not a user's code (it may
+        keep state), nor a network (``functional_call`` swaps the module's parameters while it
+        runs): those get one thread computing, with torch's threads inside it."""
+        return self.source in ("expression", "vector", "builtin", "landscape")
+
     def scalar(self, *coords: torch.Tensor) -> torch.Tensor:
         """The value of a scalar field at the points (one tensor per axis)."""
         out = self.fn(*coords)
