@@ -210,8 +210,11 @@ def test_the_colormap_list_is_vispy_s() -> None:
             "function: x*y\ngrid: {x: [0, 1, 20000], y: [0, 1, 20000]}\ntile: [16384, 8192]\n",
             "tile: tiles of 16384 x 8192 are 134,217,728 points; at most 67,108,864 (2^26) are allowed",
         ),
-        ("function: x\n" + X + "threads: 0\n", "threads: expected a positive integer (1 to 1024), got 0"),
-        ("function: x\n" + X + "threads: 100000\n", "threads: expected a positive integer (1 to 1024), got 100000"),
+        ("function: x\n" + X + "threads: 0\n", "threads: expected auto or a positive integer (1 to 1024), got 0"),
+        (
+            "function: x\n" + X + "threads: 100000\n",
+            "threads: expected auto or a positive integer (1 to 1024), got 100000",
+        ),
         (
             "function: x\ngrid: {x: [0, 1, 8589934592]}\n",
             "grid.x[2]: 8,589,934,592 points on one axis; at most 4,294,967,296 (2^32)",
