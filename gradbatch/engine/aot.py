@@ -27,6 +27,7 @@ turns background builds off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -84,6 +85,7 @@ def cache_dir() -> Path:
     return Path(base) / "gradbatch" / "kernels"
 
 
+@functools.cache
 def _cpu() -> str:
     """This CPU's instruction set: kernels are compiled with ``-march=native``, so a cache
     shared by machines of several kinds (a home directory on a cluster) keeps one per kind."""
