@@ -88,7 +88,8 @@ def percentiles_of(finite: np.ndarray) -> tuple[tuple[float, float], ...]:
     where = np.asarray(PERCENTS) / 100.0 * (n - 1)
     lo = np.floor(where).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
-    ordered = np.partition(finite.ravel(), np.unique(np.concatenate([lo, hi])))
+    kth = np.array(sorted({*lo.tolist(), *hi.tolist()}), dtype=np.int64)  # not np.unique: it imports numpy.ma
+    ordered = np.partition(finite.ravel(), kth)
     low, high = ordered[lo].astype(np.float64), ordered[hi].astype(np.float64)
     values = low + (high - low) * (where - lo)
     return tuple((float(q), float(v)) for q, v in zip(PERCENTS, values))
