@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "compile",
-        help="build the jobs' compiled kernels now (about a minute each; later runs compute them several times faster)",
+        help="build the jobs' compiled kernels now (20-40 s each; later runs compute them several times faster)",
     )
     c.add_argument("config", help="job file")
     c.add_argument("--device", help="the device the kernels are for (default: each job's own)")
