@@ -259,6 +259,9 @@ def test_the_cuda_summary_in_torch_equals_the_cpu_one_in_numpy() -> None:
     a = [t.numpy() for t in tile_summary(fields)]
     for x, y in zip(a, _summary_torch(fields)):
         np.testing.assert_array_equal(x, y.numpy())
+    # a tile's fields (one shape and dtype) are summarised stacked, in one go
+    for x, y in zip(tile_summary(fields[:4]), _summary_torch(fields[:4])):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
     nonfinite, ranges, nonpositive = a
     assert nonfinite[1].tolist() == [3, 1, 2] and nonpositive[3] == 600 and np.isnan(ranges[3, 2])
     assert np.isnan(ranges[4]).all() and nonpositive[4] == 0 and nonfinite[4, 0] == 20

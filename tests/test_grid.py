@@ -104,3 +104,19 @@ def test_tile_levels_in_1d_2d_3d(shape: tuple[int, ...], valid: tuple[int, ...])
         counts = np.minimum(idx + 2, crop.shape[d]) - idx
         expected = sums / counts.reshape([-1 if i == d else 1 for i in range(len(shape))])
     np.testing.assert_allclose(level["a"].numpy(), expected)
+
+
+def test_fields_pooled_together_get_the_bits_each_gets_alone() -> None:
+    """The exact (masked) path pools every field of a tile at once, stacked: nothing in any
+    field's levels may depend on the others (NaN in one only, an edge tile)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn((64, 64), generator=g, dtype=torch.float32)
+    b = torch.randn((64, 64), generator=g, dtype=torch.float32) * 1e3
+    a[5:9, 40:60] = float("nan")
+    together = tile_levels({"a": a, "b": b}, (50, 37), 4)
+    alone = [tile_levels({"a": a}, (50, 37), 4), tile_levels({"b": b}, (50, 37), 4)]
+    for k in range(4):
+        assert list(together[k]) == ["a", "b"]
+        for i, name in enumerate(("a", "b")):
+            assert torch.equal(torch.isnan(together[k][name]), torch.isnan(alone[i][k][name]))
+            torch.testing.assert_close(together[k][name], alone[i][k][name], rtol=0, atol=0, equal_nan=True)

@@ -214,24 +214,27 @@ def tile_summary(fields: Sequence[torch.Tensor]) -> TileSummary:
 
 
 def _summary_torch(fields: Sequence[torch.Tensor]) -> TileSummary:
-    """:func:`tile_summary` in torch, on any device, without a host sync."""
-    counts, ranges, nonpositive = [], [], []
-    for v in fields:
-        counts.append(torch.stack([torch.isnan(v).sum(), torch.isposinf(v).sum(), torch.isneginf(v).sum()]))
-        finite = torch.isfinite(v)
-        inf = torch.full((), float("inf"), dtype=v.dtype, device=v.device)
-        row = torch.stack(
-            [
-                torch.where(finite, v, inf).amin(),
-                torch.where(finite, v, -inf).amax(),
-                torch.where(finite & (v > 0), v, inf).amin(),
-            ]
-        ).to(torch.float64)
-        ranges.append(torch.where(torch.isinf(row), torch.full_like(row, float("nan")), row))  # inf: no such value
-        nonpositive.append((finite & (v <= 0)).sum())
-    return TileSummary(
-        torch.stack(counts).to(torch.int64), torch.stack(ranges), torch.stack(nonpositive).to(torch.int64)
-    )
+    """:func:`tile_summary` in torch, on any device, without a host sync: every field at once
+    (stacked), a dozen kernels a tile whatever the number of fields. Fields of several shapes
+    or dtypes (not a tile's) are summarised one by one."""
+    if len({(tuple(t.shape), t.dtype) for t in fields}) > 1:
+        parts = [_summary_torch([t]) for t in fields]
+        return TileSummary(*(torch.cat(p) for p in zip(*parts)))
+    v = torch.stack(list(fields)).reshape(len(fields), -1)
+    counts = torch.stack([torch.isnan(v).sum(1), torch.isposinf(v).sum(1), torch.isneginf(v).sum(1)], 1)
+    finite = torch.isfinite(v)
+    inf = torch.full((), float("inf"), dtype=v.dtype, device=v.device)
+    ranges = torch.stack(
+        [
+            torch.where(finite, v, inf).amin(1),
+            torch.where(finite, v, -inf).amax(1),
+            torch.where(finite & (v > 0), v, inf).amin(1),
+        ],
+        1,
+    ).to(torch.float64)
+    ranges = torch.where(torch.isinf(ranges), torch.full_like(ranges, float("nan")), ranges)  # inf: no such value
+    nonpositive = (finite & (v <= 0)).sum(1)
+    return TileSummary(counts.to(torch.int64), ranges, nonpositive.to(torch.int64))
 
 
 def _summary_cpu(a: np.ndarray) -> tuple[list[int], list[float], int]:

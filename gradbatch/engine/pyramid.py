@@ -12,12 +12,12 @@ import torch
 __all__ = ["tile_levels"]
 
 
-def _pool2(x: torch.Tensor) -> torch.Tensor:
-    """Sum 2-wide blocks along every dimension of ``x`` (all sides even).
+def _pool2(x: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Sum 2-wide blocks along every dimension of ``x`` from ``first`` on (all sides even).
 
     Strided adds, one dimension at a time: ~10x faster than avg_pool2d on a CPU.
     """
-    for d in range(x.ndim):
+    for d in range(first, x.ndim):
         x = _add_pairs(x, d)
     return x
 
@@ -61,22 +61,30 @@ def tile_levels(fields: dict[str, torch.Tensor], valid: tuple[int, ...], levels:
                 out[k][name] = level
         else:
             slow[name] = v
-    if not slow:
-        return out
-    mask = torch.zeros(some.shape, dtype=some.dtype, device=some.device)
-    mask[tuple(slice(0, n) for n in valid)] = 1
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, torch.Tensor] = {}
-    for name, v in slow.items():
-        ok = mask * (~torch.isnan(v))
-        sums[name] = torch.where(ok > 0, v, torch.zeros((), dtype=v.dtype, device=v.device))
-        counts[name] = ok
-    for k in range(1, levels + 1):
-        f = 1 << k
-        crop = tuple(slice(0, -(-n // f)) for n in valid)
-        for name in slow:
-            sums[name] = _pool2(sums[name])
-            counts[name] = _pool2(counts[name])
-            out[k - 1][name] = (sums[name] / counts[name])[crop]
+    if slow:
+        for k, pieces in enumerate(_masked_levels(slow, valid, levels)):
+            out[k].update(pieces)
     # keep the field order of the input
     return [{name: level[name] for name in fields} for level in out]
+
+
+def _masked_levels(
+    fields: dict[str, torch.Tensor], valid: tuple[int, ...], levels: int
+) -> list[dict[str, torch.Tensor]]:
+    """The exact path: the block sums of the valid, non-NaN points over their count, every
+    field at once (stacked: a few kernels a level, not a few per field, which is what a GPU
+    pays per launch). Each field's levels are views of the stacked ones."""
+    names = list(fields)
+    v = torch.stack([fields[n] for n in names])  # (fields, *tile)
+    mask = torch.zeros(v.shape[1:], dtype=v.dtype, device=v.device)
+    mask[tuple(slice(0, n) for n in valid)] = 1
+    counts = mask * (~torch.isnan(v))
+    sums = torch.where(counts > 0, v, torch.zeros((), dtype=v.dtype, device=v.device))
+    out = []
+    for k in range(1, levels + 1):
+        f = 1 << k
+        crop = (slice(None), *(slice(0, -(-n // f)) for n in valid))
+        sums, counts = _pool2(sums, first=1), _pool2(counts, first=1)
+        means = (sums / counts)[crop]
+        out.append({n: means[i] for i, n in enumerate(names)})
+    return out

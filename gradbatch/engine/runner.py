@@ -339,8 +339,8 @@ def evaluate(
         fields, levels, summary, check = computer.fields(tile)
         copy_stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(copy_stream):
-            host_fields = {k: _to_pinned(v, copy_stream) for k, v in fields.items()}
-            host_levels = [{k: _to_pinned(v, copy_stream) for k, v in lv.items()} for lv in levels]
+            host_fields = _group_to_pinned(fields, copy_stream)
+            host_levels = [_group_to_pinned(lv, copy_stream) for lv in levels]
             host_summary = TileSummary(*(_to_pinned(v, copy_stream) for v in summary))
             event = torch.cuda.Event()
             event.record(copy_stream)
@@ -376,6 +376,17 @@ def _host_tiles(computer: TileComputer, todo: list[Tile], workers: int) -> Itera
         for f in waiting:
             f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _group_to_pinned(group: dict[str, torch.Tensor], stream: torch.cuda.Stream) -> dict[str, torch.Tensor]:
+    """Tensors of one shape and dtype (a tile's fields, or one pyramid level of them) copied to
+    pinned host memory as one: stacked on the device, one copy, then a view per name. One
+    copy instead of one per field (21 a tile for value, gradient and 5 levels before)."""
+    names = list(group)
+    for v in group.values():
+        v.record_stream(stream)
+    host = _to_pinned(torch.stack([group[n] for n in names]), stream)
+    return {n: host[i] for i, n in enumerate(names)}
 
 
 def _to_pinned(v: torch.Tensor, stream: torch.cuda.Stream) -> torch.Tensor:
