@@ -19,6 +19,25 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+def note(message: str) -> None:
+    """A line of news on stderr (progress, what a job does). A stderr that cannot be written (a
+    pipe into ``head`` that closed, a full disk) silences the news; it does not stop the job."""
+    _write_news(sys.stderr, message + "\n")
+
+
+_SILENCED: set[int] = set()
+
+
+def _write_news(stream: TextIO, text: str) -> None:
+    if id(stream) in _SILENCED:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError:  # BrokenPipeError, ENOSPC
+        _SILENCED.add(id(stream))
+
+
 class ProgressBar:
     """``ripple  [#######.....]  57%  12.3 Mpts/s  ETA 4s`` on a terminal; sparse lines otherwise."""
 
@@ -47,14 +66,13 @@ class ProgressBar:
                 f"\r{p.job}  [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
                 f"{p.points_per_s / 1e6:7.1f} Mpts/s  {p.tiles_done}/{p.tiles_total} tiles  {eta}   "
             )
-            self.stream.write(line + ("\n" if finished else ""))
-            self.stream.flush()
+            _write_news(self.stream, line + ("\n" if finished else ""))
         elif finished or pct // 10 > self._last_pct // 10 and now - self._last >= 2.0:
             eta = f", ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else ""
-            self.stream.write(
-                f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, {p.points_per_s / 1e6:.1f} Mpts/s{eta})\n"
+            _write_news(
+                self.stream,
+                f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, {p.points_per_s / 1e6:.1f} Mpts/s{eta})\n",
             )
-            self.stream.flush()
             self._last_pct = pct
         self._last = now
 
@@ -74,7 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
 
     if args.config is None:
-        print("no job file given: running the embedded example (seed 000's ripple, 512 x 512)", file=sys.stderr)
+        note("no job file given: running the embedded example (seed 000's ripple, 512 x 512)")
     if args.workers is not None and args.scheduler is not None:
         raise SystemExit("gradbatch run: give --workers N (a local cluster) or --scheduler ADDRESS, not both")
     if args.workers is not None and args.workers < 1:
@@ -95,7 +113,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         device=args.device,
         progress=None if args.quiet else ProgressBar(),
-        log=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+        log=None if args.quiet else note,
         cluster=cluster,
     )
     for r in reports:
@@ -118,7 +136,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     jobs = load_config(args.config)
     from .jobs import compile_kernels
 
-    for name, what in compile_kernels(jobs, args.device, log=lambda m: print(m, file=sys.stderr)):
+    for name, what in compile_kernels(jobs, args.device, log=note):
         print(f"{name}: {what}")
     return 0
 
@@ -152,7 +170,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         devices,
         repeat=args.repeat,
         threads=args.threads,
-        log=None if args.json else (lambda m: print(m, file=sys.stderr)),
+        log=None if args.json else note,
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .config import JobConfig, JobFile, load_config
+from .config import CompileMode, JobConfig, JobFile, load_config
 from .engine import CpuThreads, EvalStats, JobPlan, aot, cpu_threads, device_name, evaluate, plan_job
 from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
@@ -455,12 +455,15 @@ def compile_kernels(
     for job in file.jobs:
         plan = plan_job(job, device)
         key = aot.kernel_key(plan)
+        if job.compile is CompileMode.OFF:
+            out.append((job.name, "compile: off: not built"))
+            continue
         if key is None:
             why = "no compiled kernel is kept for this function or device"
             out.append((job.name, f"{why} (expressions, vector fields and built-ins on the CPU are)"))
             continue
         entry = aot.cache_dir() / key
-        if (entry / "kernel.so").is_file():
+        if aot.entry_names(entry) is not None:
             out.append((job.name, f"already built: {entry}"))
             continue
         t0 = time.perf_counter()

@@ -62,14 +62,20 @@ def test_no_kernel_is_kept_for_user_code(tmp_path: Path) -> None:
     assert aot.kernel_key(plan) is None
 
 
-def test_a_damaged_kernel_is_not_loaded(kernel_cache: Path) -> None:
+@pytest.mark.parametrize("meta", [None, "{not json", {"names": 5}, {"names": ["value"], "size": 26, "sha256": "0"}])
+def test_a_damaged_kernel_is_not_loaded_and_is_removed(kernel_cache: Path, meta: object) -> None:
+    """Loading a truncated library can kill the process (a bus error): a library that is not
+    the size and SHA-256 its build recorded is never loaded, and its entry goes."""
     plan = _plan(JOB.replace("a: 0.5", "a: 0.125"))
     entry = kernel_cache / str(aot.kernel_key(plan))
     entry.mkdir()
     (entry / "kernel.so").write_bytes(b"\x7fELF not really a library")
-    (entry / "kernel.json").write_text(json.dumps({"names": ["value"]}))
+    if meta is not None:
+        (entry / "kernel.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
     eager = Kernel(lambda *a: {}, lambda *a: {}, False)
-    assert aot.load(plan, eager) is None
+    with pytest.warns(UserWarning, match="is damaged"):
+        assert aot.load(plan, eager) is None
+    assert not entry.exists()
 
 
 def test_a_kernel_that_disagrees_with_autograd_is_removed_and_the_job_runs_eagerly(
@@ -142,6 +148,14 @@ def test_a_kernel_built_in_the_background_is_used_by_later_runs(
     (tmp_path / "job.yaml").write_text(JOB)
     assert main(["compile", str(tmp_path / "job.yaml")]) == 0
     assert f"k: already built: {entry}" in capsys.readouterr().out
+    # a library cut short (a full disk, a copy that stopped) is never loaded: it could kill the
+    # process; the job warns, runs eagerly, and the entry goes so that it is built again
+    so = entry / "kernel.so"
+    so.write_bytes(so.read_bytes()[:200_000])
+    with pytest.warns(UserWarning, match="is damaged"):
+        (third,) = gradbatch.run_jobs(parse_config(JOB, output=tmp_path / "third.h5"))
+    assert not third.compiled and not entry.exists()
+    np.testing.assert_array_equal(_fields(tmp_path / "third.h5")["value"], eager["value"])
 
 
 def test_one_build_per_kernel_and_a_dead_builders_marker_is_taken_over(tmp_path: Path) -> None:
@@ -168,3 +182,16 @@ def test_a_kernel_that_cannot_be_built_is_one_line(tmp_path: Path, monkeypatch: 
     assert main(["compile", str(tmp_path / "job.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("EngineError: cannot build the compiled kernel of") and "\n" not in err
+
+
+def test_a_failed_background_build_is_said_and_compile_skips_compile_off(
+    kernel_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GRADBATCH_BACKGROUND_COMPILE", "1")
+    plan = _plan(JOB.replace("a: 0.5", "a: 0.0625"))
+    (kernel_cache / f"{aot.kernel_key(plan)}.failed").write_text("InductorError: InvalidCxxCompiler: no compiler\n")
+    note = aot.start_background_build(plan, 1 << 30)
+    assert note is not None and "failed (InductorError: InvalidCxxCompiler" in note and "gradbatch compile" in note
+    (tmp_path / "off.yaml").write_text(JOB + "compile: off\n")
+    assert main(["compile", str(tmp_path / "off.yaml")]) == 0
+    assert "k: compile: off: not built" in capsys.readouterr().out

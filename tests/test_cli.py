@@ -157,3 +157,27 @@ def test_an_open_hdf5_file_keeps_the_normal_exit(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "a.h5", "w"):
         assert _hdf5_files_open()
     assert not _hdf5_files_open()
+
+
+def test_a_closed_stderr_silences_the_progress_and_the_job_still_finishes(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gradbatch run job.yaml 2>&1 | head -1`: the pipe closes after the first line. The news
+    stops; the job does not end half-way with exit status 0 and a .partial file."""
+    import io
+
+    import h5py
+
+    class Closed(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def isatty(self) -> bool:
+            return False
+
+    (in_tmp / "tiny.yaml").write_text(SMALL)
+    monkeypatch.setattr(sys, "stderr", Closed())
+    assert main(["run", "tiny.yaml"]) == 0
+    with h5py.File(in_tmp / "tiny.h5", "r") as f:
+        assert bool(f["tiny"].attrs["complete"])
+    assert not (in_tmp / "tiny.h5.partial").exists()

@@ -14,7 +14,8 @@ kept (expressions, vector fields, built-ins): a callable's code or a model can c
 same name. CPU only for now: the CUDA runner has not run on a GPU here.
 
     cache_dir()/<key>/kernel.so     the AOTInductor model (its wrapper library)
-    cache_dir()/<key>/kernel.json   what it was built from, and its output names in order
+    cache_dir()/<key>/kernel.json   what it was built from, its output names in order, and the
+                                    library's size and SHA-256 (checked before it is loaded)
     cache_dir()/<key>.failed        why a build failed (not retried for that key)
 
 A job that finds its kernel uses it (checked against eager autograd on its first tile: a kernel
@@ -131,19 +132,50 @@ def _example(plan: JobPlan) -> Coords:
     return tile_axes(axes, plan.layout, next(iter(plan.layout)))
 
 
+def entry_names(entry: Path) -> list[str] | None:
+    """The output names of a whole cache entry; None if it is absent. A damaged one (its
+    library not the size and SHA-256 its build recorded: loading a truncated library can kill
+    the process with a bus error) is removed, with a warning, so that it is built again."""
+    so, meta = entry / "kernel.so", entry / "kernel.json"
+    if not entry.exists():
+        return None
+    why = ""
+    try:
+        info = json.loads(meta.read_text())
+        names = info["names"]
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+            why = "its kernel.json names no outputs"
+        elif so.stat().st_size != info.get("size") or _sha256(so) != info.get("sha256"):
+            why = "kernel.so is not the library that was built"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    if not why:
+        return list(names)
+    warnings.warn(f"the cached compiled kernel {entry} is damaged ({why}); removed it", stacklevel=2)
+    shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load(plan: JobPlan, eager: Kernel, workers: int = 1) -> Kernel | None:
     """The job's kernel from the cache (``workers`` may run it at once), or None."""
     key = kernel_key(plan)
     if key is None:
         return None
     entry = cache_dir() / key
-    so, meta = entry / "kernel.so", entry / "kernel.json"
-    if not so.is_file() or not meta.is_file():
+    names = entry_names(entry)
+    if names is None:
         return None
     try:
-        names = list(json.loads(meta.read_text())["names"])
-        runner = torch._C._aoti.AOTIModelContainerRunnerCpu(str(so), max(1, workers))
-    except Exception:  # unreadable, or a library this torch cannot load: not used, eager instead
+        runner = torch._C._aoti.AOTIModelContainerRunnerCpu(str(entry / "kernel.so"), max(1, workers))
+    except Exception:  # a library this torch cannot load: not used, eager instead
         return None
 
     def cached(*axes1d: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -208,7 +240,7 @@ def _build(plan: JobPlan, key: str, say: Any) -> Path:
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
-    if (entry / "kernel.so").is_file():
+    if entry_names(entry) is not None:
         return entry
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -244,6 +276,8 @@ def _build(plan: JobPlan, key: str, say: Any) -> Path:
             os.remove(package)
             meta = {
                 "names": names,
+                "size": (tmp / "kernel.so").stat().st_size,
+                "sha256": _sha256(tmp / "kernel.so"),
                 "function": plan.function.text,
                 "outputs": [o.value for o in outputs],
                 "dtype": str(plan.dtype),
@@ -257,6 +291,8 @@ def _build(plan: JobPlan, key: str, say: Any) -> Path:
                 os.rename(tmp, entry)
             except OSError:  # another process built it first
                 shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (root / f"{key}.failed").unlink()  # an earlier failure is history now
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -277,7 +313,16 @@ def start_background_build(plan: JobPlan, points: int) -> str | None:
     if key is None or not plan.job.yaml:
         return None
     root = cache_dir()
-    if (root / key / "kernel.so").is_file() or (root / f"{key}.failed").exists():
+    if entry_names(root / key) is not None:
+        return None
+    failed = root / f"{key}.failed"
+    if failed.exists():
+        with contextlib.suppress(OSError):
+            why = (failed.read_text().strip().splitlines() or [""])[0][:200]
+            return (
+                f"an earlier background build of this function's compiled kernel failed ({why}); "
+                "`gradbatch compile` with this job file tries again and says why"
+            )
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         return None  # AOTInductor needs a C++ compiler
@@ -292,7 +337,7 @@ def start_background_build(plan: JobPlan, points: int) -> str | None:
         return None
     with log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "gradbatch.engine.aot", str(marker)],
+            [sys.executable, "-c", _BUILDER, str(marker)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -304,6 +349,11 @@ def start_background_build(plan: JobPlan, points: int) -> str | None:
         f"building a compiled kernel for this function in the background (nice 19, about a minute; "
         f"later runs compute several times faster): {root / key}"
     )
+
+
+# not `python -m gradbatch.engine.aot`: the engine package imports this module first, and runpy
+# warns about running a module that is already imported
+_BUILDER = "import sys; from gradbatch.engine.aot import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _claim(marker: Path, request: dict[str, Any]) -> bool:
@@ -343,7 +393,7 @@ def _stale(marker: Path) -> bool:
 
 
 def _build_from_request(marker: Path) -> int:
-    """The background build (``python -m gradbatch.engine.aot <marker>``)."""
+    """The background build (:data:`_BUILDER` ``<marker>``)."""
     with contextlib.suppress(OSError):
         os.nice(19)
     request = json.loads(marker.read_text())

@@ -140,8 +140,12 @@ class _QuietH5:
 
     def __exit__(self, *exc: object) -> None:
         sys.stderr = self.real
-        if len(_LOST_WRITES) == self.seen:
-            self.real.write(self.buffer.getvalue())
+        held = self.buffer.getvalue()
+        if held and len(_LOST_WRITES) == self.seen:
+            try:
+                self.real.write(held)
+            except OSError:  # stderr closed (a pipe into head) or full: it was news, not data
+                pass
 
 
 def _close_or_park(f: h5py.File) -> None:
