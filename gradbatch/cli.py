@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -423,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the command's own output could not be written (`> /dev/full`)
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            raise
+        note(f"error: cannot write the output: {exc.strerror} (errno {exc.errno})")
+        return 1
 
 
 def entry() -> None:
@@ -439,8 +446,13 @@ def entry() -> None:
         import atexit
 
         atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+        except OSError as exc:  # the last of the output could not be written
+            note(f"error: cannot write the output: {exc.strerror} (errno {exc.errno})")
+            code = code or 1
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
 

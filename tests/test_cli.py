@@ -181,3 +181,21 @@ def test_a_closed_stderr_silences_the_progress_and_the_job_still_finishes(
     with h5py.File(in_tmp / "tiny.h5", "r") as f:
         assert bool(f["tiny"].attrs["complete"])
     assert not (in_tmp / "tiny.h5.partial").exists()
+
+
+def test_output_to_a_full_disk_is_one_line(in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    """`gradbatch info f.h5 > /dev/full`: one line and status 1, not a traceback."""
+    import errno
+    import io
+
+    (in_tmp / "tiny.yaml").write_text(SMALL)
+    assert main(["run", "tiny.yaml", "-q"]) == 0
+    capsys.readouterr()
+
+    class Full(io.StringIO):
+        def write(self, s: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["info", "tiny.h5"]) == 1
+    assert capsys.readouterr().err.strip() == "error: cannot write the output: No space left on device (errno 28)"
