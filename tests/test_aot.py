@@ -4,6 +4,7 @@ and still writes what eager autograd computes, and that a bad one is never used.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import warnings
@@ -151,7 +152,11 @@ def test_a_kernel_built_in_the_background_is_used_by_later_runs(
     # a library cut short (a full disk, a copy that stopped) is never loaded: it could kill the
     # process; the job warns, runs eagerly, and the entry goes so that it is built again
     so = entry / "kernel.so"
-    so.write_bytes(so.read_bytes()[:200_000])
+    cut = entry / "cut.so"
+    cut.write_bytes(so.read_bytes()[:200_000])
+    # a new file in its place: this process still maps the library it loaded, and cutting that
+    # very file short would make its pages fault (SIGBUS) wherever they are touched next
+    os.replace(cut, so)
     with pytest.warns(UserWarning, match="is damaged"):
         (third,) = gradbatch.run_jobs(parse_config(JOB, output=tmp_path / "third.h5"))
     assert not third.compiled and not entry.exists()
