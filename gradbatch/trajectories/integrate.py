@@ -4,7 +4,10 @@ The field is evaluated exactly at arbitrary points (autograd, never interpolated
 with RK4 at a fixed step or Dormand-Prince RK45 with a step per line. Lines stop at the domain's
 edge, at a critical point, after ``max_length`` or ``max_steps``, or (evenly spaced seeding) on
 entering a cell of the :class:`Mask` that another line holds. Only lines still running are
-computed: the working set is compacted as lines stop.
+computed: the working set is compacted as lines stop, at once on the CPU; on a GPU every
+:data:`~gradbatch.trajectories.paths.SYNC_EVERY` steps, the lines that stopped in between being
+carried along masked, so that the host waits for the device once per that many steps, not
+several times a step. The lines are the same either way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..config import StreamlinesConfig
 from ..derivatives import value_and_grad
 from ..functions.field import FieldFunction
 from ..records import STOPS
+from .paths import SYNC_EVERY
 
 __all__ = ["Cols", "Field", "Mask", "cell", "integrate"]
 
@@ -103,6 +107,7 @@ class _Run:
     run_count: torch.Tensor
     current: torch.Tensor | None  # each line's cell of the mask
     own: torch.Tensor | None  # each line's owner id in the mask
+    live: torch.Tensor | None = None  # between compactions (GPU): which lines of the set still run
 
     @classmethod
     def start(
@@ -149,6 +154,20 @@ class _Run:
         )
         if self.current is not None and self.own is not None:
             self.current, self.own = self.current[keep], self.own[keep]
+        if self.live is not None:
+            self.live = self.live[keep]
+
+    def reserve(self, steps: int, limit: int) -> None:
+        """Grow the point buffer (by doubling, to at most ``limit`` points a line) so that every
+        running line can take ``steps`` more points without asking the device again."""
+        need = min(int(self.run_count.max()) + steps, limit)
+        have = self.pos.shape[1]
+        if need > have:
+            n, d = self.pos.shape[0], self.pos.shape[2]
+            size = min(max(need, 2 * have), limit)
+            grown = torch.full((n, size, d), float("nan"), dtype=self.pos.dtype, device=self.pos.device)
+            grown[:, :have] = self.pos
+            self.pos = grown
 
 
 def integrate(
@@ -161,6 +180,7 @@ def integrate(
     max_length: float,
     mask: Mask | None = None,
     owner: torch.Tensor | None = None,
+    sync_every: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integrate lines from ``seeds`` (``(L, D)``) in direction ``sign`` (+1/-1 per line).
 
@@ -168,13 +188,26 @@ def integrate(
     stop codes and arc lengths. With ``mask`` lines claim the cells they enter as ``owner`` and
     stop on entering a cell held by another line (or by their own earlier part).
 
-    Only lines still running are computed: the working set is compacted as lines stop.
+    Only lines still running are computed: the working set is compacted as lines stop, every
+    ``sync_every`` steps (default: 1 on the CPU, where asking the device costs nothing,
+    :data:`~gradbatch.trajectories.paths.SYNC_EVERY` elsewhere); the lines are the same.
     """
+    every = sync_every or (1 if seeds.device.type == "cpu" else SYNC_EVERY)
     run = _Run.start(seeds, sign, step, cfg.max_steps, mask, owner)
-    attempts = 0
-    while run.ids.numel() and attempts < 20 * cfg.max_steps:
-        attempts += 1
-        _attempt(run, field, bounds, cfg, step, max_length, mask)
+    attempts, limit = 0, 20 * cfg.max_steps
+    if every == 1:
+        while run.ids.numel() and attempts < limit:
+            attempts += 1
+            _attempt(run, field, bounds, cfg, step, max_length, mask)
+    else:
+        run.live = torch.ones_like(run.ids, dtype=torch.bool)
+        while run.ids.numel() and attempts < limit:
+            batch = min(every, limit - attempts)
+            run.reserve(batch, cfg.max_steps + 1)
+            for _ in range(batch):
+                _attempt(run, field, bounds, cfg, step, max_length, mask)
+            attempts += batch
+            run.keep(run.live)
     if run.ids.numel():  # out of attempts (rk45 refusing every step): record where they got to
         run.count[run.ids] = run.run_count
         run.length[run.ids] = run.run_len
@@ -211,6 +244,8 @@ def _attempt(
         inside &= (xn[j] >= lo) & (xn[j] <= hi)
     stagnant |= accept & (moved2 < (0.25 * ha) ** 2) & (ha > 0)
     ok = accept & ~stagnant & inside
+    if run.live is not None:  # lines that stopped since the last compaction stay where they are
+        ok &= run.live
     held = torch.zeros_like(ok)
     if mask is not None and run.own is not None and run.current is not None:
         ok, held = _claim(run, mask, xn, ok)
@@ -219,7 +254,10 @@ def _attempt(
     long = run.run_len >= max_length * (1 - 1e-9)
     full = run.run_count > cfg.max_steps
     ended = long | full | held | stagnant | (accept & ~inside)
-    if bool(ended.any()):
+    if run.live is not None:
+        ended &= run.live
+        _end_masked(run, ended, xn, full, held, stagnant, accept, inside)
+    elif bool(ended.any()):
         _end(run, ended, xn, full, held, stagnant, accept, inside)
 
 
@@ -246,7 +284,9 @@ def _rk45(
         err2 = err2 + e * e
     err = err2.sqrt()
     accept = err <= tol
-    factor = (0.9 * (tol / err.clamp_min(1e-300)) ** 0.2).clamp(0.2, 5.0)
+    # x ** 0.2 as exp(0.2 log x): torch's vectorised pow rounds differently in a batch's last,
+    # partial vector, and a line's steps must not depend on how many others still run
+    factor = (0.9 * torch.exp(0.2 * torch.log(tol / err.clamp_min(1e-300)))).clamp(0.2, 5.0)
     return xn, accept, (ha * factor).clamp(max=step * 20)
 
 
@@ -258,7 +298,9 @@ def _claim(run: _Run, mask: Mask, xn: Cols, ok: torch.Tensor) -> tuple[torch.Ten
     moved = ok & (new_cell != current)
     held = moved & (mask.cells[new_cell] != -1)
     claim = moved & ~held
-    if bool(claim.any()):  # two lines entering one free cell at once: the lower owner wins
+    if run.live is not None:  # on the device, without asking whether any line claims
+        _claim_masked(mask, new_cell, own, claim, held)
+    elif bool(claim.any()):  # two lines entering one free cell at once: the lower owner wins
         winner = torch.full_like(mask.cells, torch.iinfo(mask.cells.dtype).max)
         winner.scatter_reduce_(0, new_cell[claim], own[claim], reduce="amin")
         lost = claim & (winner[new_cell] != own)
@@ -270,12 +312,34 @@ def _claim(run: _Run, mask: Mask, xn: Cols, ok: torch.Tensor) -> tuple[torch.Ten
     return ok, held
 
 
+def _claim_masked(
+    mask: Mask, new_cell: torch.Tensor, own: torch.Tensor, claim: torch.Tensor, held: torch.Tensor
+) -> None:
+    """:func:`_claim`'s claiming without a host sync: lines that do not claim aim at a spare
+    cell past the mask's end, so every line takes part in the same few kernels. Updates
+    ``claim`` and ``held`` in place."""
+    spare = mask.cells.numel()
+    at = torch.where(claim, new_cell, spare)
+    winner = torch.full((spare + 1,), torch.iinfo(mask.cells.dtype).max, dtype=mask.cells.dtype, device=own.device)
+    winner.scatter_reduce_(0, at, own, reduce="amin")
+    lost = claim & (winner[new_cell] != own)
+    held |= lost
+    claim &= ~lost
+    cells = torch.cat([mask.cells, mask.cells.new_full((1,), -1)])
+    cells.index_put_((torch.where(claim, new_cell, spare),), own)  # one winner a cell: no clash
+    mask.cells.copy_(cells[:spare])
+
+
 def _advance(run: _Run, xn: Cols, k1: Cols, ha: torch.Tensor, ok: torch.Tensor, steps: int) -> None:
     """Move the accepted lines and record their new point (growing the buffer as needed)."""
     run.x = [torch.where(ok, a, b) for a, b in zip(xn, run.x)]
     run.prev = [torch.where(ok, a, b) for a, b in zip(k1, run.prev)]
     run.run_len = torch.where(ok, run.run_len + ha, run.run_len)
-    if bool(ok.any()):
+    if run.live is not None:  # room was reserved: every line writes (the others their old value)
+        at = run.run_count.clamp(max=run.pos.shape[1] - 1)
+        for j in range(len(run.x)):
+            run.pos[run.ids, at, j] = torch.where(ok, run.x[j], run.pos[run.ids, at, j])
+    elif bool(ok.any()):
         rows, at = run.ids[ok], run.run_count[ok]
         pos = run.pos
         if int(at.max()) >= pos.shape[1]:
@@ -315,3 +379,31 @@ def _end(
     run.count[done] = run.run_count[ended]
     run.length[done] = run.run_len[ended]
     run.keep(~ended)
+
+
+def _end_masked(
+    run: _Run,
+    ended: torch.Tensor,
+    xn: Cols,
+    full: torch.Tensor,
+    held: torch.Tensor,
+    stagnant: torch.Tensor,
+    accept: torch.Tensor,
+    inside: torch.Tensor,
+) -> None:
+    """:func:`_end` without a host sync: every line of the set computes its code, those that
+    ended now record it, and they stop taking part until the next compaction."""
+    assert run.live is not None
+    finite = torch.ones_like(inside)
+    for c in xn:
+        finite &= torch.isfinite(c)
+    code = torch.full_like(inside, STOPS.index("max_length"), dtype=torch.uint8)
+    code = torch.where(full, STOPS.index("max_steps"), code)
+    code = torch.where(held, STOPS.index("occupied"), code)
+    code = torch.where(accept & ~inside, STOPS.index("domain_edge"), code)
+    code = torch.where(stagnant | ~finite, STOPS.index("stagnation"), code)
+    ids = run.ids
+    run.stop[ids] = torch.where(ended, code, run.stop[ids])
+    run.count[ids] = torch.where(ended, run.run_count, run.count[ids])
+    run.length[ids] = torch.where(ended, run.run_len, run.length[ids])
+    run.live &= ~ended

@@ -102,16 +102,18 @@ def compute_streamlines(
     bounds: Sequence[tuple[float, float]],
     dtype: torch.dtype,
     device: torch.device,
+    sync_every: int | None = None,
 ) -> Streamlines:
+    """The streamlines ``cfg`` asks for. ``sync_every``: see :func:`~.integrate.integrate`."""
     field = Field(ff, cfg.field)
     ranges = [hi - lo for lo, hi in bounds]
     diag = math.sqrt(sum(r * r for r in ranges))
     max_length = cfg.max_length or 4 * diag
     if cfg.even_density:
-        return _even(field, cfg, bounds, dtype, device, max_length)
+        return _even(field, cfg, bounds, dtype, device, max_length, sync_every)
     step = cfg.step or min(ranges) / 200
     seeds = start_points(cfg.seeds, bounds, dtype, device)
-    return _lines(field, seeds, cfg, bounds, step, max_length)
+    return _lines(field, seeds, cfg, bounds, step, max_length, sync_every=sync_every)
 
 
 def _lines(
@@ -123,6 +125,7 @@ def _lines(
     max_length: float,
     mask: Mask | None = None,
     owner: torch.Tensor | None = None,
+    sync_every: int | None = None,
 ) -> Streamlines:
     n = seeds.shape[0]
     dev = seeds.device
@@ -130,7 +133,9 @@ def _lines(
     all_seeds = torch.cat([seeds] * len(dirs))
     sign = torch.cat([torch.full((n,), s, device=dev) for s in dirs])
     owners = torch.cat([owner] * len(dirs)) if owner is not None else None
-    pos, count, stop, length = integrate(field, all_seeds, sign, bounds, cfg, step, max_length, mask, owners)
+    pos, count, stop, length = integrate(
+        field, all_seeds, sign, bounds, cfg, step, max_length, mask, owners, sync_every
+    )
     idx = torch.arange(n * len(dirs), device=dev).reshape(len(dirs), n)
     backward = idx[0] if -1 in dirs else None
     forward = idx[-1] if 1 in dirs else None
@@ -144,6 +149,7 @@ def _even(
     dtype: torch.dtype,
     device: torch.device,
     max_length: float,
+    sync_every: int | None = None,
 ) -> Streamlines:
     if len(bounds) != 2:
         raise ConfigError("streamlines.seeds: evenly spaced seeding is for 2D grids; use grid: or random:")
@@ -182,7 +188,7 @@ def _even(
             .to(dtype)
             .to(device)
         )
-        lines = _lines(field, seeds, cfg, bounds, step, max_length, mask, ids)
+        lines = _lines(field, seeds, cfg, bounds, step, max_length, mask, ids, sync_every)
         short = lines.length < min_length
         if short.any():  # too short to draw: free their cells
             drop = ids[torch.as_tensor(short, device=device)]
