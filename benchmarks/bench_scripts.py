@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
     job = args.dir / f"bench_scripts_{args.side}.yaml"
     job.write_text((ROOT / "configs" / "bench_8192.yaml").read_text().replace("8192", str(args.side)))
     run = [sys.executable, "-m", "gradbatch", "run", str(job), "-o", str(args.dir / "gb.h5"), "--overwrite", "-q"]
