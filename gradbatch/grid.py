@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Tile",
     "TileLayout",
+    "Block",
+    "blocks",
+    "tiles_per_block",
     "layout",
     "axis_values",
     "DEFAULT_TILE_POINTS",
@@ -90,6 +93,69 @@ class TileLayout:
     def __iter__(self) -> Iterator[Tile]:
         for index in np.ndindex(*self.counts):
             yield self.tile_at(tuple(int(i) for i in index))
+
+
+@dataclass(frozen=True)
+class Block:
+    """Neighbouring tiles computed as one (a GPU's super-tile), then handed on tile by tile.
+
+    All tuples in array order. ``first``: the tile index at the block's corner; ``counts``: the
+    tiles it spans per dimension (some may lie past the grid, padding); ``start``, ``padded``:
+    its first array index and its computed shape (``counts`` x the tile shape); ``valid``: the
+    part inside the grid; ``tiles``: the tiles wanted from it, row-major."""
+
+    first: tuple[int, ...]
+    counts: tuple[int, ...]
+    start: tuple[int, ...]
+    padded: tuple[int, ...]
+    valid: tuple[int, ...]
+    tiles: tuple[Tile, ...]
+
+    @property
+    def label(self) -> str:
+        if len(self.tiles) == 1:
+            return f"tile {self.tiles[0].index}"
+        last = tuple(f + n - 1 for f, n in zip(self.first, self.counts))
+        return f"tiles {self.first}..{last}"
+
+    def row(self, tile: Tile) -> int:
+        """Row-major number of ``tile`` among the block's tiles (padding included)."""
+        return int(np.ravel_multi_index(tuple(i - f for i, f in zip(tile.index, self.first)), self.counts))
+
+
+def tiles_per_block(lay: TileLayout, points: int) -> int:
+    """Tiles per side of a block of at most ``points`` points (a power of two; 1: tile by tile),
+    no larger along any dimension than the grid needs."""
+    g = 1
+    while True:
+        wider = [min(2 * g, c) for c in lay.counts]
+        if wider == [min(g, c) for c in lay.counts] or math.prod(n * t for n, t in zip(wider, lay.tile)) > points:
+            return g
+        g *= 2
+
+
+def blocks(lay: TileLayout, tiles: list[Tile], per_side: int, fixed: bool = False) -> list[Block]:
+    """``tiles`` grouped into blocks of up to ``per_side`` tiles a side, aligned to multiples of
+    it, in row-major block order. A block spans only the tiles wanted from it (a resumed job's
+    leftovers); ``fixed``: every block spans ``per_side`` tiles a side, padding past the grid
+    included, so that all have one shape (what a kernel compiled for one shape needs)."""
+    groups: dict[tuple[int, ...], list[Tile]] = {}
+    for t in tiles:
+        groups.setdefault(tuple(i // per_side for i in t.index), []).append(t)
+    out = []
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda t: t.flat)
+        if fixed:
+            first = tuple(k * per_side for k in key)
+            counts = (per_side,) * len(key)
+        else:
+            first = tuple(min(t.index[d] for t in group) for d in range(len(key)))
+            counts = tuple(max(t.index[d] for t in group) - f + 1 for d, f in enumerate(first))
+        start = tuple(f * t for f, t in zip(first, lay.tile))
+        padded = tuple(n * t for n, t in zip(counts, lay.tile))
+        valid = tuple(min(p, n - s) for p, n, s in zip(padded, lay.shape, start))
+        out.append(Block(first, counts, start, padded, valid, tuple(group)))
+    return out
 
 
 def layout(grid: Grid, tile: tuple[int, ...] | None = None) -> TileLayout:

@@ -266,3 +266,27 @@ def test_the_cuda_summary_in_torch_equals_the_cpu_one_in_numpy() -> None:
     assert nonfinite[1].tolist() == [3, 1, 2] and nonpositive[3] == 600 and np.isnan(ranges[3, 2])
     assert np.isnan(ranges[4]).all() and nonpositive[4] == 0 and nonfinite[4, 0] == 20
     assert ranges[0].tolist() == [-3.0, 5.0, float(base[base > 0].min())] and nonpositive[0] == int((base <= 0).sum())
+
+
+def test_a_block_summarises_each_of_its_tiles_as_that_tile_alone() -> None:
+    """A GPU's block of tiles is summarised in one go, one row per tile: each row equals the
+    tile's own summary, padding past the grid left out (and rows of tiles wholly past it empty)."""
+    import torch
+
+    from gradbatch.engine.kernel import block_summary, tile_summary
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn((64, 96), generator=g, dtype=torch.float32)
+    a[3, 5] = float("nan")
+    a[40, 70] = float("inf")
+    b = a.abs() + 1
+    b[50:, :] = -float("inf")  # in the padding too: must not be counted
+    valid = (60, 70)
+    rows = block_summary([a, b], valid, (32, 32))
+    assert rows.nonfinite.shape == (6, 2, 3)
+    for r, (i, j) in enumerate((i, j) for i in range(2) for j in range(3)):
+        tile = (slice(32 * i, min(32 * i + 32, valid[0])), slice(32 * j, min(32 * j + 32, valid[1])))
+        alone = tile_summary([a[tile], b[tile]])
+        for got, want in zip(rows, alone):
+            np.testing.assert_array_equal(got[r].numpy(), want.numpy(), err_msg=f"tile {i, j}")
+    assert rows.nonfinite[0, 0, 0] == 1 and rows.nonfinite[5, 1, 2] == 10 * 6  # rows 50-59, columns 64-69

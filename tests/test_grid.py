@@ -9,7 +9,7 @@ import torch
 from gradbatch.config import parse_config
 from gradbatch.engine.coords import tile_coords
 from gradbatch.engine.pyramid import tile_levels
-from gradbatch.grid import axis_values, layout, level_axis_values, level_count
+from gradbatch.grid import TileLayout, axis_values, blocks, layout, level_axis_values, level_count, tiles_per_block
 
 from .conftest import compute_fields
 
@@ -120,3 +120,30 @@ def test_fields_pooled_together_get_the_bits_each_gets_alone() -> None:
         for i, name in enumerate(("a", "b")):
             assert torch.equal(torch.isnan(together[k][name]), torch.isnan(alone[i][k][name]))
             torch.testing.assert_close(together[k][name], alone[i][k][name], rtol=0, atol=0, equal_nan=True)
+
+
+def test_blocks_group_aligned_tiles_and_span_only_the_wanted_ones() -> None:
+    lay = TileLayout((300, 200), (64, 64))  # 5 x 4 tiles, the last row and column short
+    assert lay.counts == (5, 4)
+    tiles = list(lay)
+    bs = blocks(lay, tiles, 2)
+    assert [b.first for b in bs] == [(0, 0), (0, 2), (2, 0), (2, 2), (4, 0), (4, 2)]
+    assert sum(len(b.tiles) for b in bs) == 20
+    last = bs[-1]
+    assert last.counts == (1, 2) and last.padded == (64, 128) and last.valid == (300 - 256, 200 - 128)
+    assert [t.index for t in last.tiles] == [(4, 2), (4, 3)] and last.row(last.tiles[1]) == 1
+    # a resumed job's leftovers: a block spans only the tiles still wanted
+    (b,) = blocks(lay, [lay.tile_at((1, 1))], 4)
+    assert b.first == (1, 1) and b.counts == (1, 1) and b.label == "tile (1, 1)"
+    # one shape for a compiled kernel: padding past the grid included
+    fixed = blocks(lay, tiles, 4, fixed=True)
+    assert len(fixed) == 2 and {b.padded for b in fixed} == {(256, 256)} and fixed[-1].valid == (300 - 256, 200)
+    assert fixed[0].label == "tiles (0, 0)..(3, 3)"
+
+
+def test_tiles_per_block_fills_the_points_and_no_more_than_the_grid() -> None:
+    assert tiles_per_block(TileLayout((16384, 16384), (512, 512)), 1 << 24) == 8  # 4096^2
+    assert tiles_per_block(TileLayout((1000, 1000), (512, 512)), 1 << 24) == 2  # the grid is 2 x 2 tiles
+    assert tiles_per_block(TileLayout((512, 100_000), (512, 512)), 1 << 24) == 64  # one row: 1 x 64
+    assert tiles_per_block(TileLayout((512, 512, 512), (64, 64, 64)), 1 << 24) == 4  # 256^3
+    assert tiles_per_block(TileLayout((100,), (1 << 18,)), 1 << 24) == 1

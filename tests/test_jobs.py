@@ -387,3 +387,82 @@ def test_user_code_and_networks_are_computed_on_one_thread(in_tmp: Path, monkeyp
     seen.clear()
     _run("function: 'x*y + x'\n" + text, in_tmp / "e.h5")
     assert len(seen) > 1  # an expression's tiles side by side
+
+
+BLOCKS_JOB = "function: 'sin(x*y) + log(x)'\ngrid: {x: [-1, 3, 200], y: [-2, 2, 150]}\ntile: 32\nthreads: 1\n"
+
+
+def _in_blocks(monkeypatch: pytest.MonkeyPatch, per_block: int, fixed: bool | None = None) -> None:
+    """Run jobs the GPU's way on the CPU: blocks of ``per_block`` tiles a side computed as one."""
+    import gradbatch.engine.runner as runner
+    import gradbatch.jobs as jobs
+    from gradbatch import grid
+
+    real = runner.evaluate
+    monkeypatch.setattr(jobs, "evaluate", lambda *a, **k: real(*a, per_block=per_block, **k))
+    if fixed is not None:  # what a compiled kernel's one shape asks for
+        monkeypatch.setattr(runner, "blocks", lambda lay, tiles, g, _fixed: grid.blocks(lay, tiles, g, fixed))
+
+
+@pytest.mark.parametrize(("per_block", "fixed"), [(2, None), (4, None), (4, True)], ids=["2", "4", "4-padded"])
+def test_blocks_of_tiles_computed_as_one_make_the_same_file(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, per_block: int, fixed: bool | None
+) -> None:
+    """On a GPU blocks of tiles are computed as one (kernel, pyramid, summaries) and handed to
+    the writer tile by tile, block by block: the file is the one tile-by-tile computing writes,
+    bit for bit (NaN of log(x) below 0, edge tiles, blocks past the grid's edge)."""
+    (one,) = _run(BLOCKS_JOB, in_tmp / "one.h5")
+    _in_blocks(monkeypatch, per_block, fixed)
+    (blocked,) = _run(BLOCKS_JOB, in_tmp / "blocked.h5")
+    assert blocked.tiles_computed == one.tiles_computed == 35
+    assert_files_equal(in_tmp / "one.h5", in_tmp / "blocked.h5", "job")
+    with h5py.File(in_tmp / "one.h5", "r") as a, h5py.File(in_tmp / "blocked.h5", "r") as b:
+        assert np.isnan(a["job/value"][...]).any()
+        for name in ("tile_nonfinite", "tile_ranges", "tile_nonpositive"):
+            if name in a["job"]:
+                np.testing.assert_array_equal(a["job"][name][...], b["job"][name][...], err_msg=name)
+
+
+def test_blocks_in_3d_and_a_resumed_job_in_blocks(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "function: 'x*y*z + sqrt(x)'\ngrid: {x: [-1, 1, 40], y: [-1, 1, 36], z: [0, 1, 20]}\ntile: 16\nthreads: 1\n"
+    _run(text, in_tmp / "one.h5")
+    _in_blocks(monkeypatch, 2)
+    _run(text, in_tmp / "blocked.h5")
+    assert_files_equal(in_tmp / "one.h5", in_tmp / "blocked.h5", "job")
+
+    def stop_after_9(p: gradbatch.Progress) -> None:
+        if p.tiles_done >= 9:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(BLOCKS_JOB, in_tmp / "resumed.h5", progress=stop_after_9)
+    (report,) = _run(BLOCKS_JOB, in_tmp / "resumed.h5", resume=True)
+    assert 0 < report.tiles_resumed < 35
+    _run(BLOCKS_JOB, in_tmp / "straight.h5")
+    assert_files_equal(in_tmp / "resumed.h5", in_tmp / "straight.h5", "job")
+
+
+def test_a_block_the_device_has_no_memory_for_is_computed_as_smaller_blocks(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of memory after the kernel (in the pyramid) halves the blocks, down to single
+    tiles, and the file is still the same."""
+    import gradbatch.engine.runner as runner
+
+    real = runner.tile_levels
+    sizes: list[int] = []
+
+    def small_device(fields, valid, levels):  # noqa: ANN001, ANN202
+        size = next(iter(fields.values())).numel()
+        sizes.append(size)
+        if size > 64 * 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(fields, valid, levels)
+
+    _run(BLOCKS_JOB, in_tmp / "one.h5")
+    _in_blocks(monkeypatch, 4)
+    monkeypatch.setattr(runner, "tile_levels", small_device)
+    _run(BLOCKS_JOB, in_tmp / "blocked.h5")
+    assert sizes[0] == 128 * 128 and max(sizes[1:]) == 64 * 64  # one try of 4 x 4 tiles, then 2 x 2
+    assert len(sizes) == 1 + 4 * 3  # the 35 tiles (7 x 5) in blocks of 2 x 2: 4 x 3 blocks
+    assert_files_equal(in_tmp / "one.h5", in_tmp / "blocked.h5", "job")

@@ -6,7 +6,7 @@ import torch
 
 from ..grid import Tile, TileLayout
 
-__all__ = ["tile_axes", "expand_axes", "tile_coords"]
+__all__ = ["block_axes", "tile_axes", "expand_axes", "tile_coords"]
 
 
 def tile_axes(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[torch.Tensor, ...]:
@@ -15,11 +15,17 @@ def tile_axes(axes: list[torch.Tensor], lay: TileLayout, tile: Tile) -> tuple[to
     ``axes`` are :func:`axis_values` as tensors on the target device; padding repeats the last
     value. :func:`expand_axes` turns them into one value per point.
     """
+    return block_axes(axes, tile.start, lay.tile)
+
+
+def block_axes(axes: list[torch.Tensor], start: tuple[int, ...], shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """The coordinates along each axis (grid order) of the block of ``shape`` points from array
+    index ``start`` (both in array order); past the grid's end the last value repeats."""
     ndim = len(axes)
     out = []
     for k, values in enumerate(axes):
         dim = ndim - 1 - k  # array dimension of grid axis k
-        idx = torch.arange(tile.start[dim], tile.start[dim] + lay.tile[dim], device=values.device)
+        idx = torch.arange(start[dim], start[dim] + shape[dim], device=values.device)
         out.append(values[idx.clamp_(max=values.shape[0] - 1)])
     return tuple(out)
 

@@ -220,20 +220,57 @@ def _summary_torch(fields: Sequence[torch.Tensor]) -> TileSummary:
     if len({(tuple(t.shape), t.dtype) for t in fields}) > 1:
         parts = [_summary_torch([t]) for t in fields]
         return TileSummary(*(torch.cat(p) for p in zip(*parts)))
-    v = torch.stack(list(fields)).reshape(len(fields), -1)
-    counts = torch.stack([torch.isnan(v).sum(1), torch.isposinf(v).sum(1), torch.isneginf(v).sum(1)], 1)
-    finite = torch.isfinite(v)
+    v = torch.stack(list(fields)).reshape(1, len(fields), -1)
+    return TileSummary(*(t[0] for t in _summary_rows(v, None)))
+
+
+def block_summary(fields: Sequence[torch.Tensor], valid: tuple[int, ...], tile: tuple[int, ...]) -> TileSummary:
+    """:func:`tile_summary` of every tile of a block of tiles at once, in the same dozen kernels.
+
+    ``fields``: tensors of the block's padded shape, a whole number of ``tile`` along each
+    dimension; ``valid``: the part of it inside the grid. Each summary tensor gets a leading
+    dimension, one row per tile of the block in row-major order (tiles wholly outside ``valid``
+    included, all zero counts and NaN ranges)."""
+    v = torch.stack(list(fields))  # (F, *padded)
+    padded = tuple(v.shape[1:])
+    counts = [n // t for n, t in zip(padded, tile)]
+    v = _tiles_first(v, counts, tile)
+    mask = None
+    if tuple(valid) != padded:
+        m = torch.zeros(padded, dtype=torch.bool, device=v.device)
+        m[tuple(slice(0, n) for n in valid)] = True
+        mask = _tiles_first(m.unsqueeze(0), counts, tile)
+    return _summary_rows(v, mask)
+
+
+def _tiles_first(v: torch.Tensor, counts: Sequence[int], tile: Sequence[int]) -> torch.Tensor:
+    """``(F, *padded)`` -> ``(tiles, F, points a tile)``, tiles in row-major order."""
+    nd = len(tile)
+    split = [v.shape[0]]
+    for n, t in zip(counts, tile):
+        split += [n, t]
+    order = [1 + 2 * i for i in range(nd)] + [0] + [2 + 2 * i for i in range(nd)]
+    return v.reshape(split).permute(order).reshape(math.prod(counts), v.shape[0], -1)
+
+
+def _summary_rows(v: torch.Tensor, mask: torch.Tensor | None) -> TileSummary:
+    """The summary of ``v`` (tiles, fields, points), one row per tile; ``mask`` (tiles, 1,
+    points): the points that count (None: all)."""
+    nan, pinf, ninf, finite = torch.isnan(v), torch.isposinf(v), torch.isneginf(v), torch.isfinite(v)
+    if mask is not None:
+        nan, pinf, ninf, finite = nan & mask, pinf & mask, ninf & mask, finite & mask
+    counts = torch.stack([nan.sum(2), pinf.sum(2), ninf.sum(2)], 2)
     inf = torch.full((), float("inf"), dtype=v.dtype, device=v.device)
     ranges = torch.stack(
         [
-            torch.where(finite, v, inf).amin(1),
-            torch.where(finite, v, -inf).amax(1),
-            torch.where(finite & (v > 0), v, inf).amin(1),
+            torch.where(finite, v, inf).amin(2),
+            torch.where(finite, v, -inf).amax(2),
+            torch.where(finite & (v > 0), v, inf).amin(2),
         ],
-        1,
+        2,
     ).to(torch.float64)
     ranges = torch.where(torch.isinf(ranges), torch.full_like(ranges, float("nan")), ranges)  # inf: no such value
-    nonpositive = (finite & (v <= 0)).sum(1)
+    nonpositive = (finite & (v <= 0)).sum(2)
     return TileSummary(counts.to(torch.int64), ranges, nonpositive.to(torch.int64))
 
 

@@ -23,14 +23,15 @@ from ..config import DEFAULT_SCALAR_OUTPUTS, DEFAULT_VECTOR_OUTPUTS, CompileMode
 from ..errors import EngineError, FunctionError, GradbatchError
 from ..functions.field import FieldFunction
 from ..functions.registry import BuiltFunction, build_function
-from ..grid import Tile, TileLayout, axis_values, layout, level_count
+from ..grid import Block, Tile, TileLayout, axis_values, blocks, layout, level_count, tiles_per_block
 from . import aot
-from .coords import expand_axes, tile_axes
+from .coords import block_axes, expand_axes
 from .device import resolve_device
 from .kernel import (
     CheckStats,
     Kernel,
     TileSummary,
+    block_summary,
     build_kernel,
     check_steps,
     field_names,
@@ -54,6 +55,11 @@ __all__ = [
 
 COMPUTE_MAX_POINTS = 64 * 1024 * 1024
 """Largest job :func:`compute` assembles in memory; bigger ones belong in a file."""
+
+BLOCK_POINTS = 1 << 24
+"""On a GPU, the most points computed as one block of tiles (4096 x 4096 in 2D). A 512^2 tile
+costs a GPU kernel launches and small copies more than arithmetic: a block of 64 pays them once,
+then hands the writer its tiles (the file's chunks) one by one."""
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -216,24 +222,33 @@ class TileComputer:
         ranges), on the plan's device, and its gradient check. The device running out of memory
         in the kernel splits the tile (:func:`_compute`); anywhere else (the float64 gradient
         check, the pyramid) it is one line saying what to change."""
+        fields, levels, summary, check = self.block(blocks(self.plan.layout, [tile], 1)[0])
+        return fields, levels, TileSummary(*(t[0] for t in summary)), check
+
+    def block(
+        self, blk: Block
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None]:
+        """:meth:`fields` of a block of tiles computed as one: its fields and levels (the
+        block's valid shape), each tile's summary (one row per tile of the block) and, for a
+        block of one tile, its gradient check."""
         try:
-            return self._fields(tile)
+            return self._block(blk)
         except torch.cuda.OutOfMemoryError:
             pass
         _free_cuda_cache()
         plan = self.plan
         raise EngineError(
-            f"{plan.device.type.upper()} out of memory on tile {tile.index} after its kernel ran "
-            f"({'x'.join(map(str, reversed(plan.layout.tile)))} points on {plan.device}, {plan.job.dtype}, "
+            f"{plan.device.type.upper()} out of memory on {blk.label} after its kernel ran "
+            f"({'x'.join(map(str, reversed(blk.padded)))} points on {plan.device}, {plan.job.dtype}, "
             f"{'with' if plan.check else 'without'} the gradient check, {plan.levels} pyramid levels); "
             "use a smaller tile: setting" + (" or leave out check" if plan.check else "")
         )
 
-    def _fields(
-        self, tile: Tile
+    def _block(
+        self, blk: Block
     ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None]:
         plan, stats = self.plan, self.stats
-        axes1d = tile_axes(self.axes_dev, plan.layout, tile)
+        axes1d = block_axes(self.axes_dev, blk.start, blk.padded)
         if not self.warm:
             t0 = time.perf_counter()
             self.kernel = warm_up(self.kernel, axes1d, plan.job.compile)
@@ -244,25 +259,29 @@ class TileComputer:
                 if not self.verified:
                     self._verify(axes1d)
         stats.compiled = self.kernel.compiled
+        single = len(blk.tiles) == 1 and blk.padded == plan.layout.tile
         try:
             out = _compute(self.kernel, axes1d, stats)
-            check = self._check(tile, axes1d)
+            check = self._check(blk.tiles[0], axes1d) if single else None
         except (GradbatchError, torch.cuda.OutOfMemoryError, KeyboardInterrupt):
             raise
         except SystemExit as exc:  # user code (a model, a loss) must not end the run with its code
             raise FunctionError(
-                f"evaluating {plan.function.source} {plan.function.text!r} on tile "
-                f"{tile.index} called sys.exit({exc.code!r})"
+                f"evaluating {plan.function.source} {plan.function.text!r} on {blk.label} called sys.exit({exc.code!r})"
             ) from None
         except BaseException as exc:  # GeneratorExit or a user's own BaseException too: one line
             raise FunctionError(
-                f"evaluating {plan.function.source} {plan.function.text!r} on tile "
-                f"{tile.index} failed: {type(exc).__name__}: {exc}"
+                f"evaluating {plan.function.source} {plan.function.text!r} on {blk.label} "
+                f"failed: {type(exc).__name__}: {exc}"
             ) from exc
         out = {k: v.detach() for k, v in out.items()}
-        levels = tile_levels(out, tile.shape, plan.levels)
-        cropped = {k: _crop(v, tile.shape) for k, v in out.items()}
-        return cropped, levels, tile_summary([cropped[k] for k in plan.fields]), check
+        levels = tile_levels(out, blk.valid, plan.levels)
+        cropped = {k: _crop(v, blk.valid) for k, v in out.items()}
+        if single:  # on the CPU numpy summarises a tile faster than torch
+            summary = TileSummary(*(t.unsqueeze(0) for t in tile_summary([cropped[k] for k in plan.fields])))
+        else:
+            summary = block_summary([out[k] for k in plan.fields], blk.valid, plan.layout.tile)
+        return cropped, levels, summary, check
 
     def _check(self, tile: Tile, axes1d: tuple[torch.Tensor, ...]) -> CheckStats | None:
         """The tile's gradient check (None when the job has none), merged into the stats."""
@@ -321,35 +340,60 @@ def evaluate(
     skip: set[int] | frozenset[int] = frozenset(),
     stats: EvalStats | None = None,
     workers: int = 1,
+    per_block: int | None = None,
 ) -> Iterator[TileResult]:
-    """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers), in order."""
+    """Compute every tile of ``plan`` not in ``skip`` (flat tile numbers).
+
+    On the CPU, tiles come in order, ``workers`` computing whole tiles side by side. On CUDA,
+    blocks of tiles (:data:`BLOCK_POINTS`) are computed as one and their tiles come block by
+    block. ``per_block``: tiles per side of a block instead (1: tile by tile, on any device;
+    the tests use it to take the GPU's way on the CPU)."""
     stats = stats if stats is not None else EvalStats()
     dev = plan.device
     todo = [t for t in plan.layout if t.flat not in skip]
     if not todo:
         return
     computer = TileComputer(plan, stats, sum(t.size for t in todo), workers if dev.type != "cuda" else 1)
-    if dev.type != "cuda":
+    if per_block is None:
+        per_block = tiles_per_block(plan.layout, BLOCK_POINTS) if dev.type == "cuda" else 1
+    if plan.check or computer.kernel.cached:  # the check is per tile; a cached kernel has the tile's shape
+        per_block = 1
+    if dev.type != "cuda" and per_block == 1:
         yield from _host_tiles(computer, todo, workers)
         return
-    copy_stream = torch.cuda.Stream(dev)
+    yield from _block_tiles(computer, todo, per_block)
+
+
+def _block_tiles(computer: TileComputer, todo: list[Tile], per_block: int) -> Iterator[TileResult]:
+    """Blocks of tiles computed as one, on the device; on CUDA block i's results are copied to
+    pinned host memory on a side stream while block i+1 computes. A block the device has no
+    memory for outside its kernel (the pyramid, the summary) is computed as smaller blocks."""
+    plan, stats = computer.plan, computer.stats
+    copies = _Copies(plan.device)
+    lay = plan.layout
+    fixed = computer.kernel.compiled  # a compiled kernel has one shape: every block the same
+    todo_blocks = blocks(lay, todo, per_block, fixed)
     pending: _Pending | None = None
-    for tile in todo:
-        t_tile, compiling = time.perf_counter(), stats.compile_s
-        fields, levels, summary, check = computer.fields(tile)
-        copy_stream.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(copy_stream):
-            host_fields = _group_to_pinned(fields, copy_stream)
-            host_levels = [_group_to_pinned(lv, copy_stream) for lv in levels]
-            host_summary = TileSummary(*(_to_pinned(v, copy_stream) for v in summary))
-            event = torch.cuda.Event()
-            event.record(copy_stream)
-        stats.compute_s += time.perf_counter() - t_tile - (stats.compile_s - compiling)
+    i = 0
+    while i < len(todo_blocks):
+        blk = todo_blocks[i]
+        t_block, compiling = time.perf_counter(), stats.compile_s
+        result = computer.block(blk) if per_block == 1 else _unless_out_of_memory(computer, blk)
+        if result is None:  # smaller blocks from this one on
+            _free_cuda_cache()
+            per_block //= 2
+            rest = [t for b in todo_blocks[i:] for t in b.tiles]
+            todo_blocks = todo_blocks[:i] + blocks(lay, rest, per_block, fixed)
+            continue
+        fields, levels, summary, check = result
+        stats.compute_s += time.perf_counter() - t_block - (stats.compile_s - compiling)
+        started = _Pending(blk, *copies.start(fields, levels, summary), check)
         if pending is not None:
-            yield _finish(pending, stats)
-        pending = _Pending(tile, host_fields, host_levels, host_summary, check, event)
+            yield from _finish(pending, stats)
+        pending = started
+        i += 1
     if pending is not None:
-        yield _finish(pending, stats)
+        yield from _finish(pending, stats)
 
 
 def _host_tiles(computer: TileComputer, todo: list[Tile], workers: int) -> Iterator[TileResult]:
@@ -396,31 +440,81 @@ def _to_pinned(v: torch.Tensor, stream: torch.cuda.Stream) -> torch.Tensor:
     return host
 
 
+def _unless_out_of_memory(
+    computer: TileComputer, blk: Block
+) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, CheckStats | None] | None:
+    """The block, or None where the device ran out of memory (its memory is free again once
+    this returns: the exception's frames are gone)."""
+    try:
+        return computer._block(blk)
+    except torch.cuda.OutOfMemoryError:
+        return None
+
+
+class _Copies:
+    """A block's results on their way to the host: on CUDA, to pinned memory on a side stream
+    (``start`` returns at once; the event says when they are there); on the CPU, as they are."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.device = device
+
+    def start(
+        self, fields: dict[str, torch.Tensor], levels: list[dict[str, torch.Tensor]], summary: TileSummary
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], TileSummary, torch.cuda.Event | None]:
+        stream = self.stream
+        if stream is None:
+            return fields, levels, summary, None
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            host_fields = _group_to_pinned(fields, stream)
+            host_levels = [_group_to_pinned(lv, stream) for lv in levels]
+            host_summary = TileSummary(*(_to_pinned(v, stream) for v in summary))
+            event = torch.cuda.Event()
+            event.record(stream)
+        return host_fields, host_levels, host_summary, event
+
+
 @dataclass
 class _Pending:
-    """A CUDA tile whose copies to pinned host memory are in flight."""
+    """A block whose results are on their way to host memory (see :class:`_Copies`)."""
 
-    tile: Tile
+    block: Block
     fields: dict[str, torch.Tensor]
     levels: list[dict[str, torch.Tensor]]
-    summary: TileSummary  # in pinned host memory
+    summary: TileSummary
+    event: torch.cuda.Event | None
     check: CheckStats | None
-    event: torch.cuda.Event
 
 
-def _finish(p: _Pending, stats: EvalStats) -> TileResult:
-    p.event.synchronize()
-    stats.tiles += 1
-    stats.points += p.tile.size
-    return TileResult(
-        p.tile,
-        {k: v.numpy() for k, v in p.fields.items()},
-        [{k: v.numpy() for k, v in lv.items()} for lv in p.levels],
-        nonfinite=p.summary.nonfinite.numpy(),
-        check=p.check,
-        ranges=p.summary.ranges.numpy(),
-        nonpositive=p.summary.nonpositive.numpy(),
-    )
+def _finish(p: _Pending, stats: EvalStats) -> Iterator[TileResult]:
+    """The block's tiles, each as views of the block's host arrays."""
+    if p.event is not None:
+        p.event.synchronize()
+    blk = p.block
+    fields = {k: v.numpy() for k, v in p.fields.items()}
+    levels = [{k: v.numpy() for k, v in lv.items()} for lv in p.levels]
+    nonfinite, ranges, nonpositive = (t.numpy() for t in p.summary)
+    for tile in blk.tiles:
+        at = tuple(s - b for s, b in zip(tile.start, blk.start))
+        row = blk.row(tile)
+        stats.tiles += 1
+        stats.points += tile.size
+        yield TileResult(
+            tile,
+            {k: v[tuple(slice(a, a + n) for a, n in zip(at, tile.shape))] for k, v in fields.items()},
+            [
+                {
+                    k: v[tuple(slice(a >> k_, (a >> k_) + -(-n // (1 << k_))) for a, n in zip(at, tile.shape))]
+                    for k, v in lv.items()
+                }
+                for k_, lv in enumerate(levels, start=1)
+            ],
+            nonfinite=nonfinite[row],
+            check=p.check,
+            ranges=ranges[row],
+            nonpositive=nonpositive[row],
+        )
 
 
 def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:

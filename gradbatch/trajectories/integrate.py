@@ -255,8 +255,7 @@ def _attempt(
     full = run.run_count > cfg.max_steps
     ended = long | full | held | stagnant | (accept & ~inside)
     if run.live is not None:
-        ended &= run.live
-        _end_masked(run, ended, xn, full, held, stagnant, accept, inside)
+        _end(run, ended & run.live, xn, full, held, stagnant, accept, inside)
     elif bool(ended.any()):
         _end(run, ended, xn, full, held, stagnant, accept, inside)
 
@@ -364,36 +363,8 @@ def _end(
     accept: torch.Tensor,
     inside: torch.Tensor,
 ) -> None:
-    """Record why each ``ended`` line stopped, and drop it from the working set."""
-    e_inside, e_stag, e_held = inside[ended], stagnant[ended], held[ended]
-    e_finite = torch.ones_like(e_inside)
-    for c in xn:
-        e_finite &= torch.isfinite(c[ended])
-    code = torch.full_like(e_inside, STOPS.index("max_length"), dtype=torch.uint8)
-    code[full[ended]] = STOPS.index("max_steps")
-    code[e_held] = STOPS.index("occupied")
-    code[accept[ended] & ~e_inside] = STOPS.index("domain_edge")
-    code[e_stag | ~e_finite] = STOPS.index("stagnation")
-    done = run.ids[ended]
-    run.stop[done] = code
-    run.count[done] = run.run_count[ended]
-    run.length[done] = run.run_len[ended]
-    run.keep(~ended)
-
-
-def _end_masked(
-    run: _Run,
-    ended: torch.Tensor,
-    xn: Cols,
-    full: torch.Tensor,
-    held: torch.Tensor,
-    stagnant: torch.Tensor,
-    accept: torch.Tensor,
-    inside: torch.Tensor,
-) -> None:
-    """:func:`_end` without a host sync: every line of the set computes its code, those that
-    ended now record it, and they stop taking part until the next compaction."""
-    assert run.live is not None
+    """Record why each ``ended`` line stopped, and drop it from the working set: at once (the
+    CPU), or, between compactions, by marking it no longer live (no host sync)."""
     finite = torch.ones_like(inside)
     for c in xn:
         finite &= torch.isfinite(c)
@@ -402,6 +373,13 @@ def _end_masked(
     code = torch.where(held, STOPS.index("occupied"), code)
     code = torch.where(accept & ~inside, STOPS.index("domain_edge"), code)
     code = torch.where(stagnant | ~finite, STOPS.index("stagnation"), code)
+    if run.live is None:
+        done = run.ids[ended]
+        run.stop[done] = code[ended]
+        run.count[done] = run.run_count[ended]
+        run.length[done] = run.run_len[ended]
+        run.keep(~ended)
+        return
     ids = run.ids
     run.stop[ids] = torch.where(ended, code, run.stop[ids])
     run.count[ids] = torch.where(ended, run.run_count, run.count[ids])
