@@ -453,11 +453,11 @@ def compile_kernels(
     say = log or (lambda msg: None)
     out = []
     for job in file.jobs:
-        plan = plan_job(job, device)
-        key = aot.kernel_key(plan)
-        if job.compile is CompileMode.OFF:
+        if job.compile is CompileMode.OFF:  # before planning: that builds and probes the function
             out.append((job.name, "compile: off: not built"))
             continue
+        plan = plan_job(job, device)
+        key = aot.kernel_key(plan)
         if key is None:
             why = "no compiled kernel is kept for this function or device"
             out.append((job.name, f"{why} (expressions, vector fields and built-ins on the CPU are)"))
