@@ -415,3 +415,32 @@ def test_the_faster_way_to_evaluate_a_batch_is_chosen_per_device_and_dtype() -> 
     assert calls.count("slow") == 2  # the warm-up and the timed chunk, never again
     f(x.float(), y.float())  # another dtype, no gradient: chosen again for that
     assert len(ways.chosen) == 2
+
+
+def test_both_ways_of_a_network_batch_agree_and_leave_the_users_model_alone() -> None:
+    """The loop moves a private copy's parameters in place for the value alone (no
+    functional_call, as loss-landscapes does) and uses functional_call when a gradient is
+    wanted; vmap always does. Values and gradients agree; the user's model is not touched."""
+    from gradbatch.functions.network import _network_loss, build_plane
+
+    src, net = _problem()
+    before = {k: v.detach().clone() for k, v in net.model.state_dict().items()}
+    plane = build_plane(net, src, 2)
+    ways = _network_loss(net, plane).ways
+    c = [torch.linspace(-1, 1, 6, dtype=torch.float64), torch.linspace(0.5, -0.5, 6, dtype=torch.float64)]
+    with torch.no_grad():
+        value_loop, value_vmap = ways["loop"](*c), ways["vmap"](*c)
+    theta = {k: v for k, v in plane.theta.items()}
+    expected = [_loss_at(net, theta, plane.directions, (float(a), float(b))) for a, b in zip(*c)]
+    torch.testing.assert_close(value_loop, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(value_vmap, value_loop, rtol=1e-12, atol=1e-12)
+    grads = []
+    for way in ("loop", "vmap"):
+        cs = [t.clone().requires_grad_(True) for t in c]
+        v = ways[way](*cs)
+        grads.append(torch.autograd.grad(v.sum(), cs))
+        torch.testing.assert_close(v.detach(), value_loop, rtol=1e-12, atol=1e-12)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for k, v in net.model.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -194,6 +194,17 @@ def _network_loss(net: Network, plane: Plane) -> Fastest:
     def loop(*coords: torch.Tensor) -> torch.Tensor:
         model, t = setup(coords[0])
         every = weights(t, coords)  # all the batch's weights at once, then one point at a time
+        if not torch.is_grad_enabled() or not any(c.requires_grad for c in coords):
+            # the value alone: each point's weights copied into the model's own parameters (a
+            # private copy of the user's model), then a plain forward, as loss-landscapes does
+            params = {**dict(model.named_buffers()), **dict(model.named_parameters())}
+            with torch.no_grad():
+                losses = []
+                for i in range(coords[0].shape[0]):
+                    for n, v in every.items():
+                        params[n].copy_(v[i])
+                    losses.append(net.loss(model(t["inputs"]), t["targets"]))
+                return torch.stack(losses)
         losses = []
         for i in range(coords[0].shape[0]):
             w = {n: v[i] for n, v in every.items()}
