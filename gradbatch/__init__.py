@@ -6,7 +6,8 @@ The whole pipeline, as a notebook would use it::
     jobs = gradbatch.load_config("configs/seed000_ripple.yaml")   # YAML -> typed JobConfig objects
     reports = gradbatch.run_jobs(jobs, overwrite=True)            # tiles on CPU/CUDA -> ripple.h5
     info = gradbatch.inspect("ripple.h5")                         # what the file holds
-    value = gradbatch.read_field("ripple.h5", "ripple", "value")
+    ds = gradbatch.open("ripple.h5")                              # an xarray Dataset (gradbatch[xarray])
+    value = gradbatch.read_field("ripple.h5", field="value")      # one field, an xarray DataArray
 
 Names are imported on first use, so reading files (``gradbatch.store``, ``gradbatch.grid``)
 never imports torch.
@@ -27,7 +28,7 @@ _LAZY = {
     "load_config": "config",
     "parse_config": "config",
     "available_devices": "engine",
-    "compute": "engine",
+    "compute": "jobs",  # a job in memory, as an xarray Dataset
     "evaluate": "engine",
     "plan_job": "engine",
     "resolve_device": "engine",
@@ -40,7 +41,8 @@ _LAZY = {
     "run": "api",
     "run_jobs": "api",  # api: jobs + their pictures
     "inspect": "store",
-    "read_field": "store",
+    "open": "datasets",  # a job of a file as an xarray Dataset
+    "read_field": "datasets",
     "describe": "summary",
     "show": "viewer.render",
 }
@@ -64,10 +66,11 @@ __getattr__, __dir__ = lazy_attributes(__name__, {name: f".{module}" for name, m
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .api import run, run_jobs
     from .config import JobConfig, JobFile, load_config, parse_config
-    from .engine import available_devices, compute, evaluate, plan_job, resolve_device, value_and_jacobian
+    from .datasets import open, read_field
+    from .engine import available_devices, evaluate, plan_job, resolve_device, value_and_jacobian
     from .expr import Expr, parse
     from .functions import BUILTINS
-    from .jobs import JobReport, Progress
-    from .store import inspect, read_field
+    from .jobs import JobReport, Progress, compute
+    from .store import inspect
     from .summary import describe
     from .viewer.render import show

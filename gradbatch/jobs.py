@@ -26,7 +26,7 @@ from .lock import OutputLock
 from .outputs import by_output, check_render, check_space, decide, make_folder, planned_bytes, same_code
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
 from .summary import nonfinite_lines
-from .trajectories.flows import check_flows, run_flows
+from .trajectories.flows import FileSink, check_flows, run_flows
 from .writing import axis_attrs, write_tiles
 
 __all__ = [
@@ -409,7 +409,7 @@ def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) 
 
         run_batches = basins_on(cluster, plan)
     try:
-        return run_flows(plan, part, say, run_batches)
+        return run_flows(plan, FileSink(part, plan.job.name), say, run_batches)
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
         raise EngineError(
             f"{plan.job.name}: computing its paths, basins or streamlines failed "
@@ -432,16 +432,23 @@ def _tile_summary(
     if rows is None:
         return nonfinite, None
     check = CheckStats.from_rows(rows, check_steps(plan.axes))
-    final["check"] = {
-        "method": "central differences in float64",
-        "steps": list(check.steps),
-        "max_abs_error": check.max_abs_error,
-        "max_scaled_error": check.max_scaled_error,
-        "at": list(check.where),
-        "nan_points": check.nan_points,
-    }
-    final["check_max_abs_error"] = check.max_abs_error
+    final.update(check_attrs(check))
     return nonfinite, check
+
+
+def check_attrs(check: CheckStats) -> dict[str, Any]:
+    """The gradient check's result as a job's attributes (``docs/format.md``)."""
+    return {
+        "check": {
+            "method": "central differences in float64",
+            "steps": list(check.steps),
+            "max_abs_error": check.max_abs_error,
+            "max_scaled_error": check.max_scaled_error,
+            "at": list(check.where),
+            "nan_points": check.nan_points,
+        },
+        "check_max_abs_error": check.max_abs_error,
+    }
 
 
 def compile_kernels(
@@ -470,3 +477,56 @@ def compile_kernels(
         entry = aot.build(plan, log=lambda m, name=job.name: say(f"{name}: {m}"))
         out.append((job.name, f"built in {time.perf_counter() - t0:.0f} s: {entry}"))
     return out
+
+
+def compute(job: JobConfig | JobFile | JobPlan | str | Path, device: str | None = None) -> Any:
+    """A small job computed in memory, as the ``xarray.Dataset`` that ``gradbatch.open`` gives of
+    its file: its fields with their coordinates, its attributes with the gradient check's
+    result, and its paths, basins and streamlines (see :mod:`gradbatch.datasets`). Nothing is
+    written; ``render:`` is not drawn.
+
+    ``job``: a job, a job file of one job, a job file's path or YAML text, or a planned job;
+    ``device`` overrides the job's own. Jobs above ``engine.COMPUTE_MAX_POINTS`` points are
+    refused: run them into a file (``gradbatch.run``) and ``gradbatch.open`` it.
+    """
+    from .datasets import job_dataset
+    from .engine import compute as compute_fields
+    from .store.encode import encode_attr
+    from .trajectories.flows import MemorySink
+
+    plan = job if isinstance(job, JobPlan) else plan_job(_the_job(job), device)
+    check_flows(plan)
+    stats = EvalStats()
+    fields = compute_fields(plan, stats=stats)
+    sink = MemorySink()
+    try:
+        run_flows(plan, sink, lambda message: None)
+    except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # as _flows says them
+        raise EngineError(
+            f"{plan.job.name}: computing its paths, basins or streamlines failed "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from None
+    attrs = {k: v for k, v in _provenance(plan).items() if k != "created"}
+    attrs["complete"] = True
+    if stats.check is not None:
+        attrs.update(check_attrs(stats.check))
+    attrs = {k: encode_attr(v) for k, v in attrs.items()}
+    return job_dataset(
+        fields, list(zip(plan.job.grid.names, plan.axes)), {**attrs, "job": plan.job.name}, sink.overlays
+    )
+
+
+def _the_job(job: JobConfig | JobFile | str | Path) -> JobConfig:
+    """The one job ``job`` names: a job, a file of one job, or a job file (path or YAML text)."""
+    from .config import parse_config
+
+    if isinstance(job, JobConfig):
+        return job
+    if isinstance(job, Path) or (isinstance(job, str) and "\n" not in job and job.endswith((".yaml", ".yml"))):
+        job = load_config(job)
+    elif isinstance(job, str):
+        job = parse_config(job)
+    if len(job.jobs) != 1:
+        names = ", ".join(j.name for j in job.jobs)
+        raise ConfigError(f"compute() takes one job; this file has {len(job.jobs)} ({names}): pass one of file.jobs")
+    return job.jobs[0]

@@ -76,8 +76,10 @@ def job_from(text: str, name: str = "job", **kw: object) -> gradbatch.JobConfig:
 
 
 def compute_fields(text: str, device: str = "cpu", levels: bool = False) -> dict[str, np.ndarray]:
-    """All fields of a small YAML job, in memory."""
-    return gradbatch.compute(gradbatch.plan_job(job_from(text), device), levels=levels)
+    """All fields of a small YAML job, in memory, as plain arrays (``"<field>@<k>"``: levels)."""
+    from gradbatch.engine import compute
+
+    return compute(gradbatch.plan_job(job_from(text), device), levels=levels)
 
 
 def assert_files_equal(a: Path, b: Path, job: str) -> None:

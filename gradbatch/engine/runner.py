@@ -517,12 +517,13 @@ def _finish(p: _Pending, stats: EvalStats) -> Iterator[TileResult]:
         )
 
 
-def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
-    """Every field of a (small) job as in-memory arrays, for notebooks and tests.
+def compute(plan: JobPlan, levels: bool = False, stats: EvalStats | None = None) -> dict[str, np.ndarray]:
+    """Every field of a (small) job as in-memory arrays (``gradbatch.compute`` makes them a
+    Dataset, with the job's paths, basins and streamlines).
 
     Arrays are in array order (axes reversed, ``(y, x)``). With ``levels``, pyramid levels are
-    added as ``"<field>@<k>"``. Jobs above :data:`COMPUTE_MAX_POINTS` points are refused: run
-    them into an HDF5 file instead.
+    added as ``"<field>@<k>"``. ``stats`` is filled in (the gradient check's result, ...). Jobs
+    above :data:`COMPUTE_MAX_POINTS` points are refused: run them into an HDF5 file instead.
     """
     size = plan.job.grid.size
     if size > COMPUTE_MAX_POINTS:
@@ -537,7 +538,7 @@ def compute(plan: JobPlan, levels: bool = False) -> dict[str, np.ndarray]:
         for k, shape in shapes.items():
             for name in plan.fields:
                 out[f"{name}@{k}"] = np.empty(shape, dtype=np_dtype)
-    for r in evaluate(plan):
+    for r in evaluate(plan, stats=stats):
         for name, arr in r.fields.items():
             out[name][r.tile.slices] = arr
         if levels:

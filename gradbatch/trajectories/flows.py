@@ -1,4 +1,6 @@
-"""A job's descent paths, basins and streamlines: computed after its fields, stored in its group."""
+"""A job's descent paths, basins and streamlines: computed after its fields, handed to a sink as
+records: :class:`FileSink` stores them in the job's group, :class:`MemorySink` keeps them (what
+``gradbatch.compute`` returns)."""
 
 from __future__ import annotations
 
@@ -6,18 +8,72 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import BasinsConfig, JobConfig, OptimizerConfig, PathsConfig, StreamlinesConfig
 from ..engine import JobPlan
 from ..errors import ConfigError
-from ..records import REASONS, STOPS, BasinsResult, Streamlines
+from ..records import REASONS, STOPS, BasinsResult, Descent, LandscapeMakings, Overlays, Stored, Streamlines
 from ..store import write_basins, write_landscape, write_paths, write_streamlines
 from .basins import RunBatches, compute_basins
 from .paths import check_recorded, count_starts, descend, start_points
 from .streamlines import compute_streamlines
 
-__all__ = ["check_flows", "run_flows"]
+__all__ = ["check_flows", "run_flows", "FlowSink", "FileSink", "MemorySink"]
+
+
+class FlowSink(Protocol):
+    """Where a job's flows go, record by record, with the attributes stored beside each."""
+
+    def paths(self, label: str, descent: Descent, attrs: dict[str, Any]) -> None: ...
+    def basins(self, result: BasinsResult, axes: tuple[str, ...], attrs: dict[str, Any]) -> None: ...
+    def streamlines(self, lines: Streamlines, attrs: dict[str, Any]) -> None: ...
+    def landscape(self, makings: LandscapeMakings) -> None: ...
+
+
+class FileSink:
+    """Into job ``job``'s group of the (partial) file ``part``."""
+
+    def __init__(self, part: Path, job: str) -> None:
+        self.part, self.job = part, job
+
+    def paths(self, label: str, descent: Descent, attrs: dict[str, Any]) -> None:
+        write_paths(self.part, self.job, label, descent, attrs)
+
+    def basins(self, result: BasinsResult, axes: tuple[str, ...], attrs: dict[str, Any]) -> None:
+        write_basins(self.part, self.job, result, axes, attrs)
+
+    def streamlines(self, lines: Streamlines, attrs: dict[str, Any]) -> None:
+        write_streamlines(self.part, self.job, lines, attrs)
+
+    def landscape(self, makings: LandscapeMakings) -> None:
+        write_landscape(self.part, self.job, makings)
+
+
+class MemorySink:
+    """Kept as the :class:`~gradbatch.records.Overlays` reading the file would give."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, Stored[Descent]] = {}
+        self._basins: Stored[BasinsResult] | None = None
+        self._streamlines: Stored[Streamlines] | None = None
+        self._landscape: LandscapeMakings | None = None
+
+    def paths(self, label: str, descent: Descent, attrs: dict[str, Any]) -> None:
+        self._paths[label] = Stored(descent, attrs)
+
+    def basins(self, result: BasinsResult, axes: tuple[str, ...], attrs: dict[str, Any]) -> None:
+        self._basins = Stored(result, attrs)
+
+    def streamlines(self, lines: Streamlines, attrs: dict[str, Any]) -> None:
+        self._streamlines = Stored(lines, attrs)
+
+    def landscape(self, makings: LandscapeMakings) -> None:
+        self._landscape = makings
+
+    @property
+    def overlays(self) -> Overlays:
+        return Overlays(dict(self._paths), self._basins, self._streamlines, self._landscape)
 
 
 def check_flows(plan: JobPlan) -> None:
@@ -56,35 +112,35 @@ def _bounds(job: JobConfig) -> tuple[tuple[float, float], ...]:
     return tuple((a.start, a.stop) for a in job.grid.axes)
 
 
-def _landscape(plan: JobPlan, part: Path, say: Callable[[str], None]) -> None:
+def _landscape(plan: JobPlan, sink: FlowSink, say: Callable[[str], None]) -> None:
     """A loss landscape's makings, and a network's training trajectory projected on its plane
     (stored as the path ``training``, so viewers draw it over the landscape): made when the
     function was built (``plan.built``), written here."""
     built = plan.built
     if built.landscape is not None:
-        write_landscape(part, plan.job.name, built.landscape)
+        sink.landscape(built.landscape)
     if built.training is not None:
-        write_paths(part, plan.job.name, "training", built.training, built.training_attrs)
+        sink.paths("training", built.training, dict(built.training_attrs))
         t = int(built.training.stop_step[0]) + 1  # one path: every recorded weight set
         say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
 def run_flows(
-    plan: JobPlan, part: Path, say: Callable[[str], None], run_batches: RunBatches | None = None
+    plan: JobPlan, sink: FlowSink, say: Callable[[str], None], run_batches: RunBatches | None = None
 ) -> dict[str, float]:
-    """Compute and store whatever of paths/basins/streamlines the job asks for; seconds each.
+    """Compute whatever of paths/basins/streamlines the job asks for, into ``sink``; seconds each.
     ``run_batches``: runs basins' descents elsewhere (``gradbatch.distributed.basins_on``: on a
     cluster's workers); by default they run here."""
     job = plan.job
     timings: dict[str, float] = {}
-    _landscape(plan, part, say)
+    _landscape(plan, sink, say)
     if job.paths is not None:
         t0 = time.perf_counter()
-        _paths(plan, job.paths, part, say)
+        _paths(plan, job.paths, sink, say)
         timings["paths_s"] = time.perf_counter() - t0
     if job.basins is not None:
         t0 = time.perf_counter()
-        result = _basins(plan, job.basins, part, say, run_batches)
+        result = _basins(plan, job.basins, sink, say, run_batches)
         timings["basins_s"] = time.perf_counter() - t0
         kinds = [p.kind for p in result.points]
         lost = int((result.label < 0).sum())
@@ -95,7 +151,7 @@ def run_flows(
         )
     if job.streamlines is not None:
         t0 = time.perf_counter()
-        lines = _streamlines(plan, job.streamlines, part)
+        lines = _streamlines(plan, job.streamlines, sink)
         timings["streamlines_s"] = time.perf_counter() - t0
         say(
             f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
@@ -104,7 +160,7 @@ def run_flows(
     return timings
 
 
-def _paths(plan: JobPlan, cfg: PathsConfig, part: Path, say: Callable[[str], None]) -> None:
+def _paths(plan: JobPlan, cfg: PathsConfig, sink: FlowSink, say: Callable[[str], None]) -> None:
     """One descent per optimiser from the same starts, each stored under its label."""
     bounds = _bounds(plan.job)
     starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
@@ -118,13 +174,13 @@ def _paths(plan: JobPlan, cfg: PathsConfig, part: Path, say: Callable[[str], Non
             "reasons": list(REASONS),
             "starts": dataclasses.asdict(cfg.starts),
         }
-        write_paths(part, plan.job.name, opt.label, d, attrs)
+        sink.paths(opt.label, d, attrs)
         ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
         say(f"{plan.job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
 
 
 def _basins(
-    plan: JobPlan, cfg: BasinsConfig, part: Path, say: Callable[[str], None], run_batches: RunBatches | None
+    plan: JobPlan, cfg: BasinsConfig, sink: FlowSink, say: Callable[[str], None], run_batches: RunBatches | None
 ) -> BasinsResult:
     ff, job = plan.function, plan.job
     result = compute_basins(
@@ -146,11 +202,11 @@ def _basins(
         "reasons": list(REASONS),
         "known_minima": sum(p.known for p in result.points),
     }
-    write_basins(part, job.name, result, job.grid.names, attrs)
+    sink.basins(result, tuple(job.grid.names), attrs)
     return result
 
 
-def _streamlines(plan: JobPlan, cfg: StreamlinesConfig, part: Path) -> Streamlines:
+def _streamlines(plan: JobPlan, cfg: StreamlinesConfig, sink: FlowSink) -> Streamlines:
     lines = compute_streamlines(plan.function, cfg, _bounds(plan.job), plan.dtype, plan.device)
     attrs = {
         k: (v if not isinstance(v, (tuple, dict)) else str(v))
@@ -158,5 +214,5 @@ def _streamlines(plan: JobPlan, cfg: StreamlinesConfig, part: Path) -> Streamlin
         if k != "seeds"
     }
     attrs.update(seeds=dataclasses.asdict(cfg.seeds), stops=list(STOPS))
-    write_streamlines(part, plan.job.name, lines, attrs)
+    sink.streamlines(lines, attrs)
     return lines
