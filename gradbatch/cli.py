@@ -10,13 +10,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ._version import __version__
 from .errors import GradbatchError
 
 if TYPE_CHECKING:
     from .jobs import Progress
+    from .viewer.options import RenderOptions
 
 __all__ = ["main"]
 
@@ -182,19 +183,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .viewer.options import RenderOptions
     from .viewer.render import render
 
-    out = render(args.file, args.output, args.job, RenderOptions(**_picture_options(args)), overwrite=args.overwrite)
+    out = render(args.file, args.output, args.job, _picture_options(args), overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
     from .viewer.canvas import view
-    from .viewer.options import RenderOptions
 
-    opts = RenderOptions(**_picture_options(args))
+    opts = _picture_options(args)
     view(
         args.file,
         args.job,
@@ -272,38 +271,33 @@ def _picture_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _picture_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .viewer.options import parse_clim, parse_layers, parse_size, parse_slice, parse_window
+def _picture_options(args: argparse.Namespace) -> RenderOptions:
+    from .viewer.options import picture_options
 
-    axis, plane = parse_slice(args.slice) if args.slice else (None, None)
-    theme = args.theme or ("dark" if args.command == "view" else "light")
-    out = dict(
-        layers=parse_layers(args.layers),
+    return picture_options(
+        layers=args.layers,
         field=args.field,
         colormap=args.colormap,
         scale=args.scale,
-        clim=parse_clim(args.clim) if args.clim else None,
+        clim=args.clim,
         robust=args.robust,
         contours=args.contours,
-        arrow_mode=args.arrows,
+        arrows=args.arrows,
         pixels_per_arrow=args.pixels_per_arrow,
         descent=args.descent,
         colorbar=not args.no_colorbar,
         legend=not args.no_legend,
-        theme=theme,
+        theme=args.theme or ("dark" if args.command == "view" else "light"),
         aspect=args.aspect,
         title=args.title,
         dpi=args.dpi,
-        window=parse_window(args.window) if args.window else None,
+        window=args.window,
         path_step=args.path_step,
         panels=args.panels,
         surface=args.surface,
-        slice_axis=axis,
-        plane=plane,
+        slice=args.slice,
+        size=args.size,
     )
-    if args.size:
-        out["size"] = parse_size(args.size)
-    return out
 
 
 def _cmd_builtins(args: argparse.Namespace) -> int:

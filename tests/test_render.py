@@ -20,6 +20,14 @@ def _png(path: Path) -> np.ndarray:
     return read_png(str(path))
 
 
+def _decode(png: bytes) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    return np.asarray(Image.open(BytesIO(png)).convert("RGBA"))
+
+
 def _job(tmp: Path, function: str, extra: str = "") -> Path:
     out = tmp / "f.h5"
     gradbatch.run_jobs(
@@ -133,10 +141,48 @@ def test_render_settings_errors(text: str, message: str) -> None:
         parse_config("function: x\ngrid: {x: [0, 1, 4], y: [0, 1, 4]}\n" + text)
 
 
-def test_show_gives_a_png_for_a_notebook(tmp_path: Path) -> None:
-    shown = gradbatch.show(_job(tmp_path, "x*y"))
-    data = shown if isinstance(shown, bytes) else shown.data
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+def test_show_takes_renders_options_as_keywords_and_displays_itself(tmp_path: Path) -> None:
+    """show(path, **options) draws what `gradbatch render` draws with the same options; the
+    result displays itself in IPython (_repr_png_) and saves anywhere; bad options and jobs are
+    one clear error at the call."""
+    from gradbatch.errors import ViewerError
+    from gradbatch.viewer.options import RenderOptions
+    from gradbatch.viewer.render import render
+
+    path = _job(tmp_path, "x*y")
+    fig = gradbatch.show(path, descent=True, layers=["image", "arrows"], clim=(-0.5, 0.5), size=(320, 240))
+    assert fig.options == RenderOptions(
+        size=(320, 240), layers=("image", "arrows"), descent=True, clim=(-0.5, 0.5)
+    )  # the keywords as gradbatch render would take them, over render's defaults
+    assert (
+        gradbatch.show(path, layers="image,arrows", clim="-0.5,0.5", size="320x240", descent=True).options
+        == fig.options
+    )
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    reference = render(path, tmp_path / "ref.png", None, fig.options).read_bytes()
+    assert _decode(png).shape == _decode(reference).shape == (240, 320, 4)
+    np.testing.assert_array_equal(_decode(png), _decode(reference))
+    pdf = fig.save(tmp_path / "fig.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert "320x240" in repr(fig)
+    with pytest.raises(ViewerError, match="colour: unknown option; allowed: .*colormap"):
+        gradbatch.show(path, colour="red")
+    with pytest.raises(ViewerError, match="layers: unknown layer 'imgae'"):
+        gradbatch.show(path, layers=["imgae"])
+    with pytest.raises(ViewerError, match="no job 'nope'"):
+        gradbatch.show(path, job="nope")
+
+
+def test_show_draws_a_dataset_opened_from_a_file_and_says_why_not_a_computed_one(tmp_path: Path) -> None:
+    pytest.importorskip("xarray")
+    from gradbatch.errors import ViewerError
+
+    path = _job(tmp_path, "x*y")
+    fig = gradbatch.show(gradbatch.open(path), size=(400, 300))
+    assert fig.path == path and fig.png[:4] == b"\x89PNG"
+    with pytest.raises(ViewerError, match="computed in memory"):
+        gradbatch.show(gradbatch.compute("function: 'x*y'\ngrid: {x: [0, 1, 8], y: [0, 1, 8]}"))
 
 
 def test_contours_symmetric_and_log_scales(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "parse_clim",
     "VALUE_OPTIONS",
     "join_negative_values",
+    "picture_options",
 ]
 
 LAYERS = ("image", "contours", "basins", "minima", "arrows", "streamlines", "paths")
@@ -228,3 +229,66 @@ def parse_layers(text: str) -> tuple[str, ...]:
         if layer not in LAYERS:
             raise ViewerError(f"--layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
     return layers
+
+
+# -- keyword values (gradbatch.show, gradbatch.explore) -------------------------------------------
+ALIASES = {"arrows": "arrow_mode"}
+"""Keywords named as ``gradbatch render``'s options where they differ from the fields."""
+
+
+def picture_options(base: RenderOptions | None = None, **options: object) -> RenderOptions:
+    """``base`` (default: ``gradbatch render``'s defaults) with keyword ``options`` set, named and
+    written as ``gradbatch render``'s options are: ``layers=["image", "arrows"]`` or
+    ``"image,arrows"``, ``clim=(lo, hi)`` or ``"lo,hi"``, ``size=(w, h)`` or ``"1200x900"``,
+    ``window=(x0, x1, y0, y1)``, ``slice="z=0.5"``, ``arrows="normalize"``, ``descent=True``, and
+    every other :class:`RenderOptions` field by its name. Checked: one ViewerError naming the
+    first option that cannot be drawn, an unknown one with the allowed names."""
+    from dataclasses import fields
+
+    allowed = sorted({f.name for f in fields(RenderOptions)} - {"slice_axis", "plane"} | {*ALIASES, "slice"})
+    values: dict[str, object] = {}
+    for key, value in options.items():
+        if key not in allowed:
+            raise ViewerError(f"{key}: unknown option; allowed: {', '.join(allowed)}")
+        if value is None:
+            continue
+        if key == "layers":
+            value = parse_layers(value) if isinstance(value, str) else tuple(str(v) for v in _seq(value, key))
+        elif key == "clim":
+            value = parse_clim(value) if isinstance(value, str) else _pair(value, key, float)
+        elif key == "size":
+            value = parse_size(value) if isinstance(value, str) else _pair(value, key, int)
+        elif key == "window":
+            value = parse_window(value) if isinstance(value, str) else _window(value)
+        elif key == "slice":
+            values["slice_axis"], values["plane"] = parse_slice(str(value))
+            continue
+        values[ALIASES.get(key, key)] = value
+    opts = replace(base or RenderOptions(), **values)  # type: ignore[arg-type]
+    opts.check()
+    return opts
+
+
+def _seq(value: object, key: str) -> Sequence[object]:
+    if not isinstance(value, (list, tuple)):
+        raise ViewerError(f"{key}: expected a list or a comma-separated text, got {value!r}")
+    return value
+
+
+def _pair(value: object, key: str, kind: type) -> tuple:
+    items = _seq(value, key)
+    try:
+        pair = tuple(kind(v) for v in items)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2:
+        raise ViewerError(f"{key}: expected two numbers, got {value!r}")
+    return pair
+
+
+def _window(value: object) -> tuple[float, float, float, float]:
+    try:
+        items = [float(v) for v in _seq(value, "window")]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ViewerError(f"window: expected (x0, x1, y0, y1) or (x0, x1), numbers, got {value!r}") from None
+    return parse_window(",".join(repr(v) for v in items))

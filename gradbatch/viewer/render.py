@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigError, StoreError, ViewerError
 from ..store import FieldReader, job_layout
 from .limits import JobFacts, default_field, resolve
-from .options import LAYERS, NEEDS_VISPY, LayerOptions, RenderOptions, Resolved
+from .options import LAYERS, NEEDS_VISPY, LayerOptions, RenderOptions, Resolved, picture_options
 
 if TYPE_CHECKING:  # a type only: the config module is not the viewer's to import at run time
     from ..config import JobConfig
@@ -230,14 +230,64 @@ class JobPictures:
         return render(source, r.output, job.name, opts, overwrite=True)  # checked before the run, with its flags
 
 
-def show(path: str | Path, job: str | None = None, options: RenderOptions = RenderOptions(size=(800, 600))) -> Any:
-    """A render for a notebook cell: an ``IPython.display.Image`` (PNG bytes without IPython)."""
-    import tempfile
+class Figure:
+    """A picture of a job for a notebook cell (:func:`show`): it displays itself as a PNG in
+    IPython and Jupyter (drawn once, when first shown) and saves to PNG, SVG or PDF anywhere."""
 
-    with tempfile.TemporaryDirectory() as folder:
-        data = render(path, Path(folder) / "view.png", job, options).read_bytes()
-    try:
-        from IPython.display import Image
-    except ImportError:
-        return data
-    return Image(data=data)
+    def __init__(self, path: Path, job: str | None, options: RenderOptions) -> None:
+        self.path, self.job, self.options = path, job, options
+        self._png: bytes | None = None
+
+    @property
+    def png(self) -> bytes:
+        """The picture as PNG bytes."""
+        if self._png is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as folder:
+                self._png = render(self.path, Path(folder) / "view.png", self.job, self.options).read_bytes()
+        return self._png
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Draw to ``out`` (.png, .svg or .pdf; an existing picture is replaced, any other file
+        only with ``overwrite``, as ``gradbatch render`` does); returns its path."""
+        return render(self.path, out, self.job, self.options, overwrite=overwrite)
+
+    def __repr__(self) -> str:
+        w, h = self.options.size
+        return f"<gradbatch.Figure of {self.path}{':' + self.job if self.job else ''}, {w}x{h}>"
+
+
+def show(source: Any, job: str | None = None, options: RenderOptions | None = None, **kw: Any) -> Figure:
+    """A job's picture for a notebook: ``source`` a gradbatch file or a Dataset that
+    ``gradbatch.open`` gave; keyword options as ``gradbatch render`` takes them (``descent=True``,
+    ``layers=["image", "arrows"]``, ``clim=(lo, hi)``, ``size=(800, 600)``, ...; see
+    :func:`~gradbatch.viewer.options.picture_options`), over ``options`` if given. The options and
+    the job are checked now; the picture is drawn when shown or saved."""
+    path, job = _source(source, job)
+    opts = picture_options(options, **kw)
+    from ..store import job_layout
+
+    if job_layout(path, job) is None:
+        raise ViewerError(f"{path}: no job {job!r}")
+    return Figure(path, job, opts)
+
+
+def _source(source: Any, job: str | None) -> tuple[Path, str | None]:
+    """The file and job a picture is drawn from: a path, or a Dataset opened from a file."""
+    if isinstance(source, (str, Path)):
+        return Path(source), job
+    encoding = getattr(source, "encoding", None)
+    attrs = getattr(source, "attrs", None)
+    if isinstance(encoding, dict) and isinstance(attrs, dict):
+        found = encoding.get("source")
+        if not found:
+            raise ViewerError(
+                "this Dataset was computed in memory (gradbatch.compute), not opened from a file: "
+                "pictures are drawn from files; run the job into one (gradbatch.run) and open it"
+            )
+        return Path(found), job or attrs.get("job")
+    raise ViewerError(f"expected a gradbatch file's path or a Dataset from gradbatch.open, got {type(source).__name__}")
