@@ -37,7 +37,7 @@ _LAZY = {
     "parse": "expr",
     "BUILTINS": "functions",
     "JobReport": "jobs",
-    "Progress": "jobs",
+    "Progress": "progress",
     "run": "api",
     "run_jobs": "api",  # api: jobs + their pictures
     "inspect": "store",
@@ -70,7 +70,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .engine import available_devices, evaluate, plan_job, resolve_device, value_and_jacobian
     from .expr import Expr, parse
     from .functions import BUILTINS
-    from .jobs import JobReport, Progress, compute
+    from .jobs import JobReport, compute
+    from .progress import Progress
     from .store import inspect
     from .summary import describe
     from .viewer.render import show

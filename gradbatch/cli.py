@@ -42,7 +42,8 @@ def _write_news(stream: TextIO, text: str) -> None:
 
 
 class ProgressBar:
-    """``ripple  [#######.....]  57%  12.3 Mpts/s  ETA 4s`` on a terminal; sparse lines otherwise."""
+    """``ripple  tiles  [#######.....]  57%  12.3 Mpts/s  11/20 tiles  ETA 4s`` on a terminal, a bar
+    per phase (tiles, paths, basins, streamlines); sparse lines (one per tenth) otherwise."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 28) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -50,43 +51,33 @@ class ProgressBar:
         self.tty = self.stream.isatty()
         self._last = 0.0
         self._last_pct = -1
+        self._phase: tuple[str, str] | None = None
 
     def __call__(self, p: Progress) -> None:
-        frac = p.points_done / p.points_total if p.points_total else 1.0
+        from .progress import duration
+
+        if (p.job, p.phase) != self._phase:
+            self._phase, self._last_pct, self._last = (p.job, p.phase), -1, 0.0
         now = time.monotonic()
-        finished = p.tiles_done >= p.tiles_total
-        if p.tiles_done == 0 and not finished:  # nothing on disk yet: no rate, no ETA to show
+        finished = p.done >= p.total
+        if p.done == 0 and not finished:  # nothing done yet: no rate, no ETA to show
             return
-        pct = int(frac * 100)
+        pct = int(p.fraction * 100)
         if self.tty:
             if not finished and now - self._last < 0.1:
                 return
-            filled = int(frac * self.width)
-            eta = (
-                f"ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else f"in {_duration(p.elapsed_s)}"
-            )
+            filled = int(p.fraction * self.width)
+            eta = f"ETA {duration(p.eta_s)}" if p.eta_s is not None and not finished else f"in {duration(p.elapsed_s)}"
+            rate = f"{p.points_per_s / 1e6:7.1f} Mpts/s  " if p.phase == "tiles" else ""
             line = (
-                f"\r{p.job}  [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
-                f"{p.points_per_s / 1e6:7.1f} Mpts/s  {p.tiles_done}/{p.tiles_total} tiles  {eta}   "
+                f"\r{p.job}  {p.phase:<11} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%  "
+                f"{rate}{p.done:,}/{p.total:,} {p.unit}  {eta}   "
             )
             _write_news(self.stream, line + ("\n" if finished else ""))
         elif finished or pct // 10 > self._last_pct // 10 and now - self._last >= 2.0:
-            eta = f", ETA {_duration(p.eta_s)}" if p.eta_s is not None and not finished else ""
-            _write_news(
-                self.stream,
-                f"{p.job}: {pct}% ({p.tiles_done}/{p.tiles_total} tiles, {p.points_per_s / 1e6:.1f} Mpts/s{eta})\n",
-            )
+            _write_news(self.stream, f"{p}\n")
             self._last_pct = pct
         self._last = now
-
-
-def _duration(s: float | None) -> str:
-    if s is None:
-        return "?"
-    if s < 60:
-        return f"{s:.1f}s"
-    m, sec = divmod(int(s), 60)
-    return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

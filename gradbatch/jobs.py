@@ -24,6 +24,7 @@ from .engine.kernel import CheckStats, check_steps
 from .errors import ConfigError, EngineError
 from .lock import OutputLock
 from .outputs import by_output, check_render, check_space, decide, make_folder, planned_bytes, same_code
+from .progress import Progress, ProgressFn, progress_fn
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
 from .summary import nonfinite_lines
 from .trajectories.flows import FileSink, check_flows, run_flows
@@ -50,30 +51,6 @@ class JobRenderer(Protocol):
 
     def render(self, job: JobConfig, source: Path) -> Path:
         """Draw ``job`` of the complete file ``source``; returns the picture's path."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a running job stands; handed to the ``progress`` callback after each tile."""
-
-    job: str
-    tiles_done: int
-    tiles_total: int
-    points_done: int
-    points_total: int
-    elapsed_s: float
-
-    @property
-    def points_per_s(self) -> float:
-        return self.points_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        rate = self.points_per_s
-        return (self.points_total - self.points_done) / rate if rate > 0 else None
-
-
-ProgressFn = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -122,7 +99,7 @@ def run(
     overwrite: bool = False,
     force: bool = False,
     device: str | None = None,
-    progress: ProgressFn | None = None,
+    progress: bool | ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     cluster: Any = None,
     renderer: JobRenderer | None = None,
@@ -148,7 +125,7 @@ def run_jobs(
     overwrite: bool = False,
     force: bool = False,
     device: str | None = None,
-    progress: ProgressFn | None = None,
+    progress: bool | ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     cluster: Any = None,
     renderer: JobRenderer | None = None,
@@ -170,8 +147,13 @@ def run_jobs(
     ``renderer`` draws the pictures of jobs with a ``render:`` section once their file is complete.
     ``gradbatch.run_jobs`` passes the viewer's when none is given; here, without one, such a job is
     refused before the run.
+
+    ``progress``: True for a progress bar per phase (tiles, paths, basins, streamlines; tqdm's,
+    a widget in Jupyter), a function to receive each :class:`~gradbatch.progress.Progress` event
+    (about a hundred a phase; each prints as one line), or False/None for none.
     """
     say = log or (lambda msg: None)
+    report = progress_fn(progress)
     if isinstance(jobs, JobFile):
         job_list = list(jobs.jobs)
     elif isinstance(jobs, JobConfig):
@@ -187,7 +169,7 @@ def run_jobs(
         _check_pictures(todo, renderer, overwrite)
         plans = _plan_all(todo, device, force, say)
         with _cluster(cluster, plans, say) as connected:
-            return _run_all(todo, plans, resume, overwrite, progress, say, connected, renderer)
+            return _run_all(todo, plans, resume, overwrite, report, say, connected, renderer)
 
 
 def _check_pictures(todo: list[tuple[Path, list[JobConfig]]], renderer: JobRenderer | None, overwrite: bool) -> None:
@@ -325,7 +307,7 @@ def _run_one(
     total_tiles, total_points = len(plan.layout), job.grid.size
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
-    flow_timings = _flows(plan, part, say, cluster)
+    flow_timings = _flows(plan, part, say, cluster, progress)
     if cluster is None and not stats.compiled:
         note = aot.start_background_build(plan, stats.points)
         if note is not None:
@@ -401,7 +383,9 @@ def _tiles(
     return write_tiles(writer, tiles, written)
 
 
-def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) -> dict[str, float]:
+def _flows(
+    plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any, progress: ProgressFn | None = None
+) -> dict[str, float]:
     """The job's paths, basins and streamlines (basins' descents on ``cluster``'s workers if given)."""
     run_batches = None
     if cluster is not None and plan.job.basins is not None:
@@ -409,13 +393,27 @@ def _flows(plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any) 
 
         run_batches = basins_on(cluster, plan)
     try:
-        return run_flows(plan, FileSink(part, plan.job.name), say, run_batches)
+        return run_flows(plan, FileSink(part, plan.job.name), say, run_batches, _phases(plan, progress))
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
         raise EngineError(
             f"{plan.job.name}: computing its paths, basins or streamlines failed "
             f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the fields are on disk "
             f"in {part}"
         ) from None
+
+
+def _phases(plan: JobPlan, progress: ProgressFn | None) -> Callable[[str, int, int, str], None] | None:
+    """The flows' ``(phase, done, total, unit)`` reports as :class:`Progress` events."""
+    if progress is None:
+        return None
+    job, tiles, points = plan.job.name, len(plan.layout), plan.job.grid.size
+    began: dict[str, float] = {}
+
+    def report(phase: str, done: int, total: int, unit: str) -> None:
+        elapsed = time.perf_counter() - began.setdefault(phase, time.perf_counter())
+        progress(Progress(job, tiles, tiles, points, points, elapsed, phase, done, total, unit))
+
+    return report
 
 
 def _tile_summary(

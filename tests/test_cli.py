@@ -20,7 +20,7 @@ def test_run_then_info(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["run", "tiny.yaml"]) == 0
     out, err = capsys.readouterr()
     assert "tiny.h5:tiny: 1,200 points" in out and "gradient check" in out
-    assert "tiny: 100%" in err and "wrote tiny.h5" in err
+    assert "tiny: tiles 1/1 (100%)" in err and "wrote tiny.h5" in err
     assert main(["info", "tiny.h5"]) == 0
     out, _ = capsys.readouterr()
     assert "job tiny  [complete]" in out and "axis x      -1 .. 1, 40 points" in out

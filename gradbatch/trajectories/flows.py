@@ -5,6 +5,7 @@ records: :class:`FileSink` stores them in the job's group, :class:`MemorySink` k
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,22 +126,32 @@ def _landscape(plan: JobPlan, sink: FlowSink, say: Callable[[str], None]) -> Non
         say(f"{plan.job.name}: training trajectory, {t} recorded weight sets, projected on the plane")
 
 
+PhaseFn = Callable[[str, int, int, str], None]
+"""``(phase, done, total, unit)``: where a phase stands (paths: steps over every optimiser;
+basins: starts; streamlines: runs), said as it begins, as it goes and as it ends."""
+
+
 def run_flows(
-    plan: JobPlan, sink: FlowSink, say: Callable[[str], None], run_batches: RunBatches | None = None
+    plan: JobPlan,
+    sink: FlowSink,
+    say: Callable[[str], None],
+    run_batches: RunBatches | None = None,
+    progress: PhaseFn | None = None,
 ) -> dict[str, float]:
     """Compute whatever of paths/basins/streamlines the job asks for, into ``sink``; seconds each.
     ``run_batches``: runs basins' descents elsewhere (``gradbatch.distributed.basins_on``: on a
     cluster's workers); by default they run here."""
     job = plan.job
     timings: dict[str, float] = {}
+    report = progress or (lambda phase, done, total, unit: None)
     _landscape(plan, sink, say)
     if job.paths is not None:
         t0 = time.perf_counter()
-        _paths(plan, job.paths, sink, say)
+        _paths(plan, job.paths, sink, say, report)
         timings["paths_s"] = time.perf_counter() - t0
     if job.basins is not None:
         t0 = time.perf_counter()
-        result = _basins(plan, job.basins, sink, say, run_batches)
+        result = _basins(plan, job.basins, sink, say, run_batches, report)
         timings["basins_s"] = time.perf_counter() - t0
         kinds = [p.kind for p in result.points]
         lost = int((result.label < 0).sum())
@@ -151,7 +162,9 @@ def run_flows(
         )
     if job.streamlines is not None:
         t0 = time.perf_counter()
+        report("streamlines", 0, 1, "runs")
         lines = _streamlines(plan, job.streamlines, sink)
+        report("streamlines", 1, 1, "runs")
         timings["streamlines_s"] = time.perf_counter() - t0
         say(
             f"{job.name}: {len(lines.seeds)} streamlines, {len(lines.points):,} points "
@@ -160,12 +173,18 @@ def run_flows(
     return timings
 
 
-def _paths(plan: JobPlan, cfg: PathsConfig, sink: FlowSink, say: Callable[[str], None]) -> None:
+def _paths(plan: JobPlan, cfg: PathsConfig, sink: FlowSink, say: Callable[[str], None], report: PhaseFn) -> None:
     """One descent per optimiser from the same starts, each stored under its label."""
     bounds = _bounds(plan.job)
     starts = start_points(cfg.starts, bounds, plan.dtype, plan.device)
-    for opt in cfg.optimizers:
-        d = descend(plan.function, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent)
+    per, total = cfg.steps + 1, (cfg.steps + 1) * len(cfg.optimizers)
+    report("paths", 0, total, "steps")
+    for i, opt in enumerate(cfg.optimizers):
+
+        def on_step(s: int, base: int = i * per) -> None:
+            report("paths", base + s + 1, total, "steps")
+
+        d = descend(plan.function, starts, opt, cfg.steps, cfg.tol, bounds, ascent=cfg.ascent, on_step=on_step)
         attrs = {
             **_opt_attrs(opt),
             "steps": cfg.steps,
@@ -177,12 +196,23 @@ def _paths(plan: JobPlan, cfg: PathsConfig, sink: FlowSink, say: Callable[[str],
         sink.paths(opt.label, d, attrs)
         ends = {r: int((d.reason == i).sum()) for i, r in enumerate(REASONS) if (d.reason == i).any()}
         say(f"{plan.job.name}: paths {opt.label}: {len(d.final)} paths, stopped: {ends}")
+        report("paths", (i + 1) * per, total, "steps")  # paths that all stopped early end the run
 
 
 def _basins(
-    plan: JobPlan, cfg: BasinsConfig, sink: FlowSink, say: Callable[[str], None], run_batches: RunBatches | None
+    plan: JobPlan,
+    cfg: BasinsConfig,
+    sink: FlowSink,
+    say: Callable[[str], None],
+    run_batches: RunBatches | None,
+    report: PhaseFn,
 ) -> BasinsResult:
     ff, job = plan.function, plan.job
+
+    def progress(done: int, total: int) -> None:
+        report("basins", done, total, "starts")
+
+    progress(0, math.prod(cfg.resolution))
     result = compute_basins(
         ff,
         cfg,
@@ -190,7 +220,7 @@ def _basins(
         ff.minima,
         plan.dtype,
         plan.device,
-        progress=lambda done, total: say(f"{job.name}: basins {done:,}/{total:,} starts"),
+        progress=progress,
         run_batches=run_batches,
     )
     attrs = {
