@@ -45,6 +45,7 @@ _LAZY = {
     "read_field": "datasets",
     "describe": "summary",
     "show": "viewer.render",
+    "explore": "viewer.notebook",
 }
 
 __all__ = [
@@ -74,4 +75,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .progress import Progress
     from .store import inspect
     from .summary import describe
+    from .viewer.notebook import explore
     from .viewer.render import show

@@ -35,7 +35,8 @@ def viewable_jobs(path: str | Path) -> dict[str, int]:
 
 
 class FieldView:
-    """A vispy canvas streaming one job. ``app``: ``None`` (a real window) or ``"egl"``;
+    """A vispy canvas streaming one job. ``app``: ``None`` (a real window), ``"egl"``, or
+    ``"jupyter_rfb"`` (a notebook widget: :mod:`gradbatch.viewer.notebook`);
     ``surface``: seed 000's 3D picture instead of the 2D map (read once, turntable camera).
 
     The vispy wiring only: what is shown lives in ``state`` (:class:`ViewState`, no GL); events
@@ -54,14 +55,22 @@ class FieldView:
         window: tuple[float, float, float, float] | None = None,
         plane: float | None = None,
     ) -> None:
-        self.scene = vispy_scene(app)
+        # a notebook's widget names its backend on the canvas alone: the process may also draw
+        # pictures through egl, and vispy.use() takes one backend a process
+        self.scene = vispy_scene(None if app == "jupyter_rfb" else app)
         from vispy import app as vispy_app
 
         self.path = Path(path)
         self.theme = THEMES[options.theme]
         self.state = ViewState(self.path, viewable_jobs(path), options, slice_axis, surface, plane)
         self.first_window = window  # the first job's first view (None: the whole grid)
-        self.canvas = self.scene.SceneCanvas(size=size, show=show, bgcolor=self.theme.background, keys=None)
+        self.canvas = self.scene.SceneCanvas(
+            size=size,
+            show=show,
+            bgcolor=self.theme.background,
+            keys=None,
+            **({"app": app} if app == "jupyter_rfb" else {}),
+        )
         self.decor = Decor(
             self.scene,
             self.canvas,
@@ -85,7 +94,7 @@ class FieldView:
             raise
         self.canvas.events.key_press.connect(self._on_key)
         self.canvas.events.mouse_move.connect(self._on_mouse)
-        self.timer = vispy_app.Timer(0.02, connect=lambda event: self._tick(), start=True)
+        self.timer = vispy_app.Timer(0.02, connect=lambda event: self._tick(), start=True, app=self.canvas.app)
 
     @property
     def plane(self) -> float | None:
