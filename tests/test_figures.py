@@ -187,6 +187,19 @@ def test_auto_scale_picks_log_for_rosenbrock_and_says_so(tmp_path: Path) -> None
     assert _build(path, layers=("image",), scale="linear").resolved.scale == "linear"
 
 
+def test_the_legend_notes_only_what_is_drawn(tmp_path: Path) -> None:
+    """A picture of basins and paths alone says nothing of arrows or a colour scale it has not."""
+    path = _run(
+        tmp_path,
+        "name: r\nfunction: {builtin: rosenbrock}\ngrid: {x: [-2, 2, 65], y: [-1, 3, 65]}\n"
+        "paths: {starts: [[-1, 2]], steps: 20, optimizers: [{name: adam, lr: 0.05}]}\n",
+    )
+    drawn = " ".join(_legend_texts(_build(path, layers=("image", "arrows", "paths"))))
+    assert "arrows point downhill" in drawn and "log colour scale" in drawn
+    bare = " ".join(_legend_texts(_build(path, layers=("paths",))))
+    assert "arrows point" not in bare and "colour scale" not in bare, bare
+
+
 def test_clim_and_robust_set_the_limits(tmp_path: Path) -> None:
     path = _run(tmp_path, "name: f\nfunction: 'x'\ngrid: {x: [0, 100, 101], y: [0, 1, 3]}\n")
     assert (_build(path, clim=(10.0, 20.0)).limits.lo, _build(path, clim=(10.0, 20.0)).limits.hi) == (10.0, 20.0)

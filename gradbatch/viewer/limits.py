@@ -54,7 +54,8 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
     notes: list[str] = []
     name = options.field or default_field(facts.fields)
     descent = options.descent if options.descent is not None else (facts.gradient and facts.descends)
-    if options.descent is None and descent:
+    layers = set(options.layers)
+    if options.descent is None and descent and "arrows" in layers:  # a note only for what is drawn
         notes.append("arrows point downhill, as the job's descent does")
     scale = options.scale
     if scale == "auto":
@@ -64,7 +65,8 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
             low = (stats.percentile(50.0) - stats.minimum) / (stats.maximum - stats.minimum)
             if low < 0.1:
                 scale = "log"
-                notes.append(f"log colour scale (auto): {name} spans {decades:.1f} decades")
+                if layers & {"image", "contours"} or getattr(options, "surface", False):
+                    notes.append(f"log colour scale (auto): {name} spans {decades:.1f} decades")
     aspect = options.aspect or _aspect(facts)
     return Resolved(name, bool(descent), scale, aspect, tuple(notes))
 
