@@ -14,6 +14,7 @@ kernel without one (a server, a container) gets an EGL surfaceless context here 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import warnings
@@ -38,7 +39,8 @@ def explore(source: Any, job: str | None = None, options: RenderOptions | None =
     Returns an ipywidgets ``VBox``: the view (drag to pan, wheel to zoom, the window's keys once
     it has the focus) and, for a job with descent paths, a slider of the paths' step. Its
     ``view`` attribute is the :class:`~gradbatch.viewer.canvas.FieldView`. Without
-    ``jupyter_rfb`` and ``ipywidgets``, or without OpenGL, a static :class:`Figure` instead."""
+    ``jupyter_rfb`` and ``ipywidgets``, without OpenGL, or outside a notebook kernel (no running
+    event loop: a plain script), a static :class:`Figure` instead, with a warning saying why."""
     path, job = _source(source, job)
     opts = picture_options(options or RenderOptions(size=NOTEBOOK_SIZE), **kw)
     try:
@@ -46,6 +48,10 @@ def explore(source: Any, job: str | None = None, options: RenderOptions | None =
         import jupyter_rfb  # noqa: F401
     except ImportError as exc:
         return _static(path, job, opts, f"{exc.name} is not installed (pip install 'gradbatch[notebook]')")
+    try:
+        asyncio.get_running_loop()  # the widget's frames and timers run on it
+    except RuntimeError:
+        return _static(path, job, opts, "no running event loop: not in a notebook kernel")
     from .canvas import FieldView
 
     _prepare_backend()
