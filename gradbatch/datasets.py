@@ -34,6 +34,8 @@ xarray is an extra: ``pip install 'gradbatch[xarray]'``.
 
 from __future__ import annotations
 
+import numbers
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +68,10 @@ def the_job(path: str | Path, job: str | None) -> tuple[str, tuple[str, ...]]:
     names the jobs when there are several or ``job`` is not one of them."""
     from .store.access import job_names, open_store
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise StoreError(f"expected a gradbatch file's path, got {path!r}")
+    if job is not None and not isinstance(job, str):
+        raise StoreError(f"{path}: job: expected a job's name, got {job!r}")
     with open_store(path) as f:
         names = job_names(path, f)
     if not names:
@@ -101,12 +107,23 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
     module's table). ``level``: a pyramid level's fields instead (no overlays)."""
     xr = _xarray()
     name, axes = the_job(path, job)
+    lay = job_layout(path, name)
+    assert lay is not None
+    if not (isinstance(level, numbers.Integral) and not isinstance(level, bool) and 0 <= level < len(lay.shapes)):
+        raise StoreError(f"{path}: job {name!r} has no pyramid level {level!r}; levels: 0 to {len(lay.shapes) - 1}")
     import hdf5plugin  # noqa: F401  (registers the Blosc2 filter with HDF5 for xarray's reader)
 
-    group = name if level == 0 else f"{name}/levels/{level}"
+    group = name if level == 0 else f"{name}/levels/{int(level)}"
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", group=group)
+        if level:  # a level's own group holds only its fields: the job's attributes too
+            ds.attrs = {**xr.open_dataset(path, engine="h5netcdf", group=name).attrs, **ds.attrs}
     except (OSError, ValueError, KeyError) as exc:
+        if "already open for write" in str(exc):
+            raise StoreError(
+                f"{path}: a run is writing this file now; open it once the run has finished "
+                "(its finished jobs can be read then)"
+            ) from None
         raise StoreError(f"{path}: xarray cannot open {group}: {type(exc).__name__}: {exc}") from None
     if level == 0:
         ds = ds.assign(overlay_variables(read_overlays(path, name), axes))

@@ -8,6 +8,7 @@ writer thread, so computing tile i+1 overlaps compressing and writing tile i.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -372,7 +373,17 @@ def _tiles(
         if progress is not None:
             elapsed = time.perf_counter() - t0
             total = job.grid.size
-            progress(Progress(job.name, len(done) + tiles, len(plan.layout), resumed_points + points, total, elapsed))
+            progress(
+                Progress(
+                    job.name,
+                    len(done) + tiles,
+                    len(plan.layout),
+                    resumed_points + points,
+                    total,
+                    elapsed,
+                    points_resumed=resumed_points,
+                )
+            )
 
     if cluster is None:
         tiles = evaluate(plan, done, stats, workers)
@@ -394,6 +405,8 @@ def _flows(
         run_batches = basins_on(cluster, plan)
     try:
         return run_flows(plan, FileSink(part, plan.job.name), say, run_batches, _phases(plan, progress))
+    except _ProgressFailed as exc:
+        raise exc.original from None
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
         raise EngineError(
             f"{plan.job.name}: computing its paths, basins or streamlines failed "
@@ -410,10 +423,23 @@ def _phases(plan: JobPlan, progress: ProgressFn | None) -> Callable[[str, int, i
     began: dict[str, float] = {}
 
     def report(phase: str, done: int, total: int, unit: str) -> None:
-        elapsed = time.perf_counter() - began.setdefault(phase, time.perf_counter())
-        progress(Progress(job, tiles, tiles, points, points, elapsed, phase, done, total, unit))
+        now = time.perf_counter()
+        elapsed = now - began.setdefault(phase, now)
+        try:
+            progress(Progress(job, tiles, tiles, points, points, elapsed, phase, done, total, unit))
+        except Exception as exc:  # the caller's own error: not one of the flows' to reword
+            raise _ProgressFailed(exc) from exc
 
     return report
+
+
+class _ProgressFailed(Exception):
+    """The progress callback raised ``original`` during the flows; :func:`_flows` re-raises it
+    as it was, not as a failure of the paths, basins or streamlines."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 
 def _tile_summary(
@@ -492,6 +518,8 @@ def compute(job: JobConfig | JobFile | JobPlan | str | Path, device: str | None 
     from .store.encode import encode_attr
     from .trajectories.flows import MemorySink
 
+    if device is not None and not isinstance(device, str):
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
     plan = job if isinstance(job, JobPlan) else plan_job(_the_job(job), device)
     check_flows(plan)
     stats = EvalStats()
@@ -520,10 +548,18 @@ def _the_job(job: JobConfig | JobFile | str | Path) -> JobConfig:
 
     if isinstance(job, JobConfig):
         return job
-    if isinstance(job, Path) or (isinstance(job, str) and "\n" not in job and job.endswith((".yaml", ".yml"))):
-        job = load_config(job)
+    named = (
+        isinstance(job, str) and "\n" not in job and (Path(job).is_file() or job.lower().endswith((".yaml", ".yml")))
+    )
+    if isinstance(job, (str, os.PathLike)) and (named or not isinstance(job, str)):
+        job = load_config(Path(job))
     elif isinstance(job, str):
         job = parse_config(job)
+    elif not isinstance(job, JobFile):
+        raise ConfigError(
+            f"compute() takes a job (JobConfig), a job file (JobFile), a job file's path or its YAML text; "
+            f"got {type(job).__name__}"
+        )
     if len(job.jobs) != 1:
         names = ", ".join(j.name for j in job.jobs)
         raise ConfigError(f"compute() takes one job; this file has {len(job.jobs)} ({names}): pass one of file.jobs")

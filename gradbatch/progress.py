@@ -39,6 +39,7 @@ class Progress:
     done: int = -1  # -1: the tiles phase's tiles_done
     total: int = -1
     unit: str = "tiles"
+    points_resumed: int = 0  # of points_done, those an earlier run computed (not in the rate)
 
     def __post_init__(self) -> None:
         if self.done < 0:
@@ -48,7 +49,10 @@ class Progress:
 
     @property
     def points_per_s(self) -> float:
-        return self.points_done / self.elapsed_s if self.elapsed_s > 0 and self.phase == "tiles" else 0.0
+        """This run's rate over the tiles (points an earlier run computed left out)."""
+        if self.elapsed_s <= 0 or self.phase != "tiles":
+            return 0.0
+        return (self.points_done - self.points_resumed) / self.elapsed_s
 
     @property
     def fraction(self) -> float:

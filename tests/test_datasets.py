@@ -133,3 +133,31 @@ def test_a_damaged_file_is_one_store_error(tmp_path: Path) -> None:
     for call in (lambda: gradbatch.open(path), lambda: gradbatch.read_field(path)):
         with pytest.raises(StoreError):
             call()
+
+
+def test_levels_paths_and_jobs_of_the_wrong_kind_are_one_store_error(tmp_path: Path) -> None:
+    path = _run(HB, tmp_path / "hb.h5")
+    for level in (-1, True, "1", 10**20, 2):
+        with pytest.raises(StoreError, match=r"has no pyramid level .*; levels: 0 to 1"):
+            gradbatch.open(path, level=level)
+    assert gradbatch.open(path, level=np.int64(1)).attrs["function"] == gradbatch.open(path).attrs["function"]
+    assert gradbatch.read_field(path, level=np.int64(1)).shape == (192, 256)
+    for bad in (None, 5, b"hb.h5"):
+        with pytest.raises(StoreError, match="expected a gradbatch file's path"):
+            gradbatch.open(bad)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="job: expected a job's name"):
+        gradbatch.read_field(path, job=5)  # type: ignore[arg-type]
+
+
+def test_compute_refuses_what_is_not_a_job(tmp_path: Path) -> None:
+    for bad in (None, 5, b"function: x"):
+        with pytest.raises(ConfigError, match=r"compute\(\) takes a job"):
+            gradbatch.compute(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no such job file"):
+        gradbatch.compute(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="device: expected auto, cpu, cuda or cuda:N, got 5"):
+        gradbatch.compute("function: x\ngrid: {x: [0, 1, 4]}", device=5)  # type: ignore[arg-type]
+    job = tmp_path / "job.YML"  # a path to a job file, whatever its suffix's case
+    job.write_text("function: x\ngrid: {x: [0, 1, 4]}")
+    assert gradbatch.compute(job)["value"].shape == (4,)
+    assert gradbatch.compute(str(job))["value"].shape == (4,)

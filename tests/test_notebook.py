@@ -89,3 +89,15 @@ def test_explore_without_the_widgets_gives_the_static_picture(hb: Path, monkeypa
         fig = gradbatch.explore(hb, size=(600, 450), layers=["image"])
     assert isinstance(fig, gradbatch.viewer.render.Figure) and fig.options.layers == ("image",)
     assert fig.png[:4] == b"\x89PNG"
+
+
+def test_explore_of_a_1d_job_gives_its_curve_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "c.h5"
+    gradbatch.run_jobs(parse_config("name: c\nfunction: 'x**3 + 2*x**2 - x'\ngrid: {x: [-3, 2, 200]}", output=out))
+
+    async def call() -> object:
+        return gradbatch.explore(out, size=(600, 450))
+
+    with pytest.warns(UserWarning, match="a 1D job is drawn as a curve"):
+        fig = asyncio.run(call())
+    assert fig.png[:4] == b"\x89PNG"

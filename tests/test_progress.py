@@ -83,3 +83,38 @@ def test_bars_close_at_the_end_of_each_phase() -> None:
     assert bars._bar is None
     text = out.getvalue()
     assert "j: tiles: 100%" in text and "j: paths: 100%" in text
+
+
+def test_a_callbacks_own_error_comes_back_as_it_was_in_every_phase(tmp_path: Path) -> None:
+    for phase in ("tiles", "paths", "basins", "streamlines"):
+
+        def boom(p: Progress, phase: str = phase) -> None:
+            if p.phase == phase and p.done > 0:
+                raise ValueError(f"stop at {phase}")
+
+        out = tmp_path / f"{phase}.h5"
+        with pytest.raises(ValueError, match=f"stop at {phase}"):
+            gradbatch.run_jobs(parse_config(JOB, output=out), progress=boom)
+        assert not out.exists()  # nothing complete-looking: the .partial stays for --resume
+
+
+def test_a_resumed_runs_rate_counts_only_its_own_points_and_time_never_runs_back(tmp_path: Path) -> None:
+    out = tmp_path / "hb.h5"
+    text = "name: hb\nfunction: {builtin: himmelblau}\ngrid: {x: [-5, 5, 256], y: [-5, 5, 256]}\ntile: 32\n"
+
+    def stop(p: Progress) -> None:
+        if p.tiles_done >= 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gradbatch.run_jobs(parse_config(text, output=out), progress=stop)
+    events: list[Progress] = []
+    gradbatch.run_jobs(parse_config(text, output=out), resume=True, progress=events.append)
+    tiles = [e for e in events if e.phase == "tiles" and e.done < e.total]
+    resumed = {e.points_resumed for e in tiles}
+    assert len(resumed) == 1 and 40 * 1024 <= resumed.pop() < 64 * 1024  # the tiles the first run left
+    for e in tiles:
+        assert e.points_per_s == pytest.approx((e.points_done - e.points_resumed) / e.elapsed_s)
+    events.clear()
+    gradbatch.run_jobs(parse_config(JOB, output=tmp_path / "p.h5"), progress=events.append)
+    assert all(e.elapsed_s >= 0 for e in events) and "in -" not in " ".join(map(str, events))

@@ -246,3 +246,57 @@ def test_slice_and_colormap_errors(
     )
     assert main(["render", str(out), "-o", str(tmp_path / "x.png"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_show_checks_its_options_and_the_job_at_the_call(tmp_path: Path) -> None:
+    """Each wrong option is one ViewerError naming it, its value and what it takes; what can be
+    checked against the job (field, slice, window) is checked before anything is drawn."""
+    from gradbatch.errors import ViewerError
+
+    path = _job(tmp_path, "x*y")
+    for kw, message in (
+        ({"contours": "ten"}, "contours: expected a whole number, got 'ten'"),
+        ({"dpi": 150.5}, "dpi: expected a whole number"),
+        ({"descent": "no"}, "descent: expected True or False, got 'no'"),
+        ({"title": 5}, "title: expected text, got 5"),
+        ({"elevation": float("nan")}, "elevation: expected a finite number"),
+        ({"size": (800.7, 600.2)}, "size: expected two whole numbers"),
+        ({"clim": (1e308, 1.7e308)}, "clim: expected finite limits lo < hi, within"),
+        ({"field": "nope"}, "field: job 'f' has no field 'nope'; fields: value, grad_x, grad_y"),
+        ({"slice": "z"}, "slice: job 'f' has 2 axes; a slice cuts a 3D job"),
+        ({"window": (10, 20, 10, 20)}, r"window: x from 10 to 20 is outside the job's x axis \(0 to 2\)"),
+        ({"window": (-1e301, 1e301)}, "window: x from"),
+    ):
+        with pytest.raises(ViewerError, match=message):
+            gradbatch.show(path, **kw)
+    with pytest.raises(ViewerError, match="options: expected a RenderOptions, got 5"):
+        gradbatch.show(path, options=5)  # type: ignore[arg-type]
+
+
+def test_show_draws_the_files_job_only_for_a_dataset_that_is_it(tmp_path: Path) -> None:
+    pytest.importorskip("xarray")
+    from gradbatch.errors import ViewerError
+
+    text = "jobs:\n  - {name: a, function: 'x*y', grid: {x: [0, 1, 40], y: [0, 1, 30]}}\n"
+    text += "  - {name: b, function: 'x+y', grid: {x: [0, 1, 40], y: [0, 1, 30]}}\n"
+    path = tmp_path / "two.h5"
+    gradbatch.run_jobs(parse_config(text, output=path))
+    with pytest.raises(ViewerError, match=r"holds 2 jobs \(a, b\); name one with job="):
+        gradbatch.show(path)
+    b = gradbatch.open(path, job="b")
+    assert gradbatch.show(b, size=(600, 450)).job == "b"
+    with pytest.raises(ViewerError, match="expected a gradbatch file's path or a Dataset"):
+        gradbatch.show(b["value"])
+    with pytest.raises(ViewerError, match="this Dataset is part of job 'b'"):
+        gradbatch.show(b.isel(x=slice(0, 10)))
+    with pytest.raises(ViewerError, match="does not say which job"):
+        gradbatch.show(b.drop_attrs())
+
+
+def test_a_figure_is_drawn_again_when_its_file_changed(tmp_path: Path) -> None:
+    path = _job(tmp_path, "x*y")
+    fig = gradbatch.show(path, layers=["image"], size=(300, 240), colorbar=False, legend=False)
+    first = fig.png
+    assert fig.png is first  # drawn once while the file is the same
+    _job(tmp_path, "-x*y")  # the same file, other values
+    assert fig.png != first

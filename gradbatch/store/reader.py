@@ -4,6 +4,7 @@ checks every reader relies on (:func:`check_job`). Field windows are in
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,8 +258,10 @@ def _level_of(path: str | Path, f: h5py.File, job: str, level: int) -> tuple[h5p
         raise StoreError(f"{path}: no job {job!r}; jobs: {', '.join(jobs)}")
     g = child(path, f, job, h5py.Group)
     lay = check_job(path, g, overlays=False)
-    if not (isinstance(level, int) and 0 <= level < len(lay.shapes)):
-        raise StoreError(f"{path}: job {job!r} has no pyramid level {level}; levels: 0 to {len(lay.shapes) - 1}")
+    if not (isinstance(level, numbers.Integral) and not isinstance(level, bool) and 0 <= level < len(lay.shapes)):
+        raise StoreError(
+            f"{path}: job {job!r} has no pyramid level {level!r}; levels: 0 to {len(lay.shapes) - 1} (whole numbers)"
+        )
     return g, lay
 
 

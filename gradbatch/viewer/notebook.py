@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import GradbatchError
 from .options import RenderOptions, picture_options
-from .render import Figure, _source, show
+from .render import Figure, _source, checked, show
 
 __all__ = ["explore", "NOTEBOOK_SIZE"]
 
@@ -43,6 +43,9 @@ def explore(source: Any, job: str | None = None, options: RenderOptions | None =
     event loop: a plain script), a static :class:`Figure` instead, with a warning saying why."""
     path, job = _source(source, job)
     opts = picture_options(options or RenderOptions(size=NOTEBOOK_SIZE), **kw)
+    job, ndim = checked(path, job, opts)
+    if ndim == 1:
+        return _static(path, job, opts, "a 1D job is drawn as a curve, not an interactive view")
     try:
         import ipywidgets
         import jupyter_rfb  # noqa: F401

@@ -86,8 +86,11 @@ class LayerOptions:
             raise ViewerError(f"path_step: expected a step of at least 0, got {self.path_step}")
         if self.clim is not None:
             lo, hi = self.clim
-            if not (lo < hi) or lo != lo or hi != hi or abs(lo) == float("inf") or abs(hi) == float("inf"):
-                raise ViewerError(f"clim: expected finite limits lo < hi, got {lo:g},{hi:g}")
+            if not (lo < hi and max(abs(lo), abs(hi)) <= 1e300) or hi - lo <= max(abs(lo), abs(hi)) * 1e-12:
+                raise ViewerError(
+                    f"clim: expected finite limits lo < hi, within ±1e300 and far enough apart to draw, "
+                    f"got {lo:g},{hi:g}"
+                )
             if self.scale == "log" and lo <= 0:
                 raise ViewerError(f"clim: a log scale needs a positive lower limit, got {lo:g}")
         if self.robust is not None and not 0 <= self.robust < 50:
@@ -263,10 +266,41 @@ def picture_options(base: RenderOptions | None = None, **options: object) -> Ren
         elif key == "slice":
             values["slice_axis"], values["plane"] = parse_slice(str(value))
             continue
+        else:
+            value = _typed(key, value)
         values[ALIASES.get(key, key)] = value
+    if base is not None and not isinstance(base, RenderOptions):
+        raise ViewerError(f"options: expected a RenderOptions, got {base!r}")
     opts = replace(base or RenderOptions(), **values)  # type: ignore[arg-type]
     opts.check()
     return opts
+
+
+_BOOLS = ("descent", "colorbar", "legend", "surface", "panels")
+_INTS = ("contours", "dpi", "path_step")
+_NUMBERS = ("robust", "pixels_per_arrow", "elevation", "azimuth")
+_TEXTS = ("field", "colormap", "scale", "arrows", "theme", "aspect", "title")
+
+
+def _typed(key: str, value: object) -> object:
+    """A keyword's value of the type its option takes (a bool, a whole number, a finite number,
+    text), or one ViewerError naming the option, the value and the type."""
+    import math
+    import numbers
+
+    if key in _BOOLS and not isinstance(value, bool):
+        raise ViewerError(f"{key}: expected True or False, got {value!r}")
+    if key in _INTS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ViewerError(f"{key}: expected a whole number, got {value!r}")
+        return int(value)
+    if key in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            raise ViewerError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if key in _TEXTS and not isinstance(value, str):
+        raise ViewerError(f"{key}: expected text, got {value!r}")
+    return value
 
 
 def _seq(value: object, key: str) -> Sequence[object]:
@@ -276,14 +310,17 @@ def _seq(value: object, key: str) -> Sequence[object]:
 
 
 def _pair(value: object, key: str, kind: type) -> tuple:
+    """Two numbers of ``kind`` (whole numbers stay whole: 800.7 pixels is refused)."""
+    import math
+    import numbers
+
     items = _seq(value, key)
-    try:
-        pair = tuple(kind(v) for v in items)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        pair = ()
-    if len(pair) != 2:
-        raise ViewerError(f"{key}: expected two numbers, got {value!r}")
-    return pair
+    want = numbers.Integral if kind is int else numbers.Real
+    ok = len(items) == 2 and all(isinstance(v, want) and not isinstance(v, bool) for v in items)
+    if not ok or not all(math.isfinite(float(v)) for v in items):  # type: ignore[arg-type]
+        what = "two whole numbers" if kind is int else "two finite numbers"
+        raise ViewerError(f"{key}: expected {what}, got {value!r}")
+    return tuple(kind(v) for v in items)
 
 
 def _window(value: object) -> tuple[float, float, float, float]:

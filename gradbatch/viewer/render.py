@@ -232,20 +232,28 @@ class JobPictures:
 
 class Figure:
     """A picture of a job for a notebook cell (:func:`show`): it displays itself as a PNG in
-    IPython and Jupyter (drawn once, when first shown) and saves to PNG, SVG or PDF anywhere."""
+    IPython and Jupyter (drawn when first shown, again if the file changed since) and saves to
+    PNG, SVG or PDF anywhere."""
 
     def __init__(self, path: Path, job: str | None, options: RenderOptions) -> None:
         self.path, self.job, self.options = path, job, options
         self._png: bytes | None = None
+        self._drawn_from: tuple[int, int] | None = None
 
     @property
     def png(self) -> bytes:
-        """The picture as PNG bytes."""
-        if self._png is None:
+        """The picture as PNG bytes (of the file as it is now)."""
+        try:
+            st = self.path.stat()
+            now: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            now = None  # render says what is wrong with the file
+        if self._png is None or now is None or now != self._drawn_from:
             import tempfile
 
             with tempfile.TemporaryDirectory() as folder:
                 self._png = render(self.path, Path(folder) / "view.png", self.job, self.options).read_bytes()
+            self._drawn_from = now
         return self._png
 
     def _repr_png_(self) -> bytes:
@@ -254,6 +262,8 @@ class Figure:
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         """Draw to ``out`` (.png, .svg or .pdf; an existing picture is replaced, any other file
         only with ``overwrite``, as ``gradbatch render`` does); returns its path."""
+        if not isinstance(out, (str, os.PathLike)):
+            raise ViewerError(f"save: expected a file path ending in .png, .svg or .pdf, got {out!r}")
         return render(self.path, out, self.job, self.options, overwrite=overwrite)
 
     def __repr__(self) -> str:
@@ -263,31 +273,76 @@ class Figure:
 
 def show(source: Any, job: str | None = None, options: RenderOptions | None = None, **kw: Any) -> Figure:
     """A job's picture for a notebook: ``source`` a gradbatch file or a Dataset that
-    ``gradbatch.open`` gave; keyword options as ``gradbatch render`` takes them (``descent=True``,
-    ``layers=["image", "arrows"]``, ``clim=(lo, hi)``, ``size=(800, 600)``, ...; see
-    :func:`~gradbatch.viewer.options.picture_options`), over ``options`` if given. The options and
-    the job are checked now; the picture is drawn when shown or saved."""
+    ``gradbatch.open`` gave (its file's job is drawn); keyword options as ``gradbatch render``
+    takes them (``descent=True``, ``layers=["image", "arrows"]``, ``clim=(lo, hi)``,
+    ``size=(800, 600)``, ...; see :func:`~gradbatch.viewer.options.picture_options`), over
+    ``options`` if given. ``job``: None for a file's only job. The options are checked against
+    the job now (its fields, axes and extent); the picture is drawn when shown or saved."""
     path, job = _source(source, job)
     opts = picture_options(options, **kw)
-    from ..store import job_layout
-
-    if job_layout(path, job) is None:
-        raise ViewerError(f"{path}: no job {job!r}")
+    job, _ = checked(path, job, opts)
     return Figure(path, job, opts)
 
 
+def checked(path: Path, job: str | None, opts: RenderOptions) -> tuple[str, int]:
+    """The job to draw (None: the file's only one) and its number of axes, with ``opts``
+    checked against it: the field exists, a slice is for a 3D job, the window overlaps the grid."""
+    from ..datasets import the_job
+    from ..store import job_layout, read_coords
+
+    try:
+        name, axes = the_job(path, job)
+    except StoreError as exc:
+        raise ViewerError(str(exc)) from None
+    lay = job_layout(path, name)
+    assert lay is not None
+    if opts.field is not None and opts.field not in lay.fields:
+        raise ViewerError(f"field: job {name!r} has no field {opts.field!r}; fields: {', '.join(lay.fields)}")
+    if opts.slice_axis is not None and len(axes) != 3:
+        raise ViewerError(f"slice: job {name!r} has {len(axes)} axes; a slice cuts a 3D job")
+    if opts.window is not None:
+        coords = read_coords(path, name)
+        x0, x1, y0, y1 = opts.window
+        spans = [(x0, x1, axes[0], coords[0])]
+        if y0 == y0 and len(axes) > 1:
+            spans.append((y0, y1, axes[1], coords[1]))
+        for lo, hi, axis, values in spans:
+            first, last = float(min(values[0], values[-1])), float(max(values[0], values[-1]))
+            if max(abs(lo), abs(hi)) > 1e300 or hi < first or lo > last:
+                raise ViewerError(
+                    f"window: {axis} from {lo:g} to {hi:g} is outside the job's {axis} axis ({first:g} to {last:g})"
+                )
+    return name, len(axes)
+
+
 def _source(source: Any, job: str | None) -> tuple[Path, str | None]:
-    """The file and job a picture is drawn from: a path, or a Dataset opened from a file."""
-    if isinstance(source, (str, Path)):
+    """The file and job a picture is drawn from: a path, or a Dataset opened from a file (whose
+    file's job is drawn: the same sizes are checked, not values changed in memory)."""
+    if isinstance(source, (str, os.PathLike)):
         return Path(source), job
     encoding = getattr(source, "encoding", None)
     attrs = getattr(source, "attrs", None)
-    if isinstance(encoding, dict) and isinstance(attrs, dict):
-        found = encoding.get("source")
-        if not found:
-            raise ViewerError(
-                "this Dataset was computed in memory (gradbatch.compute), not opened from a file: "
-                "pictures are drawn from files; run the job into one (gradbatch.run) and open it"
-            )
-        return Path(found), job or attrs.get("job")
-    raise ViewerError(f"expected a gradbatch file's path or a Dataset from gradbatch.open, got {type(source).__name__}")
+    if not (isinstance(encoding, dict) and isinstance(attrs, dict) and hasattr(source, "data_vars")):
+        raise ViewerError(
+            f"expected a gradbatch file's path or a Dataset from gradbatch.open, got {type(source).__name__}"
+        )
+    found = encoding.get("source")
+    if not found:
+        raise ViewerError(
+            "this Dataset was computed in memory (gradbatch.compute) or built anew, not opened from a "
+            "file: pictures are drawn from files; run the job into one (gradbatch.run) and open it"
+        )
+    name = job or attrs.get("job")
+    from ..store import job_layout
+
+    lay = job_layout(found, name) if name else None
+    if lay is None:
+        raise ViewerError(f"this Dataset does not say which job of {found} it holds: pass job=")
+    shape = dict(zip(reversed(lay.axes), lay.shapes[0]))
+    sizes = {k: v for k, v in source.sizes.items() if k in shape}
+    if sizes != shape:
+        raise ViewerError(
+            f"this Dataset is part of job {name!r} of {found} ({sizes} of {shape}): pictures draw the "
+            "file's whole job; pass the Dataset gradbatch.open gave, and window= for a part"
+        )
+    return Path(found), name
