@@ -325,3 +325,20 @@ def test_surface_svg_and_pdf_hold_the_axis_names_and_a_colour_bar(tmp_path: Path
     text = _pdf_text(pdf.read_bytes())
     assert "mass" in text and "speed" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_1d_vector_jobs_curve_is_its_magnitude_by_default(tmp_path: Path) -> None:
+    """The default field of a vector job is its magnitude, |v| (not a gradient's |∇f|)."""
+    import gradbatch
+    from gradbatch.config import parse_config
+
+    out = tmp_path / "v.h5"
+    text = "name: v\nfunction: ['sin(x)']\ngrid: {x: [-1, 1, 20]}\noutputs: [components, divergence, magnitude]\n"
+    gradbatch.run_jobs(parse_config(text, output=out))
+    fig = gradbatch.show(out, size=(600, 450))
+    assert fig.png[:4] == b"\x89PNG"
+    from gradbatch.store import job_layout
+    from gradbatch.viewer.figure1d import check_curve_options
+
+    lay = job_layout(out)
+    assert lay is not None and check_curve_options(fig.options, lay) == "magnitude"

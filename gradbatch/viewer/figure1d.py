@@ -20,6 +20,7 @@ from ..errors import StoreError, ViewerError
 from ..geometry import choose_level
 from ..store import JobLayout, inspect, read_coords, read_field, read_overlays
 from .figure import add_legend, axis_label, field_label, figure_context, new_figure, save_figure, wrap_title
+from .limits import default_field
 from .options import RenderOptions, Resolved
 from .prepare import ArrowScale, arrow_samples, arrow_vectors
 
@@ -72,7 +73,7 @@ def check_curve_options(opt: RenderOptions, layout: JobLayout) -> str:
     if opt.slice_axis is not None or opt.plane is not None:
         where = opt.slice_axis or ""
         raise ViewerError(f"--slice: {where!r} asked of job {job!r}, which is 1D; slices are planes of 3D jobs")
-    field = opt.field or "value"
+    field = opt.field or default_field(tuple(layout.fields))  # value, or a vector job's magnitude
     if field not in layout.fields:
         raise ViewerError(
             f"--field: job {job!r} is 1D and has no field {field!r}; its curve can draw: {', '.join(layout.fields)}"
@@ -117,6 +118,7 @@ class CurveFigure:
         self.fig, self.layout, self.opt, self.attrs, self.field, self.descent = fig, layout, opt, attrs, field, descent
         self.ax = fig.add_subplot()
         self.axis = layout.axes[0]
+        self.gradient = not any(f.startswith("v_") for f in layout.fields)  # a vector job's magnitude is |v|
         self.handles: list[Any] = []
         self.dark = opt.theme == "dark"
         self.ink = "white" if self.dark else "black"
@@ -166,7 +168,7 @@ class CurveFigure:
         yy = np.where(np.isfinite(y), y, np.nan)  # NaN breaks the line: a gap, never a value
         color = "#4fa3ff" if self.dark else "#1f77b4"
         self.ax.plot(x, yy, color=color, lw=1.8, zorder=3)
-        name = field_label(self.field, (self.axis,), True)
+        name = field_label(self.field, (self.axis,), self.gradient)
         self.handles.append(Line2D([], [], color=color, lw=1.8, label=name))
         undefined = self._undefined(y)
         if undefined:
@@ -253,7 +255,7 @@ class CurveFigure:
     def frame(self) -> None:
         labels = getattr(self.layout, "labels", None) or {}
         self.ax.set_xlabel(axis_label(self.axis, labels))
-        self.ax.set_ylabel(field_label(self.field, (self.axis,), True))
+        self.ax.set_ylabel(field_label(self.field, (self.axis,), self.gradient))
         if self.opt.aspect == "equal":
             self.ax.set_aspect("equal")
         title = self.opt.title
