@@ -104,7 +104,8 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
     """Job ``job`` of a gradbatch file (None: its only job) as an ``xarray.Dataset``: its
     fields (lazily read, as ``xarray.open_dataset`` reads them), coordinates and attributes,
     and its paths, basins and streamlines as data variables on dims of their own (see the
-    module's table). ``level``: a pyramid level's fields instead (no overlays)."""
+    module's table). ``level``: a pyramid level's fields instead (no overlays). The file stays
+    open while the Dataset reads it lazily: ``ds.close()``, or ``with gradbatch.open(...) as ds``."""
     xr = _xarray()
     name, axes = the_job(path, job)
     lay = job_layout(path, name)
@@ -117,7 +118,8 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", group=group)
         if level:  # a level's own group holds only its fields: the job's attributes too
-            ds.attrs = {**xr.open_dataset(path, engine="h5netcdf", group=name).attrs, **ds.attrs}
+            with xr.open_dataset(path, engine="h5netcdf", group=name) as top:
+                ds.attrs = {**top.attrs, **ds.attrs}
     except (OSError, ValueError, KeyError) as exc:
         if "already open for write" in str(exc):
             raise StoreError(
@@ -126,7 +128,9 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
             ) from None
         raise StoreError(f"{path}: xarray cannot open {group}: {type(exc).__name__}: {exc}") from None
     if level == 0:
+        opened = ds
         ds = ds.assign(overlay_variables(read_overlays(path, name), axes))
+        ds.set_close(opened.close)  # ds.close() (or a with block) lets go of the file
     ds.attrs["job"] = name
     return ds
 

@@ -161,3 +161,24 @@ def test_compute_refuses_what_is_not_a_job(tmp_path: Path) -> None:
     job.write_text("function: x\ngrid: {x: [0, 1, 4]}")
     assert gradbatch.compute(job)["value"].shape == (4,)
     assert gradbatch.compute(str(job))["value"].shape == (4,)
+
+
+def test_a_partial_file_opened_here_says_to_close_it_before_resuming(tmp_path: Path) -> None:
+    from gradbatch.store import partial_path
+
+    out = tmp_path / "w.h5"
+    text = "name: w\nfunction: 'x*y'\ngrid: {x: [0, 1, 256], y: [0, 1, 256]}\ntile: 32\n"
+
+    def stop(p: gradbatch.Progress) -> None:
+        if p.tiles_done >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gradbatch.run_jobs(parse_config(text, output=out), progress=stop)
+    ds = gradbatch.open(partial_path(out))
+    assert ds.attrs["complete"] in (False, 0) and float(ds["value"][0, 0]) == 0.0
+    with pytest.raises(StoreError, match=r"held open, .* by this one \(a Dataset gradbatch.open gave of it"):
+        gradbatch.run_jobs(parse_config(text, output=out), resume=True)
+    ds.close()
+    gradbatch.run_jobs(parse_config(text, output=out), resume=True)
+    assert gradbatch.open(out).attrs["complete"]

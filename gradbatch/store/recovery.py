@@ -236,8 +236,9 @@ def recover_partial(part: Path) -> list[str]:
         raise StoreError(f"{part}: is not a regular file; remove it or run with --overwrite")
     if held_by_another_process(part):
         raise StoreError(
-            f"{part}: another process holds it open for writing (not a gradbatch run of "
-            "this output: those take its .lock first)"
+            f"{part}: it is held open, by another process (not a gradbatch run of this output: "
+            "those take its .lock first) or by this one (a Dataset gradbatch.open gave of it: "
+            "close it with ds.close())"
         )
     try:
         clear_write_flags(part)
