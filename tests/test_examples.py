@@ -47,3 +47,26 @@ def test_the_example_notebook_runs(notebook: Path, tmp_path: Path) -> None:
     pictures = list(tmp_path.glob("*.png"))
     assert pictures and all(p.read_bytes()[:4] == b"\x89PNG" for p in pictures)
     assert "showing a static picture" in run.stderr  # explore() outside a kernel, said
+
+
+def test_in_a_jupyter_kernel_explore_is_a_widget_and_progress_a_bar(tmp_path: Path) -> None:
+    """The first example in a real kernel (nbclient): no cell fails, ``explore`` shows the
+    interactive widget (not the static picture), ``progress=True`` a notebook bar, ``show`` a PNG."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.read(EXAMPLES[0], as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [c.outputs for c in nb.cells if c.cell_type == "code"]
+    assert not [o for cell in outputs for o in cell if o.output_type == "error"]
+    kinds = [{k for o in cell for k in o.get("data", {})} for cell in outputs]
+    run_cell = next(i for i, c in enumerate(nb.cells) if "progress=True" in c.source)
+    explore_cell = next(i for i, c in enumerate(nb.cells) if c.source.startswith("gradbatch.explore"))
+    code_index = {i: k for k, i in enumerate(j for j, c in enumerate(nb.cells) if c.cell_type == "code")}
+    widget = "application/vnd.jupyter.widget-view+json"
+    assert {widget, "image/png"} <= kinds[code_index[run_cell]]  # the tqdm bars, then the picture
+    assert widget in kinds[code_index[explore_cell]]
+    stderr = " ".join(o.get("text", "") for o in outputs[code_index[explore_cell]] if o.output_type == "stream")
+    assert "static picture" not in stderr
