@@ -28,7 +28,7 @@ from .outputs import by_output, check_render, check_space, decide, make_folder, 
 from .progress import Progress, ProgressFn, progress_fn
 from .store import JobWriter, commit, h5py_version, partial_jobs, partial_path, stored_bytes, tile_stats
 from .summary import nonfinite_lines
-from .trajectories.flows import FileSink, check_flows, run_flows
+from .trajectories.flows import FileSink, FlowSink, MemorySink, check_flows, run_flows
 from .writing import axis_attrs, write_tiles
 
 __all__ = [
@@ -308,7 +308,7 @@ def _run_one(
     total_tiles, total_points = len(plan.layout), job.grid.size
     if progress is not None:
         progress(Progress(job.name, total_tiles, total_tiles, total_points, total_points, wall))
-    flow_timings = _flows(plan, part, say, cluster, progress)
+    flow_timings = _flows(plan, FileSink(part, job.name), say, cluster, progress, kept=part)
     if cluster is None and not stats.compiled:
         note = aot.start_background_build(plan, stats.points)
         if note is not None:
@@ -395,23 +395,29 @@ def _tiles(
 
 
 def _flows(
-    plan: JobPlan, part: Path, say: Callable[[str], None], cluster: Any, progress: ProgressFn | None = None
+    plan: JobPlan,
+    sink: FlowSink,
+    say: Callable[[str], None],
+    cluster: Any = None,
+    progress: ProgressFn | None = None,
+    kept: Path | None = None,
 ) -> dict[str, float]:
-    """The job's paths, basins and streamlines (basins' descents on ``cluster``'s workers if given)."""
+    """The job's paths, basins and streamlines into ``sink`` (basins' descents on ``cluster``'s
+    workers if given); a failure is one EngineError, saying where the fields are ``kept``."""
     run_batches = None
     if cluster is not None and plan.job.basins is not None:
         from .distributed import basins_on
 
         run_batches = basins_on(cluster, plan)
     try:
-        return run_flows(plan, FileSink(part, plan.job.name), say, run_batches, _phases(plan, progress))
+        return run_flows(plan, sink, say, run_batches, _phases(plan, progress))
     except _ProgressFailed as exc:
         raise exc.original from None
     except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # torch.optim and friends
         raise EngineError(
             f"{plan.job.name}: computing its paths, basins or streamlines failed "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the fields are on disk "
-            f"in {part}"
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+            + (f"; the fields are on disk in {kept}" if kept is not None else "")
         ) from None
 
 
@@ -516,7 +522,6 @@ def compute(job: JobConfig | JobFile | JobPlan | str | Path, device: str | None 
     from .datasets import job_dataset
     from .engine import compute as compute_fields
     from .store.encode import encode_attr
-    from .trajectories.flows import MemorySink
 
     if device is not None and not isinstance(device, str):
         raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
@@ -525,13 +530,7 @@ def compute(job: JobConfig | JobFile | JobPlan | str | Path, device: str | None 
     stats = EvalStats()
     fields = compute_fields(plan, stats=stats)
     sink = MemorySink()
-    try:
-        run_flows(plan, sink, lambda message: None)
-    except (RuntimeError, ValueError, OverflowError, FloatingPointError) as exc:  # as _flows says them
-        raise EngineError(
-            f"{plan.job.name}: computing its paths, basins or streamlines failed "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
-        ) from None
+    _flows(plan, sink, lambda message: None)
     attrs = {k: v for k, v in _provenance(plan).items() if k != "created"}
     attrs["complete"] = True
     if stats.check is not None:
