@@ -185,6 +185,8 @@ def test_auto_scale_picks_log_for_rosenbrock_and_says_so(tmp_path: Path) -> None
     assert m.resolved.scale == "log"
     assert any("log colour scale" in t for t in _legend_texts(m))
     assert _build(path, layers=("image",), scale="linear").resolved.scale == "linear"
+    # limits from zero (the README's clim=(0, 500)): a linear scale, not a log one it cannot draw
+    assert _build(path, layers=("image",), clim=(0.0, 100.0)).resolved.scale == "linear"
 
 
 def test_the_legend_notes_only_what_is_drawn(tmp_path: Path) -> None:

@@ -58,6 +58,8 @@ def resolve(options: LayerOptions, facts: JobFacts, stats: FieldStats | None) ->
     if options.descent is None and descent and "arrows" in layers:  # a note only for what is drawn
         notes.append("arrows point downhill, as the job's descent does")
     scale = options.scale
+    if scale == "auto" and options.clim is not None and options.clim[0] <= 0:
+        scale = "linear"  # limits from zero or below: not a log scale, whatever the values span
     if scale == "auto":
         scale = "linear"
         decades = _decades(stats)
