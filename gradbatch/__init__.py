@@ -57,7 +57,7 @@ __all__ = [
     "FunctionError",
     "GradbatchError",
     "StoreError",
-    *_LAZY,
+    *(name for name in _LAZY if name != "open"),  # `from gradbatch import *` must not hide the builtin open
 ]
 
 
