@@ -271,6 +271,9 @@ def test_show_checks_its_options_and_the_job_at_the_call(tmp_path: Path) -> None
             gradbatch.show(path, **kw)
     with pytest.raises(ViewerError, match="options: expected a RenderOptions, got 5"):
         gradbatch.show(path, options=5)  # type: ignore[arg-type]
+    from gradbatch.viewer.options import RenderOptions
+
+    assert RenderOptions(layers="image,arrows").layers == ("image", "arrows")  # type: ignore[arg-type]
 
 
 def test_show_draws_the_files_job_only_for_a_dataset_that_is_it(tmp_path: Path) -> None:

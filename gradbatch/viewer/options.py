@@ -68,6 +68,10 @@ class LayerOptions:
     aspect: str | None = None  # auto (fill the axes) | equal (None: equal unless the axes are different quantities)
     title: str | None = None  # None: the job's name and function
 
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str):  # "image,arrows", as on the command line: not its letters
+            object.__setattr__(self, "layers", parse_layers(self.layers))
+
     def check(self) -> None:
         """Raise a ViewerError naming the first option that cannot be drawn."""
         for layer in self.layers:
