@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import GradbatchError, StoreError
 from .records import REASONS, STOPS, Overlays
-from .store import job_layout, read_coords, read_overlays
+from .store import job_layout, read_coords, read_overlays, read_part
 from .store import read_field as _read_array
 
 if TYPE_CHECKING:
@@ -127,12 +127,32 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
                 "(its finished jobs can be read then)"
             ) from None
         raise StoreError(f"{path}: xarray cannot open {group}: {type(exc).__name__}: {exc}") from None
+    opened = ds
+    ds = ds.assign({k: _through_store(xr, path, f"{group}/{k}", ds[k]) for k in ds.data_vars})
     if level == 0:
-        opened = ds
         ds = ds.assign(overlay_variables(read_overlays(path, name), axes))
-        ds.set_close(opened.close)  # ds.close() (or a with block) lets go of the file
+    ds.set_close(opened.close)  # ds.close() (or a with block) lets go of the file
     ds.attrs["job"] = name
     return ds
+
+
+def _through_store(xr: Any, path: str | Path, name: str, var: Any) -> Any:
+    """``var`` (dims, attributes) with its values read lazily through the store, part by part as
+    they are used: a damaged chunk is then a StoreError naming the file and the field."""
+    from xarray.core import indexing
+
+    class StoreArray(xr.backends.BackendArray):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            self.shape, self.dtype = tuple(var.shape), var.dtype
+
+        def __getitem__(self, key: Any) -> np.ndarray:
+            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
+
+        def _read(self, key: tuple[Any, ...]) -> np.ndarray:
+            return read_part(path, name, key)
+
+    data = indexing.LazilyIndexedArray(StoreArray())
+    return xr.DataArray(xr.Variable(var.dims, data, attrs=var.attrs, encoding=var.encoding), coords=var.coords)
 
 
 def job_dataset(

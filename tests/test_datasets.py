@@ -182,3 +182,22 @@ def test_a_partial_file_opened_here_says_to_close_it_before_resuming(tmp_path: P
     ds.close()
     gradbatch.run_jobs(parse_config(text, output=out), resume=True)
     assert gradbatch.open(out).attrs["complete"]
+
+
+def test_a_damaged_chunk_read_lazily_is_one_store_error(tmp_path: Path) -> None:
+    """open() checks the file's structure; a chunk damaged inside it is found only when read,
+    and that read is a StoreError naming the file and the field, not h5py's OSError."""
+    path = _run("name: w\nfunction: 'sin(x*y)'\ngrid: {x: [0, 4, 256], y: [0, 4, 256]}\ntile: 64\n", tmp_path / "w.h5")
+    import hdf5plugin  # noqa: F401
+
+    with h5py.File(path, "r") as f:
+        info = f["w/value"].id.get_chunk_info(5)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + 16)
+        fh.write(b"\xff" * (info.size - 16))
+    ds = gradbatch.open(path)
+    assert float(ds["value"][0, 0]) == 0.0  # other chunks read as before
+    with pytest.raises(StoreError, match=r"w.h5: cannot read /w/value: the file is damaged"):
+        _ = ds["value"].values
+    with pytest.raises(StoreError, match="the file is damaged"):
+        ds.load()

@@ -274,6 +274,14 @@ def read_field(path: str | Path, job: str, field_name: str, level: int = 0) -> n
         return read_array(path, child(path, g, L.level_path(level, field_name)))
 
 
+def read_part(path: str | Path, name: str, key: Any) -> np.ndarray:
+    """``file[name][key]``: part of one dataset (``name``: its path in the file), read now; a
+    damaged file or chunk is a StoreError naming it. What a lazily read Dataset
+    (``gradbatch.open``) reads through."""
+    with open_store(path) as f:
+        return read_array(path, child(path, f, name.lstrip("/")), key)
+
+
 def read_stats(path: str | Path, job: str, field_name: str) -> FieldStats:
     """Field ``field_name``'s statistics over the whole job (see :mod:`gradbatch.store.stats`):
     the finite range, non-finite and non-positive counts, percentiles of a fixed pyramid level."""
