@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import GradbatchError, StoreError
 from .records import REASONS, STOPS, Overlays
-from .store import job_layout, read_coords, read_overlays, read_part
+from .store import JobLayout, job_layout, read_coords, read_overlays, read_part
 from .store import read_field as _read_array
 
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ def _xarray() -> Any:
     return xarray
 
 
-def the_job(path: str | Path, job: str | None) -> tuple[str, tuple[str, ...]]:
-    """The job ``job`` of the file (None: its only job) and its axes, checked; a StoreError
+def the_job(path: str | Path, job: str | None) -> JobLayout:
+    """The layout of job ``job`` of the file (None: its only job), checked; a StoreError
     names the jobs when there are several or ``job`` is not one of them."""
     from .store.access import job_names, open_store
 
@@ -84,14 +84,15 @@ def the_job(path: str | Path, job: str | None) -> tuple[str, tuple[str, ...]]:
         raise StoreError(f"{path}: no job {job!r}; jobs: {', '.join(names)}")
     lay = job_layout(path, job)
     assert lay is not None
-    return job, lay.axes
+    return lay
 
 
 def read_field(path: str | Path, job: str | None = None, field: str = "value", level: int = 0) -> xr.DataArray:
     """One whole field (or pyramid ``level``) in memory, as an ``xarray.DataArray`` with its
     coordinates. ``job``: None for a file's only job. Mind the size of large jobs."""
     xr = _xarray()
-    name, axes = the_job(path, job)
+    lay = the_job(path, job)
+    name, axes = lay.name, lay.axes
     data = _read_array(path, name, field, level)
     coords = read_coords(path, name, level)
     dims = tuple(reversed(axes))
@@ -107,9 +108,8 @@ def open(path: str | Path, job: str | None = None, level: int = 0) -> xr.Dataset
     module's table). ``level``: a pyramid level's fields instead (no overlays). The file stays
     open while the Dataset reads it lazily: ``ds.close()``, or ``with gradbatch.open(...) as ds``."""
     xr = _xarray()
-    name, axes = the_job(path, job)
-    lay = job_layout(path, name)
-    assert lay is not None
+    lay = the_job(path, job)
+    name, axes = lay.name, lay.axes
     if not (isinstance(level, numbers.Integral) and not isinstance(level, bool) and 0 <= level < len(lay.shapes)):
         raise StoreError(f"{path}: job {name!r} has no pyramid level {level!r}; levels: 0 to {len(lay.shapes) - 1}")
     import hdf5plugin  # noqa: F401  (registers the Blosc2 filter with HDF5 for xarray's reader)

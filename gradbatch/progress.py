@@ -16,10 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Progress", "ProgressFn", "Bars", "PHASES", "progress_fn", "Throttle"]
-
-PHASES = ("tiles", "paths", "basins", "streamlines")
-"""A job's phases, in the order they run (each only if the job asks for it)."""
+__all__ = ["Progress", "ProgressFn", "Bars", "progress_fn", "Throttle"]
 
 
 @dataclass(frozen=True)

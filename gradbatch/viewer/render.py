@@ -288,14 +288,13 @@ def checked(path: Path, job: str | None, opts: RenderOptions) -> tuple[str, int]
     """The job to draw (None: the file's only one) and its number of axes, with ``opts``
     checked against it: the field exists, a slice is for a 3D job, the window overlaps the grid."""
     from ..datasets import the_job
-    from ..store import job_layout, read_coords
+    from ..store import read_coords
 
     try:
-        name, axes = the_job(path, job)
+        lay = the_job(path, job)
     except StoreError as exc:
         raise ViewerError(str(exc)) from None
-    lay = job_layout(path, name)
-    assert lay is not None
+    name, axes = lay.name, lay.axes
     if opts.field is not None and opts.field not in lay.fields:
         raise ViewerError(f"field: job {name!r} has no field {opts.field!r}; fields: {', '.join(lay.fields)}")
     if opts.slice_axis is not None and len(axes) != 3:
