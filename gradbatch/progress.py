@@ -103,10 +103,8 @@ class Throttle:
     def __call__(self, p: Progress) -> None:
         pct = int(p.fraction * 100)
         key = (p.job, p.phase, pct)
-        if key == self._last and 0 < p.done < p.total:
+        if key == self._last:  # the same whole percent (a start or an end said twice too)
             return
-        if self._last is not None and key == self._last and p.done >= p.total:
-            return  # the end, said already
         self._last = key
         self.fn(p)
 
